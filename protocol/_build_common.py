@@ -1,0 +1,175 @@
+"""What both dialects share when building frames: client-event encoding, the server-role
+payloads whose shape is the same in v1 and v2, and small argument checks.
+
+Invariants:
+- Builders and encoders raise ``LocalProtocolError`` for arguments the dialect cannot carry;
+  they never produce a frame the matching parser would reject.
+- Payload functions return plain dicts (so the simulator can add ``event_id`` or locator
+  fields before dumping); ``encode_*`` in ``_codec`` turn them into JSON text.
+- Audio leaves as base64 only here, at the edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._audio import b64encode_pcm
+from ._client_events import ClientEvent, InputAudioBufferAppend
+from ._converter import unstructure
+from ._errors import LocalProtocolError
+from ._events import (
+    ConversationItemAdded,
+    ConversationItemDeleted,
+    ConversationItemTruncated,
+    Error,
+    InputAudioCommitted,
+    InputAudioSpeechStarted,
+    InputAudioSpeechStopped,
+    RateLimitsUpdated,
+    ResponseCancelled,
+    ResponseCreated,
+    ResponseDone,
+    ServerEvent,
+    UnknownEvent,
+)
+
+__all__ = [
+    "COMMON_SERVER_PAYLOADS",
+    "ServerPayload",
+    "append_text",
+    "client_payload",
+    "drop_none",
+    "require_text",
+]
+
+# (event, handoff tool name, silence tool name) -> wire dict
+ServerPayload = Callable[[Any, str, str], dict[str, Any]]
+
+
+def require_text(value: str, what: str) -> str:
+    """``value`` if it is a non-empty string, else ``LocalProtocolError`` naming ``what``."""
+    if not isinstance(value, str) or not value:
+        raise LocalProtocolError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def drop_none(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` without keys whose value is ``None``."""
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+def client_payload(event: ClientEvent) -> dict[str, Any]:
+    """The wire dict of a client event (same shape in both dialects)."""
+    body: dict[str, Any] = {"type": event.TYPE}
+    fields = unstructure(event)
+    if isinstance(event, InputAudioBufferAppend):
+        fields["audio"] = b64encode_pcm(event.audio)
+    body.update(fields)
+    return body
+
+
+def append_text(pcm: bytes, event_id: str | None = None) -> str:
+    """JSON text of ``input_audio_buffer.append`` without a dict or a JSON encoder in between:
+    this is the WebSocket audio upload hot path, and base64 needs no JSON escaping."""
+    if event_id is None:
+        return '{"type":"input_audio_buffer.append","audio":"' + b64encode_pcm(pcm) + '"}'
+    if '"' in event_id or "\\" in event_id:
+        raise LocalProtocolError(f"event_id must not contain quotes or backslashes: {event_id!r}")
+    return (
+        '{"type":"input_audio_buffer.append","event_id":"'
+        + event_id
+        + '","audio":"'
+        + b64encode_pcm(pcm)
+        + '"}'
+    )
+
+
+def _speech_started(e: InputAudioSpeechStarted, _h: str, _s: str) -> dict[str, Any]:
+    return drop_none({"type": e.TYPE, "item_id": e.item_id, "audio_start_ms": e.audio_start_ms})
+
+
+def _speech_stopped(e: InputAudioSpeechStopped, _h: str, _s: str) -> dict[str, Any]:
+    return drop_none({"type": e.TYPE, "item_id": e.item_id, "audio_end_ms": e.audio_end_ms})
+
+
+def _committed(e: InputAudioCommitted, _h: str, _s: str) -> dict[str, Any]:
+    # GA always sends previous_item_id, null for the first item.
+    return drop_none({"type": e.TYPE, "item_id": e.item_id}) | {
+        "previous_item_id": e.previous_item_id
+    }
+
+
+def _response(response_id: str | None, status: str, **extra: Any) -> dict[str, Any]:
+    return drop_none({"id": response_id, "object": "realtime.response", "status": status, **extra})
+
+
+def _response_created(e: ResponseCreated, _h: str, _s: str) -> dict[str, Any]:
+    return {"type": e.TYPE, "response": _response(e.response_id, "in_progress", output=[])}
+
+
+def _response_cancelled(e: ResponseCancelled, _h: str, _s: str) -> dict[str, Any]:
+    return {"type": e.TYPE, "response": _response(e.response_id, "cancelled")}
+
+
+def _response_done(e: ResponseDone, _h: str, _s: str) -> dict[str, Any]:
+    usage = unstructure(e.usage) if e.usage is not None else None
+    response = drop_none(
+        {"id": e.response_id, "object": "realtime.response", "status": e.status, "usage": usage}
+    )
+    return {"type": e.TYPE, "response": response}
+
+
+def _item_added(e: ConversationItemAdded, _h: str, _s: str) -> dict[str, Any]:
+    return {"type": e.TYPE, "previous_item_id": None, "item": unstructure(e.item)}
+
+
+def _item_truncated(e: ConversationItemTruncated, _h: str, _s: str) -> dict[str, Any]:
+    return {
+        "type": e.TYPE,
+        "item_id": e.item_id,
+        "content_index": e.content_index,
+        "audio_end_ms": e.audio_end_ms,
+    }
+
+
+def _item_deleted(e: ConversationItemDeleted, _h: str, _s: str) -> dict[str, Any]:
+    return {"type": e.TYPE, "item_id": e.item_id}
+
+
+def _rate_limits(e: RateLimitsUpdated, _h: str, _s: str) -> dict[str, Any]:
+    return {"type": e.TYPE, "rate_limits": [unstructure(limit) for limit in e.limits]}
+
+
+def _error(e: Error, _h: str, _s: str) -> dict[str, Any]:
+    # fatal is not on the wire: the parser derives it from the code.
+    return {
+        "type": e.TYPE,
+        "error": {
+            "type": "invalid_request_error",
+            "code": e.code,
+            "message": e.message,
+            "param": None,
+            "event_id": e.event_id,
+        },
+    }
+
+
+def _unknown(e: UnknownEvent, _h: str, _s: str) -> dict[str, Any]:
+    return {**e.payload, "type": e.type}
+
+
+COMMON_SERVER_PAYLOADS: Final[dict[type[ServerEvent], ServerPayload]] = {
+    InputAudioSpeechStarted: _speech_started,
+    InputAudioSpeechStopped: _speech_stopped,
+    InputAudioCommitted: _committed,
+    ResponseCreated: _response_created,
+    ResponseCancelled: _response_cancelled,
+    ResponseDone: _response_done,
+    ConversationItemAdded: _item_added,
+    ConversationItemTruncated: _item_truncated,
+    ConversationItemDeleted: _item_deleted,
+    RateLimitsUpdated: _rate_limits,
+    Error: _error,
+    UnknownEvent: _unknown,
+}

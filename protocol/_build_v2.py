@@ -1,0 +1,290 @@
+"""The v2 (Realtime GA) dialect, building side: the ``session.update`` handshake with the
+handoff function tool, prompt updates, text items, handoff replies as
+``function_call_output`` items, and the server-role payloads in GA shape.
+
+Invariants:
+- The conversational session advertises the handoff tool (one string parameter ``prompt``,
+  ``tool_choice: "auto"``) and, unless disabled, the ``remain_silent`` no-op tool.
+- GA payloads carry the locator fields the official models require (``output_index``,
+  ``content_index``); duplex emits single-part items, so both are 0 unless the caller adds
+  its own before dumping.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, b64encode_pcm
+from ._build_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
+from ._client_events import ClientEvent, ConversationItemCreate, SessionUpdate
+from ._enums import OutputModality, ProtocolVersion, SessionMode, validate_voice
+from ._events import (
+    AudioOut,
+    ConversationItemDone,
+    HandoffRequested,
+    InputTranscriptDelta,
+    InputTranscriptDone,
+    NoopRequested,
+    OutputTranscriptDelta,
+    OutputTranscriptDone,
+    ServerEvent,
+    SessionCreated,
+    SessionUpdated,
+)
+from ._handoff import BACKEND_PREFIX, USER_PREFIX, prefix_text
+from ._items import ContentPart, ConversationItem
+from ._session import (
+    AudioConfig,
+    AudioFormat,
+    AudioInputConfig,
+    AudioOutputConfig,
+    FunctionTool,
+    InputTranscription,
+    NoiseReduction,
+    SessionConfig,
+    TurnDetection,
+)
+
+__all__ = [
+    "DEFAULT_TRANSCRIPTION_MODEL",
+    "V2_SERVER_PAYLOADS",
+    "function_call_output",
+    "handoff_tool",
+    "silence_tool",
+    "v2_handoff_output",
+    "v2_session_start",
+    "v2_session_type",
+    "v2_text_item",
+]
+
+DEFAULT_TRANSCRIPTION_MODEL: Final = "gpt-4o-mini-transcribe"
+HANDOFF_TOOL_DESCRIPTION: Final = (
+    "Send the user's request to the background agent. Pass the user's own words along "
+    "without rephrasing. If the agent is busy, the request steers its current task."
+)
+SILENCE_TOOL_DESCRIPTION: Final = (
+    "Call this when the best response is to say nothing. It has no user-visible effect."
+)
+
+
+def handoff_tool(name: str) -> FunctionTool:
+    """The handoff function tool: one required string parameter ``prompt``."""
+    return FunctionTool(
+        name=require_text(name, "handoff tool name"),
+        description=HANDOFF_TOOL_DESCRIPTION,
+        parameters={
+            "type": "object",
+            "properties": {
+                "prompt": {"type": "string", "description": "The user request, verbatim."}
+            },
+            "required": ["prompt"],
+            "additionalProperties": False,
+        },
+    )
+
+
+def silence_tool(name: str) -> FunctionTool:
+    """The ``remain_silent`` no-op tool (no parameters)."""
+    return FunctionTool(
+        name=require_text(name, "silence tool name"),
+        description=SILENCE_TOOL_DESCRIPTION,
+        parameters={"type": "object", "properties": {}, "additionalProperties": False},
+    )
+
+
+def v2_session_type(mode: SessionMode) -> str:
+    return "transcription" if mode is SessionMode.TRANSCRIPTION else "realtime"
+
+
+def v2_session_start(
+    *,
+    mode: SessionMode,
+    instructions: str | None,
+    voice: str | None,
+    output_modality: OutputModality,
+    handoff_tool_name: str,
+    silence_tool_name: str | None,
+    transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
+) -> SessionUpdate:
+    """The ``session.update`` a v2 client sends first (codex-realtime.md §4.2/§4.3)."""
+    transcription = InputTranscription(model=transcription_model)
+    if mode is SessionMode.TRANSCRIPTION:
+        session = SessionConfig(
+            type="transcription",
+            audio=AudioConfig(
+                input=AudioInputConfig(format=AudioFormat(), transcription=transcription)
+            ),
+        )
+        return SessionUpdate(session=session)
+    tools = [handoff_tool(handoff_tool_name)]
+    if silence_tool_name is not None:
+        tools.append(silence_tool(silence_tool_name))
+    session = SessionConfig(
+        type="realtime",
+        instructions=instructions if instructions is not None else "",
+        output_modalities=(output_modality.value,),
+        audio=AudioConfig(
+            input=AudioInputConfig(
+                format=AudioFormat(),
+                noise_reduction=NoiseReduction(type="near_field"),
+                transcription=transcription,
+                turn_detection=TurnDetection(
+                    type="server_vad",
+                    interrupt_response=True,
+                    create_response=True,
+                    silence_duration_ms=500,
+                ),
+            ),
+            output=AudioOutputConfig(
+                format=AudioFormat(), voice=validate_voice(ProtocolVersion.V2, voice)
+            ),
+        ),
+        tools=tuple(tools),
+        tool_choice="auto",
+    )
+    return SessionUpdate(session=session)
+
+
+def v2_text_item(text: str, *, user_prefix: bool) -> ConversationItemCreate:
+    """A user text message, optionally with the ``[USER] `` prefix (off by default, SPEC §3)."""
+    body = prefix_text(text, USER_PREFIX) if user_prefix else text
+    return ConversationItemCreate(
+        item=ConversationItem(
+            type="message", role="user", content=(ContentPart(type="input_text", text=body),)
+        )
+    )
+
+
+def function_call_output(call_id: str, output: str) -> ConversationItemCreate:
+    """The reply to a function call (handoff result, steering ack, no-op ``""``)."""
+    return ConversationItemCreate(
+        item=ConversationItem(
+            type="function_call_output",
+            call_id=require_text(call_id, "handoff id"),
+            output=output,
+        )
+    )
+
+
+def v2_handoff_output(handoff_id: str, text: str, *, final: bool) -> list[ClientEvent]:
+    """Final: ``function_call_output`` for the call. Progress: a ``[BACKEND] `` user message
+    (the call stays open until the final reply). The caller requests ``response.create``."""
+    require_text(handoff_id, "handoff id")
+    if final:
+        return [function_call_output(handoff_id, text)]
+    return [
+        ConversationItemCreate(
+            item=ConversationItem(
+                type="message",
+                role="user",
+                content=(ContentPart(type="input_text", text=prefix_text(text, BACKEND_PREFIX)),),
+            )
+        )
+    ]
+
+
+# ---- server role: GA payloads -------------------------------------------------------
+
+
+def _locator(item_id: str | None, response_id: str | None) -> dict[str, Any]:
+    return drop_none(
+        {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
+    )
+
+
+def _session_created(e: SessionCreated, _h: str, _s: str) -> dict[str, Any]:
+    session = drop_none({"id": e.session_id, "type": "realtime", "object": "realtime.session"})
+    return {"type": e.TYPE, "session": session}
+
+
+def _session_updated(e: SessionUpdated, _h: str, _s: str) -> dict[str, Any]:
+    session = drop_none(
+        {
+            "id": e.session_id,
+            "type": "realtime",
+            "object": "realtime.session",
+            "instructions": e.instructions,
+        }
+    )
+    return {"type": e.TYPE, "session": session}
+
+
+def _audio(e: AudioOut, _h: str, _s: str) -> dict[str, Any]:
+    frame = e.frame
+    payload = {"type": e.TYPE, **_locator(e.item_id, e.response_id)}
+    payload["delta"] = b64encode_pcm(frame.pcm)
+    # GA audio is always 24 kHz mono; a shape field appears only when it says otherwise.
+    if frame.sample_rate != WIRE_SAMPLE_RATE:
+        payload["sample_rate"] = frame.sample_rate
+    if frame.channels != WIRE_CHANNELS:
+        payload["channels"] = frame.channels
+    return payload
+
+
+def _input_delta(e: InputTranscriptDelta, _h: str, _s: str) -> dict[str, Any]:
+    return drop_none({"type": e.TYPE, "item_id": e.item_id, "content_index": 0, "delta": e.delta})
+
+
+def _input_done(e: InputTranscriptDone, _h: str, _s: str) -> dict[str, Any]:
+    return drop_none(
+        {"type": e.TYPE, "item_id": e.item_id, "content_index": 0, "transcript": e.text}
+    )
+
+
+def _output_delta(e: OutputTranscriptDelta, _h: str, _s: str) -> dict[str, Any]:
+    return {"type": e.TYPE, **_locator(e.item_id, e.response_id), "delta": e.delta}
+
+
+def _output_done(e: OutputTranscriptDone, _h: str, _s: str) -> dict[str, Any]:
+    return {"type": e.TYPE, **_locator(e.item_id, e.response_id), "transcript": e.text}
+
+
+def _item_done(e: ConversationItemDone, _h: str, _s: str) -> dict[str, Any]:
+    item = {
+        "id": e.item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [],
+    }
+    return {"type": e.TYPE, "previous_item_id": None, "item": item}
+
+
+def _function_call_done(call_id: str, item_id: str, name: str, arguments: str) -> dict[str, Any]:
+    item = {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "function_call",
+        "status": "completed",
+        "name": name,
+        "call_id": call_id,
+        "arguments": arguments,
+    }
+    return {"type": "conversation.item.done", "previous_item_id": None, "item": item}
+
+
+def _handoff(e: HandoffRequested, handoff_tool_name: str, _s: str) -> dict[str, Any]:
+    arguments = orjson.dumps({"prompt": e.input_transcript}).decode()
+    return _function_call_done(e.handoff_id, e.item_id, handoff_tool_name, arguments)
+
+
+def _noop(e: NoopRequested, _h: str, silence_tool_name: str) -> dict[str, Any]:
+    return _function_call_done(e.call_id, e.item_id, silence_tool_name, "{}")
+
+
+V2_SERVER_PAYLOADS: Final[dict[type[ServerEvent], ServerPayload]] = {
+    **COMMON_SERVER_PAYLOADS,
+    SessionCreated: _session_created,
+    SessionUpdated: _session_updated,
+    AudioOut: _audio,
+    InputTranscriptDelta: _input_delta,
+    InputTranscriptDone: _input_done,
+    OutputTranscriptDelta: _output_delta,
+    OutputTranscriptDone: _output_done,
+    ConversationItemDone: _item_done,
+    HandoffRequested: _handoff,
+    NoopRequested: _noop,
+}

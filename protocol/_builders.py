@@ -1,0 +1,186 @@
+"""Version-dispatching builders: what a client sends, expressed once for both dialects.
+
+The engine calls these with its session's version; each delegates to ``_build_v1`` or
+``_build_v2``. Everything returns typed ``ClientEvent`` values (encode them with
+``encode_client_event``), except ``audio_append_text`` which is the pre-encoded hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._build_common import append_text, client_payload, require_text
+from ._build_v1 import v1_handoff_output, v1_session_start, v1_session_type, v1_text_item
+from ._build_v2 import (
+    DEFAULT_TRANSCRIPTION_MODEL,
+    function_call_output,
+    v2_handoff_output,
+    v2_session_start,
+    v2_session_type,
+    v2_text_item,
+)
+from ._client_events import (
+    ClientEvent,
+    ConversationItemCreate,
+    ConversationItemDelete,
+    ConversationItemTruncate,
+    InputAudioBufferAppend,
+    ResponseCreate,
+    SessionCreate,
+    SessionUpdate,
+)
+from ._codec import DEFAULT_HANDOFF_TOOL_NAME, DEFAULT_SILENCE_TOOL_NAME
+from ._enums import OutputModality, ProtocolVersion, SessionMode, coerce_version
+from ._errors import LocalProtocolError
+from ._handoff import STEERING_ACK_TEXT
+from ._session import SessionConfig
+
+__all__ = [
+    "audio_append_event",
+    "audio_append_text",
+    "call_session_payload",
+    "handoff_output_events",
+    "noop_reply_event",
+    "prompt_update_event",
+    "response_create_event",
+    "session_start_event",
+    "steering_ack_event",
+    "text_item_event",
+    "truncate_event",
+]
+
+
+def session_start_event(
+    version: ProtocolVersion | str,
+    *,
+    mode: SessionMode | str = SessionMode.CONVERSATIONAL,
+    instructions: str | None = None,
+    conversation_id: str | None = None,
+    voice: str | None = None,
+    output_modality: OutputModality | str = OutputModality.AUDIO,
+    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME,
+    silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
+    transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
+) -> SessionCreate | SessionUpdate:
+    """The first event a client sends: v1 ``session.create``, v2 ``session.update``.
+
+    Raises:
+        LocalProtocolError: unknown voice for the version, text modality on v1, an empty tool
+            name, or an unknown mode/modality string.
+    """
+    v = coerce_version(version)
+    m = _coerce(SessionMode, mode, "session mode")
+    modality = _coerce(OutputModality, output_modality, "output modality")
+    if v is ProtocolVersion.V1:
+        return v1_session_start(
+            mode=m,
+            instructions=instructions,
+            conversation_id=conversation_id,
+            voice=voice,
+            output_modality=modality,
+        )
+    return v2_session_start(
+        mode=m,
+        instructions=instructions,
+        voice=voice,
+        output_modality=modality,
+        handoff_tool_name=handoff_tool_name,
+        silence_tool_name=silence_tool_name,
+        transcription_model=transcription_model,
+    )
+
+
+def call_session_payload(event: SessionCreate | SessionUpdate, model: str | None) -> dict[str, Any]:
+    """The ``session`` JSON that travels with a WebRTC call: the handshake session plus the
+    model (codex-realtime.md §4.8), so inference can start as soon as media flows."""
+    payload: dict[str, Any] = client_payload(event)["session"]
+    if model is not None:
+        payload["model"] = model
+    return payload
+
+
+def prompt_update_event(
+    version: ProtocolVersion | str,
+    instructions: str,
+    *,
+    mode: SessionMode | str = SessionMode.CONVERSATIONAL,
+) -> SessionUpdate:
+    """``session.update`` that changes only the instructions (both dialects)."""
+    v = coerce_version(version)
+    m = _coerce(SessionMode, mode, "session mode")
+    if m is SessionMode.TRANSCRIPTION:
+        raise LocalProtocolError("transcription sessions have no instructions")
+    kind = v1_session_type(m) if v is ProtocolVersion.V1 else v2_session_type(m)
+    return SessionUpdate(session=SessionConfig(type=kind, instructions=instructions))
+
+
+def text_item_event(
+    version: ProtocolVersion | str, text: str, *, user_prefix: bool = False
+) -> ConversationItemCreate:
+    """A user text message item."""
+    if coerce_version(version) is ProtocolVersion.V1:
+        return v1_text_item(text)
+    return v2_text_item(text, user_prefix=user_prefix)
+
+
+def handoff_output_events(
+    version: ProtocolVersion | str, handoff_id: str, text: str, *, final: bool
+) -> list[ClientEvent]:
+    """The reply to a handoff: v1 ``conversation.handoff.append`` (final replies prefixed),
+    v2 a ``[BACKEND]`` progress message or the final ``function_call_output``. On v2 the
+    caller follows with ``response.create`` through its single-active-response queue."""
+    if coerce_version(version) is ProtocolVersion.V1:
+        return v1_handoff_output(handoff_id, text, final=final)
+    return v2_handoff_output(handoff_id, text, final=final)
+
+
+def steering_ack_event(version: ProtocolVersion | str, call_id: str) -> ConversationItemCreate:
+    """v2: the immediate reply to a second handoff while one is active."""
+    _require_v2(version, "steering acknowledgements")
+    return function_call_output(call_id, STEERING_ACK_TEXT)
+
+
+def noop_reply_event(version: ProtocolVersion | str, call_id: str) -> ConversationItemCreate:
+    """v2: the empty reply to a ``remain_silent`` call (no ``response.create`` follows)."""
+    _require_v2(version, "no-op tool replies")
+    return function_call_output(call_id, "")
+
+
+def audio_append_event(pcm: bytes) -> InputAudioBufferAppend:
+    """``input_audio_buffer.append`` of 24 kHz mono PCM16."""
+    return InputAudioBufferAppend(audio=pcm)
+
+
+def audio_append_text(pcm: bytes) -> str:
+    """Pre-encoded ``input_audio_buffer.append`` JSON (the WebSocket upload hot path)."""
+    return append_text(pcm)
+
+
+def response_create_event() -> ResponseCreate:
+    return ResponseCreate()
+
+
+def truncate_event(
+    item_id: str, audio_end_ms: int
+) -> ConversationItemTruncate | ConversationItemDelete:
+    """Barge-in: cut ``item_id`` at what was heard; at 0 ms delete it instead, because the
+    server rejects a zero-length truncate (livekit #6157)."""
+    require_text(item_id, "item id")
+    if audio_end_ms < 0:
+        raise LocalProtocolError(f"audio_end_ms must be >= 0, got {audio_end_ms}")
+    if audio_end_ms == 0:
+        return ConversationItemDelete(item_id=item_id)
+    return ConversationItemTruncate(item_id=item_id, audio_end_ms=audio_end_ms)
+
+
+def _require_v2(version: ProtocolVersion | str, what: str) -> None:
+    if coerce_version(version) is not ProtocolVersion.V2:
+        raise LocalProtocolError(f"{what} exist only in the v2 dialect")
+
+
+def _coerce(enum_cls: Any, value: Any, what: str) -> Any:
+    try:
+        return enum_cls(value)
+    except ValueError:
+        options = ", ".join(repr(m.value) for m in enum_cls)
+        raise LocalProtocolError(f"unknown {what} {value!r}; expected one of {options}") from None

@@ -1,0 +1,169 @@
+"""The package's one version switch: parse and encode entry points for both roles.
+
+- Client role: ``parse_server_event`` (wire → vocabulary) and ``encode_client_event``.
+- Server role (the simulator): ``parse_client_event`` and ``encode_server_event``.
+
+Invariants:
+- ``parse_*`` never raise for any input ``data``: they return exactly one event, an
+  ``UnknownEvent`` or a ``ParseFailure``. (An invalid *version* is a programming error and
+  raises ``LocalProtocolError``.)
+- ``parse(encode(e)) == e`` for every event the dialect can carry (property-tested).
+- ``encode_*`` raise ``LocalProtocolError`` for events the dialect cannot carry (v1 has no
+  no-op tool call; v2 has no ``session.create`` or ``conversation.handoff.append``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from ._build_common import ServerPayload, client_payload
+from ._build_v1 import V1_SERVER_PAYLOADS
+from ._build_v2 import V2_SERVER_PAYLOADS
+from ._client_events import ClientEvent, HandoffAppend, SessionCreate
+from ._enums import ProtocolVersion, coerce_version
+from ._errors import LocalProtocolError
+from ._events import ParseFailure, ServerEvent, UnknownEvent
+from ._parse_client import ClientHandler
+from ._parse_common import FieldError, Handler, decode_envelope, preview
+from ._parse_v1 import V1_CLIENT_HANDLERS, V1_SERVER_HANDLERS
+from ._parse_v2 import V2_CLIENT_HANDLERS, V2_SERVER_HANDLERS
+
+__all__ = [
+    "DEFAULT_HANDOFF_TOOL_NAME",
+    "DEFAULT_SILENCE_TOOL_NAME",
+    "client_event_payload",
+    "encode_client_event",
+    "encode_server_event",
+    "parse_client_event",
+    "parse_server_event",
+    "server_event_payload",
+]
+
+DEFAULT_HANDOFF_TOOL_NAME: Final = "codex"
+DEFAULT_SILENCE_TOOL_NAME: Final = "remain_silent"
+
+# Keyed by ProtocolVersion; a StrEnum hashes like its value, so "v1"/"v2" hit the same rows
+# without a conversion on the hot path.
+_SERVER_HANDLERS: Final[dict[str, dict[str, Handler]]] = {
+    ProtocolVersion.V1: V1_SERVER_HANDLERS,
+    ProtocolVersion.V2: V2_SERVER_HANDLERS,
+}
+_CLIENT_HANDLERS: Final[dict[str, dict[str, ClientHandler]]] = {
+    ProtocolVersion.V1: V1_CLIENT_HANDLERS,
+    ProtocolVersion.V2: V2_CLIENT_HANDLERS,
+}
+_SERVER_PAYLOADS: Final[dict[str, dict[type[ServerEvent], ServerPayload]]] = {
+    ProtocolVersion.V1: V1_SERVER_PAYLOADS,
+    ProtocolVersion.V2: V2_SERVER_PAYLOADS,
+}
+_V1_ONLY_CLIENT: Final = (SessionCreate, HandoffAppend)
+
+
+def _table(tables: dict[str, Any], version: ProtocolVersion | str) -> Any:
+    table = tables.get(version)
+    if table is None:
+        coerce_version(version)  # raises with a clear message
+        raise AssertionError("unreachable")
+    return table
+
+
+def parse_server_event(
+    data: str | bytes,
+    version: ProtocolVersion | str,
+    *,
+    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME,
+    silence_tool_name: str = DEFAULT_SILENCE_TOOL_NAME,
+) -> ServerEvent:
+    """Parse one server frame into the event vocabulary. Never raises for any ``data``.
+
+    Args:
+        data: one WebSocket text frame or data-channel message (``str`` or UTF-8 ``bytes``).
+        version: the session's dialect.
+        handoff_tool_name: v2 function-call name that means "hand off to the host".
+        silence_tool_name: v2 function-call name that means "say nothing".
+    """
+    handlers: dict[str, Handler] = _table(_SERVER_HANDLERS, version)
+    obj = decode_envelope(data)
+    if isinstance(obj, ParseFailure):
+        return obj
+    kind: str = obj["type"]
+    handler = handlers.get(kind)
+    if handler is None:
+        return UnknownEvent(kind, obj)
+    try:
+        return handler(obj, handoff_tool_name, silence_tool_name)
+    except FieldError as exc:
+        return ParseFailure(f"{kind}: {exc}", preview(obj))
+    except Exception as exc:  # a bug in a handler must not become the host's crash
+        return ParseFailure(f"{kind}: internal parser error {type(exc).__name__}", preview(obj))
+
+
+def parse_client_event(
+    data: str | bytes, version: ProtocolVersion | str
+) -> ClientEvent | UnknownEvent | ParseFailure:
+    """Parse one client frame (server role). Never raises for any ``data``."""
+    handlers: dict[str, ClientHandler] = _table(_CLIENT_HANDLERS, version)
+    obj = decode_envelope(data)
+    if isinstance(obj, ParseFailure):
+        return obj
+    kind: str = obj["type"]
+    handler = handlers.get(kind)
+    if handler is None:
+        return UnknownEvent(kind, obj)
+    try:
+        return handler(obj)
+    except FieldError as exc:
+        return ParseFailure(f"{kind}: {exc}", preview(obj))
+    except Exception as exc:
+        return ParseFailure(f"{kind}: internal parser error {type(exc).__name__}", preview(obj))
+
+
+def client_event_payload(event: ClientEvent, version: ProtocolVersion | str) -> dict[str, Any]:
+    """The wire dict of a client event in ``version``."""
+    v = coerce_version(version)
+    if v is ProtocolVersion.V2 and isinstance(event, _V1_ONLY_CLIENT):
+        raise LocalProtocolError(f"{event.TYPE} exists only in the v1 dialect")
+    return client_payload(event)
+
+
+def encode_client_event(event: ClientEvent, version: ProtocolVersion | str) -> str:
+    """JSON text of a client event in ``version``."""
+    return orjson.dumps(client_event_payload(event, version)).decode()
+
+
+def server_event_payload(
+    event: ServerEvent,
+    version: ProtocolVersion | str,
+    *,
+    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME,
+    silence_tool_name: str = DEFAULT_SILENCE_TOOL_NAME,
+) -> dict[str, Any]:
+    """The wire dict of a vocabulary event in ``version`` (server role).
+
+    Raises:
+        LocalProtocolError: the dialect cannot carry ``event`` (e.g. ``NoopRequested`` on
+            v1, or a ``ParseFailure``, which is not a wire event).
+    """
+    payloads: dict[type[ServerEvent], ServerPayload] = _table(_SERVER_PAYLOADS, version)
+    encode = payloads.get(type(event))
+    if encode is None:
+        raise LocalProtocolError(
+            f"{type(event).__name__} cannot be encoded in the {coerce_version(version)} dialect"
+        )
+    return encode(event, handoff_tool_name, silence_tool_name)
+
+
+def encode_server_event(
+    event: ServerEvent,
+    version: ProtocolVersion | str,
+    *,
+    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME,
+    silence_tool_name: str = DEFAULT_SILENCE_TOOL_NAME,
+) -> str:
+    """JSON text of a vocabulary event in ``version`` (server role)."""
+    payload = server_event_payload(
+        event, version, handoff_tool_name=handoff_tool_name, silence_tool_name=silence_tool_name
+    )
+    return orjson.dumps(payload).decode()

@@ -1,0 +1,180 @@
+"""The private cattrs converter that moves nested wire structures (items, session configs,
+usage, client events) between dicts and the frozen attrs classes.
+
+Invariants:
+- Structuring is *strict about types* (a string field given a number is an error, booleans
+  are not integers) and *lenient about keys* (unknown keys are ignored): that is what the
+  parsers need to tell a mistyped known field (``ParseFailure``) from a newer server adding
+  fields (ignored).
+- Unstructuring omits ``None`` fields, so builders emit only what they set (the real server
+  treats an absent field as "keep" and ``null`` as "clear").
+- Hot-path events (audio and transcript deltas) never go through cattrs; the dialect parsers
+  handle them by hand. cattrs is for the rare, nested shapes where clarity beats speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar, get_args, get_origin
+
+import attrs
+import cattrs
+
+from ._items import ContentPart, ConversationItem, RateLimit, Usage
+from ._session import (
+    AudioConfig,
+    AudioFormat,
+    AudioInputConfig,
+    AudioOutputConfig,
+    FunctionTool,
+    InputTranscription,
+    NoiseReduction,
+    SessionConfig,
+    TurnDetection,
+)
+
+__all__ = ["CONVERTER", "StructureError", "structure", "unknown_paths", "unstructure"]
+
+T = TypeVar("T")
+
+
+class StructureError(ValueError):
+    """A nested wire structure does not fit its class. The message names the field path."""
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=False)
+
+    def strict(kind: type[Any]) -> Callable[[Any, Any], Any]:
+        def hook(value: Any, _: Any) -> Any:
+            if type(value) is not kind:
+                raise StructureError(f"expected {kind.__name__}, got {type(value).__name__}")
+            return value
+
+        return hook
+
+    def structure_float(value: Any, _: Any) -> float:
+        # JSON does not distinguish 1 from 1.0; bools are not numbers here.
+        if type(value) is float or type(value) is int:
+            return float(value)
+        raise StructureError(f"expected number, got {type(value).__name__}")
+
+    def structure_dict(value: Any, _: Any) -> dict[str, Any]:
+        if type(value) is not dict:
+            raise StructureError(f"expected object, got {type(value).__name__}")
+        return value
+
+    conv.register_structure_hook(str, strict(str))
+    conv.register_structure_hook(int, strict(int))
+    conv.register_structure_hook(bool, strict(bool))
+    conv.register_structure_hook(float, structure_float)
+    conv.register_structure_hook_func(lambda t: t == dict[str, Any], structure_dict)
+
+    def tuple_factory(kind: Any) -> Callable[[Any, Any], Any]:
+        args = get_args(kind)
+        element = args[0] if args else Any
+
+        def hook(value: Any, _: Any) -> tuple[Any, ...]:
+            # A JSON string is iterable; without this check "audio" would become 5 letters.
+            if type(value) is not list:
+                raise StructureError(f"expected array, got {type(value).__name__}")
+            return tuple(conv.structure(v, element) for v in value)
+
+        return hook
+
+    def omit_none_factory(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+        # Only None is omitted, never a default value: AudioFormat() must still say
+        # {"type": "audio/pcm", "rate": 24000}. unknown_fields is parser bookkeeping.
+        names = tuple(a.name for a in attrs.fields(cls) if a.name != "unknown_fields")
+        unstructure_value = conv.unstructure
+
+        def hook(obj: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for name in names:
+                value = getattr(obj, name)
+                if value is not None:
+                    out[name] = unstructure_value(value)
+            return out
+
+        return hook
+
+    def is_tuple(kind: Any) -> bool:
+        return get_origin(kind) is tuple
+
+    conv.register_structure_hook_factory(is_tuple, tuple_factory)
+    conv.register_unstructure_hook_factory(attrs.has, omit_none_factory)
+    return conv
+
+
+CONVERTER: Final = _make_converter()
+
+
+def structure(value: Any, cls: type[T]) -> T:
+    """Structure ``value`` into ``cls`` or raise ``StructureError`` naming what is wrong."""
+    if type(value) is not dict:
+        raise StructureError(f"{cls.__name__}: expected object, got {type(value).__name__}")
+    try:
+        return CONVERTER.structure(value, cls)
+    except StructureError as exc:
+        raise StructureError(f"{cls.__name__}: {exc}") from None
+    except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
+        # A required attribute missing surfaces as TypeError from the generated __init__.
+        raise StructureError(f"{cls.__name__}: {_describe(exc)}") from None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def unstructure(value: Any) -> Any:
+    """The wire form of an attrs value: a dict without ``None`` fields."""
+    return CONVERTER.unstructure(value)
+
+
+# Keys a GA server accepts in ``session`` that duplex does not model: accepted, ignored.
+_GA_SESSION_EXTRAS: Final = frozenset(
+    {
+        "object", "expires_at", "include", "max_output_tokens", "prompt", "tracing",
+        "truncation", "reasoning", "parallel_tool_calls", "client_secret",
+    }
+)  # fmt: skip
+_NESTED: Final[dict[type[Any], dict[str, type[Any]]]] = {
+    SessionConfig: {"audio": AudioConfig},
+    AudioConfig: {"input": AudioInputConfig, "output": AudioOutputConfig},
+    AudioInputConfig: {"format": AudioFormat},
+    AudioOutputConfig: {"format": AudioFormat},
+}
+_LEAF_CLASSES: Final = (
+    AudioFormat, NoiseReduction, InputTranscription, TurnDetection, FunctionTool,
+    ContentPart, ConversationItem, Usage, RateLimit,
+)  # fmt: skip
+
+
+def unknown_paths(
+    raw: Mapping[str, Any],
+    cls: type[Any] = SessionConfig,
+    *,
+    allowed_extra: frozenset[str] = _GA_SESSION_EXTRAS,
+    drop: frozenset[str] = frozenset(),
+    prefix: str = "session",
+) -> tuple[str, ...]:
+    """Dotted paths of keys in ``raw`` that ``cls`` (recursively) does not know.
+
+    ``allowed_extra`` names top-level keys a dialect accepts without modelling them; ``drop``
+    names modelled keys the dialect nevertheless does not accept (``conversation_id`` on GA).
+    """
+    known = {a.name for a in attrs.fields(cls)} - {"unknown_fields"} - drop
+    found: list[str] = []
+    for key, value in raw.items():
+        path = f"{prefix}.{key}"
+        if key not in known and key not in allowed_extra:
+            found.append(path)
+            continue
+        child = _NESTED.get(cls, {}).get(key)
+        if child is not None and isinstance(value, Mapping):
+            found.extend(unknown_paths(value, child, allowed_extra=frozenset(), prefix=path))
+    return tuple(found)
+
+
+assert all(attrs.has(c) for c in _LEAF_CLASSES)

@@ -1,0 +1,155 @@
+"""The v2 (Realtime GA) dialect, parsing side: server events → vocabulary (client role) and
+the client events a GA server accepts (server role).
+
+GA names plus the beta aliases a transitional server may still emit (openai-python #2698,
+litellm #29662): ``response.audio.*``, ``response.audio_transcript.*``, ``response.text.*``,
+``conversation.item.created``. Audio deltas default to 24 kHz mono when they carry no shape.
+
+The handoff path: a ``function_call`` item in ``conversation.item.done`` named after the
+session's handoff tool becomes ``HandoffRequested`` — the same event v1's
+``conversation.handoff.requested`` produces — and one named after the silence tool becomes
+``NoopRequested``. Function calls inside ``response.done`` are not handoffs (the item event
+already carried them; acting on both would answer one call twice).
+"""
+
+from __future__ import annotations
+
+from binascii import a2b_base64
+from typing import Any, Final
+
+from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, AudioFrame
+from ._events import (
+    AudioOut,
+    ConversationItemDone,
+    HandoffRequested,
+    InputTranscriptDelta,
+    InputTranscriptDone,
+    NoopRequested,
+    OutputTranscriptDelta,
+    OutputTranscriptDone,
+    ServerEvent,
+)
+from ._handoff import extract_handoff_text
+from ._parse_client import COMMON_CLIENT_HANDLERS, ClientHandler, session_handler
+from ._parse_common import (
+    COMMON_SERVER_HANDLERS,
+    FieldError,
+    Handler,
+    opt_str,
+    req_dict,
+    req_str,
+)
+
+__all__ = ["V2_CLIENT_HANDLERS", "V2_SERVER_HANDLERS"]
+
+
+def _audio(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+    # The hot path (half the events of a spoken turn): every field is read once, the checks
+    # are `type(...) is` comparisons, and the only real work is the one base64 decode.
+    delta = obj.get("delta")
+    if type(delta) is not str:
+        # v2 does not accept v1's "data" spelling.
+        raise FieldError("missing required field 'delta'")
+    sample_rate = obj.get("sample_rate", WIRE_SAMPLE_RATE)
+    channels = obj.get("channels")
+    if channels is None:
+        channels = obj.get("num_channels", WIRE_CHANNELS)
+    if type(sample_rate) is not int or type(channels) is not int:
+        raise FieldError("'sample_rate' and 'channels' must be integers")
+    if sample_rate <= 0 or channels <= 0:
+        raise FieldError(f"invalid audio shape: {sample_rate} Hz, {channels} channels")
+    try:
+        pcm = a2b_base64(delta, strict_mode=True)
+    except ValueError:
+        raise FieldError("'delta' is not valid base64") from None
+    if len(pcm) % (2 * channels):
+        raise FieldError(f"audio delta of {len(pcm)} bytes is not whole PCM16 frames")
+    item_id = obj.get("item_id")
+    response_id = obj.get("response_id")
+    return AudioOut(
+        AudioFrame(pcm, sample_rate, channels),
+        item_id if type(item_id) is str else None,
+        response_id if type(response_id) is str else None,
+    )
+
+
+def _output_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+    delta = obj.get("delta")
+    if type(delta) is not str:
+        raise FieldError("missing required field 'delta'")
+    item_id = obj.get("item_id")
+    response_id = obj.get("response_id")
+    return OutputTranscriptDelta(
+        delta,
+        item_id if type(item_id) is str else None,
+        response_id if type(response_id) is str else None,
+    )
+
+
+def _output_done_transcript(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+    return OutputTranscriptDone(
+        req_str(obj, "transcript"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
+    )
+
+
+def _output_done_text(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+    return OutputTranscriptDone(
+        req_str(obj, "text"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
+    )
+
+
+def _input_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+    # GA marks "delta" optional (whisper may put the whole turn in one event); absent = "".
+    delta = obj.get("delta", "")
+    if type(delta) is not str:
+        raise FieldError("field 'delta' must be a string")
+    return InputTranscriptDelta(delta, opt_str(obj, "item_id"))
+
+
+def _input_done(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+    return InputTranscriptDone(req_str(obj, "transcript"), opt_str(obj, "item_id"))
+
+
+def _item_done(obj: dict[str, Any], handoff_tool: str, silence_tool: str) -> ServerEvent:
+    raw = req_dict(obj, "item")
+    item_id = opt_str(raw, "id")
+    if raw.get("type") == "function_call":
+        name = raw.get("name")
+        call_id = opt_str(raw, "call_id")
+        call = call_id or item_id
+        owner = item_id or call_id
+        # The Rust original's fallbacks: either id stands in for the other.
+        if name in (handoff_tool, silence_tool) and call is not None and owner is not None:
+            if name == handoff_tool:
+                arguments = raw.get("arguments")
+                text = extract_handoff_text(arguments if type(arguments) is str else "")
+                return HandoffRequested(call, owner, text)
+            return NoopRequested(call, owner)
+    if item_id is None:
+        raise FieldError("missing required field 'item.id'")
+    return ConversationItemDone(item_id)
+
+
+V2_SERVER_HANDLERS: Final[dict[str, Handler]] = {
+    **COMMON_SERVER_HANDLERS,
+    "response.output_audio.delta": _audio,
+    "response.audio.delta": _audio,
+    "conversation.item.input_audio_transcription.delta": _input_delta,
+    "conversation.item.input_audio_transcription.completed": _input_done,
+    "response.output_text.delta": _output_delta,
+    "response.output_audio_transcript.delta": _output_delta,
+    "response.audio_transcript.delta": _output_delta,
+    "response.text.delta": _output_delta,
+    "response.output_text.done": _output_done_text,
+    "response.text.done": _output_done_text,
+    "response.output_audio_transcript.done": _output_done_transcript,
+    "response.audio_transcript.done": _output_done_transcript,
+    "conversation.item.done": _item_done,
+}
+
+# GA has no client session.create and no conversation.handoff.append: a GA server answers
+# both with an invalid_value error, so the server-role table leaves them unmapped.
+V2_CLIENT_HANDLERS: Final[dict[str, ClientHandler]] = {
+    **COMMON_CLIENT_HANDLERS,
+    "session.update": session_handler(create=False, ga=True),
+}

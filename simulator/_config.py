@@ -1,0 +1,159 @@
+"""Simulator configuration, fault knobs and the deterministic id generator.
+
+Everything here is a plain value: the server, the sessions and the scripted model read it and
+never mutate it. ``FaultConfig`` holds the fault-injection knobs; it can be set for the whole
+server (``SimulatorConfig.faults``) or replaced per session by a scenario.
+
+Invariants:
+- Ids follow openai-realtime-protocol.md §8.5 (``event_``/``sess_``/``conv_``/``resp_``/``item_``
+  + 21 base62 characters, ``call_`` + 16, ``rtc_u1_`` + 32 hex) and come from a seeded
+  ``random.Random``: the same seed and the same client input give the same ids.
+- ``seed`` is combined with a per-server session counter, so every session is reproducible on
+  its own and two sessions never share ids.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Final, Literal
+
+import attrs
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "FaultConfig",
+    "GarbageKind",
+    "IdGenerator",
+    "SimulatorConfig",
+]
+
+DEFAULT_MODEL: Final = "gpt-realtime"
+
+_BASE62: Final = string.digits + string.ascii_letters
+
+#: ``"text"``: a text frame that is not JSON; ``"binary"``: a binary frame; ``"oversized"``: a
+#: 17 MiB text frame (above the 16 MiB clients are told to accept); ``"non_object"``: valid JSON
+#: that is not an object; ``"no_type"``: an object without ``type``.
+GarbageKind = Literal["text", "binary", "oversized", "non_object", "no_type"]
+
+
+@attrs.frozen(kw_only=True)
+class FaultConfig:
+    """Fault injection. Every knob defaults to "behave".
+
+    Attributes:
+        close_after_events: close the socket (``close_code``) after this many server events.
+        close_code: WebSocket close code used by ``close_after_events`` (1001, 1011, 4000, …).
+        close_reason: the close reason text.
+        drop_after_events: abort the TCP connection (no close frame) after this many events.
+        garbage_after_created: frames sent right after ``session.created``.
+        event_delay_s: sleep before every server event.
+        event_delays: extra sleep before events of the given ``type``.
+        calls_status: ``POST /realtime/calls`` answers with this HTTP status and an OpenAI
+            error body instead of creating a call.
+        calls_location: ``"ok"``, ``"missing"`` (no header) or ``"malformed"`` (no ``rtc_`` id).
+        calls_invalid_sdp: answer 201 with a body that is not SDP.
+        datachannel_never_opens: the answerer ignores the ``oai-events`` channel: the SCTP
+            association is never answered, so the client's channel never opens.
+        sideband_refuse_first: refuse this many ``?call_id=`` joins (HTTP 403) before accepting.
+        session_max_duration_s: after this long send ``session_expired`` and close 1001.
+    """
+
+    close_after_events: int | None = None
+    close_code: int = 1011
+    close_reason: str = "simulated fault"
+    drop_after_events: int | None = None
+    garbage_after_created: tuple[GarbageKind, ...] = ()
+    event_delay_s: float = 0.0
+    event_delays: dict[str, float] = attrs.field(factory=dict, hash=False)
+    calls_status: int | None = None
+    calls_location: Literal["ok", "missing", "malformed"] = "ok"
+    calls_invalid_sdp: bool = False
+    datachannel_never_opens: bool = False
+    sideband_refuse_first: int = 0
+    session_max_duration_s: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SimulatorConfig:
+    """How the simulator listens and how its scripted model behaves.
+
+    Attributes:
+        host / port: where to listen; port 0 picks a free port.
+        api_key: when set, only this Bearer key (or an ``ek_`` key) is accepted; any other
+            non-empty key gets HTTP 401 ``invalid_api_key``. When ``None`` any non-empty key is
+            accepted.
+        seed: seeds the id generator and nothing else (the model has no other randomness).
+        trigger_phrase: user text (or transcript) containing it yields a handoff.
+        handoff_tool_name: default v2 handoff tool when the session declares none by this name.
+        reply_prefix: the scripted reply is ``f"{reply_prefix}{text}."``.
+        speech_transcript: transcript of every committed speech turn; ``None`` gives
+            ``"[speech 1.20s]"`` (the committed duration).
+        audio_speedup: how much faster than real time model audio is streamed; ``0`` sends a
+            whole response at once.
+        audio_chunk_ms: duration of each ``output_audio.delta`` (20–100 ms).
+        vad_rms_threshold: RMS (int16 units) a 20 ms frame needs to count as speech; scaled
+            by the session's ``turn_detection.threshold`` / 0.5.
+        v1_auto_response: v1 answers a user text item without ``response.create`` (the
+            quicksilver backend takes turns itself).
+        transcription_dialect_grace_s: on ``intent=transcription`` the dialect is chosen by the
+            first client event; if none arrives in this time the session is v2.
+        max_message_bytes: largest inbound WebSocket message hypercorn accepts (above the
+            15 MiB append limit so that limit can be reported as an ``error`` event).
+        faults: server-wide fault knobs (a scenario may replace them per session).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_key: str | None = None
+    seed: int = 0
+    model: str = DEFAULT_MODEL
+    trigger_phrase: str = "delegate"
+    handoff_tool_name: str = "codex"
+    reply_prefix: str = "You said: "
+    speech_transcript: str | None = None
+    audio_speedup: float = 20.0
+    audio_chunk_ms: int = 40
+    vad_rms_threshold: float = 500.0
+    v1_auto_response: bool = True
+    transcription_dialect_grace_s: float = 1.0
+    max_message_bytes: int = 32 * 1024 * 1024
+    faults: FaultConfig = attrs.field(factory=FaultConfig)
+
+
+class IdGenerator:
+    """Deterministic ids in the real server's formats."""
+
+    def __init__(self, seed: int | str) -> None:
+        self._rng = random.Random(str(seed))
+
+    def _base62(self, n: int) -> str:
+        return "".join(self._rng.choice(_BASE62) for _ in range(n))
+
+    def _hex(self, n: int) -> str:
+        return "".join(self._rng.choice("0123456789abcdef") for _ in range(n))
+
+    def event(self) -> str:
+        return "event_" + self._base62(21)
+
+    def session(self) -> str:
+        return "sess_" + self._base62(21)
+
+    def conversation(self) -> str:
+        return "conv_" + self._base62(21)
+
+    def response(self) -> str:
+        return "resp_" + self._base62(21)
+
+    def item(self) -> str:
+        return "item_" + self._base62(21)
+
+    def call(self) -> str:
+        return "call_" + self._base62(16)
+
+    def handoff(self) -> str:
+        return "handoff_" + self._base62(16)
+
+    def rtc_call(self) -> str:
+        return "rtc_u1_" + self._hex(32)

@@ -1,0 +1,99 @@
+"""Every transport through the shared conformance cases (``conformance.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+from _poll import wait_for
+from _ws_server import ServerConn, serve
+from conformance import CASES, Harness
+
+from transports import (
+    MemoryPeer,
+    MemoryTransport,
+    Transport,
+    WebSocketTransport,
+    connect_websocket,
+    memory_transport_pair,
+)
+
+
+class MemoryPeerAdapter:
+    def __init__(self, peer: MemoryPeer) -> None:
+        self._peer = peer
+        self._pending: list[str] = []
+
+    async def send_text(self, text: str) -> None:
+        await self._peer.send_text(text)
+
+    async def receive_text(self) -> str:
+        while not self._pending:
+            self._pending.extend(i for i in await self._peer.receive_batch() if isinstance(i, str))
+        return self._pending.pop(0)
+
+    async def close(self, code: int, reason: str | None) -> None:
+        await self._peer.close(code, reason)
+
+
+class MemoryHarness:
+    name = "memory"
+    close_codes = True
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[tuple[Transport, MemoryPeerAdapter]]:
+        client, peer = memory_transport_pair()
+        yield client, MemoryPeerAdapter(peer)
+        await client.aclose()
+
+    async def until_buffered(self, transport: Transport, n: int) -> None:
+        assert isinstance(transport, MemoryTransport)
+        await trio.lowlevel.checkpoint()
+
+
+class WsPeerAdapter:
+    def __init__(self, conn: ServerConn) -> None:
+        self._conn = conn
+
+    async def send_text(self, text: str) -> None:
+        await self._conn.ws.send_message(text)
+
+    async def receive_text(self) -> str:
+        message = await self._conn.ws.get_message()
+        assert isinstance(message, str)
+        return message
+
+    async def close(self, code: int, reason: str | None) -> None:
+        await self._conn.ws.aclose(code, reason)
+
+
+class WebSocketHarness:
+    name = "websocket"
+    close_codes = True
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[tuple[Transport, WsPeerAdapter]]:
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport = await connect_websocket(nursery, server.url(), {})
+            conn = await server.accept()
+            yield transport, WsPeerAdapter(conn)
+            await transport.aclose()
+
+    async def until_buffered(self, transport: Transport, n: int) -> None:
+        assert isinstance(transport, WebSocketTransport)
+        ws = transport
+        await wait_for(lambda: ws._recv.statistics().current_buffer_used >= n)
+
+
+HARNESSES: list[Callable[[], Harness]] = [MemoryHarness, WebSocketHarness]
+
+
+@pytest.mark.parametrize("make_harness", HARNESSES, ids=lambda h: h.name)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__.removeprefix("case_"))
+async def test_conformance(
+    make_harness: Callable[[], Harness], case: Callable[[Harness], Awaitable[None]]
+) -> None:
+    with trio.fail_after(15):
+        await case(make_harness())

@@ -1,0 +1,254 @@
+"""WebSocket transport against a loopback trio-websocket server (``_ws_server``)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import trio
+import trio_websocket
+from _poll import wait_for
+from _ws_server import ServerConn, WsServer, serve
+
+from transports import (
+    ConnectError,
+    TransportClosed,
+    TransportEnded,
+    WebSocketTransport,
+    connect_websocket,
+)
+
+HEADERS = {"authorization": "Bearer sk-test-secret-key-123456"}
+
+
+async def _connect(
+    nursery: trio.Nursery, server: WsServer, **kwargs: object
+) -> tuple[WebSocketTransport, ServerConn]:
+    transport = await connect_websocket(nursery, server.url(), HEADERS, **kwargs)  # type: ignore[arg-type]
+    return transport, await server.accept()
+
+
+async def _until_buffered(transport: WebSocketTransport, n: int) -> None:
+    await wait_for(lambda: transport._recv.statistics().current_buffer_used >= n)
+
+
+async def test_private_receive_channel_reliance() -> None:
+    # The batch fast path drains trio-websocket's private queue; fail loudly if it changes.
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, _conn = await _connect(nursery, server)
+            assert isinstance(transport._ws._recv_channel, trio.MemoryReceiveChannel)
+            await transport.aclose()
+
+
+async def test_exchange_both_ways_and_headers() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server)
+            assert not transport.audio_native
+            assert transport.kind == "websocket"
+            await transport.send_text('{"type":"session.update"}')
+            assert await conn.ws.get_message() == '{"type":"session.update"}'
+            await conn.ws.send_message('{"type":"session.created"}')
+            assert await transport.receive_batch() == ['{"type":"session.created"}']
+            path, headers = server.requests[0]
+            assert path == "/v1/realtime"
+            assert (b"authorization", b"Bearer sk-test-secret-key-123456") in headers
+            stats = transport.statistics()
+            assert (stats.messages_in, stats.messages_out) == (1, 1)
+            await transport.aclose()
+
+
+async def test_burst_is_drained_in_one_batch() -> None:
+    with trio.fail_after(10):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server)
+            messages = [f'{{"type":"x","n":{i}}}' for i in range(500)]
+            for message in messages:
+                await conn.ws.send_message(message)
+            await _until_buffered(transport, 500)
+            batch = await transport.receive_batch()
+            assert batch == messages
+            stats = transport.statistics()
+            assert stats.batches_in == 1
+            assert stats.largest_batch == 500
+            await transport.aclose()
+
+
+async def test_send_not_blocked_by_pending_receive() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server)
+            received: list[object] = []
+
+            async def reader() -> None:
+                received.extend(await transport.receive_batch())
+
+            nursery.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.fail_after(1):
+                for i in range(20):
+                    await transport.send_text(f"m{i}")
+            assert [await conn.ws.get_message() for _ in range(20)] == [f"m{i}" for i in range(20)]
+            await conn.ws.send_message("reply")
+            await wait_for(lambda: bool(received))
+            assert received == ["reply"]
+            await transport.aclose()
+
+
+@pytest.mark.parametrize(("code", "reason"), [(1000, None), (1001, "going away"), (4000, "bad")])
+async def test_server_close_with_code_and_reason(code: int, reason: str | None) -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server)
+            await conn.ws.send_message("last words")
+            await conn.ws.aclose(code, reason)
+            items: list[object] = []
+            while not items or not isinstance(items[-1], TransportEnded):
+                items.extend(await transport.receive_batch())
+            assert items == ["last words", TransportEnded("closed", code, reason)]
+            with pytest.raises(TransportClosed):
+                await transport.receive_batch()
+            with pytest.raises(TransportClosed):
+                await transport.send_text("late")
+            await transport.aclose()
+
+
+async def test_local_close_delivers_requested_once() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server)
+            await transport.aclose()
+            await transport.aclose()  # idempotent
+            assert await transport.receive_batch() == [TransportEnded("requested", 1000, None)]
+            with pytest.raises(TransportClosed):
+                await transport.receive_batch()
+            with pytest.raises(trio_websocket.ConnectionClosed):
+                await conn.ws.get_message()
+            assert conn.ws.closed is not None
+            assert conn.ws.closed.code == 1000
+
+
+async def test_abrupt_drop_is_error_1006() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server)
+            await conn.drop()
+            batch = await transport.receive_batch()
+            assert len(batch) == 1
+            ended = batch[0]
+            assert isinstance(ended, TransportEnded)
+            assert (ended.reason, ended.code) == ("error", 1006)
+            await transport.aclose()
+
+
+async def test_oversized_message_ends_with_1009() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server, max_message_size=1000)
+            await conn.ws.send_message("x" * 5000)
+            batch = await transport.receive_batch()
+            ended = batch[-1]
+            assert isinstance(ended, TransportEnded)
+            assert (ended.reason, ended.code) == ("error", 1009)
+            # the server was told why
+            with pytest.raises(trio_websocket.ConnectionClosed):
+                await conn.ws.get_message()
+            assert conn.ws.closed is not None
+            assert conn.ws.closed.code == 1009
+            await transport.aclose()
+
+
+async def test_binary_frames_are_dropped_and_counted() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server)
+            await conn.ws.send_message(b"\x00\x01")
+            await conn.ws.send_message("text after binary")
+            await conn.ws.send_message(b"\x02")
+            items: list[object] = []
+            while len(items) < 1:
+                items.extend(await transport.receive_batch())
+            assert items == ["text after binary"]
+            await conn.ws.send_message("more")
+            while transport.statistics().binary_frames_dropped < 2 or len(items) < 2:
+                items.extend(await transport.receive_batch())
+            assert items == ["text after binary", "more"]
+            assert transport.statistics().binary_frames_dropped == 2
+            await transport.aclose()
+
+
+async def test_connect_refused() -> None:
+    with trio.fail_after(5):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        async with trio.open_nursery() as nursery:
+            with pytest.raises(ConnectError) as info:
+                await connect_websocket(nursery, f"ws://127.0.0.1:{port}/v1/realtime", HEADERS)
+            assert info.value.status is None
+
+
+@pytest.mark.parametrize("status", [401, 403, 500])
+async def test_http_rejection_carries_status_and_no_key(status: int) -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            with pytest.raises(ConnectError) as info:
+                await connect_websocket(nursery, server.url(f"/reject/{status}"), HEADERS)
+            assert info.value.status == status
+            assert "sk-test" not in str(info.value)
+            assert "sk-test" not in repr(info.value)
+
+
+async def test_server_hangs_up_during_handshake() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            with pytest.raises(ConnectError):
+                await connect_websocket(
+                    nursery, server.url("/hangup"), HEADERS, connect_timeout=3.0
+                )
+
+
+async def test_connect_timeout() -> None:
+    with trio.fail_after(5):
+        listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        port = listener.socket.getsockname()[1]
+        async with listener, trio.open_nursery() as nursery:
+            with pytest.raises(ConnectError, match="timed out"):
+                await connect_websocket(
+                    nursery, f"ws://127.0.0.1:{port}/", HEADERS, connect_timeout=0.3
+                )
+
+
+async def test_keepalive_pings_and_dead_peer_detection() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server, ping_interval=0.05)
+            await trio.sleep(0.3)  # several ping/pong rounds on a healthy connection
+            await conn.ws.send_message("alive")
+            assert await transport.receive_batch() == ["alive"]
+            await transport.aclose()
+
+
+async def test_bad_scheme() -> None:
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(ValueError, match="scheme"):
+            await connect_websocket(nursery, "http://127.0.0.1:1/", HEADERS)
+
+
+async def test_keepalive_detects_unresponsive_peer() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, _conn = await _connect(nursery, server, ping_interval=0.1)
+            # The server never reads: once its one-message queue is full its reader stops,
+            # so pings go unanswered, as with a peer that vanished without a FIN.
+            await transport.send_text("a")
+            await transport.send_text("b")
+            batch = await transport.receive_batch()
+            ended = batch[-1]
+            assert isinstance(ended, TransportEnded)
+            assert ended.reason == "error"
+            assert ended.error is not None
+            assert "keepalive" in ended.error
+            await transport.aclose()

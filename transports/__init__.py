@@ -1,0 +1,33 @@
+"""duplex transports: trio-native frame movers behind one ``Transport`` interface.
+
+- ``connect_websocket`` → ``WebSocketTransport`` (trio-websocket; text frames only).
+- ``connect_webrtc`` → ``WebRTCTransport`` (aiortc on the asyncio bridge thread; audio on RTP,
+  events on the ``oai-events`` data channel or a sideband WebSocket).
+- ``memory_transport_pair`` → ``MemoryTransport`` + ``MemoryPeer`` for engine tests.
+
+Everything public is re-exported here; the ``_modules`` are private. See ``_abc`` for the
+interface contract every transport obeys.
+"""
+
+from __future__ import annotations
+
+from ._abc import Inbound, Transport, TransportEnded, TransportKind, TransportStatistics
+from ._errors import ConnectError, TransportClosed, TransportError
+from ._memory import MemoryPeer, MemoryTransport, memory_transport_pair
+from ._websocket import WebSocketTransport, connect_websocket
+
+__all__ = [
+    "ConnectError",
+    "Inbound",
+    "MemoryPeer",
+    "MemoryTransport",
+    "Transport",
+    "TransportClosed",
+    "TransportEnded",
+    "TransportError",
+    "TransportKind",
+    "TransportStatistics",
+    "WebSocketTransport",
+    "connect_websocket",
+    "memory_transport_pair",
+]

@@ -1,0 +1,201 @@
+"""The ``Transport`` interface every connection type implements, its inbound item types and
+its statistics snapshot.
+
+A transport moves *frames*, not events: text frames (one JSON event each, undecoded) and, on
+audio-native transports, decoded ``AudioFrame``s. Parsing belongs to ``protocol``; lifecycle
+decisions belong to the engine.
+
+Invariants (checked by ``tests/transports/conformance.py`` for every implementation):
+- ``receive_batch()`` waits until at least one inbound item exists, then returns *everything*
+  already available without waiting again (SPEC §3 hot-path rule: one scheduler round trip per
+  wakeup, not per message). Items are in arrival order.
+- Exactly one ``TransportEnded`` is delivered, as the last item of the last batch, whatever
+  ended the transport (peer close, drop, read error, ICE failure, local ``aclose()``). After it,
+  ``receive_batch()`` raises ``TransportClosed``.
+- ``send_text`` never waits on reading. It raises ``TransportClosed`` once the transport ended.
+- ``aclose()`` is idempotent and never raises for an already-dead connection.
+- A frame the transport cannot carry upward (a binary WebSocket frame) is dropped and counted
+  in ``TransportStatistics.binary_frames_dropped``; it never ends the transport.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Final, Literal, TypeAlias, final
+
+import attrs
+
+from protocol._audio import AudioFrame
+
+__all__ = [
+    "Inbound",
+    "Transport",
+    "TransportEnded",
+    "TransportKind",
+    "TransportStatistics",
+]
+
+TransportKind: TypeAlias = Literal["websocket", "webrtc", "memory"]
+
+#: ``TransportEnded.reason`` values.
+ENDED_REQUESTED: Final = "requested"  # local aclose()
+ENDED_CLOSED: Final = "closed"  # the peer closed cleanly (a close frame, a data channel close)
+ENDED_ERROR: Final = "error"  # everything else: drops, read errors, ICE failure, oversize
+
+
+@final
+@attrs.frozen(slots=True)
+class TransportEnded:
+    """The last inbound item of a transport.
+
+    Attributes:
+        reason: ``"requested"`` (``aclose()`` was called here), ``"closed"`` (the peer closed
+            cleanly; see ``code``), or ``"error"`` (abrupt drop, read error, oversized
+            message, keepalive timeout, WebRTC connection failure, sideband join exhausted).
+        code: the WebSocket close code when one is known (1006 for a drop without a close
+            frame, 1009 for an oversized message), else ``None``.
+        error: human-readable detail: the peer's close-frame reason text, or what failed.
+            Never contains a secret.
+    """
+
+    reason: str
+    code: int | None = None
+    error: str | None = None
+
+
+#: What ``receive_batch`` yields: a text frame (one undecoded JSON event), a decoded audio
+#: frame (audio-native transports only; 24 kHz mono PCM16), or the final ``TransportEnded``.
+Inbound: TypeAlias = str | AudioFrame | TransportEnded
+
+
+@final
+@attrs.frozen(slots=True)
+class TransportStatistics:
+    """A snapshot of a transport's counters.
+
+    ``bytes_*`` count text payload length in characters (the wire carries UTF-8; the realtime
+    protocol's JSON is ASCII except inside transcripts, and counting characters avoids an
+    encode per message). Audio is counted in frames, not in ``bytes_*``.
+    """
+
+    kind: TransportKind
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    batches_in: int = 0
+    largest_batch: int = 0
+    audio_frames_in: int = 0
+    audio_frames_out: int = 0
+    audio_in_dropped: int = 0
+    audio_out_dropped: int = 0
+    binary_frames_dropped: int = 0
+    outbound_queued: int = 0
+
+
+class Counters:
+    """Mutable counters behind ``TransportStatistics`` (plain attributes: the hot path
+    increments them, so no properties and no locking; everything runs on the trio thread)."""
+
+    __slots__ = (
+        "audio_frames_in",
+        "audio_frames_out",
+        "audio_in_dropped",
+        "audio_out_dropped",
+        "batches_in",
+        "binary_frames_dropped",
+        "bytes_in",
+        "bytes_out",
+        "largest_batch",
+        "messages_in",
+        "messages_out",
+    )
+
+    def __init__(self) -> None:
+        self.messages_in = 0
+        self.messages_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.batches_in = 0
+        self.largest_batch = 0
+        self.audio_frames_in = 0
+        self.audio_frames_out = 0
+        self.audio_in_dropped = 0
+        self.audio_out_dropped = 0
+        self.binary_frames_dropped = 0
+
+    def count_batch(self, size: int) -> None:
+        self.batches_in += 1
+        if size > self.largest_batch:
+            self.largest_batch = size
+
+    def snapshot(self, kind: TransportKind, *, outbound_queued: int = 0) -> TransportStatistics:
+        return TransportStatistics(
+            kind=kind,
+            messages_in=self.messages_in,
+            messages_out=self.messages_out,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            batches_in=self.batches_in,
+            largest_batch=self.largest_batch,
+            audio_frames_in=self.audio_frames_in,
+            audio_frames_out=self.audio_frames_out,
+            audio_in_dropped=self.audio_in_dropped,
+            audio_out_dropped=self.audio_out_dropped,
+            binary_frames_dropped=self.binary_frames_dropped,
+            outbound_queued=outbound_queued,
+        )
+
+
+class Transport(abc.ABC):
+    """One realtime connection, as the engine's transport actor sees it.
+
+    Exactly one task should call ``receive_batch`` at a time; ``send_text``/``send_audio``
+    may be called from another task concurrently (sends never wait on reads).
+    """
+
+    @property
+    @abc.abstractmethod
+    def kind(self) -> TransportKind:
+        """``"websocket"``, ``"webrtc"`` or ``"memory"``."""
+
+    @property
+    @abc.abstractmethod
+    def audio_native(self) -> bool:
+        """True when audio travels outside the JSON events (WebRTC RTP): the engine then
+        calls ``send_audio`` and receives ``AudioFrame`` items. False for WebSocket, where the
+        engine itself sends ``input_audio_buffer.append`` and parses audio deltas."""
+
+    @abc.abstractmethod
+    async def send_text(self, text: str) -> None:
+        """Send one text frame (one JSON event).
+
+        Raises:
+            TransportClosed: the transport has ended or was closed.
+        """
+
+    @abc.abstractmethod
+    async def send_audio(self, frame: AudioFrame) -> None:
+        """Queue host audio for the media track (audio-native transports only).
+
+        Raises:
+            TypeError: the transport is not audio-native.
+            TransportClosed: the transport has ended or was closed.
+        """
+
+    @abc.abstractmethod
+    async def receive_batch(self) -> list[Inbound]:
+        """Wait for at least one inbound item, then return all items already available.
+
+        Raises:
+            TransportClosed: the ``TransportEnded`` item was already delivered.
+        """
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close the connection (idempotent). A later ``receive_batch`` delivers
+        ``TransportEnded(reason="requested")`` unless the transport had already ended."""
+
+    @abc.abstractmethod
+    def statistics(self) -> TransportStatistics:
+        """A snapshot of the counters."""
