@@ -119,6 +119,7 @@ from ._items import (
     TranscriptEntry as TranscriptEntry,
     Usage as Usage,
 )
+from ._resample import Resampler as Resampler
 from ._session import (
     AudioConfig as AudioConfig,
     AudioFormat as AudioFormat,

@@ -1,0 +1,57 @@
+"""duplex.engine — the host API: actors in one nursery per conversation, one interface on
+every transport and both dialects (SPEC §3).
+
+A host imports everything it needs from here: the engine, its config and errors, the
+lifecycle events, and the protocol's event vocabulary and ``AudioFrame``.
+"""
+
+from __future__ import annotations
+
+from protocol import (
+    AudioFrame as AudioFrame,
+    AudioOut as AudioOut,
+    ConversationItemAdded as ConversationItemAdded,
+    ConversationItemDeleted as ConversationItemDeleted,
+    ConversationItemDone as ConversationItemDone,
+    ConversationItemTruncated as ConversationItemTruncated,
+    Error as Error,
+    HandoffRequested as HandoffRequested,
+    InputAudioCommitted as InputAudioCommitted,
+    InputAudioSpeechStarted as InputAudioSpeechStarted,
+    InputAudioSpeechStopped as InputAudioSpeechStopped,
+    InputTranscriptDelta as InputTranscriptDelta,
+    InputTranscriptDone as InputTranscriptDone,
+    NoopRequested as NoopRequested,
+    OutputTranscriptDelta as OutputTranscriptDelta,
+    OutputTranscriptDone as OutputTranscriptDone,
+    ParseFailure as ParseFailure,
+    RateLimitsUpdated as RateLimitsUpdated,
+    ResponseCancelled as ResponseCancelled,
+    ResponseCreated as ResponseCreated,
+    ResponseDone as ResponseDone,
+    SessionCreated as SessionCreated,
+    SessionUpdated as SessionUpdated,
+    TranscriptEntry as TranscriptEntry,
+    UnknownEvent as UnknownEvent,
+)
+
+from ._config import (
+    DEFAULT_BASE_URL as DEFAULT_BASE_URL,
+    DEFAULT_MODEL as DEFAULT_MODEL,
+    EngineConfig as EngineConfig,
+)
+from ._engine import (
+    Engine as Engine,
+    EngineStatistics as EngineStatistics,
+    open_engine as open_engine,
+)
+from ._errors import (
+    ConversationClosed as ConversationClosed,
+    ConversationNotRunning as ConversationNotRunning,
+    ConversationStarted as ConversationStarted,
+    ConversationStartError as ConversationStartError,
+    EngineError as EngineError,
+    HandoffNotActive as HandoffNotActive,
+)
+
+__all__ = [name for name in dir() if not name.startswith("_") and name != "annotations"]

@@ -1,0 +1,123 @@
+"""``EngineConfig``: everything a host decides about a conversation, frozen and validated.
+
+Invariants:
+- The API key never appears in ``repr``, ``str`` or any message built from the config: the
+  field is excluded from repr and from equality-based debugging output.
+- Defaults follow the Rust original (model ``gpt-realtime-1.5``, v2, WebSocket) and SPEC §3.
+- Queue sizes are documented where they are used; each bound is why memory stays flat when
+  the host or the network is slow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import attrs
+
+from protocol import (
+    DEFAULT_HANDOFF_TOOL_NAME,
+    DEFAULT_SILENCE_TOOL_NAME,
+    OutputModality,
+    ProtocolVersion,
+    SessionMode,
+)
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "EngineConfig"]
+
+DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+DEFAULT_MODEL: Final = "gpt-realtime-1.5"
+
+TransportName = Literal["websocket", "webrtc"]
+WebRTCControl = Literal["datachannel", "sideband"]
+
+
+def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+def _one_of(*options: str) -> Any:
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in options:
+            raise ValueError(f"{attribute.name} must be one of {options}, got {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class EngineConfig:
+    """How the engine connects and what session it asks for.
+
+    Attributes:
+        base_url: provider base URL (``https://api.openai.com/v1``, or the simulator's).
+        api_key: bearer key (``sk-…`` or an ephemeral ``ek_…``). Never logged or repr'd.
+        model: realtime model (sent in the WebSocket URL and the WebRTC call session).
+        version: wire dialect, ``"v1"`` or ``"v2"``.
+        mode: ``"conversational"`` or ``"transcription"``.
+        transport: ``"websocket"`` or ``"webrtc"``.
+        webrtc_control: WebRTC event path: the ``oai-events`` data channel or a sideband
+            WebSocket joined with ``?call_id=``.
+        voice: output voice; ``None`` = the dialect default (``cove`` v1, ``marin`` v2).
+        output_modality: ``"audio"`` or ``"text"`` (text needs v2).
+        handoff_tool_name / silence_tool_name: v2 tool names (``None`` disables silence).
+        user_text_prefix: prefix typed text with ``[USER] `` on v2 (off by default).
+        headers: extra request headers (``Authorization`` is always set from ``api_key``).
+        connect_timeout: seconds for connecting (WebSocket upgrade or WebRTC call + channel).
+        close_timeout: seconds a graceful transport close may take before it is abandoned.
+        audio_queue_size: host audio frames buffered before new ones are dropped and counted.
+        event_queue_size: host event batches buffered before the engine stops reading the
+            network (backpressure; structural events are never dropped).
+        forward_unknown_events: deliver ``UnknownEvent`` to the host (default: count only).
+        max_message_size: largest inbound WebSocket message accepted.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = attrs.field(default=None, repr=False)
+    model: str = DEFAULT_MODEL
+    version: ProtocolVersion = attrs.field(default=ProtocolVersion.V2, converter=ProtocolVersion)
+    mode: SessionMode = attrs.field(default=SessionMode.CONVERSATIONAL, converter=SessionMode)
+    transport: TransportName = attrs.field(
+        default="websocket", validator=_one_of("websocket", "webrtc")
+    )
+    webrtc_control: WebRTCControl = attrs.field(
+        default="datachannel", validator=_one_of("datachannel", "sideband")
+    )
+    voice: str | None = None
+    output_modality: OutputModality = attrs.field(
+        default=OutputModality.AUDIO, converter=OutputModality
+    )
+    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME
+    silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME
+    user_text_prefix: bool = False
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+    close_timeout: float = attrs.field(default=2.0, validator=_positive)
+    audio_queue_size: int = attrs.field(default=256, validator=_positive)
+    event_queue_size: int = attrs.field(default=16, validator=_positive)
+    forward_unknown_events: bool = False
+    max_message_size: int = attrs.field(default=16 * 2**20, validator=_positive)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> EngineConfig:
+        """A config whose key and base URL come from ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``
+        (keyword overrides win)."""
+        values: dict[str, Any] = {}
+        key = os.environ.get("OPENAI_API_KEY")
+        if key:
+            values["api_key"] = key
+        base = os.environ.get("OPENAI_BASE_URL")
+        if base:
+            values["base_url"] = base
+        values.update(overrides)
+        return cls(**values)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{a.name}={getattr(self, a.name)!r}"
+            for a in attrs.fields(type(self))
+            if a.name not in ("api_key", "headers")
+        )
+        key = "None" if self.api_key is None else "'<redacted>'"
+        return f"EngineConfig({shown}, api_key={key})"
