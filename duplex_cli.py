@@ -34,10 +34,12 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     bench.add_argument("--scenario", action="append", default=None, help="run only these")
     bench.add_argument("--out-dir", default="results", help="JSON and PNG output directory")
+    bench.add_argument("--soak", type=float, default=None, metavar="MINUTES", help="add a soak run")
     fuzz = sub.add_parser("fuzz", help="fuzz both parsers")
     fuzz.add_argument("--dialect", choices=["v1", "v2"], default=None)
     fuzz.add_argument("--role", choices=["client", "server"], default=None)
     fuzz.add_argument("--seconds", type=float, default=30.0)
+    fuzz.add_argument("--engine", choices=["hypothesis", "atheris"], default="hypothesis")
     return parser
 
 
@@ -59,11 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bench":
         from benchmarks import run_bench
 
-        return run_bench(quick=args.quick, scenarios=args.scenario, out_dir=args.out_dir)
+        return run_bench(
+            quick=args.quick,
+            scenarios=args.scenario,
+            out_dir=args.out_dir,
+            soak_minutes=args.soak,
+        )
     if args.command == "fuzz":
         from benchmarks import run_fuzz
 
-        return run_fuzz(dialect=args.dialect, role=args.role, seconds=args.seconds)
+        return run_fuzz(
+            dialect=args.dialect, role=args.role, seconds=args.seconds, engine=args.engine
+        )
     raise AssertionError(args.command)
 
 

@@ -85,7 +85,11 @@ async def _stream_speech(engine: Any) -> None:
 
 async def _run_transport(base_url: str, transport: str, out_dir: Path) -> TransportRun:
     run = TransportRun(transport)
-    config = EngineConfig(base_url=base_url, api_key="sk-demo", transport=transport)
+    config = EngineConfig(
+        base_url=base_url,
+        api_key="sk-demo",
+        transport="webrtc" if transport == "webrtc" else "websocket",
+    )
     began = time.perf_counter()
     print(f"\n=== {transport} ===")
     try:
@@ -188,8 +192,10 @@ def _show(event: Any, run: TransportRun) -> None:
 async def _main(out_dir: Path, transports: list[str]) -> list[TransportRun]:
     config = SimulatorConfig(speech_transcript=SPOKEN)
     async with open_simulator(config) as sim:
-        print(f"simulator listening on {sim.base_url}")
-        return [await _run_transport(sim.base_url, t, out_dir) for t in transports]
+        base_url = sim.base_url
+        assert base_url is not None
+        print(f"simulator listening on {base_url}")
+        return [await _run_transport(base_url, t, out_dir) for t in transports]
 
 
 def run_demo(*, out_dir: str = ".", transport: str = "all") -> int:

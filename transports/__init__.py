@@ -12,11 +12,14 @@ interface contract every transport obeys.
 from __future__ import annotations
 
 from ._abc import Inbound, Transport, TransportEnded, TransportKind, TransportStatistics
+from ._calls import CallAnswer, create_call
 from ._errors import ConnectError, TransportClosed, TransportError
 from ._memory import MemoryPeer, MemoryTransport, memory_transport_pair
+from ._webrtc import WebRTCTransport, connect_webrtc
 from ._websocket import WebSocketTransport, connect_websocket
 
 __all__ = [
+    "CallAnswer",
     "ConnectError",
     "Inbound",
     "MemoryPeer",
@@ -27,7 +30,10 @@ __all__ = [
     "TransportError",
     "TransportKind",
     "TransportStatistics",
+    "WebRTCTransport",
     "WebSocketTransport",
+    "connect_webrtc",
     "connect_websocket",
+    "create_call",
     "memory_transport_pair",
 ]

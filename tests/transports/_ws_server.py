@@ -45,7 +45,8 @@ class ServerConn:
 
 
 @asynccontextmanager
-async def serve() -> AsyncIterator[WsServer]:
+async def serve(reject_first: int = 0) -> AsyncIterator[WsServer]:
+    """Serve on 127.0.0.1; the first ``reject_first`` upgrades are rejected with HTTP 503."""
     send, receive = trio.open_memory_channel[ServerConn](100)
     conns: list[ServerConn] = []
     server: WsServer
@@ -53,6 +54,9 @@ async def serve() -> AsyncIterator[WsServer]:
     async def handler(request: trio_websocket.WebSocketRequest) -> None:
         path = request.path
         server.requests.append((path, list(request.headers)))
+        if len(server.requests) <= reject_first:
+            await request.reject(503, body=b"not yet")
+            return
         if path.startswith("/reject/"):
             await request.reject(int(path.rsplit("/", 1)[1]), body=b"no")
             return

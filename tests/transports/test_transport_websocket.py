@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import socket
 
 import pytest
 import trio
 import trio_websocket
+import wsproto.events
 from _poll import wait_for
 from _ws_server import ServerConn, WsServer, serve
 
@@ -29,15 +31,33 @@ async def _connect(
 
 
 async def _until_buffered(transport: WebSocketTransport, n: int) -> None:
-    await wait_for(lambda: transport._recv.statistics().current_buffer_used >= n)
+    await wait_for(lambda: len(transport._receiver.items) >= n)
 
 
-async def test_private_receive_channel_reliance() -> None:
-    # The batch fast path drains trio-websocket's private queue; fail loudly if it changes.
+def test_private_trio_websocket_names_still_exist() -> None:
+    # The batch fast path replaces private handlers of trio-websocket's reader and uses a few
+    # private attributes (see transports/_websocket.py); fail loudly if an upgrade moves them.
+    cls = trio_websocket.WebSocketConnection
+    for name in (
+        "_handle_message_event",
+        "_handle_close_connection_event",
+        "_reader_task",
+        "_send",
+    ):
+        assert callable(getattr(cls, name, None)), name
+    source = inspect.getsource(cls._reader_task)
+    assert "self._handle_message_event" in source
+    assert "self._handle_close_connection_event" in source
+    assert "_reader_running" in source
+    assert "_close_reason" in inspect.getsource(cls.send_message)
+
+
+async def test_handlers_are_installed() -> None:
     with trio.fail_after(5):
         async with serve() as server, trio.open_nursery() as nursery:
             transport, _conn = await _connect(nursery, server)
-            assert isinstance(transport._ws._recv_channel, trio.MemoryReceiveChannel)
+            ws = transport._ws
+            assert ws._handle_message_event == transport._receiver.on_message
             await transport.aclose()
 
 
@@ -252,3 +272,56 @@ async def test_keepalive_detects_unresponsive_peer() -> None:
             assert ended.error is not None
             assert "keepalive" in ended.error
             await transport.aclose()
+
+
+async def test_queue_bound_parks_the_reader_until_drained() -> None:
+    with trio.fail_after(10):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server, message_queue_size=10)
+            for i in range(50):
+                await conn.ws.send_message(f"m{i}")
+            await _until_buffered(transport, 10)
+            await trio.sleep(0.05)
+            assert len(transport._receiver.items) == 10  # the reader waits, memory is bounded
+            received: list[object] = []
+            while len(received) < 50:
+                received.extend(await transport.receive_batch())
+            assert received == [f"m{i}" for i in range(50)]
+            await transport.aclose()
+
+
+async def test_fragmented_messages_are_reassembled_and_size_checked() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server, max_message_size=100)
+            for part, last in (("frag", False), ("ment", False), ("ed", True)):
+                await conn.ws._send(wsproto.events.TextMessage(data=part, message_finished=last))
+            assert await transport.receive_batch() == ["fragmented"]
+            for _ in range(3):  # 3 × 40 characters > 100 only across fragments
+                await conn.ws._send(
+                    wsproto.events.TextMessage(data="x" * 40, message_finished=False)
+                )
+            batch = await transport.receive_batch()
+            ended = batch[-1]
+            assert isinstance(ended, TransportEnded)
+            assert (ended.reason, ended.code) == ("error", 1009)
+            await transport.aclose()
+
+
+async def test_tls_to_a_plain_server_is_connect_error() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            with pytest.raises(ConnectError):
+                await connect_websocket(nursery, f"wss://127.0.0.1:{server.port}/", HEADERS)
+
+
+async def test_aclose_with_a_full_queue_is_prompt() -> None:
+    with trio.fail_after(5):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport, conn = await _connect(nursery, server, message_queue_size=5)
+            for i in range(20):
+                await conn.ws.send_message(f"m{i}")
+            await _until_buffered(transport, 5)
+            with trio.fail_after(1):  # well under the 2 s close timeout
+                await transport.aclose()
+            assert await transport.receive_batch() == [TransportEnded("requested", 1000, None)]

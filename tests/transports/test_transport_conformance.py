@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 from _poll import wait_for
+from _rtc_peer import AnswerPeer, serve_answerer
 from _ws_server import ServerConn, serve
 from conformance import CASES, Harness
 
@@ -15,7 +16,9 @@ from transports import (
     MemoryPeer,
     MemoryTransport,
     Transport,
+    WebRTCTransport,
     WebSocketTransport,
+    connect_webrtc,
     connect_websocket,
     memory_transport_pair,
 )
@@ -84,10 +87,59 @@ class WebSocketHarness:
     async def until_buffered(self, transport: Transport, n: int) -> None:
         assert isinstance(transport, WebSocketTransport)
         ws = transport
-        await wait_for(lambda: ws._recv.statistics().current_buffer_used >= n)
+        await wait_for(lambda: len(ws._receiver.items) >= n)
 
 
-HARNESSES: list[Callable[[], Harness]] = [MemoryHarness, WebSocketHarness]
+def _texts_waiting(transport: Transport) -> int:
+    assert isinstance(transport, WebRTCTransport)
+    return sum(type(item) is str for item in transport._inbox._items)
+
+
+class WebRTCDataChannelHarness:
+    name = "webrtc-datachannel"
+    close_codes = False  # a data channel close carries no code or reason
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[tuple[Transport, AnswerPeer]]:
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            transport = await connect_webrtc(
+                nursery, base_url=server.base_url, api_key="sk-conformance", session={}
+            )
+            yield transport, await server.accept()
+            await transport.aclose()
+
+    async def until_buffered(self, transport: Transport, n: int) -> None:
+        await wait_for(lambda: _texts_waiting(transport) >= n)
+
+
+class WebRTCSidebandHarness:
+    name = "webrtc-sideband"
+    close_codes = True
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[tuple[Transport, WsPeerAdapter]]:
+        async with serve_answerer() as server, serve() as sideband, trio.open_nursery() as nursery:
+            transport = await connect_webrtc(
+                nursery,
+                base_url=server.base_url,
+                api_key="sk-conformance",
+                session={},
+                control="sideband",
+                sideband_base_url=f"http://127.0.0.1:{sideband.port}/v1",
+            )
+            yield transport, WsPeerAdapter(await sideband.accept())
+            await transport.aclose()
+
+    async def until_buffered(self, transport: Transport, n: int) -> None:
+        await wait_for(lambda: _texts_waiting(transport) >= n)
+
+
+HARNESSES: list[Callable[[], Harness]] = [
+    MemoryHarness,
+    WebSocketHarness,
+    WebRTCDataChannelHarness,
+    WebRTCSidebandHarness,
+]
 
 
 @pytest.mark.parametrize("make_harness", HARNESSES, ids=lambda h: h.name)

@@ -1,0 +1,413 @@
+"""``duplex bench``: every SPEC §7 measure in one run, peers side by side.
+
+Each measure runs its server and its client in separate processes (CPU and RSS then belong
+to the client alone, and asyncio peers never share a process with trio):
+
+- parser: ``_parser_bench`` in-process (pure CPU, no I/O).
+- burst / paced: ``_load_server`` + one ``_clients`` process per client (duplex, bare
+  trio-websocket loop, ``openai`` SDK, ``openai-agents``). Burst is repeated and the median
+  taken. Peers that are not installed (``pip install duplex[bench]``) are skipped with a note.
+- memory / webrtc / soak: ``duplex serve`` (the simulator) + ``_scenarios``.
+
+Results: a table on stdout, ``bench.json`` and PNG plots in ``out_dir``. No measure asserts
+anything; CI runs ``--quick`` as a smoke test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SCENARIOS", "run_bench"]
+
+SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "soak")
+DEFAULT_SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc")
+CLIENTS = ("duplex", "bare", "openai", "agents")
+PEERS = {"openai": "openai", "agents": "agents"}
+SUBPROCESS_TIMEOUT_S = 300
+
+
+def _available(client: str) -> bool:
+    module = PEERS.get(client)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+@contextmanager
+def _server(args: list[str], prefix: str = "") -> Iterator[str]:
+    """Start a server process; yield the URL it prints on its first line."""
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line:
+            raise RuntimeError(f"server {args} did not start")
+        yield line.removeprefix(prefix)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _run_json(args: list[str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = [ln.strip(" |+-") for ln in done.stderr.strip().splitlines()]
+        errors = [ln for ln in lines if "Error" in ln or "Exception" in ln] or lines[-1:]
+        return {"error": (errors[-1] if errors else "no output")[:300]}
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _progress(message: str) -> None:
+    print(f"  · {message}", flush=True)
+
+
+def _bench_parser(quick: bool) -> dict[str, Any]:
+    from ._parser_bench import run_parser_bench
+
+    return run_parser_bench(repeats=3 if quick else 7, mixes=2 if quick else 4)
+
+
+def _bench_burst(quick: bool) -> dict[str, Any]:
+    events = 3000 if quick else 20000
+    repeats = 3 if quick else 5
+    results: dict[str, Any] = {"events": events, "repeats": repeats, "clients": {}}
+    with _server(
+        ["-m", "benchmarks._load_server", "--mode", "burst", "--events", str(events)]
+    ) as url:
+        for client in CLIENTS:
+            if not _available(client):
+                results["clients"][client] = {
+                    "skipped": "not installed (pip install duplex[bench])"
+                }
+                continue
+            runs = []
+            for _ in range(repeats):
+                _progress(f"burst {client} ({events} events)")
+                runs.append(
+                    _run_json(
+                        ["-m", "benchmarks._clients", client, "burst", url, "--events", str(events)]
+                    )
+                )
+            ok = [r for r in runs if "error" not in r]
+            if not ok:
+                results["clients"][client] = runs[0]
+                continue
+            results["clients"][client] = {
+                "cpu_us_per_event": statistics.median(r["cpu_us_per_event"] for r in ok),
+                "events_per_s": statistics.median(r["events_per_s"] for r in ok),
+                "runs": ok,
+            }
+    return results
+
+
+def _bench_paced(quick: bool) -> dict[str, Any]:
+    conversations, rate = 50, 50.0
+    seconds = 3.0 if quick else 10.0
+    results: dict[str, Any] = {
+        "conversations": conversations,
+        "rate_per_conversation": rate,
+        "seconds": seconds,
+        "clients": {},
+    }
+    with _server(["-m", "benchmarks._load_server", "--mode", "paced", "--rate", str(rate)]) as url:
+        for client in CLIENTS:
+            if not _available(client):
+                results["clients"][client] = {
+                    "skipped": "not installed (pip install duplex[bench])"
+                }
+                continue
+            _progress(f"paced {client} ({conversations} conversations x {rate:g} ev/s)")
+            results["clients"][client] = _run_json(
+                [
+                    "-m", "benchmarks._clients", client, "paced", url,
+                    "--conversations", str(conversations), "--seconds", str(seconds),
+                ]
+            )  # fmt: skip
+    return results
+
+
+@contextmanager
+def _simulator() -> Iterator[str]:
+    with _server(["-m", "duplex_cli", "serve", "--port", "0"], prefix="listening on ") as url:
+        yield url + "/v1"
+
+
+def _bench_memory(quick: bool) -> dict[str, Any]:
+    with _simulator() as url:
+        _progress("memory: 100 idle conversations")
+        return _run_json(["-m", "benchmarks._scenarios", "idle", url, "--conversations", "100"])
+
+
+def _bench_webrtc(quick: bool) -> dict[str, Any]:
+    runs, seconds = (3, 5.0) if quick else (5, 15.0)
+    with _simulator() as url:
+        _progress(f"webrtc: {runs} connects, {seconds:g} s duplex audio")
+        return _run_json(
+            [
+                "-m",
+                "benchmarks._scenarios",
+                "webrtc",
+                url,
+                "--runs",
+                str(runs),
+                "--seconds",
+                str(seconds),
+            ]
+        )
+
+
+def _bench_soak(minutes: float) -> dict[str, Any]:
+    seconds = minutes * 60
+    with _simulator() as url:
+        _progress(f"soak: {minutes:g} min of streaming audio")
+        return _run_json(
+            [
+                "-m", "benchmarks._scenarios", "soak", url,
+                "--seconds", str(seconds), "--interval", str(max(1.0, seconds / 120)),
+            ]
+        )  # fmt: skip
+
+
+def _ratio(ours: float | None, best: float | None) -> str:
+    if ours is None or not best:
+        return "-"
+    return f"{ours / best:.2f}x"
+
+
+def _best_peer(clients: dict[str, Any], key: str) -> tuple[str | None, float | None]:
+    best: tuple[str | None, float | None] = (None, None)
+    for name, data in clients.items():
+        if name == "duplex" or not isinstance(data.get(key), int | float):
+            continue
+        if best[1] is None or data[key] < best[1]:
+            best = (name, data[key])
+    return best
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The summary table: one row per measure, duplex against the best peer."""
+    rows: list[tuple[str, str, str, str]] = []
+    parser = results.get("parser")
+    if parser:
+        for dialect, d in parser["dialects"].items():
+            rows.append(
+                (
+                    f"parser {dialect} (canonical mix)",
+                    f"{d['parse']['events_per_s']:,.0f} ev/s",
+                    f"orjson.loads {d['orjson_loads']['events_per_s']:,.0f} ev/s",
+                    f"{d['ratio_to_orjson']:.2f} of orjson",
+                )
+            )
+    for name, key, unit in (
+        ("burst", "cpu_us_per_event", "µs CPU/event"),
+        ("paced", "latency_ms_p99", "ms p99 latency"),
+    ):
+        section = results.get(name)
+        if not section:
+            continue
+        clients = section["clients"]
+        ours = clients.get("duplex", {}).get(key)
+        peer, best = _best_peer(clients, key)
+        rows.append(
+            (
+                f"{name}: {unit}",
+                f"{ours:.1f}" if isinstance(ours, float | int) else str(ours),
+                f"{peer} {best:.1f}" if best is not None else "-",
+                _ratio(ours, best),
+            )
+        )
+        for client, data in clients.items():
+            if "skipped" in data or "error" in data:
+                rows.append((f"  {name} {client}", data.get("skipped") or data["error"], "", ""))
+                continue
+            value = data.get(key)
+            detail = f"{value:.1f}" if isinstance(value, float | int) else "no data"
+            if name == "paced" and data.get("latency_ms_p50") is not None:
+                detail += (
+                    f" (p50 {data['latency_ms_p50']:.2f}, CPU {data['cpu_us_per_event']:.0f} µs/ev)"
+                )
+            rows.append((f"  {name} {client}", detail, "", ""))
+    memory = results.get("memory")
+    if memory and "error" not in memory:
+        rows.append(
+            (
+                f"memory: {memory['conversations']} idle conversations",
+                f"{memory['rss_after_mb']:.0f} MB RSS",
+                f"{memory['rss_per_conversation_kb']:.0f} KB each",
+                "",
+            )
+        )
+    webrtc = results.get("webrtc")
+    if webrtc and "error" not in webrtc:
+        onset = webrtc["speech_onset_to_started_ms"]
+        rows.append(
+            (
+                "webrtc: connect → session.updated",
+                f"{webrtc['connect_ms_median']:.0f} ms median",
+                f"max {webrtc['connect_ms_max']:.0f} ms",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "webrtc: CPU per duplex audio conversation",
+                f"{webrtc['cpu_percent_of_one_core']:.1f} % of a core",
+                f"dropped {webrtc['audio_frames_dropped']}",
+                "",
+            )
+        )
+        if onset:
+            rows.append(
+                (
+                    "webrtc: speech onset → speech_started",
+                    f"{statistics.median(onset):.0f} ms",
+                    "(round trip incl. VAD)",
+                    "",
+                )
+            )
+    soak = results.get("soak")
+    if soak and "error" not in soak:
+        rows.append(
+            (
+                "soak: RSS growth after warm-up",
+                f"{soak['rss_growth_after_warmup_mb']:+.1f} MB",
+                f"{soak['seconds'] / 60:g} min",
+                "",
+            )
+        )
+    for name in ("memory", "webrtc", "soak"):
+        if results.get(name, {}).get("error"):
+            rows.append((name, "error: " + results[name]["error"], "", ""))
+    widths = [max(len(r[i]) for r in rows) if rows else 0 for i in range(4)]
+    header = ("measure", "duplex", "reference", "ratio")
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def _plots(results: dict[str, Any], out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written: list[str] = []
+    burst = results.get("burst", {}).get("clients", {})
+    names = [n for n, d in burst.items() if "cpu_us_per_event" in d]
+    if names:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.bar(
+            names,
+            [burst[n]["cpu_us_per_event"] for n in names],
+            color=["C0" if n == "duplex" else "C7" for n in names],
+        )
+        ax.set_ylabel("CPU µs per server event (lower is better)")
+        ax.set_title("Burst: engine vs peers")
+        fig.tight_layout()
+        fig.savefig(out / "burst_cpu.png", dpi=110)
+        plt.close(fig)
+        written.append("burst_cpu.png")
+    paced = results.get("paced", {}).get("clients", {})
+    names = [n for n, d in paced.items() if d.get("latency_samples_ms")]
+    if names:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for n in names:
+            samples = paced[n]["latency_samples_ms"]
+            ax.plot(samples, [i / len(samples) for i in range(len(samples))], label=n)
+        ax.set_xscale("log")
+        ax.set_xlabel("host-visible latency, ms (log)")
+        ax.set_ylabel("fraction of events")
+        ax.set_title("50 conversations x 50 events/s")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "paced_latency_cdf.png", dpi=110)
+        plt.close(fig)
+        written.append("paced_latency_cdf.png")
+    soak = results.get("soak", {}).get("rss_samples")
+    if soak:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([t for t, _ in soak], [r for _, r in soak])
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("RSS MB")
+        ax.set_title("Soak: one streaming conversation")
+        fig.tight_layout()
+        fig.savefig(out / "soak_rss.png", dpi=110)
+        plt.close(fig)
+        written.append("soak_rss.png")
+    return written
+
+
+def run_bench(
+    *,
+    quick: bool = False,
+    scenarios: list[str] | None = None,
+    out_dir: str = "results",
+    soak_minutes: float | None = None,
+) -> int:
+    """Run the selected measures, print the table, write JSON and plots. Returns 0 unless a
+    requested scenario name is unknown."""
+    selected = list(scenarios or DEFAULT_SCENARIOS)
+    if soak_minutes and "soak" not in selected:
+        selected.append("soak")
+    unknown = [s for s in selected if s not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+        return 2
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "quick": quick,
+    }
+    began = time.perf_counter()
+    for index, name in enumerate(selected, 1):
+        print(f"[{index}/{len(selected)}] {name}", flush=True)
+        if name == "parser":
+            results[name] = _bench_parser(quick)
+        elif name == "burst":
+            results[name] = _bench_burst(quick)
+        elif name == "paced":
+            results[name] = _bench_paced(quick)
+        elif name == "memory":
+            results[name] = _bench_memory(quick)
+        elif name == "webrtc":
+            results[name] = _bench_webrtc(quick)
+        elif name == "soak":
+            results[name] = _bench_soak(soak_minutes or (0.5 if quick else 10.0))
+    results["seconds"] = time.perf_counter() - began
+    (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
+    plots = _plots(results, out)
+    print()
+    print(format_table(results))
+    print(f"\nwrote {out / 'bench.json'}" + (f" and {', '.join(plots)}" if plots else ""))
+    print(f"total {results['seconds']:.0f} s")
+    return 0

@@ -1,0 +1,225 @@
+"""Benchmark scenarios that run the engine against the real simulator (memory, soak, WebRTC),
+each in its own process so RSS and CPU belong to the client alone.
+
+Run: ``python -m benchmarks._scenarios SCENARIO BASE_URL [options]``; prints one JSON object.
+
+- ``idle``: open C conversations (each its own engine, WebSocket, v2) and leave them idle;
+  report RSS before and after, and per conversation.
+- ``soak``: one conversation streams microphone audio (speech bursts, 20 ms frames, real time)
+  and receives the model's answers for S seconds; RSS is sampled every ``interval`` seconds.
+- ``webrtc``: R times: ``start()`` → ``SessionUpdated`` over WebRTC (connect time); then one
+  duplex-audio WebRTC conversation for S seconds: 20 ms frames out in real time, model audio
+  in, process CPU over the window (% of one core), frames in/out and drops, and the time from
+  the first audible frame after silence to ``InputAudioSpeechStarted`` (a round trip through
+  the simulator's VAD: an upper bound of the one-way latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import trio
+
+from engine import (
+    AudioFrame,
+    ConversationStartError,
+    EngineConfig,
+    InputAudioSpeechStarted,
+    SessionUpdated,
+    open_engine,
+)
+from simulator import synthesize, tone
+
+__all__ = ["main", "rss_mb"]
+
+FRAME_MS = 20
+FRAME_BYTES = 24 * FRAME_MS * 2
+
+
+def rss_mb() -> float:
+    """This process's resident set size in MiB (Linux ``/proc``)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _config(url: str, transport: str = "websocket") -> EngineConfig:
+    return EngineConfig(base_url=url, api_key="sk-bench", transport=transport)  # type: ignore[arg-type]
+
+
+async def _wait_session(engine: Any) -> None:
+    async for event in engine.events():
+        if isinstance(event, SessionUpdated):
+            return
+
+
+async def idle(url: str, conversations: int) -> dict[str, Any]:
+    before = rss_mb()
+    ready = trio.Event()
+    opened = failed = 0
+    errors: list[str] = []
+
+    async def one() -> None:
+        nonlocal opened, failed
+        async with open_engine(_config(url)) as engine:
+            try:
+                await engine.start(prompt="")
+                await _wait_session(engine)
+            except ConversationStartError as exc:
+                failed += 1
+                errors.append(str(exc))
+                if opened + failed == conversations:
+                    ready.set()
+                return
+            opened += 1
+            if opened + failed == conversations:
+                ready.set()
+            await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(conversations):
+            nursery.start_soon(one)
+        with trio.fail_after(120):
+            await ready.wait()
+        await trio.sleep(1.0)
+        after = rss_mb()
+        nursery.cancel_scope.cancel()
+    return {
+        "conversations": opened,
+        "failed_starts": failed,
+        "start_errors": errors[:3],
+        "rss_before_mb": before,
+        "rss_after_mb": after,
+        "rss_per_conversation_kb": (after - before) * 1024 / max(1, opened),
+    }
+
+
+def _speech_cycle() -> list[bytes]:
+    pcm = synthesize("the quick brown fox jumps over the lazy dog") + tone(900, amplitude=0.0)
+    return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+
+
+async def _stream_audio(engine: Any, seconds: float) -> int:
+    frames = _speech_cycle()
+    sent = 0
+    next_at = trio.current_time()
+    deadline = next_at + seconds
+    while trio.current_time() < deadline:
+        engine.send_audio(AudioFrame(frames[sent % len(frames)]))
+        sent += 1
+        next_at += FRAME_MS / 1000
+        await trio.sleep_until(next_at)
+    return sent
+
+
+async def soak(url: str, seconds: float, interval: float) -> dict[str, Any]:
+    samples: list[tuple[float, float]] = []
+    began = time.perf_counter()
+    async with open_engine(_config(url)) as engine:
+        await engine.start(prompt="")
+        async with trio.open_nursery() as nursery:
+
+            async def drain() -> None:
+                async for _ in engine.events():
+                    pass
+
+            async def sample() -> None:
+                while True:
+                    samples.append((time.perf_counter() - began, rss_mb()))
+                    await trio.sleep(interval)
+
+            nursery.start_soon(drain)
+            nursery.start_soon(sample)
+            await _stream_audio(engine, seconds)
+            samples.append((time.perf_counter() - began, rss_mb()))
+            stats = engine.statistics()
+            nursery.cancel_scope.cancel()
+    first = samples[len(samples) // 5][1] if samples else 0.0  # after warm-up
+    return {
+        "seconds": seconds,
+        "rss_samples": samples,
+        "rss_growth_after_warmup_mb": samples[-1][1] - first if samples else None,
+        "audio_frames_in": stats.audio_frames_in,
+        "audio_frames_dropped": stats.audio_frames_dropped,
+        "model_audio_frames": stats.audio_frames_out,
+    }
+
+
+async def webrtc(url: str, runs: int, seconds: float) -> dict[str, Any]:
+    connect_ms: list[float] = []
+    for _ in range(runs):
+        async with open_engine(_config(url, "webrtc")) as engine:
+            began = time.perf_counter()
+            await engine.start(prompt="")
+            await _wait_session(engine)
+            connect_ms.append((time.perf_counter() - began) * 1000)
+            await engine.close()
+    onset_ms: list[float] = []
+    async with open_engine(_config(url, "webrtc")) as engine:
+        await engine.start(prompt="")
+        await _wait_session(engine)
+        speech_at: list[float] = []
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for event in engine.events():
+                    if isinstance(event, InputAudioSpeechStarted) and speech_at:
+                        onset_ms.append((time.perf_counter() - speech_at[-1]) * 1000)
+
+            nursery.start_soon(watch)
+            await trio.sleep(0.5)
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            frames = _speech_cycle()
+            sent = 0
+            next_at = trio.current_time()
+            deadline = next_at + seconds
+            while trio.current_time() < deadline:
+                index = sent % len(frames)
+                if index == 0:
+                    speech_at.append(time.perf_counter())
+                engine.send_audio(AudioFrame(frames[index]))
+                sent += 1
+                next_at += FRAME_MS / 1000
+                await trio.sleep_until(next_at)
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            stats = engine.statistics()
+            nursery.cancel_scope.cancel()
+    connect_ms.sort()
+    return {
+        "connect_ms_runs": connect_ms,
+        "connect_ms_median": connect_ms[len(connect_ms) // 2] if connect_ms else None,
+        "connect_ms_max": connect_ms[-1] if connect_ms else None,
+        "cpu_percent_of_one_core": cpu / wall * 100,
+        "audio_frames_sent": sent,
+        "audio_frames_dropped": stats.audio_frames_dropped,
+        "model_audio_frames": stats.audio_frames_out,
+        "speech_onset_to_started_ms": onset_ms,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario", choices=["idle", "soak", "webrtc"])
+    parser.add_argument("url")
+    parser.add_argument("--conversations", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.scenario == "idle":
+        result = trio.run(idle, args.url, args.conversations)
+    elif args.scenario == "soak":
+        result = trio.run(soak, args.url, args.seconds, args.interval)
+    else:
+        result = trio.run(webrtc, args.url, args.runs, args.seconds)
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""WebRTC transport against a loopback aiortc answerer (``_rtc_peer``)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import trio
+from _poll import wait_for
+from _rtc_peer import AnswerServer, serve_answerer
+from _ws_server import serve
+
+from protocol._audio import AudioFrame
+from transports import (
+    ConnectError,
+    TransportClosed,
+    TransportEnded,
+    WebRTCTransport,
+    connect_webrtc,
+)
+from transports._bridge import get_bridge
+
+API_KEY = "sk-test-webrtc-secret-0001"
+SESSION = {"type": "realtime", "model": "gpt-realtime", "instructions": "be brief"}
+
+
+async def _connect(
+    nursery: trio.Nursery, server: AnswerServer, **kwargs: object
+) -> WebRTCTransport:
+    return await connect_webrtc(
+        nursery,
+        base_url=server.base_url,
+        api_key=kwargs.pop("api_key", API_KEY),  # type: ignore[arg-type]
+        session=SESSION,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _dominant_hz(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum))])
+
+
+async def test_datachannel_text_both_ways_and_call_post() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            t0 = time.perf_counter()
+            transport = await _connect(nursery, server)
+            opened_s = time.perf_counter() - t0
+            peer = await server.accept()
+            assert transport.audio_native
+            assert transport.kind == "webrtc"
+            assert transport.call_id == peer.call_id
+            request = server.requests[0]
+            assert request["headers"]["content-type"].startswith("multipart/form-data")
+            assert request["headers"]["authorization"] == f"Bearer {API_KEY}"
+            assert request["session"] == SESSION
+            assert "m=application" in request["offer"]
+            assert request["offer"].count("m=audio") == 1
+            assert "a=sendrecv" in request["offer"]
+            await transport.send_text('{"type":"session.update"}')
+            assert await peer.receive_text() == '{"type":"session.update"}'
+            await peer.send_text('{"type":"session.updated"}')
+            items: list[object] = []
+            while '{"type":"session.updated"}' not in items:
+                items.extend(await transport.receive_batch())
+            print(f"offer -> data channel open: {opened_s * 1000:.0f} ms")
+            assert transport.statistics().messages_in >= 1
+            await transport.aclose()
+
+
+async def test_tone_from_client_reaches_answerer() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            transport = await _connect(nursery, server)
+            peer = await server.accept()
+            n = np.arange(24_000)  # one second at 24 kHz
+            tone = (np.sin(2 * np.pi * 440 * n / 24_000) * 8000).astype(np.int16).tobytes()
+            # odd chunk sizes (7 ms = 168 samples): the track re-chunks to 20 ms
+            chunk = 168 * 2
+            for offset in range(0, len(tone), chunk):
+                await transport.send_audio(AudioFrame(tone[offset : offset + chunk]))
+            assert transport.statistics().audio_frames_out == -(-len(tone) // chunk)
+
+            def loud_samples() -> int:
+                audio = peer.received_audio()
+                return int(np.count_nonzero(np.abs(audio) > 2000))
+
+            await wait_for(lambda: loud_samples() > 30_000, 0.02)  # ~0.8 s of the tone
+            audio = peer.received_audio()
+            assert all(rate == 48_000 for rate, _ in peer.audio_formats)
+            loud = audio[np.abs(audio) > 0]
+            assert abs(_dominant_hz(loud[2000:30_000], 48_000) - 440) < 5
+            with pytest.raises(ValueError, match="24 kHz mono"):
+                await transport.send_audio(AudioFrame(b"\x00" * 960, sample_rate=48_000))
+            await transport.aclose()
+
+
+async def test_audio_from_answerer_arrives_as_24k_mono_in_real_time() -> None:
+    # Tolerance: the audio received over a run of N seconds may differ from the wall time
+    # between the first and the last frame by at most 100 ms (resampler latency is < 1 ms,
+    # the rest is loopback jitter), and nothing else than 24 kHz mono frames arrives.
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            server.tone_ms = 400
+            transport = await _connect(nursery, server)
+            frames: list[AudioFrame] = []
+            arrivals: list[float] = []
+            while sum(f.duration_ms for f in frames) < 1500:
+                for item in await transport.receive_batch():
+                    if isinstance(item, AudioFrame):
+                        frames.append(item)
+                        arrivals.append(time.perf_counter())
+            assert {(f.sample_rate, f.channels) for f in frames} == {(24_000, 1)}
+            total_ms = sum(f.duration_ms for f in frames)
+            wall_ms = (arrivals[-1] - arrivals[0]) * 1000 + frames[0].duration_ms
+            assert abs(total_ms - wall_ms) < 100, (total_ms, wall_ms)
+            pcm = np.frombuffer(b"".join(f.pcm for f in frames), np.int16)
+            loud = np.flatnonzero(np.abs(pcm) > 2000)
+            assert len(loud) > 0.3 * 24_000  # most of the 400 ms tone
+            tone = pcm[loud[0] : loud[-1]]
+            assert abs(_dominant_hz(tone, 24_000) - 660) < 10
+            assert int(np.abs(tone).max()) < 12_000  # downmix kept the level (tone peak 8000)
+            stats = transport.statistics()
+            assert stats.audio_frames_in == len(frames) or stats.audio_frames_in > len(frames)
+            await transport.aclose()
+
+
+async def test_ephemeral_key_posts_raw_sdp() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            transport = await _connect(nursery, server, api_key="ek_test_ephemeral_1234")
+            request = server.requests[0]
+            assert request["headers"]["content-type"] == "application/sdp"
+            assert request["offer"].startswith("v=0")
+            assert request["session"] is None
+            await transport.aclose()
+
+
+@pytest.mark.parametrize("status", [401, 500])
+async def test_http_error_is_connect_error_with_status(status: int) -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            server.status = status
+            # real servers echo (part of) a wrong key in the error message
+            server.error_body = f'{{"error":{{"message":"Incorrect API key: {API_KEY}"}}}}'.encode()
+            with pytest.raises(ConnectError) as info:
+                await _connect(nursery, server)
+            assert info.value.status == status
+            assert "Incorrect API key" in str(info.value)
+            assert API_KEY not in str(info.value)
+            assert "sk-test" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        (None, "realtime call response missing Location"),
+        ("/v1/realtime/calls/nope", "realtime call Location does not contain a call id"),
+    ],
+)
+async def test_bad_location_is_connect_error(location: str | None, message: str) -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            server.location = location
+            with pytest.raises(ConnectError, match=message):
+                await _connect(nursery, server)
+
+
+async def test_garbage_answer_sdp_is_connect_error() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            server.garbage_sdp = True
+            with pytest.raises(ConnectError, match="answer SDP"):
+                await _connect(nursery, server)
+
+
+async def test_datachannel_never_opening_times_out() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            server.dead = True
+            t0 = time.perf_counter()
+            with pytest.raises(ConnectError, match=r"did not open within 0\.5 s|failed"):
+                await _connect(nursery, server, datachannel_open_timeout=0.5)
+            assert time.perf_counter() - t0 < 3
+
+
+async def test_connection_refused_is_connect_error() -> None:
+    with trio.fail_after(15):
+        async with trio.open_nursery() as nursery:
+            with pytest.raises(ConnectError):
+                await connect_webrtc(
+                    nursery, base_url="http://127.0.0.1:1/v1", api_key=API_KEY, session=SESSION
+                )
+
+
+async def test_sideband_join_after_refusals_flushes_queue_in_order() -> None:
+    with trio.fail_after(15):
+        async with (
+            serve_answerer() as server,
+            serve(reject_first=3) as sideband,
+            trio.open_nursery() as nursery,
+        ):
+            transport = await _connect(
+                nursery,
+                server,
+                control="sideband",
+                sideband_base_url=f"http://127.0.0.1:{sideband.port}/v1",
+                sideband_backoff=0.01,
+            )
+            assert "m=application" not in server.requests[0]["offer"]
+            for i in range(5):
+                await transport.send_text(f"queued {i}")
+            conn = await sideband.accept()
+            assert conn.path == f"/v1/realtime?call_id={transport.call_id}"
+            assert [await conn.ws.get_message() for _ in range(5)] == [
+                f"queued {i}" for i in range(5)
+            ]
+            assert len(sideband.requests) == 4
+            _path, headers = sideband.requests[-1]
+            assert (b"authorization", f"Bearer {API_KEY}".encode()) in headers
+            await conn.ws.send_message("from sideband")
+            items: list[object] = []
+            while "from sideband" not in items:
+                items.extend(await transport.receive_batch())
+            await transport.aclose()
+
+
+async def test_sideband_exhaustion_ends_with_error() -> None:
+    with trio.fail_after(15):
+        async with (
+            serve_answerer() as server,
+            serve(reject_first=100) as sideband,
+            trio.open_nursery() as nursery,
+        ):
+            transport = await _connect(
+                nursery,
+                server,
+                control="sideband",
+                sideband_base_url=f"http://127.0.0.1:{sideband.port}/v1",
+                sideband_retries=2,
+                sideband_backoff=0.01,
+            )
+            await transport.send_text("never delivered")
+            items: list[object] = []
+            while not items or not isinstance(items[-1], TransportEnded):
+                items.extend(await transport.receive_batch())
+            ended = items[-1]
+            assert isinstance(ended, TransportEnded)
+            assert ended.reason == "error"
+            assert ended.error is not None
+            assert "after 3 attempts" in ended.error
+            assert "HTTP 503" in ended.error
+            assert API_KEY not in ended.error
+            assert len(sideband.requests) == 3
+            await transport.aclose()
+
+
+async def test_peer_hangup_ends_transport_once() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            transport = await _connect(nursery, server)
+            peer = await server.accept()
+            await get_bridge().run(peer.close_bl)
+            items: list[object] = []
+            while not items or not isinstance(items[-1], TransportEnded):
+                items.extend(await transport.receive_batch())
+            ended = [item for item in items if isinstance(item, TransportEnded)]
+            assert len(ended) == 1
+            assert ended[0].reason in ("closed", "error")
+            with pytest.raises(TransportClosed):
+                await transport.send_text("gone")
+            with pytest.raises(TransportClosed):
+                await transport.send_audio(AudioFrame(b"\x00\x00" * 480))
+            await transport.aclose()
+
+
+async def test_close_while_sideband_joining_abandons_the_join() -> None:
+    with trio.fail_after(15):
+        async with (
+            serve_answerer() as server,
+            serve(reject_first=1000) as sideband,
+            trio.open_nursery() as nursery,
+        ):
+            transport = await _connect(
+                nursery,
+                server,
+                control="sideband",
+                sideband_base_url=f"http://127.0.0.1:{sideband.port}/v1",
+                sideband_retries=1000,
+                sideband_backoff=0.01,
+            )
+            await wait_for(lambda: len(sideband.requests) >= 2)
+            await transport.aclose()
+            attempts = len(sideband.requests)
+            assert await transport.receive_batch() == [TransportEnded("requested", None, None)]
+            await trio.sleep(0.2)
+            assert len(sideband.requests) == attempts  # no join attempt after close

@@ -1,0 +1,344 @@
+"""The WebRTC transport, trio side: ``connect_webrtc()`` → ``WebRTCTransport``.
+
+The peer connection lives on the asyncio bridge loop (``_rtc_asyncio``); this module never
+touches an aiortc object directly. It only calls ``bridge.run``/``bridge.call_soon`` with
+``RtcSession`` methods, and receives the session's output through the ``RtcSink`` methods
+below, which ``TrioPort`` runs on the trio thread.
+
+Start sequence (codex-realtime.md §8.2): offer (one sendrecv audio transceiver, plus the
+``oai-events`` data channel in ``datachannel`` control) with ICE gathering complete →
+``POST <base>/realtime/calls`` (``_calls``) → apply the answer → either wait for the data
+channel to open (``datachannel_open_timeout``) or start joining the sideband WebSocket
+``?call_id=…`` in the background (``sideband``).
+
+Invariants:
+- ``connect_webrtc`` either returns a connected transport or raises ``ConnectError`` after
+  closing the peer connection; nothing leaks on failure.
+- Sideband control: text sent before the join completes waits, in order, in a bounded
+  queue of ``outbound_queue_size`` (default 256) events, enough for the handshake
+  ``session.update`` plus the text and handoff replies of a slow (~1 s) join; when full,
+  ``send_text`` waits (backpressure), it never drops a structural event. The join is tried
+  ``1 + sideband_retries`` times with exponential backoff (``sideband_backoff * 2**n`` s);
+  exhaustion ends the transport with ``TransportEnded("error", error=…)``. ``aclose()``
+  during the join abandons it and emits nothing else.
+- The end of the sideband WebSocket, the data channel closing, or the peer connection
+  reaching ``failed``/``closed`` each end the transport (first one wins).
+- ``send_audio`` accepts 24 kHz mono PCM16 frames of any length; it never blocks (the
+  outbound track buffers up to 2 s and counts older audio it drops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import trio
+
+from protocol._audio import WIRE_SAMPLE_RATE, AudioFrame
+from protocol._errors import LocalProtocolError
+from protocol._urls import realtime_headers, realtime_websocket_url
+
+from ._abc import (
+    ENDED_CLOSED,
+    ENDED_ERROR,
+    ENDED_REQUESTED,
+    Counters,
+    Inbound,
+    Transport,
+    TransportEnded,
+    TransportKind,
+    TransportStatistics,
+)
+from ._bridge import AsyncioBridge, TrioPort, get_bridge
+from ._calls import create_call
+from ._errors import ConnectError, TransportClosed, redact
+from ._inbox import Inbox
+from ._rtc_asyncio import RtcSession, describe
+from ._websocket import WebSocketTransport, connect_websocket
+
+__all__ = ["WebRTCTransport", "connect_webrtc"]
+
+CLOSE_TIMEOUT_S: Final = 2.0
+ControlChannel = Literal["datachannel", "sideband"]
+
+
+class WebRTCTransport(Transport):
+    """A connected WebRTC call. Create with ``connect_webrtc``."""
+
+    def __init__(
+        self, bridge: AsyncioBridge, control: ControlChannel, outbound_queue_size: int
+    ) -> None:
+        self._bridge = bridge
+        self._control: ControlChannel = control
+        self._counters = Counters()
+        self._inbox = Inbox(self._counters)
+        self._rtc: RtcSession  # set by connect_webrtc
+        self.call_id: str = ""
+        self._closing = False
+        self._opened = trio.Event()  # data channel open, or a failure before it
+        self._failure: str | None = None
+        # sideband state
+        self._outbound_send, self._outbound_recv = trio.open_memory_channel[str](
+            outbound_queue_size
+        )
+        self._sideband: WebSocketTransport | None = None
+        self._sideband_scope = trio.CancelScope()
+
+    # --- Transport -------------------------------------------------------------------------
+
+    @property
+    def kind(self) -> TransportKind:
+        return "webrtc"
+
+    @property
+    def audio_native(self) -> bool:
+        return True
+
+    @property
+    def control(self) -> ControlChannel:
+        """Where events travel: ``"datachannel"`` or ``"sideband"``."""
+        return self._control
+
+    def _check_open(self) -> None:
+        if self._closing or self._inbox.ended:
+            raise TransportClosed("the WebRTC transport has ended")
+
+    async def send_text(self, text: str) -> None:
+        self._check_open()
+        if self._control == "datachannel":
+            await trio.lowlevel.checkpoint()
+            self._bridge.call_soon(self._rtc.send_text, text)
+        else:
+            try:
+                await self._outbound_send.send(text)
+            except trio.ClosedResourceError:
+                raise TransportClosed("the WebRTC transport has ended") from None
+        counters = self._counters
+        counters.messages_out += 1
+        counters.bytes_out += len(text)
+
+    async def send_audio(self, frame: AudioFrame) -> None:
+        if frame.sample_rate != WIRE_SAMPLE_RATE or frame.channels != 1:
+            raise ValueError(
+                f"send_audio takes 24 kHz mono PCM16, got {frame.sample_rate} Hz "
+                f"× {frame.channels} channels"
+            )
+        self._check_open()
+        await trio.lowlevel.checkpoint()
+        self._bridge.call_soon(self._rtc.feed_audio, frame.pcm)
+        self._counters.audio_frames_out += 1
+
+    async def receive_batch(self) -> list[Inbound]:
+        return await self._inbox.get_batch()
+
+    async def aclose(self) -> None:
+        if self._closing:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closing = True
+        self._inbox.end(TransportEnded(ENDED_REQUESTED, None, None))
+        self._outbound_send.close()
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+            if self._sideband is not None:
+                await self._sideband.aclose()
+            self._sideband_scope.cancel()
+            await self._bridge.run(self._rtc.close)
+
+    def statistics(self) -> TransportStatistics:
+        self._counters.audio_out_dropped = self._rtc.track.frames_dropped
+        queued = self._outbound_send.statistics().current_buffer_used
+        return self._counters.snapshot("webrtc", outbound_queued=queued)
+
+    # --- RtcSink: called on the trio thread through TrioPort --------------------------------
+
+    def on_text(self, text: str) -> None:
+        self._inbox.put_text(text)
+
+    def on_binary(self) -> None:
+        self._counters.binary_frames_dropped += 1
+
+    def on_audio(self, frame: AudioFrame) -> None:
+        self._inbox.put_audio(frame)
+
+    def on_channel_open(self) -> None:
+        self._opened.set()
+
+    def on_channel_closed(self) -> None:
+        self._end(TransportEnded(ENDED_CLOSED, None, "data channel closed"))
+
+    def on_failed(self, error: str) -> None:
+        if self._failure is None:
+            self._failure = error
+        self._opened.set()
+        self._end(TransportEnded(ENDED_ERROR, None, error))
+
+    def _end(self, ended: TransportEnded) -> None:
+        if self._closing:
+            return
+        self._inbox.end(ended)
+        self._outbound_send.close()
+
+    # --- sideband ----------------------------------------------------------------------------
+
+    async def _run_sideband(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        retries: int,
+        backoff: float,
+        connect_timeout: float,
+    ) -> None:
+        # Runs in the caller's nursery: nothing may escape from here, every failure becomes
+        # the transport's TransportEnded.
+        try:
+            with self._sideband_scope:
+                async with trio.open_nursery() as nursery:
+                    ws = await self._join_sideband(
+                        nursery, url, headers, retries, backoff, connect_timeout
+                    )
+                    if ws is None:
+                        return
+                    nursery.start_soon(self._sideband_writer, ws)
+                    await self._sideband_reader(ws)
+                    nursery.cancel_scope.cancel()
+        except Exception as exc:
+            self._end(
+                TransportEnded(ENDED_ERROR, None, redact(f"sideband failed: {describe(exc)}"))
+            )
+
+    async def _join_sideband(
+        self,
+        nursery: trio.Nursery,
+        url: str,
+        headers: Mapping[str, str],
+        retries: int,
+        backoff: float,
+        connect_timeout: float,
+    ) -> WebSocketTransport | None:
+        for attempt in range(retries + 1):
+            try:
+                ws = await connect_websocket(nursery, url, headers, connect_timeout=connect_timeout)
+            except ConnectError as exc:
+                if attempt == retries:
+                    error = f"sideband join failed after {attempt + 1} attempts: {exc.message}"
+                    self._end(TransportEnded(ENDED_ERROR, None, error))
+                    return None
+                await trio.sleep(backoff * 2**attempt)
+            else:
+                self._sideband = ws
+                if self._closing:  # aclose() raced the last connect attempt
+                    await ws.aclose()
+                    return None
+                return ws
+        return None
+
+    async def _sideband_reader(self, ws: WebSocketTransport) -> None:
+        inbox = self._inbox
+        while True:
+            for item in await ws.receive_batch():
+                if type(item) is str:
+                    inbox.put_text(item)
+                elif isinstance(item, TransportEnded):
+                    self._end(item)
+                    await ws.aclose()
+                    return
+
+    async def _sideband_writer(self, ws: WebSocketTransport) -> None:
+        async for text in self._outbound_recv:
+            try:
+                await ws.send_text(text)
+            except TransportClosed:
+                return  # the reader reports how the sideband ended
+
+
+async def connect_webrtc(
+    nursery: trio.Nursery,
+    *,
+    base_url: str,
+    api_key: str,
+    session: Mapping[str, Any],
+    control: ControlChannel = "datachannel",
+    version: str = "v2",
+    sideband_base_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    connect_timeout: float = 10.0,
+    datachannel_open_timeout: float = 5.0,
+    sideband_retries: int = 5,
+    sideband_backoff: float = 0.05,
+    outbound_queue_size: int = 256,
+) -> WebRTCTransport:
+    """Start a WebRTC call with a realtime server.
+
+    ``session`` is the initial session JSON posted with the offer (ignored with an ``ek_``
+    key, whose session was fixed when it was minted). ``sideband_base_url`` defaults to
+    ``base_url``; the sideband URL is ``realtime_websocket_url(…, call_id=<call id>)``.
+    ``connect_timeout`` bounds offer + POST + answer; the data channel then has
+    ``datachannel_open_timeout`` more. Background work (sideband join) runs in ``nursery``.
+
+    Raises:
+        ConnectError: the offer, the POST (``status`` set for HTTP errors), the answer, or the
+            data channel failed or timed out.
+    """
+    bridge = get_bridge()
+    transport = WebRTCTransport(bridge, control, outbound_queue_size)
+    rtc = RtcSession(TrioPort.current(), transport, data_channel=control == "datachannel")
+    transport._rtc = rtc
+    connected = False
+    try:
+        try:
+            with trio.fail_after(connect_timeout):
+                try:
+                    offer = await bridge.run(rtc.create_offer)
+                except Exception as exc:
+                    raise ConnectError(
+                        f"creating the WebRTC offer failed: {describe(exc)}"
+                    ) from exc
+                answer = await create_call(
+                    base_url=base_url,
+                    api_key=api_key,
+                    offer_sdp=offer,
+                    session=session,
+                    headers=headers,
+                    version=version,
+                    http_timeout=connect_timeout,
+                )
+                try:
+                    await bridge.run(rtc.apply_answer, answer.sdp)
+                except Exception as exc:
+                    raise ConnectError(f"the answer SDP was rejected: {describe(exc)}") from exc
+        except trio.TooSlowError:
+            raise ConnectError(f"WebRTC connect timed out after {connect_timeout:g} s") from None
+        transport.call_id = answer.call_id
+        if control == "datachannel":
+            with trio.move_on_after(datachannel_open_timeout):
+                await transport._opened.wait()
+            if transport._failure is not None:
+                raise ConnectError(f"WebRTC connection failed: {transport._failure}")
+            if not transport._opened.is_set():
+                raise ConnectError(
+                    f"the oai-events data channel did not open within "
+                    f"{datachannel_open_timeout:g} s"
+                )
+        else:
+            try:
+                url = realtime_websocket_url(
+                    sideband_base_url or base_url, version=version, call_id=answer.call_id
+                )
+                sideband_headers = realtime_headers(api_key=api_key, extra=headers, version=version)
+            except LocalProtocolError as exc:
+                raise ConnectError(f"sideband: {exc.message}") from None
+            nursery.start_soon(
+                transport._run_sideband,
+                url,
+                sideband_headers,
+                sideband_retries,
+                sideband_backoff,
+                connect_timeout,
+            )
+        connected = True
+        return transport
+    finally:
+        if not connected:
+            transport._closing = True
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+                await bridge.run(rtc.close)
