@@ -121,6 +121,7 @@ from ._items import (
 )
 from ._resample import Resampler as Resampler
 from ._session import (
+    PCM_24K as PCM_24K,
     AudioConfig as AudioConfig,
     AudioFormat as AudioFormat,
     AudioInputConfig as AudioInputConfig,

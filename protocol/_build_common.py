@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+import orjson
+
 from ._audio import b64encode_pcm
 from ._client_events import ClientEvent, InputAudioBufferAppend
 from ._converter import unstructure
@@ -74,12 +76,11 @@ def append_text(pcm: bytes, event_id: str | None = None) -> str:
     this is the WebSocket audio upload hot path, and base64 needs no JSON escaping."""
     if event_id is None:
         return '{"type":"input_audio_buffer.append","audio":"' + b64encode_pcm(pcm) + '"}'
-    if '"' in event_id or "\\" in event_id:
-        raise LocalProtocolError(f"event_id must not contain quotes or backslashes: {event_id!r}")
+    # The id is caller-chosen text: let the JSON encoder escape it.
     return (
-        '{"type":"input_audio_buffer.append","event_id":"'
-        + event_id
-        + '","audio":"'
+        '{"type":"input_audio_buffer.append","event_id":'
+        + orjson.dumps(event_id).decode()
+        + ',"audio":"'
         + b64encode_pcm(pcm)
         + '"}'
     )

@@ -30,7 +30,13 @@ from ._events import (
 )
 from ._handoff import AGENT_FINAL_MESSAGE_PREFIX
 from ._items import ContentPart, ConversationItem
-from ._session import AudioConfig, AudioFormat, AudioInputConfig, AudioOutputConfig, SessionConfig
+from ._session import (
+    PCM_24K,
+    AudioConfig,
+    AudioInputConfig,
+    AudioOutputConfig,
+    SessionConfig,
+)
 
 __all__ = [
     "V1_SERVER_PAYLOADS",
@@ -59,7 +65,7 @@ def v1_session_start(
     """The ``session.create`` a v1 client sends first (SPEC §2)."""
     if output_modality is OutputModality.TEXT:
         raise LocalProtocolError("text realtime output modality requires realtime v2")
-    audio_in = AudioInputConfig(format=AudioFormat())
+    audio_in = AudioInputConfig(format=PCM_24K)
     if mode is SessionMode.TRANSCRIPTION:
         session = SessionConfig(
             type="transcription",

@@ -36,8 +36,8 @@ from ._events import (
 from ._handoff import BACKEND_PREFIX, USER_PREFIX, prefix_text
 from ._items import ContentPart, ConversationItem
 from ._session import (
+    PCM_24K,
     AudioConfig,
-    AudioFormat,
     AudioInputConfig,
     AudioOutputConfig,
     FunctionTool,
@@ -113,9 +113,7 @@ def v2_session_start(
     if mode is SessionMode.TRANSCRIPTION:
         session = SessionConfig(
             type="transcription",
-            audio=AudioConfig(
-                input=AudioInputConfig(format=AudioFormat(), transcription=transcription)
-            ),
+            audio=AudioConfig(input=AudioInputConfig(format=PCM_24K, transcription=transcription)),
         )
         return SessionUpdate(session=session)
     tools = [handoff_tool(handoff_tool_name)]
@@ -127,7 +125,7 @@ def v2_session_start(
         output_modalities=(output_modality.value,),
         audio=AudioConfig(
             input=AudioInputConfig(
-                format=AudioFormat(),
+                format=PCM_24K,
                 noise_reduction=NoiseReduction(type="near_field"),
                 transcription=transcription,
                 turn_detection=TurnDetection(
@@ -138,7 +136,7 @@ def v2_session_start(
                 ),
             ),
             output=AudioOutputConfig(
-                format=AudioFormat(), voice=validate_voice(ProtocolVersion.V2, voice)
+                format=PCM_24K, voice=validate_voice(ProtocolVersion.V2, voice)
             ),
         ),
         tools=tuple(tools),

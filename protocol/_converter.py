@@ -83,7 +83,7 @@ def _make_converter() -> cattrs.Converter:
         return hook
 
     def omit_none_factory(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
-        # Only None is omitted, never a default value: AudioFormat() must still say
+        # Only None is omitted, never a default value: PCM_24K must still say
         # {"type": "audio/pcm", "rate": 24000}. unknown_fields is parser bookkeeping.
         names = tuple(a.name for a in attrs.fields(cls) if a.name != "unknown_fields")
         unstructure_value = conv.unstructure

@@ -60,6 +60,8 @@ PREVIEW_LIMIT: Final = 200
 # Keys whose string values are audio (base64) in either direction.
 AUDIO_KEYS: Final = frozenset({"delta", "audio", "data"})
 _B64_RUN: Final = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
+# The value after an audio key in raw text, even a short or unterminated one.
+_AUDIO_VALUE: Final = re.compile(r'("(?:delta|audio|data)"\s*:\s*")([^"]*)("?)')
 _SCAN_LIMIT: Final = 4 * PREVIEW_LIMIT
 
 # (decoded frame, handoff tool name, silence tool name) -> event
@@ -73,14 +75,8 @@ class FieldError(Exception):
 def preview(data: str | bytes | dict[str, Any]) -> str:
     """A short, audio-free rendering of a bad frame for logs and ``ParseFailure``."""
     if isinstance(data, dict):
-        redacted = {
-            k: (f"<{len(v)} chars>" if k in AUDIO_KEYS and isinstance(v, str) else v)
-            for k, v in data.items()
-        }
-        try:
-            text = orjson.dumps(redacted, default=repr).decode()
-        except TypeError:
-            text = repr(redacted)
+        # Rendered depth-limited first: the frame may nest arbitrarily deep or be huge.
+        text = orjson.dumps(_shallow(data, 0)).decode()
     else:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     cut = len(text) > _SCAN_LIMIT
@@ -88,10 +84,31 @@ def preview(data: str | bytes | dict[str, Any]) -> str:
     if cut:
         # A base64 run straddling the cut could be shorter than the elision threshold.
         text = text.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+    text = _AUDIO_VALUE.sub(lambda m: f"{m.group(1)}<{len(m.group(2))} chars>{m.group(3)}", text)
     text = _B64_RUN.sub(lambda m: f"<{len(m.group())} base64 chars>", text)
     if len(text) > PREVIEW_LIMIT or cut:
         text = text[: PREVIEW_LIMIT - 1] + "…"
     return text
+
+
+def _shallow(value: Any, depth: int, key: str = "") -> Any:
+    if isinstance(value, str):
+        if key in AUDIO_KEYS:
+            return f"<{len(value)} chars>"
+        return value if len(value) <= 60 else value[:57] + "..."
+    if isinstance(value, dict):
+        if depth >= 2:
+            return f"{{{len(value)} keys}}"
+        return {str(k)[:40]: _shallow(v, depth + 1, str(k)) for k, v in list(value.items())[:12]}
+    if isinstance(value, list):
+        if depth >= 2:
+            return f"[{len(value)} items]"
+        return [_shallow(v, depth + 1) for v in value[:3]] + (["..."] if len(value) > 3 else [])
+    if isinstance(value, bool | float) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else "<big int>"
+    return repr(value)[:40]
 
 
 def decode_envelope(data: str | bytes) -> dict[str, Any] | ParseFailure:
@@ -185,7 +202,8 @@ def error(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     if message is None:
         if obj.get("error") is None:
             raise FieldError("missing required field 'error'")
-        message = orjson.dumps(obj["error"], default=repr).decode()
+        # Depth-limited: an error value may nest arbitrarily deep.
+        message = orjson.dumps(_shallow(obj["error"], 0)).decode()
     code = opt_str(detail, "code") if detail is not None else opt_str(obj, "code")
     event_id = opt_str(detail, "event_id") if detail is not None else None
     return Error(message, code, event_id, is_fatal_error_code(code))

@@ -50,10 +50,14 @@ def _audio(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     if type(delta) is not str:
         # v2 does not accept v1's "data" spelling.
         raise FieldError("missing required field 'delta'")
-    sample_rate = obj.get("sample_rate", WIRE_SAMPLE_RATE)
+    sample_rate = obj.get("sample_rate")
+    if sample_rate is None:  # absent or null: the GA wire format
+        sample_rate = WIRE_SAMPLE_RATE
     channels = obj.get("channels")
     if channels is None:
-        channels = obj.get("num_channels", WIRE_CHANNELS)
+        channels = obj.get("num_channels")
+        if channels is None:
+            channels = WIRE_CHANNELS
     if type(sample_rate) is not int or type(channels) is not int:
         raise FieldError("'sample_rate' and 'channels' must be integers")
     if sample_rate <= 0 or channels <= 0:

@@ -13,11 +13,12 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Any, final
+from typing import Any, Final, final
 
 import attrs
 
 __all__ = [
+    "PCM_24K",
     "AudioConfig",
     "AudioFormat",
     "AudioInputConfig",
@@ -33,10 +34,14 @@ __all__ = [
 @final
 @attrs.frozen(slots=True, kw_only=True)
 class AudioFormat:
-    """``{"type": "audio/pcm", "rate": 24000}``; G.711 formats carry no rate."""
+    """``{"type": "audio/pcm", "rate": 24000}``; G.711 formats carry no rate, so ``rate`` is
+    absent unless given (``PCM_24K`` is the realtime wire format)."""
 
     type: str = "audio/pcm"
-    rate: int | None = 24_000
+    rate: int | None = None
+
+
+PCM_24K: Final = AudioFormat(type="audio/pcm", rate=24_000)
 
 
 @final
