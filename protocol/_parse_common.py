@@ -32,6 +32,8 @@ from ._events import (
     InputAudioCommitted,
     InputAudioSpeechStarted,
     InputAudioSpeechStopped,
+    InputTranscriptDone,
+    OutputTranscriptDone,
     ParseFailure,
     RateLimitsUpdated,
     ResponseCancelled,
@@ -49,8 +51,11 @@ __all__ = [
     "FieldError",
     "Handler",
     "decode_envelope",
+    "input_done",
     "opt_int",
     "opt_str",
+    "output_done_text",
+    "output_done_transcript",
     "preview",
     "req_dict",
     "req_str",
@@ -290,6 +295,22 @@ def rate_limits(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     except StructureError as exc:
         raise FieldError(f"invalid 'rate_limits': {exc}") from None
     return RateLimitsUpdated(limits)
+
+
+def input_done(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+    return InputTranscriptDone(req_str(obj, "transcript"), opt_str(obj, "item_id"))
+
+
+def output_done_transcript(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+    return OutputTranscriptDone(
+        req_str(obj, "transcript"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
+    )
+
+
+def output_done_text(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+    return OutputTranscriptDone(
+        req_str(obj, "text"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
+    )
 
 
 COMMON_SERVER_HANDLERS: Final[dict[str, Handler]] = {

@@ -17,9 +17,7 @@ from ._events import (
     AudioOut,
     HandoffRequested,
     InputTranscriptDelta,
-    InputTranscriptDone,
     OutputTranscriptDelta,
-    OutputTranscriptDone,
     ServerEvent,
 )
 from ._parse_client import (
@@ -32,9 +30,12 @@ from ._parse_common import (
     COMMON_SERVER_HANDLERS,
     FieldError,
     Handler,
+    input_done,
     item_done,
     opt_int,
     opt_str,
+    output_done_text,
+    output_done_transcript,
     req_str,
 )
 
@@ -87,25 +88,9 @@ def _input_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     return InputTranscriptDelta(req_str(obj, "delta"), opt_str(obj, "item_id"))
 
 
-def _input_done(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
-    return InputTranscriptDone(req_str(obj, "transcript"), opt_str(obj, "item_id"))
-
-
 def _output_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     return OutputTranscriptDelta(
         req_str(obj, "delta"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
-    )
-
-
-def _output_done_transcript(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
-    return OutputTranscriptDone(
-        req_str(obj, "transcript"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
-    )
-
-
-def _output_done_text(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
-    return OutputTranscriptDone(
-        req_str(obj, "text"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
     )
 
 
@@ -121,15 +106,15 @@ V1_SERVER_HANDLERS: Final[dict[str, Handler]] = {
     "response.audio.delta": _audio_beta,
     "conversation.input_transcript.delta": _input_delta,
     "conversation.item.input_audio_transcription.delta": _input_delta,
-    "conversation.item.input_audio_transcription.completed": _input_done,
+    "conversation.item.input_audio_transcription.completed": input_done,
     "conversation.output_transcript.delta": _output_delta,
     "response.output_text.delta": _output_delta,
     "response.output_audio_transcript.delta": _output_delta,
     "response.audio_transcript.delta": _output_delta,
     "response.text.delta": _output_delta,
-    "response.output_audio_transcript.done": _output_done_transcript,
-    "response.audio_transcript.done": _output_done_transcript,
-    "response.text.done": _output_done_text,
+    "response.output_audio_transcript.done": output_done_transcript,
+    "response.audio_transcript.done": output_done_transcript,
+    "response.text.done": output_done_text,
     "conversation.item.done": item_done,
     "conversation.handoff.requested": _handoff,
 }

@@ -23,10 +23,8 @@ from ._events import (
     ConversationItemDone,
     HandoffRequested,
     InputTranscriptDelta,
-    InputTranscriptDone,
     NoopRequested,
     OutputTranscriptDelta,
-    OutputTranscriptDone,
     ServerEvent,
 )
 from ._handoff import extract_handoff_text
@@ -35,9 +33,11 @@ from ._parse_common import (
     COMMON_SERVER_HANDLERS,
     FieldError,
     Handler,
+    input_done,
     opt_str,
+    output_done_text,
+    output_done_transcript,
     req_dict,
-    req_str,
 )
 
 __all__ = ["V2_CLIENT_HANDLERS", "V2_SERVER_HANDLERS"]
@@ -90,28 +90,12 @@ def _output_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     )
 
 
-def _output_done_transcript(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
-    return OutputTranscriptDone(
-        req_str(obj, "transcript"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
-    )
-
-
-def _output_done_text(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
-    return OutputTranscriptDone(
-        req_str(obj, "text"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
-    )
-
-
 def _input_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     # GA marks "delta" optional (whisper may put the whole turn in one event); absent = "".
     delta = obj.get("delta", "")
     if type(delta) is not str:
         raise FieldError("field 'delta' must be a string")
     return InputTranscriptDelta(delta, opt_str(obj, "item_id"))
-
-
-def _input_done(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
-    return InputTranscriptDone(req_str(obj, "transcript"), opt_str(obj, "item_id"))
 
 
 def _item_done(obj: dict[str, Any], handoff_tool: str, silence_tool: str) -> ServerEvent:
@@ -139,15 +123,15 @@ V2_SERVER_HANDLERS: Final[dict[str, Handler]] = {
     "response.output_audio.delta": _audio,
     "response.audio.delta": _audio,
     "conversation.item.input_audio_transcription.delta": _input_delta,
-    "conversation.item.input_audio_transcription.completed": _input_done,
+    "conversation.item.input_audio_transcription.completed": input_done,
     "response.output_text.delta": _output_delta,
     "response.output_audio_transcript.delta": _output_delta,
     "response.audio_transcript.delta": _output_delta,
     "response.text.delta": _output_delta,
-    "response.output_text.done": _output_done_text,
-    "response.text.done": _output_done_text,
-    "response.output_audio_transcript.done": _output_done_transcript,
-    "response.audio_transcript.done": _output_done_transcript,
+    "response.output_text.done": output_done_text,
+    "response.text.done": output_done_text,
+    "response.output_audio_transcript.done": output_done_transcript,
+    "response.audio_transcript.done": output_done_transcript,
     "conversation.item.done": _item_done,
 }
 
