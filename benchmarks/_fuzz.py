@@ -61,19 +61,24 @@ def _targets(dialect: str | None, role: str | None) -> list[Target]:
     targets: list[Target] = []
     for version in [dialect] if dialect else ["v1", "v2"]:
         if role in (None, "client"):
-            targets.append(
-                (
-                    "client",
-                    version,
-                    lambda data, v=version: p.parse_server_event(data, v),
-                    p.ServerEvent,
-                )
-            )
+            targets.append(("client", version, _server_parser(version), p.ServerEvent))
         if role in (None, "server"):
-            targets.append(
-                ("server", version, lambda data, v=version: p.parse_client_event(data, v), object)
-            )
+            targets.append(("server", version, _client_parser(version), object))
     return targets
+
+
+def _server_parser(version: str) -> Callable[[str | bytes], Any]:
+    def parse(data: str | bytes) -> Any:
+        return p.parse_server_event(data, version)
+
+    return parse
+
+
+def _client_parser(version: str) -> Callable[[str | bytes], Any]:
+    def parse(data: str | bytes) -> Any:
+        return p.parse_client_event(data, version)
+
+    return parse
 
 
 def _seeds(version: str) -> list[str]:
@@ -215,7 +220,7 @@ def _hypothesis(targets: list[Target], seconds: float) -> tuple[int, list[Path]]
 
 
 def _atheris(targets: list[Target], seconds: float) -> tuple[int, list[Path]]:
-    import atheris  # type: ignore[import-not-found]
+    import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     found: list[Path] = []
     inputs = 0

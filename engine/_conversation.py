@@ -140,6 +140,7 @@ class Conversation:
         connect: Callable[[trio.Nursery], Any],
         start_event: ClientEvent,
         host_send: trio.MemorySendChannel[HostBatch],
+        send_late: Callable[[HostBatch, trio.Event], None] | None = None,
     ) -> None:
         self.config = config
         self.version: ProtocolVersion = config.version
@@ -155,6 +156,7 @@ class Conversation:
         self._connect = connect
         self._start_event = start_event
         self._host_send = host_send
+        self._send_late = send_late
         self._cancel_scope = trio.CancelScope()
         self._accumulator = TranscriptAccumulator()
         self._resampler = Resampler()
@@ -191,20 +193,34 @@ class Conversation:
         ``ConversationClosed("error")``.
         """
         try:
-            with self._cancel_scope:
-                async with trio.open_nursery() as nursery:
-                    self.transport = await self._connect(nursery)
-                    await self._send(encode_client_event(self._start_event, self.version))
-                    started = ConversationStarted(
-                        self.session_id, self.version.value, self.transport.kind
-                    )
-                    await self._host_send.send((self.generation, [started]))
-                    nursery.start_soon(self._writer)
-                    nursery.start_soon(self._parser)
-                    nursery.start_soon(self._session_state)
-                    nursery.start_soon(self._handoff)
-                    nursery.start_soon(self._audio_mux)
-                    task_status.started(started)
+            # The transport's own tasks (its reader) live in ``transport_nursery``, outside
+            # the cancel scope that stops the actors, so ``aclose()`` below still has a
+            # reader to complete the close handshake; cancelling them first made every
+            # close()/replace wait the whole close timeout.
+            async with trio.open_nursery() as transport_nursery:
+                try:
+                    with self._cancel_scope:
+                        self.transport = await self._connect(transport_nursery)
+                        await self._send(encode_client_event(self._start_event, self.version))
+                        started = ConversationStarted(
+                            self.session_id, self.version.value, self.transport.kind
+                        )
+                        await self._announce(started)
+                        async with trio.open_nursery() as nursery:
+                            nursery.start_soon(self._writer)
+                            nursery.start_soon(self._parser)
+                            nursery.start_soon(self._session_state)
+                            nursery.start_soon(self._handoff)
+                            nursery.start_soon(self._audio_mux)
+                            task_status.started(started)
+                finally:
+                    if self.transport is not None:
+                        with (
+                            trio.CancelScope(shield=True),
+                            trio.move_on_after(self.config.close_timeout),
+                        ):
+                            await self.transport.aclose()
+                    transport_nursery.cancel_scope.cancel()
         except Exception as exc:
             if self.transport is None or self.state == REPLACED:
                 raise
@@ -212,10 +228,23 @@ class Conversation:
             logger.exception("conversation %s failed", self.session_id)
             await self._end_with_error(f"internal error: {type(exc).__name__}: {exc}")
         finally:
-            if self.transport is not None:
-                with trio.CancelScope(shield=True), trio.move_on_after(self.config.close_timeout):
-                    await self.transport.aclose()
             self.done.set()
+
+    async def _announce(self, started: ConversationStarted) -> None:
+        """Queue ``ConversationStarted`` without waiting for the host to read: the host
+        channel may still be full of the replaced conversation's batches, and the host may
+        be the task calling ``start()``. The engine's late sender is queued (FIFO) before
+        any of this conversation's other events can be."""
+        item = (self.generation, [started])
+        try:
+            self._host_send.send_nowait(item)
+        except trio.WouldBlock:
+            if self._send_late is None:
+                await self._host_send.send(item)
+                return
+            queued = trio.Event()
+            self._send_late(item, queued)
+            await queued.wait()
 
     async def _end_with_error(self, message: str) -> None:
         if self.state != RUNNING:

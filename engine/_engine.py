@@ -5,8 +5,9 @@ The engine owns one nursery for its whole life and at most one conversation at a
 Invariants:
 - ``start()`` while a conversation runs replaces it: the old one is cancelled and emits
   nothing more. Its events still sitting in the host channel are dropped by ``events()``,
-  which only yields events of the current generation, so nothing stale reaches the host
-  after ``start()`` returns.
+  which skips the generations that were replaced while running, so nothing stale reaches
+  the host after ``start()`` returns. (A closed or ended conversation's events, its
+  ``ConversationClosed`` included, are still delivered after the next ``start()``.)
 - ``close()`` of a running conversation emits exactly one ``ConversationClosed("requested")``;
   with nothing running it does nothing (there is no conversation to close).
 - A failed ``start()`` raises ``ConversationStartError`` and emits no ``ConversationClosed``.
@@ -17,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -126,8 +128,13 @@ class Engine:
             config.event_queue_size
         )
         self._generation = 0
+        # Generations replaced while running: their undelivered events are dropped. Only
+        # these: a closed or naturally ended conversation keeps its ConversationClosed even
+        # when the host reads it after the next start().
+        self._replaced: set[int] = set()
         self._current: Conversation | None = None
         self._lock = trio.Lock()  # start/close are serialised: one lifecycle change at a time
+        self._late_closed: trio.Event | None = None  # see close()
         self._started = 0
         self._host_events = 0
 
@@ -147,8 +154,12 @@ class Engine:
                 failed (``status`` holds the HTTP status when the server refused).
         """
         async with self._lock:
+            if self._late_closed is not None:
+                await self._late_closed.wait()
+                self._late_closed = None
             await self._stop_current(REPLACED)
             config = self.config
+            session_id = f"duplex_{uuid.uuid4().hex}"
             try:
                 start_event = session_start_event(
                     config.version,
@@ -160,17 +171,19 @@ class Engine:
                     handoff_tool_name=config.handoff_tool_name,
                     silence_tool_name=config.silence_tool_name,
                 )
+                # Builds the headers: a blank key or a bad header value fails here.
+                connect = self._connector(session_id, start_event)
             except LocalProtocolError as exc:
                 raise ConversationStartError(str(exc)) from None
             self._generation += 1
-            session_id = f"duplex_{uuid.uuid4().hex}"
             conversation = Conversation(
                 config=config,
                 generation=self._generation,
                 session_id=session_id,
-                connect=self._connector(session_id, start_event),
+                connect=connect,
                 start_event=start_event,
                 host_send=self._host_send,
+                send_late=self._spawn_late,
             )
             try:
                 with trio.fail_after(config.connect_timeout + config.close_timeout):
@@ -231,6 +244,9 @@ class Engine:
     async def close(self) -> bool:
         """Close the running conversation. Emits exactly one ``ConversationClosed("requested")``.
 
+        Never waits for the host to read ``events()`` (the event is queued behind the
+        conversation's undelivered events, before the next conversation's).
+
         Returns:
             True if a conversation was running; False (and nothing emitted) otherwise.
         """
@@ -239,14 +255,34 @@ class Engine:
             if conversation is None or conversation.state != RUNNING:
                 return False
             await self._stop_current(CLOSING)
-            await self._host_send.send((conversation.generation, [ConversationClosed("requested")]))
+            closed = (conversation.generation, [ConversationClosed("requested")])
+            try:
+                self._host_send.send_nowait(closed)
+            except trio.WouldBlock:
+                # The host channel is full and the host may be the caller itself: close()
+                # must not wait for it to read. A task delivers the event; the next start()
+                # waits until it is queued, so it still precedes the next Started.
+                queued = trio.Event()
+                self._late_closed = queued
+                self._spawn_late(closed, queued)
             return True
+
+    def _spawn_late(self, item: HostBatch, queued: trio.Event) -> None:
+        self._nursery.start_soon(self._send_late, item, queued)
+
+    async def _send_late(self, item: HostBatch, queued: trio.Event) -> None:
+        # send() parks this task in the channel's FIFO of senders before its first yield,
+        # so once anyone observes ``queued`` the item is already ahead of later sends.
+        queued.set()
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+            await self._host_send.send(item)  # the engine may be shutting down
 
     async def _stop_current(self, new_state: str) -> None:
         conversation = self._current
         if conversation is None:
             return
-        conversation.cancel(new_state)
+        if conversation.cancel(new_state) and new_state == REPLACED:
+            self._replaced.add(conversation.generation)
         await conversation.done.wait()
         self._current = None if new_state == REPLACED else conversation
 
@@ -331,9 +367,9 @@ class Engine:
         """Host-visible events in order: ``ConversationStarted``, the protocol vocabulary,
         ``ConversationClosed``. Ends when the engine closes. Use one iterator at a time."""
         async for generation, batch in self._host_recv:
-            if generation != self._generation:
+            if generation in self._replaced:
                 continue  # a replaced conversation's leftovers
-            conversation = self._current
+            conversation = self._current if generation == self._generation else None
             for event in batch:
                 if conversation is not None and type(event) is AudioOut:
                     conversation.delivered(event)

@@ -1,0 +1,48 @@
+"""duplex's local realtime model server: protocol-faithful, deterministic, fault-injectable.
+
+Public surface:
+
+- ``SimulatorConfig`` / ``FaultConfig``: how it listens, how the scripted model behaves, which
+  faults to inject.
+- ``Simulator``: the server object (an ASGI app) with the per-session records
+  (``sessions``), WebRTC ``calls``, ``add_scenario`` and the mutable ``faults`` knob.
+- ``serve_simulator`` (``await nursery.start(serve_simulator, cfg)`` → base URL),
+  ``open_simulator`` (async context manager yielding a started ``Simulator``) and
+  ``run_server`` (for ``duplex serve``: prints ``listening on http://H:P``).
+- ``Scenario`` / ``ScenarioStep``: scripted "expect → emit / close" steps for tests;
+  ``SessionRecord`` / ``RecordedEvent``: what a session received.
+- ``ScriptedModel``: the sans-IO model itself, for unit tests.
+- ``synthesize`` / ``tone``: the deterministic audio helpers tests use to make "speech".
+
+See ``_server`` for routes and dialect selection, ``_model`` for the scripted behaviour and
+strictness rules, ``_session`` for fault injection.
+"""
+
+from __future__ import annotations
+
+from ._audio import synthesize, tone
+from ._config import FaultConfig, GarbageKind, IdGenerator, SimulatorConfig
+from ._model import MIN_COMMIT_MS, ScriptedModel
+from ._scenario import RecordedEvent, Scenario, ScenarioStep, SessionRecord
+from ._server import Simulator, open_simulator, run_server, serve_simulator
+from ._wire import Rejection
+
+__all__ = [
+    "MIN_COMMIT_MS",
+    "FaultConfig",
+    "GarbageKind",
+    "IdGenerator",
+    "RecordedEvent",
+    "Rejection",
+    "Scenario",
+    "ScenarioStep",
+    "ScriptedModel",
+    "SessionRecord",
+    "Simulator",
+    "SimulatorConfig",
+    "open_simulator",
+    "run_server",
+    "serve_simulator",
+    "synthesize",
+    "tone",
+]

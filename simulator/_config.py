@@ -86,6 +86,9 @@ class SimulatorConfig:
             accepted.
         seed: seeds the id generator and nothing else (the model has no other randomness).
         trigger_phrase: user text (or transcript) containing it yields a handoff.
+        silence_phrase: user text containing it makes a v2 model call the silence tool (when
+            the session declares it); empty disables.
+        silence_tool_name: the v2 no-op tool (SPEC §2 ``remain_silent``).
         handoff_tool_name: default v2 handoff tool when the session declares none by this name.
         reply_prefix: the scripted reply is ``f"{reply_prefix}{text}."``.
         speech_transcript: transcript of every committed speech turn; ``None`` gives
@@ -99,6 +102,10 @@ class SimulatorConfig:
             quicksilver backend takes turns itself).
         transcription_dialect_grace_s: on ``intent=transcription`` the dialect is chosen by the
             first client event; if none arrives in this time the session is v2.
+        websocket_compression: accept a client's ``permessage-deflate`` offer (off: events are
+            sent uncompressed whatever the client offers).
+        record_limit: how many client frames (and server event types) each session record
+            keeps (oldest dropped first).
         max_message_bytes: largest inbound WebSocket message hypercorn accepts (above the
             15 MiB append limit so that limit can be reported as an ``error`` event).
         faults: server-wide fault knobs (a scenario may replace them per session).
@@ -111,6 +118,8 @@ class SimulatorConfig:
     model: str = DEFAULT_MODEL
     trigger_phrase: str = "delegate"
     handoff_tool_name: str = "codex"
+    silence_phrase: str = "stay silent"
+    silence_tool_name: str = "remain_silent"
     reply_prefix: str = "You said: "
     speech_transcript: str | None = None
     audio_speedup: float = 20.0
@@ -118,6 +127,8 @@ class SimulatorConfig:
     vad_rms_threshold: float = 500.0
     v1_auto_response: bool = True
     transcription_dialect_grace_s: float = 1.0
+    websocket_compression: bool = False
+    record_limit: int = 10_000
     max_message_bytes: int = 32 * 1024 * 1024
     faults: FaultConfig = attrs.field(factory=FaultConfig)
 
@@ -129,10 +140,11 @@ class IdGenerator:
         self._rng = random.Random(str(seed))
 
     def _base62(self, n: int) -> str:
-        return "".join(self._rng.choice(_BASE62) for _ in range(n))
+        # One ``choices`` call, not n ``choice`` calls: ids are minted for every server event.
+        return "".join(self._rng.choices(_BASE62, k=n))
 
     def _hex(self, n: int) -> str:
-        return "".join(self._rng.choice("0123456789abcdef") for _ in range(n))
+        return "".join(self._rng.choices("0123456789abcdef", k=n))
 
     def event(self) -> str:
         return "event_" + self._base62(21)

@@ -26,8 +26,7 @@ from typing import Any
 import attrs
 import trio
 
-from protocol._client_events import ClientEvent
-from protocol._enums import ProtocolVersion, SessionMode
+from protocol import ClientEvent, ProtocolVersion, SessionMode
 
 from ._config import FaultConfig
 from ._wire import Rejection
@@ -156,9 +155,7 @@ class SessionRecord:
     ) -> None:
         """Wait until ``count`` client frames (or, with ``sent``, server events) of ``type_``."""
         while True:
-            source: Sequence[str | None] = (
-                list(self.server_event_types) if sent else self.types()
-            )
+            source: Sequence[str | None] = list(self.server_event_types) if sent else self.types()
             if sum(1 for t in source if t == type_) >= count:
                 return
             await self._changed.wait()

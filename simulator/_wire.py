@@ -25,10 +25,7 @@ from typing import Any, Final
 import attrs
 import orjson
 
-from protocol import parse_client_event
-from protocol._client_events import ClientEvent
-from protocol._enums import ProtocolVersion
-from protocol._events import ParseFailure, UnknownEvent
+from protocol import ClientEvent, ParseFailure, ProtocolVersion, UnknownEvent, parse_client_event
 
 __all__ = ["ClientFrame", "Rejection", "decode_client_frame", "dump_event"]
 

@@ -189,7 +189,8 @@ class RtcSession:
 
         @pc.on("track")
         def _track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
+            # A track event racing close() must not start a consumer nobody will cancel.
+            if track.kind == "audio" and not self._closed:
                 deliver: Callable[[AudioFrame], None] = lambda f: port.call(sink.on_audio, f)  # noqa: E731
                 task = asyncio.ensure_future(_consume_remote_audio(track, deliver))
                 self._tasks.add(task)

@@ -1,0 +1,120 @@
+"""The engine over WebRTC: a data-channel turn and the sideband control path
+(codex-realtime.md §8.2, tests conversation_webrtc_*)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from _engine_helpers import audio_ms, engine_with_events, of_type, raw_of, sim_config
+
+from engine import (
+    AudioOut,
+    ConversationClosed,
+    ConversationNotRunning,
+    ConversationStarted,
+    ConversationStartError,
+    Error,
+    OutputTranscriptDone,
+    SessionUpdated,
+)
+from simulator import FaultConfig, SimulatorConfig, open_simulator
+
+
+async def test_webrtc_datachannel_text_turn_with_media_audio() -> None:
+    async with open_simulator() as sim:
+        config = sim_config(sim, transport="webrtc")
+        with trio.fail_after(20):
+            async with engine_with_events(config) as (engine, events):
+                started = await engine.start(prompt="be nice")
+                assert started.transport == "webrtc"
+                await events.until(of_type(SessionUpdated))
+                await engine.send_text("hello over rtc")
+                done = await events.until(of_type(OutputTranscriptDone))
+                assert done[-1].text == "You said: hello over rtc."
+                # Model audio arrives on the media track, paced in real time, as 24 kHz mono.
+                audio = await events.until(of_type(AudioOut))
+                frame = audio[-1].frame
+                assert (frame.sample_rate, frame.channels) == (24000, 1)
+                assert engine.statistics().running
+                assert await engine.close()
+                rest = await events.until(of_type(ConversationClosed))
+                assert rest[-1] == ConversationClosed("requested")
+            record = sim.sessions[0]
+            assert record.transport == "webrtc"
+            assert {e.source for e in record.events} == {"datachannel"}
+            items = raw_of(record, "conversation.item.create")
+            assert "hello over rtc" in str(items[0]["item"])
+            assert audio_ms(events.log) > 0
+
+
+async def test_webrtc_sideband_delivers_text_queued_before_the_join() -> None:
+    """conversation_webrtc_start_posts_generated_session: start() returns after the call is
+    created; text sent before the sideband joined arrives after its session.update."""
+    async with open_simulator(SimulatorConfig(faults=FaultConfig(sideband_refuse_first=3))) as sim:
+        config = sim_config(sim, transport="webrtc", webrtc_control="sideband")
+        with trio.fail_after(20):
+            async with engine_with_events(config) as (engine, events):
+                started = await engine.start(prompt="sideband prompt")
+                assert isinstance(started, ConversationStarted)
+                await engine.send_text("queued before sideband")
+                done = await events.until(of_type(OutputTranscriptDone))
+                assert done[-1].text == "You said: queued before sideband."
+                assert not [e for e in events.log if isinstance(e, Error)]
+            record = sim.sessions[0]
+            call = sim.calls[record.call_id or ""]
+            assert call.sideband_attempts == 4
+            types = [e.type for e in record.events if e.source == "sideband"]
+            assert types[:3] == ["session.update", "conversation.item.create", "response.create"]
+            update = raw_of(record, "session.update")[0]["session"]
+            assert update["instructions"] == "sideband prompt"
+
+
+async def test_close_while_sideband_joining_emits_only_requested() -> None:
+    """conversation_webrtc_close_while_sideband_connecting_drops_pending_join."""
+    faults = FaultConfig(sideband_refuse_first=1000)
+    async with open_simulator(SimulatorConfig(faults=faults)) as sim:
+        config = sim_config(sim, transport="webrtc", webrtc_control="sideband")
+        with trio.fail_after(20):
+            async with engine_with_events(config) as (engine, events):
+                started = await engine.start()
+                await engine.send_text("never delivered")
+                assert await events.next() == started
+                assert await engine.close()
+                assert await events.next() == ConversationClosed("requested")
+                # Longer than the whole retry schedule: no stale Error/Closed shows up.
+                await events.nothing_for(2.0)
+                with pytest.raises(ConversationNotRunning):
+                    await engine.send_text("after close")
+            record = sim.sessions[0]
+            assert [e for e in record.events if e.source == "sideband"] == []
+            assert events.log == [started, ConversationClosed("requested")]
+
+
+async def test_sideband_join_failure_emits_error_then_closed_error() -> None:
+    """conversation_webrtc_sideband_connect_failure_closes_with_error."""
+    faults = FaultConfig(sideband_refuse_first=1000)
+    async with open_simulator(SimulatorConfig(faults=faults)) as sim:
+        config = sim_config(sim, transport="webrtc", webrtc_control="sideband")
+        with trio.fail_after(20):
+            async with engine_with_events(config) as (engine, events):
+                started = await engine.start()
+                taken = await events.until(of_type(ConversationClosed))
+                assert taken[0] == started
+                assert isinstance(taken[-2], Error)
+                assert taken[-2].fatal
+                assert taken[-1].reason == "error"
+                await events.nothing_for(0.3)
+                with pytest.raises(ConversationNotRunning):
+                    await engine.send_text("too late")
+            assert len([e for e in events.log if isinstance(e, ConversationClosed)]) == 1
+
+
+async def test_webrtc_call_refused_raises_start_error_with_status() -> None:
+    async with open_simulator(SimulatorConfig(faults=FaultConfig(calls_status=503))) as sim:
+        config = sim_config(sim, transport="webrtc")
+        with trio.fail_after(20):
+            async with engine_with_events(config) as (engine, events):
+                with pytest.raises(ConversationStartError) as info:
+                    await engine.start()
+                assert info.value.status == 503
+                await events.nothing_for(0.2)
