@@ -43,6 +43,7 @@ from ._config import (
 from ._engine import (
     Engine as Engine,
     EngineStatistics as EngineStatistics,
+    EventStream as EventStream,
     open_engine as open_engine,
 )
 from ._errors import (

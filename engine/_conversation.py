@@ -87,7 +87,6 @@ CLOSING: Final = "closing"  # close() is tearing it down; close() emits Conversa
 REPLACED: Final = "replaced"  # start() replaced it; nothing more is emitted
 ENDED: Final = "ended"  # it ended by itself and emitted ConversationClosed
 
-PARSED_BATCHES: Final = 4
 OUTBOUND_FRAMES: Final = 64
 HANDOFF_MESSAGES: Final = 64
 
@@ -170,9 +169,8 @@ class Conversation:
         self.handoff_send, self._handoff_recv = trio.open_memory_channel[_HandoffMessage](
             HANDOFF_MESSAGES
         )
-        self._parsed_send, self._parsed_recv = trio.open_memory_channel[
-            tuple[list[ServerEvent], TransportEnded | None]
-        ](PARSED_BATCHES)
+        self._observe = self._accumulator.observe
+        self._effect_table = self._effects()
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -209,7 +207,6 @@ class Conversation:
                         async with trio.open_nursery() as nursery:
                             nursery.start_soon(self._writer)
                             nursery.start_soon(self._parser)
-                            nursery.start_soon(self._session_state)
                             nursery.start_soon(self._handoff)
                             nursery.start_soon(self._audio_mux)
                             task_status.started(started)
@@ -297,68 +294,69 @@ class Conversation:
         media_audio = transport.audio_native
         counters = self.counters
         debug_wire = wire_logger.isEnabledFor(logging.DEBUG)
-        async with self._parsed_send:
-            while True:
-                try:
-                    batch = await transport.receive_batch()
-                except TransportClosed:
-                    return
-                events: list[ServerEvent] = []
-                ended: TransportEnded | None = None
-                for item in batch:
-                    if type(item) is str:
-                        event = parse_server_event(
-                            item,
-                            version,
-                            handoff_tool_name=handoff_tool,
-                            silence_tool_name=silence_tool,
-                        )
-                        if debug_wire:
-                            wire_logger.debug("← %s (%d chars)", event.TYPE, len(item))
-                        if media_audio and type(event) is AudioOut:
-                            # On WebRTC the media track is the audio; a server that also sends
-                            # deltas on the data channel would double it.
-                            continue
-                        events.append(event)
-                    elif type(item) is AudioFrame:
-                        events.append(AudioOut(item))
-                    else:
-                        assert isinstance(item, TransportEnded)
-                        ended = item
-                counters.server_events += len(events)
-                await self._parsed_send.send((events, ended))
-                if ended is not None:
-                    return
+        apply_batch = self._session_state
+        while True:
+            try:
+                batch = await transport.receive_batch()
+            except TransportClosed:
+                return
+            events: list[ServerEvent] = []
+            ended: TransportEnded | None = None
+            for item in batch:
+                if type(item) is str:
+                    event = parse_server_event(
+                        item,
+                        version,
+                        handoff_tool_name=handoff_tool,
+                        silence_tool_name=silence_tool,
+                    )
+                    if debug_wire:
+                        wire_logger.debug("← %s (%d chars)", event.TYPE, len(item))
+                    if media_audio and type(event) is AudioOut:
+                        # On WebRTC the media track is the audio; a server that also sends
+                        # deltas on the data channel would double it.
+                        continue
+                    events.append(event)
+                elif type(item) is AudioFrame:
+                    events.append(AudioOut(item))
+                else:
+                    assert isinstance(item, TransportEnded)
+                    ended = item
+            counters.server_events += len(events)
+            if not await apply_batch(events, ended):
+                return
 
-    async def _session_state(self) -> None:
-        """Apply each event's side effects and hand the batch to the host."""
-        host_send = self._host_send
-        generation = self.generation
-        observe = self._accumulator.observe
-        effects = self._effects()
-        async with self._parsed_recv:
-            async for events, ended in self._parsed_recv:
-                out: list[Any] = []
-                for event in events:
-                    kind = type(event)
-                    if kind is AudioOut:
-                        audio = self._audio_out(event)  # type: ignore[arg-type]
-                        if audio is not None:
-                            out.append(audio)
-                        continue
-                    event = observe(event)
-                    effect = effects.get(kind)
-                    if effect is not None and not await effect(event):
-                        continue
-                    out.append(event)
-                if out:
-                    await host_send.send((generation, out))
-                if self._fatal is not None:
-                    await self._finish(ConversationClosed("error", None, self._fatal.message))
-                    return
-                if ended is not None:
-                    await self._transport_ended(ended)
-                    return
+    async def _session_state(self, events: list[ServerEvent], ended: TransportEnded | None) -> bool:
+        """The session-state actor's step: apply each event's side effects and hand the batch
+        to the host. Returns False once the conversation has ended.
+
+        It runs in the parser's task: the parser→session-state hop carried no decision, only
+        a scheduler round trip per network wakeup (SPEC §3 hot-path rule), so it was removed.
+        """
+        out: list[Any] = []
+        observe = self._observe
+        effects = self._effect_table
+        for event in events:
+            kind = type(event)
+            if kind is AudioOut:
+                audio = self._audio_out(event)  # type: ignore[arg-type]
+                if audio is not None:
+                    out.append(audio)
+                continue
+            event = observe(event)
+            effect = effects.get(kind)
+            if effect is not None and not await effect(event):
+                continue
+            out.append(event)
+        if out:
+            await self._host_send.send((self.generation, out))
+        if self._fatal is not None:
+            await self._finish(ConversationClosed("error", None, self._fatal.message))
+            return False
+        if ended is not None:
+            await self._transport_ended(ended)
+            return False
+        return True
 
     def _effects(self) -> dict[type[Any], Callable[[Any], Any]]:
         """Per event type: an async side effect returning whether to forward the event."""
@@ -503,8 +501,10 @@ class Conversation:
                         await self.send_client_event(event)
                     if message.final:
                         self.handoffs.finish(message.handoff_id)
-                    if v2:
-                        await self.request_response()
+                        if v2:
+                            # Progress is context for the model ([BACKEND] items); only the
+                            # final output asks it to speak, as in the Rust original.
+                            await self.request_response()
 
     async def _audio_mux(self) -> None:
         """Host audio → 24 kHz mono → the wire (JSON appends, or RTP on WebRTC)."""
@@ -549,7 +549,6 @@ class Conversation:
             "audio_in": self.audio_send.statistics().current_buffer_used,
             "outbound": self.out_send.statistics().current_buffer_used,
             "handoff": self.handoff_send.statistics().current_buffer_used,
-            "parsed": self._parsed_send.statistics().current_buffer_used,
         }
 
     @property

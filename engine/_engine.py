@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, final
@@ -53,7 +54,7 @@ from ._errors import (
     HandoffNotActive,
 )
 
-__all__ = ["Engine", "EngineStatistics", "open_engine"]
+__all__ = ["Engine", "EngineStatistics", "EventStream", "open_engine"]
 
 logger = logging.getLogger("duplex.engine")
 
@@ -137,6 +138,9 @@ class Engine:
         self._late_closed: trio.Event | None = None  # see close()
         self._started = 0
         self._host_events = 0
+        # Events of the batch being handed out (the host takes them one at a time).
+        self._pending: deque[Any] = deque()
+        self._pending_conversation: Conversation | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -363,18 +367,33 @@ class Engine:
 
     # ---- output ---------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[Any]:
+    def events(self) -> EventStream:
         """Host-visible events in order: ``ConversationStarted``, the protocol vocabulary,
-        ``ConversationClosed``. Ends when the engine closes. Use one iterator at a time."""
-        async for generation, batch in self._host_recv:
+        ``ConversationClosed``. Ends when the engine closes.
+
+        The iterator is cancel-safe: a cancelled ``__anext__`` (a timeout around
+        ``async for``) loses nothing, and the next iteration — of this or of a new
+        ``events()`` iterator — continues where it stopped."""
+        return EventStream(self)
+
+    async def _next_event(self) -> Any:
+        pending = self._pending
+        while not pending:
+            try:
+                generation, batch = await self._host_recv.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                raise StopAsyncIteration from None
             if generation in self._replaced:
                 continue  # a replaced conversation's leftovers
-            conversation = self._current if generation == self._generation else None
-            for event in batch:
-                if conversation is not None and type(event) is AudioOut:
-                    conversation.delivered(event)
-                self._host_events += 1
-                yield event
+            # Only whole batches are taken, so every pending event is of this generation.
+            self._pending_conversation = self._current if generation == self._generation else None
+            pending.extend(batch)
+        event = pending.popleft()
+        conversation = self._pending_conversation
+        if conversation is not None and type(event) is AudioOut:
+            conversation.delivered(event)
+        self._host_events += 1
+        return event
 
     def statistics(self) -> EngineStatistics:
         """A frozen snapshot of counters and queue depths."""
@@ -405,6 +424,25 @@ class Engine:
     @property
     def version(self) -> ProtocolVersion:
         return self.config.version
+
+
+@final
+class EventStream:
+    """The async iterator ``Engine.events()`` returns (see there)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._engine._next_event()
+
+    async def aclose(self) -> None:
+        """Nothing to release (kept so ``contextlib.aclosing`` works)."""
 
 
 def _start_error(group: BaseExceptionGroup[Any]) -> ConversationStartError:

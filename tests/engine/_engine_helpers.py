@@ -99,7 +99,7 @@ async def host_events(engine: Engine) -> AsyncIterator[HostEvents]:
     send, receive = trio.open_memory_channel[Any](0)
 
     async def pump() -> None:
-        async with send, aclosing(engine.events()) as iterator:  # type: ignore[type-var]
+        async with send, aclosing(engine.events()) as iterator:
             async for event in iterator:
                 await send.send(event)
 

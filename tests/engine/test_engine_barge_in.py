@@ -81,7 +81,7 @@ async def _barge_in(taken_frames: int, *, version: str = "v2") -> tuple[list[dic
         config = EngineConfig(api_key=API_KEY, version=version)
         async with (
             open_engine(config, transport_factory=server) as engine,
-            aclosing(engine.events()) as it,  # type: ignore[type-var]
+            aclosing(engine.events()) as it,
         ):
             await engine.start()
             handle = server.peers[0]
@@ -147,7 +147,7 @@ async def test_no_truncate_when_nothing_is_playing() -> None:
             config = EngineConfig(api_key=API_KEY)
             async with (
                 open_engine(config, transport_factory=server) as engine,
-                aclosing(engine.events()) as it,  # type: ignore[type-var]
+                aclosing(engine.events()) as it,
             ):
                 await engine.start()
                 handle = server.peers[0]

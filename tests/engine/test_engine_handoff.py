@@ -158,6 +158,8 @@ async def test_v2_handoff_progress_final_and_active_transcript() -> None:
             # progress item, final output, then the response.create that speaks it
             types = record.types()
             assert types[-1] == "response.create"
+            # two typed turns and the final output ask for a response; progress does not
+            assert types.count("response.create") == 3
             tools = raw_of(record, "session.update")[0]["session"]["tools"]
             assert "codex" in [t["name"] for t in tools]
 
