@@ -187,6 +187,39 @@ async def _duplex_paced(url: str, conversations: int, seconds: float) -> dict[st
     return window.summary()
 
 
+# ---- transport round trip ------------------------------------------------------------
+
+
+async def _transport_rtt(url: str, rounds: int) -> dict[str, Any]:
+    """``session.update`` → ``session.updated`` through the duplex WebSocket transport."""
+    from transports import connect_websocket
+
+    update = '{"type":"session.update","session":{"type":"realtime"}}'
+    samples: list[float] = []
+    async with trio.open_nursery() as nursery:
+        transport = await connect_websocket(
+            nursery, url + "/realtime?model=gpt-realtime", {"authorization": "Bearer sk-bench"}
+        )
+        await transport.receive_batch()  # session.created
+        for _ in range(rounds):
+            began = time.perf_counter()
+            await transport.send_text(update)
+            while not any(
+                isinstance(m, str) and '"session.updated"' in m
+                for m in await transport.receive_batch()
+            ):
+                pass
+            samples.append((time.perf_counter() - began) * 1e6)
+        await transport.aclose()
+        nursery.cancel_scope.cancel()
+    samples.sort()
+    return {
+        "rounds": len(samples),
+        "rtt_us_p50": samples[len(samples) // 2],
+        "rtt_us_p99": samples[min(len(samples) - 1, int(0.99 * len(samples)))],
+    }
+
+
 # ---- bare trio-websocket + orjson ---------------------------------------------------
 
 
@@ -336,6 +369,7 @@ async def _run_asyncio_window(
 RUNNERS: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("duplex", "burst"): ("trio", _duplex_burst),
     ("duplex", "paced"): ("trio", _duplex_paced),
+    ("duplex", "rtt"): ("trio", _transport_rtt),
     ("bare", "burst"): ("trio", _bare_burst),
     ("bare", "paced"): ("trio", _bare_paced),
     ("openai", "burst"): ("asyncio", _openai_burst),
@@ -348,18 +382,16 @@ RUNNERS: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("client", choices=["duplex", "bare", "openai", "agents"])
-    parser.add_argument("scenario", choices=["burst", "paced"])
+    parser.add_argument("scenario", choices=["burst", "paced", "rtt"])
     parser.add_argument("url")
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args(argv)
     loop, fn = RUNNERS[(args.client, args.scenario)]
-    params = (
-        (args.url, args.events)
-        if args.scenario == "burst"
-        else (args.url, args.conversations, args.seconds)
-    )
+    params: tuple[Any, ...] = (args.url, args.conversations, args.seconds)
+    if args.scenario in ("burst", "rtt"):
+        params = (args.url, args.events)
     if loop == "trio":
         result = trio.run(fn, *params)
     else:

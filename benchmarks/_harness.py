@@ -113,6 +113,18 @@ def _bench_burst(quick: bool) -> dict[str, Any]:
                         ["-m", "benchmarks._clients", client, "burst", url, "--events", str(events)]
                     )
                 )
+        _progress("websocket round trip (duplex transport)")
+        results["websocket_rtt"] = _run_json(
+            [
+                "-m",
+                "benchmarks._clients",
+                "duplex",
+                "rtt",
+                url,
+                "--events",
+                "300" if quick else "2000",
+            ]
+        )
         for client in clients:
             ok = [r for r in runs[client] if "error" not in r]
             if not ok:
@@ -269,6 +281,16 @@ def format_table(results: dict[str, Any]) -> str:
                 _ratio(ours, best),
             )
         )
+        rtt = section.get("websocket_rtt")
+        if rtt and "rtt_us_p50" in rtt:
+            rows.append(
+                (
+                    "  websocket round trip (transport)",
+                    f"p50 {rtt['rtt_us_p50']:.0f} µs, p99 {rtt['rtt_us_p99']:.0f} µs",
+                    f"{rtt['rounds']} rounds",
+                    "",
+                )
+            )
         stages = section.get("stages_us")
         if stages:
             total = sum(stages.values()) or 1.0
@@ -314,6 +336,16 @@ def format_table(results: dict[str, Any]) -> str:
                 "",
             )
         )
+        one_way = webrtc.get("audio_one_way_ms") or []
+        if one_way:
+            rows.append(
+                (
+                    "webrtc: audio one-way latency host → simulator",
+                    f"{statistics.median(one_way):.0f} ms median",
+                    f"max {max(one_way):.0f} ms over {len(one_way)} onsets",
+                    "",
+                )
+            )
         if onset:
             rows.append(
                 (

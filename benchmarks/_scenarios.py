@@ -11,7 +11,10 @@ Run: ``python -m benchmarks._scenarios SCENARIO BASE_URL [options]``; prints one
   duplex-audio WebRTC conversation for S seconds: 20 ms frames out in real time, model audio
   in, process CPU over the window (% of one core), frames in/out and drops, and the time from
   the first audible frame after silence to ``InputAudioSpeechStarted`` (a round trip through
-  the simulator's VAD: an upper bound of the one-way latency).
+  the simulator's VAD: an upper bound of the one-way latency), and the true one-way audio
+  latency: the host's send time of the first voiced frame of each speech burst against the
+  simulator's arrival stamp of that onset (its debug route ``GET …/realtime/calls/
+  audio_onsets``; both are ``time.monotonic_ns()`` on one host).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import argparse
 import json
 import sys
 import time
+from array import array
 from typing import Any
 
+import httpx
 import trio
 
 from engine import (
@@ -165,6 +170,7 @@ async def webrtc(url: str, runs: int, seconds: float) -> dict[str, Any]:
         await engine.start(prompt="")
         await _wait_session(engine)
         speech_at: list[float] = []
+        sent_onsets: list[int] = []
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
@@ -176,6 +182,7 @@ async def webrtc(url: str, runs: int, seconds: float) -> dict[str, Any]:
             await trio.sleep(0.5)
             cpu0, wall0 = time.process_time(), time.perf_counter()
             frames = _speech_cycle()
+            first_voiced = next(i for i, f in enumerate(frames) if _peak(f) > ONSET_PEAK)
             sent = 0
             next_at = trio.current_time()
             deadline = next_at + seconds
@@ -183,13 +190,18 @@ async def webrtc(url: str, runs: int, seconds: float) -> dict[str, Any]:
                 index = sent % len(frames)
                 if index == 0:
                     speech_at.append(time.perf_counter())
+                if index == first_voiced:
+                    sent_onsets.append(time.monotonic_ns())
                 engine.send_audio(AudioFrame(frames[index]))
                 sent += 1
                 next_at += FRAME_MS / 1000
                 await trio.sleep_until(next_at)
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             stats = engine.statistics()
+            await trio.sleep(0.3)  # let the last onset reach the simulator
+            arrivals = await _simulator_onsets(url)
             nursery.cancel_scope.cancel()
+    one_way_ms = _pair_onsets(sent_onsets, arrivals)
     connect_ms.sort()
     return {
         "connect_ms_runs": connect_ms,
@@ -200,7 +212,43 @@ async def webrtc(url: str, runs: int, seconds: float) -> dict[str, Any]:
         "audio_frames_dropped": stats.audio_frames_dropped,
         "model_audio_frames": stats.audio_frames_out,
         "speech_onset_to_started_ms": onset_ms,
+        "audio_one_way_ms": one_way_ms,
     }
+
+
+ONSET_PEAK = 300  # the simulator's onset criterion (simulator/_session.py)
+
+
+def _peak(pcm: bytes) -> int:
+    samples = array("h")
+    samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
+    return max(map(abs, samples)) if samples else 0
+
+
+async def _simulator_onsets(url: str) -> list[int]:
+    """The simulator's arrival stamps of voiced audio (its debug route), all live calls."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{url}/realtime/calls/audio_onsets", headers={"authorization": "Bearer sk-bench"}
+        )
+    stamps: list[int] = []
+    for values in response.json().values():
+        stamps.extend(values)
+    return sorted(stamps)
+
+
+def _pair_onsets(sent: list[int], arrived: list[int]) -> list[float]:
+    """One-way latency per speech onset: the first arrival at or after each send."""
+    latencies: list[float] = []
+    j = 0
+    for t in sent:
+        while j < len(arrived) and arrived[j] < t:
+            j += 1
+        if j == len(arrived):
+            break
+        latencies.append((arrived[j] - t) / 1e6)
+        j += 1
+    return latencies
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -113,6 +113,10 @@ class SessionRecord:
         self.server_event_types: deque[str] = deque(maxlen=limit)
         self.closed = False
         self.close_code: int | None = None
+        # time.monotonic_ns() when voiced media audio (WebRTC RTP) resumed after silence: the
+        # arrival side of the one-way audio latency benchmark (the same clock in every process
+        # on one host).
+        self.audio_onsets_ns: deque[int] = deque(maxlen=1000)
         self._changed = trio.Event()
 
     def __repr__(self) -> str:

@@ -392,6 +392,12 @@ class Simulator:
         if path == "/v1/realtime/calls" and method == "POST":
             await self._create_call(scope, bytes(body), send)
             return
+        if path == "/v1/realtime/calls/audio_onsets" and method == "GET":
+            # Simulator-only debug route (not part of the realtime API): the voiced-audio
+            # onsets of every live call, for the one-way audio latency benchmark.
+            onsets = {cid: list(c.session.record.audio_onsets_ns) for cid, c in self.calls.items()}
+            await self._respond(send, 200, orjson.dumps(onsets), content_type="application/json")
+            return
         parts = path.split("/")
         if len(parts) == 6 and parts[3] == "calls" and parts[5] == "hangup" and method == "POST":
             call = self.calls.get(parts[4])

@@ -22,9 +22,11 @@ import logging
 import math
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
 
+import numpy as np
 import orjson
 import trio
 
@@ -44,6 +46,10 @@ __all__ = ["AsgiOutlet", "Outlet", "SimSession"]
 log = logging.getLogger("simulator")
 
 _OVERSIZED_BYTES: Final = 17 * 1024 * 1024
+# Onset stamping for the latency benchmark: a frame is voiced above this peak (int16), and an
+# onset needs this much silence before it (Opus turns digital silence into tiny values).
+ONSET_PEAK: Final = 300
+ONSET_QUIET_NS: Final = 200_000_000
 
 
 class Outlet(Protocol):
@@ -164,6 +170,7 @@ class SimSession:
         self._wake = trio.Event()
         self._sent = 0
         self._closed = False
+        self._quiet_ns = ONSET_QUIET_NS  # the call starts silent
         self._pending_first: list[tuple[str | bytes, str]] = []
         self._initial_session: dict[str, Any] | None = None
         self._greeted = False
@@ -313,12 +320,23 @@ class SimSession:
 
     def feed_audio(self, pcm: bytes) -> None:
         """24 kHz mono PCM16 from the WebRTC media track."""
+        self._stamp_onset(pcm)
         if self._closed or self.model is None or self.scenario.replace_model:
             return
         try:
             self._emit(self.model.append_audio(pcm, trio.current_time()))
         except Exception:
             log.exception("simulator model failed on input audio")
+
+    def _stamp_onset(self, pcm: bytes) -> None:
+        samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
+        voiced = bool(samples.size) and int(np.abs(samples).max()) > ONSET_PEAK
+        if voiced and self._quiet_ns >= ONSET_QUIET_NS:
+            self.record.audio_onsets_ns.append(time.monotonic_ns())
+        if voiced:
+            self._quiet_ns = 0
+        else:
+            self._quiet_ns += samples.size * 1_000_000_000 // 24_000
 
     def _emit(self, events: list[dict[str, Any]]) -> None:
         for event in events:

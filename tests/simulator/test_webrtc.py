@@ -215,11 +215,22 @@ async def test_spoken_turn_over_rtp() -> None:
                 await client.opened.wait()
                 assert (await client.recv())["type"] == "session.created"
                 await trio.sleep(0.4)
+                spoke_at = time.monotonic_ns()
                 client.mic.speaking = True
                 await trio.sleep(0.6)
                 client.mic.speaking = False
                 events: list[dict[str, Any]] = []
                 await client.recv_until("response.done", events)
+                # The debug route stamps the arrival of the one voiced onset (the benchmark's
+                # one-way latency): after the client started speaking, within the turn.
+                async with httpx.AsyncClient() as http:
+                    reply = await http.get(
+                        f"{sim.base_url}/realtime/calls/audio_onsets",
+                        headers={"authorization": "Bearer sk-test"},
+                    )
+                onsets = [t for stamps in reply.json().values() for t in stamps]
+                assert len(onsets) == 1
+                assert 0 < onsets[0] - spoke_at < 600_000_000
                 types = [e["type"] for e in events]
                 assert types[:3] == [
                     "input_audio_buffer.speech_started",
