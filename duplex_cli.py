@@ -51,7 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(out_dir=args.out_dir, transport=args.transport)
     if args.command == "serve":
+        import logging
+
         import trio
+
+        # Info logs (the port, call and session events) go to stderr; stdout carries only the
+        # "listening on http://H:P" line that scripts wait for.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
         from simulator import run_server
 

@@ -113,6 +113,7 @@ class Simulator:
             nursery.start_soon(self._reaper)
             binds: list[str] = await nursery.start(_serve_app, self, hc)
             self.base_url = binds[0] + "/v1"
+            log.info("simulator listening on %s", self.base_url)
             task_status.started(self.base_url)
 
     async def _reaper(self) -> None:

@@ -1,0 +1,51 @@
+"""Transcription mode: the same host interface, a transcription-only session."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.lowlevel
+from _engine_helpers import (
+    engine_with_events,
+    of_type,
+    pcm_frames,
+    raw_of,
+    silence,
+    sim_config,
+)
+
+from engine import (
+    InputAudioSpeechStarted,
+    InputTranscriptDone,
+    ResponseCreated,
+    SessionUpdated,
+)
+from protocol import LocalProtocolError
+from simulator import SimulatorConfig, open_simulator, synthesize
+
+
+async def test_v2_transcription_session_transcribes_speech_and_never_responds() -> None:
+    async with open_simulator(SimulatorConfig(speech_transcript="take a note")) as sim:
+        with trio.fail_after(20):
+            config = sim_config(sim, mode="transcription")
+            async with engine_with_events(config) as (engine, events):
+                await engine.start()
+                await events.until(of_type(SessionUpdated))
+                with pytest.raises(LocalProtocolError):
+                    await engine.send_text("typed text has no place here")
+                for frame in pcm_frames(silence(200) + synthesize("take a note") + silence(900)):
+                    engine.send_audio(frame)
+                    await trio.lowlevel.checkpoint()
+                done = (await events.until(of_type(InputTranscriptDone)))[-1]
+                assert done.text == "take a note"
+                assert any(isinstance(e, InputAudioSpeechStarted) for e in events.log)
+                await trio.sleep(0.3)
+                assert not any(isinstance(e, ResponseCreated) for e in events.log)
+            record = sim.sessions[0]
+            session = raw_of(record, "session.update")[0]["session"]
+            # SPEC §2 / codex §4.3: no instructions, no output audio, no tools.
+            assert session["type"] == "transcription"
+            assert "instructions" not in session
+            assert "tools" not in session
+            assert "output" not in session["audio"]
+            assert not raw_of(record, "response.create")
