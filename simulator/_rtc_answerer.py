@@ -206,8 +206,12 @@ class RtcAnswerer:
         if self._closed:
             return
         self._closed = True
+        current = asyncio.current_task()
         for task in list(self._tasks):
-            task.cancel()
+            # abort() runs close() as one of these tasks: cancelling itself would cancel
+            # pc.close() below and leave the call up (the drop fault never dropped a call).
+            if task is not current:
+                task.cancel()
         if self._pc is not None:
             await self._pc.close()
         self._port.call(self._on_closed)

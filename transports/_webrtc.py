@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
+import attrs
 import trio
 
 from protocol._audio import WIRE_SAMPLE_RATE, AudioFrame
@@ -147,7 +148,15 @@ class WebRTCTransport(Transport):
     def statistics(self) -> TransportStatistics:
         self._counters.audio_out_dropped = self._rtc.track.frames_dropped
         queued = self._outbound_send.statistics().current_buffer_used
-        return self._counters.snapshot("webrtc", outbound_queued=queued)
+        snapshot = self._counters.snapshot("webrtc", outbound_queued=queued)
+        if self._sideband is not None:
+            # In sideband control the events travel on the inner WebSocket, which counts
+            # the binary frames it drops; they belong to this transport's contract too.
+            dropped = self._sideband.statistics().binary_frames_dropped
+            snapshot = attrs.evolve(
+                snapshot, binary_frames_dropped=snapshot.binary_frames_dropped + dropped
+            )
+        return snapshot
 
     # --- RtcSink: called on the trio thread through TrioPort --------------------------------
 

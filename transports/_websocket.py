@@ -197,6 +197,7 @@ class WebSocketTransport(Transport):
         self._receiver = receiver
         self._counters = Counters()
         self._closing = False  # aclose() was called
+        self._closed = trio.Event()  # aclose() has finished
         self._finished = False  # TransportEnded was delivered
         self._fatal: str | None = None  # set when something other than the peer ended it
 
@@ -272,7 +273,10 @@ class WebSocketTransport(Transport):
 
     async def aclose(self) -> None:
         if self._closing:
-            await trio.lowlevel.checkpoint()
+            # A second close (e.g. the WebRTC sideband reader reacting to the first) waits
+            # for the one in progress; returning at once let its caller cancel the reader
+            # before the server's close reply arrived, so every close took the full timeout.
+            await self._closed.wait()
             return
         self._closing = True
         self._receiver.stop()
@@ -285,6 +289,7 @@ class WebSocketTransport(Transport):
             # oversized message; closing it here makes aclose() release it in every case.
             await trio.aclose_forcefully(self._stream)
             self._scope.cancel()
+            self._closed.set()
 
     def statistics(self) -> TransportStatistics:
         return self._counters.snapshot("websocket")
