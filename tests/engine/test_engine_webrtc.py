@@ -60,9 +60,10 @@ async def test_webrtc_sideband_delivers_text_queued_before_the_join() -> None:
                 done = await events.until(of_type(OutputTranscriptDone))
                 assert done[-1].text == "You said: queued before sideband."
                 assert not [e for e in events.log if isinstance(e, Error)]
-            record = sim.sessions[0]
-            call = sim.calls[record.call_id or ""]
-            assert call.sideband_attempts == 4
+                # Read while the call is up: the simulator forgets a call once it ends.
+                record = sim.sessions[0]
+                call = sim.calls[record.call_id or ""]
+                assert call.sideband_attempts == 4
             types = [e.type for e in record.events if e.source == "sideband"]
             assert types[:3] == ["session.update", "conversation.item.create", "response.create"]
             update = raw_of(record, "session.update")[0]["session"]
