@@ -58,6 +58,7 @@ from ._codec import (
     DEFAULT_HANDOFF_TOOL_NAME as DEFAULT_HANDOFF_TOOL_NAME,
     DEFAULT_SILENCE_TOOL_NAME as DEFAULT_SILENCE_TOOL_NAME,
     client_event_payload as client_event_payload,
+    client_event_types as client_event_types,
     encode_client_event as encode_client_event,
     encode_server_event as encode_server_event,
     parse_client_event as parse_client_event,

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_HANDOFF_TOOL_NAME",
     "DEFAULT_SILENCE_TOOL_NAME",
     "client_event_payload",
+    "client_event_types",
     "encode_client_event",
     "encode_server_event",
     "parse_client_event",
@@ -118,6 +119,11 @@ def parse_client_event(
         return ParseFailure(f"{kind}: {exc}", preview(obj))
     except Exception as exc:
         return ParseFailure(f"{kind}: internal parser error {type(exc).__name__}", preview(obj))
+
+
+def client_event_types(version: ProtocolVersion | str) -> tuple[str, ...]:
+    """The client event tags a server of ``version`` accepts (sorted)."""
+    return tuple(sorted(_table(_CLIENT_HANDLERS, version)))
 
 
 def client_event_payload(event: ClientEvent, version: ProtocolVersion | str) -> dict[str, Any]:

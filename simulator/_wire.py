@@ -20,30 +20,21 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import attrs
 import orjson
 
-from protocol import ClientEvent, ParseFailure, ProtocolVersion, UnknownEvent, parse_client_event
+from protocol import (
+    ClientEvent,
+    ParseFailure,
+    ProtocolVersion,
+    UnknownEvent,
+    client_event_types,
+    parse_client_event,
+)
 
 __all__ = ["ClientFrame", "Rejection", "decode_client_frame", "dump_event"]
-
-#: client event types each dialect accepts, for the ``invalid_value`` message
-_V2_TYPES: Final = (
-    "session.update",
-    "input_audio_buffer.append",
-    "input_audio_buffer.commit",
-    "input_audio_buffer.clear",
-    "conversation.item.create",
-    "conversation.item.truncate",
-    "conversation.item.delete",
-    "conversation.item.retrieve",
-    "response.create",
-    "response.cancel",
-    "output_audio_buffer.clear",
-)
-_V1_TYPES: Final = ("session.create", *_V2_TYPES, "conversation.handoff.append")
 
 
 @attrs.frozen
@@ -111,7 +102,7 @@ def decode_client_frame(data: str | bytes, version: ProtocolVersion) -> ClientFr
         )
     parsed = parse_client_event(data, version)
     if isinstance(parsed, UnknownEvent):
-        accepted = _V1_TYPES if version is ProtocolVersion.V1 else _V2_TYPES
+        accepted = client_event_types(version)
         return Rejection(
             "invalid_value",
             f"Invalid value: '{kind}'. Supported values are: "
