@@ -173,7 +173,8 @@ def _bench_paced(quick: bool) -> dict[str, Any]:
         "seconds": seconds,
         "clients": {},
     }
-    with _server(["-m", "benchmarks._load_server", "--mode", "paced", "--rate", str(rate)]) as url:
+    server = ["-m", "benchmarks._load_server", "--mode", "paced", "--rate", str(rate)]
+    with _server([*server, "--spread", str(conversations)]) as url:
         for client in CLIENTS:
             if not _available(client):
                 results["clients"][client] = {

@@ -11,7 +11,11 @@ server speaks just enough GA to satisfy each peer's handshake (``session.created
   locator fields and ``event_id``s so strict (pydantic-validating) peers accept them.
 - ``paced``: after the handshake it sends one transcript delta every ``1/rate`` seconds whose
   text is the send time (``time.monotonic_ns()``, the same clock in every process on Linux),
-  so the client can compute host-visible latency.
+  so the client can compute host-visible latency. The k-th connection ticks on a common grid
+  at phase ``(k mod spread) / spread`` of the period: ``spread`` connections (the client's
+  conversation count) interleave evenly, and every client gets the same schedule. (Random
+  phases let one run's collisions decide its p99; lock-step ticks would make the last send
+  of every tick wait behind the others and blame the client for it.)
 
 Run: ``python -m benchmarks._load_server --mode burst --events 3000`` prints ``ws://…`` on
 stdout once listening.
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import sys
 import time
 from array import array
@@ -94,14 +97,16 @@ def _response(kind: str, status: str) -> str:
     return orjson.dumps({"type": kind, "event_id": f"event_{kind}", "response": response}).decode()
 
 
-async def _handle(request: WebSocketRequest, mode: str, events: int, rate: float) -> None:
+async def _handle(
+    request: WebSocketRequest, mode: str, events: int, rate: float, phase: float
+) -> None:
     ws = await request.accept()
     frames = burst_frames(events) if mode == "burst" else []
     created = _response("response.created", "in_progress")
     done = _response("response.done", "completed")
     async with trio.open_nursery() as nursery:
         if mode == "paced":
-            nursery.start_soon(_paced, ws, rate)
+            nursery.start_soon(_paced, ws, rate, phase)
         try:
             await ws.send_message(_session("session.created"))
             while True:
@@ -119,16 +124,15 @@ async def _handle(request: WebSocketRequest, mode: str, events: int, rate: float
         nursery.cancel_scope.cancel()
 
 
-async def _paced(ws: WebSocketConnection, rate: float) -> None:
+async def _paced(ws: WebSocketConnection, rate: float, phase: float) -> None:
+    """Send on the grid ``phase + n / rate`` (trio clock), from the first tick after now."""
     period = 1.0 / rate
     i = 0
-    # Each connection gets its own phase: 50 connections ticking in lock-step would make the
-    # last send of every tick wait behind the other 49 and blame the client for it.
-    next_at = trio.current_time() + random.random() * period
+    next_at = phase + math.ceil((trio.current_time() - phase) / period) * period
     try:
         while True:
-            next_at += period
             await trio.sleep_until(next_at)
+            next_at += period
             body = {
                 "type": "response.output_audio_transcript.delta",
                 **_locator(i),
@@ -140,9 +144,15 @@ async def _paced(ws: WebSocketConnection, rate: float) -> None:
         return
 
 
-async def _serve(mode: str, events: int, rate: float) -> None:
+async def _serve(mode: str, events: int, rate: float, spread: int) -> None:
+    epoch = trio.current_time()
+    accepted = 0
+
     async def handler(request: WebSocketRequest) -> None:
-        await _handle(request, mode, events, rate)
+        nonlocal accepted
+        phase = epoch + (accepted % spread) / spread / rate
+        accepted += 1
+        await _handle(request, mode, events, rate, phase)
 
     async with trio.open_nursery() as nursery:
         server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
@@ -155,9 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=["burst", "paced"], default="burst")
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--spread", type=int, default=50, help="paced: connections per grid")
     args = parser.parse_args(argv)
     try:
-        trio.run(_serve, args.mode, args.events, args.rate)
+        trio.run(_serve, args.mode, args.events, args.rate, max(1, args.spread))
     except KeyboardInterrupt:
         sys.exit(0)
 

@@ -349,7 +349,12 @@ class Conversation:
                 continue
             out.append(event)
         if out:
-            await self._host_send.send((self.generation, out))
+            try:
+                # The parser's receive_batch() already checkpointed for this batch; the
+                # blocking send() would add a second task step per batch for nothing.
+                self._host_send.send_nowait((self.generation, out))
+            except trio.WouldBlock:
+                await self._host_send.send((self.generation, out))  # backpressure
         if self._fatal is not None:
             await self._finish(ConversationClosed("error", None, self._fatal.message))
             return False

@@ -1,38 +1,41 @@
 """The WebSocket transport: ``connect_websocket()`` → ``WebSocketTransport`` (trio-websocket).
 
 Design (SPEC §3 hot-path rule, §4):
-- **Batch draining.** trio-websocket's reader task parses frames and, per complete message,
-  awaits ``send`` on an internal memory channel: one scheduler round trip per message in the
-  reader and another in whoever calls ``get_message()``. So before the reader starts, the
-  connection's message and close handlers are replaced (instance attributes; trio-websocket
-  looks them up when its reader starts) by ``_Receiver`` methods that append complete text
-  messages to a plain list without yielding and wake the consumer once. The reader then
-  yields once per socket read (64 KiB), and ``receive_batch`` swaps the whole list out: a
-  burst costs one wakeup per read, not two per message. Measured on a loopback burst of
-  realtime-shaped events (2/3 audio deltas of 20 ms): ≈ 16 µs CPU per message against
-  ≈ 35 µs for a bare ``get_message()`` loop; what remains is wsproto's frame parser
-  (≈ 10 µs). This relies on private names of trio-websocket 0.12 (``_handle_message_event``,
-  ``_handle_close_connection_event``, ``_reader_task``, ``_close_reason``,
-  ``_reader_running``, ``_send``); ``test_transport_websocket.py`` pins each so an upgrade
-  that changes them fails loudly, not subtly.
-- **Queue bound.** ``message_queue_size`` (default 1024) bounds how far the reader runs
-  ahead of the engine: enough for a ~20 s burst of 20 ms audio deltas (≈ 10 MB). When the
-  list holds that many messages the reader parks until ``receive_batch`` drains it, so TCP
-  applies backpressure to the server. (A parked reader also stops reading pongs: an engine
-  that stops reading for 2 × ``ping_interval`` is reported dead by the keepalive.)
+- **Reading happens in the consumer's task.** trio-websocket runs a reader task that, per
+  complete message, awaits ``send`` on an internal memory channel; every event then costs a
+  wakeup of that task *and* of whoever reads it. Here trio-websocket's reader task never
+  runs: when it would start, ``_ReaderStarter`` runs only the opening handshake in its place
+  (trio-websocket's own handlers process the answer), and afterwards ``receive_batch()``
+  itself reads the socket (``_Receiver.read_once``: one read of up to 64 KiB, every
+  wsproto event in it dispatched to trio-websocket's handlers, complete text messages
+  appended to a list without yielding). At a realtime pace an event costs one wakeup of the
+  consumer; in a burst one read yields one batch. Together with ``LeanSocketStream`` (one
+  wakeup per read): engine paced CPU per event on the development VM fell from ≈ 140 µs to
+  ≈ 115 µs, task steps per event from 4.15 to 2.15 (the engine's parser, then the host).
+  This drives private names of trio-websocket 0.12 (the ``_handle_*_event`` handlers,
+  ``_abort_web_socket``, ``_close_stream``, ``_initial_request``, ``_open_handshake``,
+  ``_close_handshake``, ``_close_reason``, ``_wsproto``, ``_send``);
+  ``test_transport_websocket.py`` pins each so an upgrade that changes them fails loudly.
+- **Who reads when the consumer does not.** Nothing is read between ``receive_batch``
+  calls: unread data waits in the kernel, where TCP flow control bounds it (no client-side
+  queue to bound). Two waits need the peer's answer regardless, so they read themselves
+  while nobody else is reading (``read_lock``; messages they read stay queued for the next
+  batch): the keepalive waiting for its pong, and ``aclose()`` waiting for the close reply.
+  A peer's ping or close is answered when read, i.e. by the next ``receive_batch``.
 - **One writer.** All writes (our text frames, keepalive pings, trio-websocket's pongs and
   close replies) are serialised by trio-websocket's ``StrictFIFOLock``, in call order. A send
-  never waits on reading: the reader blocks on the message queue, never on the write lock.
+  never waits on reading (the write lock is never held across a read).
 - **Binary frames** are dropped and counted (``TransportStatistics.binary_frames_dropped``):
   the realtime protocol is text-only, a binary frame carries no event, and the engine must
   never die on a frame.
-- **Lifecycle.** The connection runs in a private nursery started inside the caller's
-  nursery, so a handshake rejection or a reader crash never cancels the caller's tasks; it
-  becomes ``ConnectError`` (before the handshake) or ``TransportEnded(reason="error")``
-  (after). Keepalive: a ping every ``ping_interval`` seconds; no pong within another
-  ``ping_interval`` ends the transport with ``TransportEnded("error", 1006, ...)``.
-  ``aclose()`` discards messages not yet received: the next batch is just
-  ``TransportEnded("requested", 1000)``; after a peer close, queued messages come first.
+- **Lifecycle.** The handshake and the keepalive run in a private nursery started inside
+  the caller's nursery, so a handshake rejection never cancels the caller's tasks; it becomes
+  ``ConnectError``. After the handshake a read that fails ends the transport with
+  ``TransportEnded(reason="error")`` instead of raising into the reader. Keepalive: a ping
+  every ``ping_interval`` seconds; no pong within another ``ping_interval`` ends the
+  transport with ``TransportEnded("error", 1006, ...)``. ``aclose()`` discards messages not
+  yet received: the next batch is just ``TransportEnded("requested", 1000)``; after a peer
+  close, messages read before it come first.
 - **TLS** verification is on for ``wss`` (``ssl.create_default_context()``), and the TLS
   handshake is completed inside ``connect_timeout`` so certificate errors surface as
   ``ConnectError`` instead of a hang.
@@ -49,6 +52,8 @@ from typing import Any, Final, cast
 import trio
 import trio_websocket
 import wsproto.events
+import wsproto.utilities
+from wsproto.connection import ConnectionState
 
 from protocol._audio import AudioFrame
 
@@ -64,62 +69,138 @@ from ._abc import (
     TransportStatistics,
 )
 from ._errors import ConnectError, TransportClosed, map_exceptions, redact
+from ._lean_stream import wrap_stream
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
-    "DEFAULT_MESSAGE_QUEUE_SIZE",
     "WebSocketTransport",
     "connect_websocket",
 ]
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 2**20
-DEFAULT_MESSAGE_QUEUE_SIZE: Final = 1024
 RECEIVE_BUFFER_SIZE: Final = 64 * 2**10
 CLOSE_TIMEOUT_S: Final = 2.0
 _SECRET_HEADERS: Final = frozenset({"authorization", "api-key", "openai-insecure-api-key"})
 
 
 class _Receiver:
-    """The batch fast path: replacement handlers for trio-websocket's reader (see module
-    docstring) and the list they fill. Everything runs on the trio thread."""
+    """The read side (see module docstring): trio-websocket's event handlers, driven by
+    ``read_once`` in whichever task is reading, and the list of complete text messages they
+    fill. Everything runs on the trio thread."""
 
-    def __init__(self, max_message_size: int, queue_size: int) -> None:
+    def __init__(self, max_message_size: int, stream: trio.abc.Stream) -> None:
         self._max_message_size = max_message_size
-        self._queue_size = queue_size
+        self._stream = stream
         self.items: list[str] = []
         self.binary = 0  # binary messages dropped since the last batch
-        self.lot = trio.lowlevel.ParkingLot()  # the consumer waits here
-        self._space = trio.lowlevel.ParkingLot()  # the reader waits here when full
+        # One reader at a time (receive_batch, the keepalive while it waits for a pong,
+        # aclose while it waits for the close reply); never held while waiting to write
+        # anything but a control frame (pong, close reply).
+        self.read_lock = trio.Lock()
         self._parts: list[str | bytes] = []
         self._size = 0
         self.peer_closed = False  # a close frame arrived
-        self.reader_done = False  # trio-websocket's reader task returned or raised
+        self.reader_done = False  # reading is over: EOF, a broken stream, a protocol error
         self.oversized = False
         self.opened = False  # the handshake completed
-        self.error: str | None = None  # the reader crashed after the handshake
-        self.discard = False  # closing locally: drop what still arrives, never park
+        self.error: str | None = None  # reading failed after the handshake
+        self.discard = False  # closing locally: drop what still arrives
         self._ws: trio_websocket.WebSocketConnection | None = None
+        self._handlers: dict[type[Any], Callable[[Any], Awaitable[None]]] = {}
 
     def install(self, ws: trio_websocket.WebSocketConnection) -> None:
-        """Replace the handlers; must run before ``ws._reader_task`` starts."""
+        """Take over trio-websocket's event dispatch (its reader task never runs)."""
         self._ws = ws
         original_close = ws._handle_close_connection_event
 
         async def on_close(event: wsproto.events.CloseConnection) -> None:
             await original_close(event)
             self.peer_closed = True
-            self.lot.unpark_all()
 
-        ws._handle_message_event = self.on_message  # type: ignore[method-assign]
-        ws._handle_close_connection_event = on_close  # type: ignore[method-assign]
+        events = wsproto.events
+        self._handlers = {
+            events.AcceptConnection: ws._handle_accept_connection_event,
+            events.RejectConnection: ws._handle_reject_connection_event,
+            events.RejectData: ws._handle_reject_data_event,
+            events.CloseConnection: on_close,
+            events.Ping: ws._handle_ping_event,
+            events.Pong: ws._handle_pong_event,
+            events.TextMessage: self.on_message,
+            events.BytesMessage: self.on_message,
+        }
+
+    async def handshake(self) -> None:
+        """Send the upgrade request and read until the server answered it."""
+        ws = self._ws
+        assert ws is not None
+        request = ws._initial_request
+        if request is not None:
+            try:
+                await ws._send(request)
+            except trio_websocket.ConnectionClosed:
+                self.reader_done = True
+                return
+        while not ws._open_handshake.is_set() and not self.reader_done:
+            await self.read_once()
+
+    async def read_once(self) -> None:
+        """One socket read and the dispatch of every event in it: trio-websocket's reader
+        loop body, run by the task that wants data instead of a task of its own. After the
+        handshake nothing escapes: a failure ends reading and is reported as the end."""
+        try:
+            await self._read_once()
+        except Exception as exc:
+            if not self.opened:
+                raise
+            self.reader_done = True
+            self.error = redact(f"{type(exc).__name__}: {exc}")
+
+    async def _read_once(self) -> None:
+        ws = self._ws
+        assert ws is not None
+        try:
+            data = await self._stream.receive_some(RECEIVE_BUFFER_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            await ws._abort_web_socket()
+            self.reader_done = True
+            return
+        proto = ws._wsproto
+        if not data:
+            if proto.state is not ConnectionState.CLOSED:
+                await ws._abort_web_socket()  # TCP closed before the WebSocket: 1006
+            self.reader_done = True
+            return
+        if proto.state is not ConnectionState.CLOSED:
+            try:
+                proto.receive_data(cast("bytes", data))  # bytearray from TLS is fine
+            except wsproto.utilities.RemoteProtocolError as err:
+                if err.event_hint is not None:
+                    with contextlib.suppress(trio_websocket.ConnectionClosed):
+                        await ws._send(err.event_hint)
+                await ws._close_stream()
+                self.reader_done = True
+                return
+        handlers = self._handlers
+        for event in proto.events():
+            handler = handlers.get(type(event))
+            if handler is None:
+                continue
+            try:
+                await handler(event)
+            except trio_websocket.ConnectionClosed:
+                self.reader_done = True
+                return
+        if self.oversized:
+            self.reader_done = True
 
     async def on_message(
         self, event: wsproto.events.TextMessage | wsproto.events.BytesMessage
     ) -> None:
+        if self.oversized:
+            return
         data = cast("str | bytes", event.data)  # bytearray only for outgoing data
         if event.message_finished and not self._parts:
-            # The common case: a whole message in one frame. No yield anywhere below
-            # unless the queue is full.
+            # The common case: a whole message in one frame. No yield anywhere below.
             if len(data) > self._max_message_size:
                 await self._too_big()
                 return
@@ -139,17 +220,10 @@ class _Receiver:
             self._parts = []
             self._size = 0
         if type(message) is str:
-            if self.discard:
-                return
-            items = self.items
-            items.append(message)
-            if len(items) == 1:
-                self.lot.unpark_all()
-            elif len(items) >= self._queue_size:
-                await self._space.park()
+            if not self.discard:
+                self.items.append(message)
         else:
             self.binary += 1
-            self.lot.unpark_all()
 
     async def _too_big(self) -> None:
         # What trio-websocket itself does for an oversized message: close with 1009 and
@@ -161,23 +235,17 @@ class _Receiver:
         self._size = 0
         self.oversized = True
         ws._close_reason = trio_websocket.CloseReason(1009, reason)
-        ws._reader_running = False
-        self.lot.unpark_all()
         with contextlib.suppress(trio_websocket.ConnectionClosed):
             await ws._send(wsproto.events.CloseConnection(code=1009, reason=reason))
 
     def stop(self) -> None:
-        """Local close: wake everyone and let a parked reader run on to see the close reply
-        (otherwise ``aclose`` would wait out its timeout behind a full queue)."""
+        """Local close: what is unread is dropped, and so is whatever still arrives."""
         self.discard = True
         self.items = []
-        self.lot.unpark_all()
-        self._space.unpark_all()
 
     def take(self) -> list[str]:
         items = self.items
         self.items = []
-        self._space.unpark_all()
         return items
 
 
@@ -193,7 +261,7 @@ class WebSocketTransport(Transport):
     ) -> None:
         self._ws = ws
         self._stream = stream
-        self._scope = scope  # covers the reader and keepalive tasks
+        self._scope = scope  # covers the keepalive task
         self._receiver = receiver
         self._counters = Counters()
         self._closing = False  # aclose() was called
@@ -236,8 +304,21 @@ class WebSocketTransport(Transport):
         if receiver.items or self._ended():
             # A checkpoint even when data is ready (trio convention), once per batch.
             await trio.lowlevel.checkpoint()
-        while not receiver.items and not self._ended():
-            await receiver.lot.park()
+        else:
+            # Read in this task until a read produced a message or the end: a realtime event
+            # costs one wakeup of the consumer, with no reader task in between. (The lock is
+            # taken without a checkpoint when free, which is always but during a keepalive
+            # ping or a close: the read itself is this call's checkpoint.)
+            lock = receiver.read_lock
+            try:
+                lock.acquire_nowait()
+            except trio.WouldBlock:
+                await lock.acquire()
+            try:
+                while not receiver.items and not self._ended():
+                    await receiver.read_once()
+            finally:
+                lock.release()
         counters = self._counters
         if receiver.binary:
             counters.binary_frames_dropped += receiver.binary
@@ -256,6 +337,15 @@ class WebSocketTransport(Transport):
             self._finished = True
         counters.count_batch(len(batch))
         return batch
+
+    async def _read_until(self, done: Callable[[], bool]) -> None:
+        """Read (when no one else is) until ``done()``; for waits that need the peer's answer
+        while the consumer may not be reading: a pong, the close reply."""
+        receiver = self._receiver
+        while not done() and not receiver.reader_done:
+            async with receiver.read_lock:
+                if not done() and not receiver.reader_done:
+                    await receiver.read_once()
 
     def _ended_item(self) -> TransportEnded:
         receiver = self._receiver
@@ -280,10 +370,15 @@ class WebSocketTransport(Transport):
             return
         self._closing = True
         self._receiver.stop()
+        ws = self._ws
         try:
             with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
                 scope.shield = True
-                await self._ws.aclose(1000)
+                async with trio.open_nursery() as nursery:
+                    # Nobody else may be reading: read the close reply here.
+                    nursery.start_soon(self._read_until, ws._close_handshake.is_set)
+                    await ws.aclose(1000)
+                    nursery.cancel_scope.cancel()
         finally:
             # trio-websocket leaves the socket open after a peer-initiated close or an
             # oversized message; closing it here makes aclose() release it in every case.
@@ -300,7 +395,14 @@ class WebSocketTransport(Transport):
             await trio.sleep(interval)
             try:
                 with trio.move_on_after(interval) as timeout:
-                    await ws.ping()
+                    async with trio.open_nursery() as nursery:
+                        # The consumer reads the pong when it is reading; if it is not,
+                        # read here (messages stay queued for its next receive_batch).
+                        pong = trio.Event()
+                        nursery.start_soon(self._read_until, pong.is_set)
+                        await ws.ping()
+                        pong.set()
+                        nursery.cancel_scope.cancel()
             except trio_websocket.ConnectionClosed:
                 return
             if timeout.cancelled_caught:
@@ -332,11 +434,11 @@ def _split_url(url: str) -> tuple[str, int, str, bool]:
 
 
 class _ReaderStarter:
-    """Duck-typed nursery for trio-websocket: starts its reader task with our handlers
-    installed, and reports when the reader ends.
+    """Duck-typed nursery for trio-websocket: when it starts its reader task, install our
+    dispatch and run only the opening handshake in that task (see the module docstring).
 
     trio-websocket waits for the opening handshake with no end condition other than success:
-    if the server closes the socket before answering, the reader exits quietly and the
+    if the server closes the socket before answering, reading ends quietly and the
     handshake waits forever. ``on_exit`` lets the caller cancel that wait instead.
     """
 
@@ -351,25 +453,14 @@ class _ReaderStarter:
         ws = getattr(fn, "__self__", None)
         if not isinstance(ws, trio_websocket.WebSocketConnection):
             raise RuntimeError("trio-websocket started an unexpected task; the fast path is off")
-        self._receiver.install(ws)
-
         receiver = self._receiver
+        receiver.install(ws)
 
         async def run() -> None:
-            try:
-                await fn(*args)
-            except Exception as exc:
-                receiver.reader_done = True
-                receiver.lot.unpark_all()
-                if not receiver.opened:
-                    raise  # a handshake failure (e.g. ConnectionRejected): connect reports it
-                # After the handshake nothing may escape into the caller's nursery.
-                receiver.error = redact(f"{type(exc).__name__}: {exc}")
-            else:
-                receiver.reader_done = True
-                receiver.lot.unpark_all()
-                if not receiver.opened:
-                    self._on_exit()
+            # A handshake failure (e.g. ConnectionRejected) propagates: connect reports it.
+            await receiver.handshake()
+            if not ws._open_handshake.is_set():
+                self._on_exit()
 
         self._nursery.start_soon(run)
 
@@ -393,7 +484,6 @@ async def connect_websocket(
     connect_timeout: float = 10.0,
     ping_interval: float | None = 20.0,
     ssl_context: ssl.SSLContext | None = None,
-    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
 ) -> WebSocketTransport:
     """Open a realtime WebSocket to ``url`` (``ws://`` or ``wss://``).
 
@@ -422,26 +512,26 @@ async def connect_websocket(
             with scope:
                 async with trio.open_nursery() as inner:
                     stream: trio.abc.Stream
+                    tcp = wrap_stream(await trio.open_tcp_stream(host, port))
                     if ssl_context is None:
-                        stream = await trio.open_tcp_stream(host, port)
+                        stream = tcp
                     else:
-                        ssl_stream = await trio.open_ssl_over_tcp_stream(
-                            host, port, ssl_context=ssl_context, https_compatible=True
+                        ssl_stream = trio.SSLStream(
+                            tcp, ssl_context, server_hostname=host, https_compatible=True
                         )
                         await ssl_stream.do_handshake()
                         stream = ssl_stream
                     handshake = trio.CancelScope()
-                    receiver = _Receiver(max_message_size, message_queue_size)
+                    receiver = _Receiver(max_message_size, stream)
                     with handshake:
                         ws = await trio_websocket.wrap_client_stream(
                             _ReaderStarter(inner, receiver, handshake.cancel),  # type: ignore[arg-type]
-                            stream,
+                            # Typed as SocketStream; any trio Stream works (it only reads,
+                            # writes and closes it, and reads addresses when it can).
+                            stream,  # type: ignore[arg-type]
                             host_header,
                             resource,
                             extra_headers=extra_headers,
-                            # Unused by the fast path (our handlers bypass trio-websocket's
-                            # queue and size check); kept consistent in case it runs.
-                            message_queue_size=message_queue_size,
                             max_message_size=max_message_size,
                             receive_buffer_size=RECEIVE_BUFFER_SIZE,
                         )
@@ -464,7 +554,6 @@ async def connect_websocket(
                 # keepalive task, say): record it and wake receive_batch to report the end.
                 transport._fatal = redact(f"{type(leaf).__name__}: {leaf}", secrets)
                 transport._receiver.reader_done = True
-                transport._receiver.lot.unpark_all()
                 await trio.aclose_forcefully(transport._stream)
             else:
                 raise

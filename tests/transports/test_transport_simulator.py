@@ -37,7 +37,7 @@ import attrs
 import numpy as np
 import pytest
 import trio
-from _poll import wait_for
+from _poll import read_ahead, wait_for
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -257,13 +257,15 @@ async def test_local_close_is_prompt(kind: Kind) -> None:
             assert trio.current_time() - start < 1.0
 
 
-def _texts_buffered(transport: Transport) -> int:
-    """Inbound text items buffered client-side, unread (transport internals, as in
+async def _until_buffered(transport: Transport, n: int) -> None:
+    """Until ``n`` inbound text items wait client-side, unread (transport internals, as in
     ``test_transport_conformance.py``: the libraries underneath expose no event for it)."""
     if isinstance(transport, WebSocketTransport):
-        return sum(type(item) is str for item in transport._receiver.items)
+        await read_ahead(transport, n)
+        return
     assert isinstance(transport, WebRTCTransport)
-    return sum(type(item) is str for item in transport._inbox._items)
+    inbox = transport._inbox
+    await wait_for(lambda: sum(type(item) is str for item in inbox._items) >= n)
 
 
 @kinds
@@ -273,7 +275,7 @@ async def test_burst_arrives_in_one_batch_in_order(kind: Kind) -> None:
         async with simulator() as sim, trio.open_nursery() as nursery:
             sim.add_scenario(Scenario(on_connect=burst))
             transport = await connect(nursery, sim, kind)
-            await wait_for(lambda: _texts_buffered(transport) >= 1 + len(burst))
+            await _until_buffered(transport, 1 + len(burst))
             batch = [json.loads(i) for i in await transport.receive_batch() if isinstance(i, str)]
             assert batch[0]["type"] == "session.created"
             # (a v2 session.updated answering the start event may land anywhere in between)

@@ -31,33 +31,59 @@ async def _connect(
 
 
 async def _until_buffered(transport: WebSocketTransport, n: int) -> None:
-    await wait_for(lambda: len(transport._receiver.items) >= n)
+    """Wait until ``n`` of the test's ``{"type":"x","n":i}`` messages sit in the kernel's
+    receive buffer: the transport reads only when asked, and a peek consumes nothing."""
+    fd = transport._stream.socket.fileno()  # type: ignore[attr-defined]
+    peek = socket.socket(fileno=socket.dup(fd))
+    size = sum(len(f'{{"type":"x","n":{i}}}') + 2 for i in range(n))
+
+    def buffered() -> int:
+        try:
+            return len(peek.recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            return 0
+
+    try:
+        await wait_for(lambda: buffered() >= size)
+    finally:
+        peek.close()
 
 
 def test_private_trio_websocket_names_still_exist() -> None:
-    # The batch fast path replaces private handlers of trio-websocket's reader and uses a few
-    # private attributes (see transports/_websocket.py); fail loudly if an upgrade moves them.
+    # The read path drives trio-websocket's private event handlers and state itself (see
+    # transports/_websocket.py); fail loudly if an upgrade moves them.
     cls = trio_websocket.WebSocketConnection
     for name in (
-        "_handle_message_event",
+        "_handle_accept_connection_event",
+        "_handle_reject_connection_event",
+        "_handle_reject_data_event",
         "_handle_close_connection_event",
+        "_handle_ping_event",
+        "_handle_pong_event",
+        "_abort_web_socket",
+        "_close_stream",
         "_reader_task",
         "_send",
     ):
         assert callable(getattr(cls, name, None)), name
     source = inspect.getsource(cls._reader_task)
-    assert "self._handle_message_event" in source
-    assert "self._handle_close_connection_event" in source
-    assert "_reader_running" in source
+    assert "self._initial_request" in source
+    assert "self._wsproto.receive_data(data)" in source
     assert "_close_reason" in inspect.getsource(cls.send_message)
+    assert "_close_handshake" in inspect.getsource(cls._aclose)
+    assert "_open_handshake" in inspect.getsource(trio_websocket.wrap_client_stream)
 
 
-async def test_handlers_are_installed() -> None:
+async def test_reading_happens_in_the_consumer_no_reader_task() -> None:
     with trio.fail_after(5):
         async with serve() as server, trio.open_nursery() as nursery:
-            transport, _conn = await _connect(nursery, server)
-            ws = transport._ws
-            assert ws._handle_message_event == transport._receiver.on_message
+            transport, conn = await _connect(nursery, server, ping_interval=None)
+            await trio.testing.wait_all_tasks_blocked()
+            # With the keepalive off the connection has no task at all once the handshake
+            # is done: every read happens in receive_batch().
+            assert not nursery.child_tasks
+            await conn.ws.send_message("hello")
+            assert await transport.receive_batch() == ["hello"]
             await transport.aclose()
 
 
@@ -122,7 +148,8 @@ async def test_server_close_with_code_and_reason(code: int, reason: str | None) 
         async with serve() as server, trio.open_nursery() as nursery:
             transport, conn = await _connect(nursery, server)
             await conn.ws.send_message("last words")
-            await conn.ws.aclose(code, reason)
+            # The server's close waits for our reply, which comes from receive_batch().
+            nursery.start_soon(conn.ws.aclose, code, reason)
             items: list[object] = []
             while not items or not isinstance(items[-1], TransportEnded):
                 items.extend(await transport.receive_batch())
@@ -274,19 +301,20 @@ async def test_keepalive_detects_unresponsive_peer() -> None:
             await transport.aclose()
 
 
-async def test_queue_bound_parks_the_reader_until_drained() -> None:
+async def test_nothing_is_read_until_asked_so_memory_is_bounded() -> None:
     with trio.fail_after(10):
         async with serve() as server, trio.open_nursery() as nursery:
-            transport, conn = await _connect(nursery, server, message_queue_size=10)
-            for i in range(50):
-                await conn.ws.send_message(f"m{i}")
-            await _until_buffered(transport, 10)
-            await trio.sleep(0.05)
-            assert len(transport._receiver.items) == 10  # the reader waits, memory is bounded
+            transport, conn = await _connect(nursery, server)
+            messages = [f'{{"type":"x","n":{i}}}' for i in range(50)]
+            for message in messages:
+                await conn.ws.send_message(message)
+            await _until_buffered(transport, 50)
+            # Unread data stays in the kernel, where TCP flow control bounds it.
+            assert transport._receiver.items == []
             received: list[object] = []
             while len(received) < 50:
                 received.extend(await transport.receive_batch())
-            assert received == [f"m{i}" for i in range(50)]
+            assert received == messages
             await transport.aclose()
 
 
@@ -315,13 +343,13 @@ async def test_tls_to_a_plain_server_is_connect_error() -> None:
                 await connect_websocket(nursery, f"wss://127.0.0.1:{server.port}/", HEADERS)
 
 
-async def test_aclose_with_a_full_queue_is_prompt() -> None:
+async def test_aclose_with_unread_messages_is_prompt() -> None:
     with trio.fail_after(5):
         async with serve() as server, trio.open_nursery() as nursery:
-            transport, conn = await _connect(nursery, server, message_queue_size=5)
+            transport, conn = await _connect(nursery, server)
             for i in range(20):
-                await conn.ws.send_message(f"m{i}")
-            await _until_buffered(transport, 5)
+                await conn.ws.send_message(f'{{"type":"x","n":{i}}}')
+            await _until_buffered(transport, 20)
             with trio.fail_after(1):  # well under the 2 s close timeout
                 await transport.aclose()
             assert await transport.receive_batch() == [TransportEnded("requested", 1000, None)]

@@ -1,0 +1,120 @@
+"""``LeanSocketStream``: a TCP stream whose ``receive_some`` costs one wakeup, not two.
+
+Why it exists (SPEC §3 hot-path rule, §7 paced target): ``trio.SocketStream.receive_some``
+always tries ``recv`` first and waits only after ``BlockingIOError``, and a read that succeeds
+at once is followed by a shielded checkpoint. At a realtime pace (one small event per wakeup,
+many connections) the socket has always been drained by the previous read, so every read
+paid a failed ``recv`` syscall, an exception and two context managers before it waited.
+Measured with 50 connections × 50 events/s on the development VM: ≈ 20 µs CPU per event.
+
+This stream decides by what the previous read returned:
+- a short read (less than asked for) drained the kernel buffer, so the next read waits for
+  readability *first* and then reads once (one wakeup, no failing syscall);
+- a full read means more is probably queued (a burst), so the next read tries at once and
+  checkpoints afterwards, as trio does (one wakeup per 64 KiB read either way).
+
+Either way every call is a trio checkpoint (it yields exactly once). Errors are translated
+as ``trio.SocketStream`` translates them (``BrokenResourceError`` for a reset connection,
+``ClosedResourceError`` after ``aclose``) so trio-websocket and ``trio.SSLStream`` layered
+on top see the same contract.
+
+Only POSIX: reading uses ``os.read`` on the socket's descriptor (trio's socket object keeps
+its stdlib socket private). On Windows ``wrap_stream`` returns trio's own stream unchanged.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from typing import Final
+
+import trio
+
+__all__ = ["LeanSocketStream", "wrap_stream"]
+
+DEFAULT_RECEIVE_SIZE: Final = 65536
+
+
+class LeanSocketStream(trio.abc.HalfCloseableStream):
+    """A ``trio.SocketStream`` with the cheaper read described in the module docstring;
+    everything else is delegated to the wrapped stream."""
+
+    __slots__ = ("_fd", "_inner", "_reading", "_wait_first")
+
+    def __init__(self, inner: trio.SocketStream) -> None:
+        self._inner = inner
+        self._fd = inner.socket.fileno()
+        self._wait_first = True  # nothing read yet: the socket is most likely empty
+        self._reading = False
+
+    @property
+    def socket(self) -> trio.socket.SocketType:
+        """The underlying trio socket (trio-websocket reads addresses from it)."""
+        return self._inner.socket
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        if self._reading:
+            raise trio.BusyResourceError("another task is already receiving on this stream")
+        self._reading = True
+        try:
+            return await self._receive(max_bytes)
+        finally:
+            self._reading = False
+
+    async def _receive(self, max_bytes: int) -> bytes:
+        if self._fd < 0 or self._inner.socket.fileno() < 0:
+            await trio.lowlevel.checkpoint()
+            raise trio.ClosedResourceError("the stream is closed")
+        if not self._wait_first:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            data = self._read(max_bytes)
+            if data is not None:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return data
+        while True:
+            try:
+                await trio.lowlevel.wait_readable(self._fd)
+            except OSError as exc:  # the descriptor went away under us
+                raise trio.ClosedResourceError("the stream is closed") from exc
+            data = self._read(max_bytes)
+            if data is not None:
+                return data
+
+    def _read(self, max_bytes: int) -> bytes | None:
+        """One non-blocking read: the data, or None when nothing is there yet."""
+        try:
+            data = os.read(self._fd, max_bytes)
+        except BlockingIOError:
+            self._wait_first = True
+            return None
+        except OSError as exc:
+            if exc.errno == errno.EBADF:
+                raise trio.ClosedResourceError("the stream is closed") from None
+            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+        self._wait_first = len(data) < max_bytes
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._inner.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._inner.send_eof()
+
+    async def aclose(self) -> None:
+        self._fd = -1
+        await self._inner.aclose()
+
+
+def wrap_stream(stream: trio.SocketStream) -> trio.abc.HalfCloseableStream:
+    """The lean stream over ``stream`` where supported, else ``stream`` itself."""
+    if sys.platform == "win32":
+        return stream
+    return LeanSocketStream(stream)
