@@ -8,10 +8,12 @@ Actors (SPEC §3), each a trio task, each holding only the channel ends it uses:
         └──────────── outbound text ◄────────────┴───────────────────┤
                                                  audio-mux ◄── host audio (drop when full)
 
-- transport: the ``Transport`` object (its own reader tasks live in this nursery) plus the
+- transport: the ``Transport`` object (its own tasks, if any, live in this nursery) plus the
   writer task, the only task that sends on it.
 - parser: pulls whole batches from the transport (the transport's inbox is the hop, so there
-  is no extra channel between them), parses each text frame once, and passes one list on.
+  is no extra channel between them; over WebSocket the socket read itself happens inside
+  this task's ``receive_batch()``, so a realtime event wakes just this task and the host),
+  parses each text frame once, and passes one list on.
 - session-state: transcript accumulation, the single-active-response queue, barge-in
   truncation, the error policy and the natural end of the conversation; delivers batches to
   the host channel.
