@@ -89,6 +89,34 @@ def _bench_parser(quick: bool) -> dict[str, Any]:
     return run_parser_bench(repeats=3 if quick else 7, mixes=2 if quick else 4)
 
 
+def _interleaved_rounds(
+    results: dict[str, Any],
+    scenario: str,
+    url: str,
+    repeats: int,
+    args: list[str],
+    describe: str,
+) -> dict[str, list[dict[str, Any]]]:
+    """Run every installed client ``repeats`` times, one round of all clients after another,
+    and return each client's runs; clients not installed are marked skipped in ``results``.
+
+    Rounds interleave the clients, so every client sees the same machine conditions and the
+    differences are not just drift between runs (a p99 or a CPU figure from one short run
+    mostly measures what else the machine did during it)."""
+    clients = [c for c in CLIENTS if _available(c)]
+    for client in CLIENTS:
+        if client not in clients:
+            results["clients"][client] = {"skipped": "not installed (pip install duplex[bench])"}
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
+    for round_ in range(repeats):
+        for client in clients:
+            _progress(f"{scenario} round {round_ + 1}/{repeats}: {client} ({describe})")
+            runs[client].append(
+                _run_json(["-m", "benchmarks._clients", client, scenario, url, *args])
+            )
+    return runs
+
+
 def _bench_burst(quick: bool) -> dict[str, Any]:
     events = 10000 if quick else 30000
     repeats = 3 if quick else 5
@@ -96,23 +124,9 @@ def _bench_burst(quick: bool) -> dict[str, Any]:
     with _server(
         ["-m", "benchmarks._load_server", "--mode", "burst", "--events", str(events)]
     ) as url:
-        clients = [c for c in CLIENTS if _available(c)]
-        for client in CLIENTS:
-            if client not in clients:
-                results["clients"][client] = {
-                    "skipped": "not installed (pip install duplex[bench])"
-                }
-        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
-        # Rounds interleave the clients, so every client sees the same machine conditions
-        # and the stage differences are not just drift between runs.
-        for round_ in range(repeats):
-            for client in clients:
-                _progress(f"burst round {round_ + 1}/{repeats}: {client} ({events} events)")
-                runs[client].append(
-                    _run_json(
-                        ["-m", "benchmarks._clients", client, "burst", url, "--events", str(events)]
-                    )
-                )
+        runs = _interleaved_rounds(
+            results, "burst", url, repeats, ["--events", str(events)], f"{events} events"
+        )
         _progress("websocket round trip (duplex transport)")
         results["websocket_rtt"] = _run_json(
             [
@@ -125,10 +139,10 @@ def _bench_burst(quick: bool) -> dict[str, Any]:
                 "300" if quick else "2000",
             ]
         )
-        for client in clients:
-            ok = [r for r in runs[client] if "error" not in r]
+        for client, client_runs in runs.items():
+            ok = [r for r in client_runs if "error" not in r]
             if not ok:
-                results["clients"][client] = runs[client][0]
+                results["clients"][client] = client_runs[0]
                 continue
             results["clients"][client] = {
                 "cpu_us_per_event": statistics.median(r["cpu_us_per_event"] for r in ok),
@@ -177,38 +191,16 @@ def _bench_paced(quick: bool) -> dict[str, Any]:
     }
     server = ["-m", "benchmarks._load_server", "--mode", "paced", "--rate", str(rate)]
     with _server([*server, "--spread", str(conversations)]) as url:
-        clients = [c for c in CLIENTS if _available(c)]
-        for client in CLIENTS:
-            if client not in clients:
-                results["clients"][client] = {
-                    "skipped": "not installed (pip install duplex[bench])"
-                }
-        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
-        # Interleaved rounds, as in the burst: a p99 from one short run mostly measures
-        # what else the machine did during it.
-        for round_ in range(repeats):
-            for client in clients:
-                _progress(
-                    f"paced round {round_ + 1}/{repeats}: {client} "
-                    f"({conversations} conversations x {rate:g} ev/s)"
-                )
-                runs[client].append(
-                    _run_json(
-                        [
-                            "-m",
-                            "benchmarks._clients",
-                            client,
-                            "paced",
-                            url,
-                            "--conversations",
-                            str(conversations),
-                            "--seconds",
-                            str(seconds),
-                        ]
-                    )
-                )
-        for client in clients:
-            results["clients"][client] = _paced_summary(runs[client])
+        runs = _interleaved_rounds(
+            results,
+            "paced",
+            url,
+            repeats,
+            ["--conversations", str(conversations), "--seconds", str(seconds)],
+            f"{conversations} conversations x {rate:g} ev/s",
+        )
+        for client, client_runs in runs.items():
+            results["clients"][client] = _paced_summary(client_runs)
     return results
 
 

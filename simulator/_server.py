@@ -204,6 +204,27 @@ class Simulator:
         )
         await send({"type": "websocket.http.response.body", "body": body})
 
+    async def _error_and_close(
+        self, send: Send, code: str, message: str, param: str | None
+    ) -> None:
+        """On an accepted WebSocket: one ``invalid_request_error`` event, then close 4000
+        with ``invalid_request_error.<code>`` as the reason, as the real server does."""
+        body = {
+            "type": "error",
+            "event_id": self._ids.event(),
+            "error": {
+                "type": "invalid_request_error",
+                "code": code,
+                "message": message,
+                "param": param,
+                "event_id": None,
+            },
+        }
+        await send({"type": "websocket.send", "text": orjson.dumps(body).decode()})
+        await send(
+            {"type": "websocket.close", "code": 4000, "reason": f"invalid_request_error.{code}"}
+        )
+
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()  # websocket.connect
         if message["type"] != "websocket.connect":
@@ -230,25 +251,12 @@ class Simulator:
         )
         if beta and intent != "quicksilver":
             await send(accept)
-            body = {
-                "type": "error",
-                "event_id": self._ids.event(),
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "beta_api_shape_disabled",
-                    "message": "The Realtime Beta API is no longer supported. Please use "
-                    "/v1/realtime for the GA API.",
-                    "param": None,
-                    "event_id": None,
-                },
-            }
-            await send({"type": "websocket.send", "text": orjson.dumps(body).decode()})
-            await send(
-                {
-                    "type": "websocket.close",
-                    "code": 4000,
-                    "reason": "invalid_request_error.beta_api_shape_disabled",
-                }
+            await self._error_and_close(
+                send,
+                "beta_api_shape_disabled",
+                "The Realtime Beta API is no longer supported. Please use /v1/realtime for "
+                "the GA API.",
+                None,
             )
             return
         mode = (
@@ -325,24 +333,8 @@ class Simulator:
                 return
         await send(accept)
         if call is None or call.ended.is_set():
-            body = {
-                "type": "error",
-                "event_id": self._ids.event(),
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "call_not_found",
-                    "message": f"Call not found: {call_id}.",
-                    "param": "call_id",
-                    "event_id": None,
-                },
-            }
-            await send({"type": "websocket.send", "text": orjson.dumps(body).decode()})
-            await send(
-                {
-                    "type": "websocket.close",
-                    "code": 4000,
-                    "reason": "invalid_request_error.call_not_found",
-                }
+            await self._error_and_close(
+                send, "call_not_found", f"Call not found: {call_id}.", "call_id"
             )
             return
         outlet = AsgiOutlet(send, "sideband")

@@ -99,7 +99,7 @@ class FrameSplitter:
                     self._fragmented = not b0 & 0x80
                 _append_frame(out, buf[pos:end])
             pos = end
-        self._buffer = buf[pos:] if pos else buf
+        self._buffer = buf[pos:]
         return out
 
 
