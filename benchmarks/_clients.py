@@ -139,13 +139,13 @@ def _latency_summary(latencies_ns: list[int], cpu: float, seconds: float) -> dic
 
 
 def _duplex_config(url: str) -> Any:
-    from engine import EngineConfig
+    from duplex.engine import EngineConfig
 
     return EngineConfig(base_url=url, api_key="sk-bench", version="v2", transport="websocket")
 
 
 async def _duplex_burst(url: str, expected: int) -> dict[str, Any]:
-    from engine import ResponseDone, SessionUpdated, open_engine
+    from duplex.engine import ResponseDone, SessionUpdated, open_engine
 
     async with open_engine(_duplex_config(url)) as engine:
         await engine.start(prompt="")
@@ -167,7 +167,7 @@ async def _duplex_burst(url: str, expected: int) -> dict[str, Any]:
 
 
 async def _duplex_paced(url: str, conversations: int, seconds: float) -> dict[str, Any]:
-    from engine import OutputTranscriptDelta, open_engine
+    from duplex.engine import OutputTranscriptDelta, open_engine
 
     window = Window(seconds, conversations)
 
@@ -192,7 +192,7 @@ async def _duplex_paced(url: str, conversations: int, seconds: float) -> dict[st
 
 async def _transport_rtt(url: str, rounds: int) -> dict[str, Any]:
     """``session.update`` → ``session.updated`` through the duplex WebSocket transport."""
-    from transports import connect_websocket
+    from duplex.transports import connect_websocket
 
     update = '{"type":"session.update","session":{"type":"realtime"}}'
     samples: list[float] = []

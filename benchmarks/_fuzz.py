@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import protocol as p
+import duplex.protocol as p
 
 __all__ = ["run_fuzz"]
 

@@ -112,7 +112,7 @@ def _interleaved_rounds(
         for client in clients:
             _progress(f"{scenario} round {round_ + 1}/{repeats}: {client} ({describe})")
             runs[client].append(
-                _run_json(["-m", "benchmarks._clients", client, scenario, url, *args])
+                _run_json(["-m", "duplex.benchmarks._clients", client, scenario, url, *args])
             )
     return runs
 
@@ -122,7 +122,7 @@ def _bench_burst(quick: bool) -> dict[str, Any]:
     repeats = 3 if quick else 5
     results: dict[str, Any] = {"events": events, "repeats": repeats, "clients": {}}
     with _server(
-        ["-m", "benchmarks._load_server", "--mode", "burst", "--events", str(events)]
+        ["-m", "duplex.benchmarks._load_server", "--mode", "burst", "--events", str(events)]
     ) as url:
         runs = _interleaved_rounds(
             results, "burst", url, repeats, ["--events", str(events)], f"{events} events"
@@ -131,7 +131,7 @@ def _bench_burst(quick: bool) -> dict[str, Any]:
         results["websocket_rtt"] = _run_json(
             [
                 "-m",
-                "benchmarks._clients",
+                "duplex.benchmarks._clients",
                 "duplex",
                 "rtt",
                 url,
@@ -164,7 +164,7 @@ def _bench_burst(quick: bool) -> dict[str, Any]:
 
 
 def _parser_us_per_event(events: int) -> float:
-    from protocol import parse_server_event
+    from duplex.protocol import parse_server_event
 
     from ._load_server import burst_frames
 
@@ -189,7 +189,7 @@ def _bench_paced(quick: bool) -> dict[str, Any]:
         "repeats": repeats,
         "clients": {},
     }
-    server = ["-m", "benchmarks._load_server", "--mode", "paced", "--rate", str(rate)]
+    server = ["-m", "duplex.benchmarks._load_server", "--mode", "paced", "--rate", str(rate)]
     with _server([*server, "--spread", str(conversations)]) as url:
         runs = _interleaved_rounds(
             results,
@@ -229,7 +229,9 @@ def _simulator() -> Iterator[str]:
 def _bench_memory(quick: bool) -> dict[str, Any]:
     with _simulator() as url:
         _progress("memory: 100 idle conversations")
-        return _run_json(["-m", "benchmarks._scenarios", "idle", url, "--conversations", "100"])
+        return _run_json(
+            ["-m", "duplex.benchmarks._scenarios", "idle", url, "--conversations", "100"]
+        )
 
 
 def _bench_webrtc(quick: bool) -> dict[str, Any]:
@@ -239,7 +241,7 @@ def _bench_webrtc(quick: bool) -> dict[str, Any]:
         return _run_json(
             [
                 "-m",
-                "benchmarks._scenarios",
+                "duplex.benchmarks._scenarios",
                 "webrtc",
                 url,
                 "--runs",
@@ -256,7 +258,7 @@ def _bench_soak(minutes: float) -> dict[str, Any]:
         _progress(f"soak: {minutes:g} min of streaming audio")
         return _run_json(
             [
-                "-m", "benchmarks._scenarios", "soak", url,
+                "-m", "duplex.benchmarks._scenarios", "soak", url,
                 "--seconds", str(seconds), "--interval", str(max(1.0, seconds / 120)),
             ]
         )  # fmt: skip

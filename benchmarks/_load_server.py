@@ -38,7 +38,7 @@ from trio_websocket import (
     serve_websocket,
 )
 
-from protocol import b64encode_pcm
+from duplex.protocol import b64encode_pcm
 
 __all__ = ["burst_frames", "main"]
 

@@ -37,7 +37,7 @@ from typing import Any, Final
 
 import orjson
 
-from protocol import (
+from duplex.protocol import (
     AudioFrame,
     AudioOut,
     HandoffRequested,

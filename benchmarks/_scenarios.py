@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import trio
 
-from engine import (
+from duplex.engine import (
     AudioFrame,
     ConversationStartError,
     EngineConfig,
@@ -37,7 +37,7 @@ from engine import (
     SessionUpdated,
     open_engine,
 )
-from simulator import synthesize, tone
+from duplex.simulator import synthesize, tone
 
 __all__ = ["main", "rss_mb"]
 

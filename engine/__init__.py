@@ -7,7 +7,7 @@ lifecycle events, and the protocol's event vocabulary and ``AudioFrame``.
 
 from __future__ import annotations
 
-from protocol import (
+from duplex.protocol import (
     AudioFrame as AudioFrame,
     AudioOut as AudioOut,
     ConversationItemAdded as ConversationItemAdded,

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from protocol import (
+from duplex.protocol import (
     DEFAULT_HANDOFF_TOOL_NAME,
     DEFAULT_SILENCE_TOOL_NAME,
     OutputModality,

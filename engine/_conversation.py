@@ -41,7 +41,7 @@ from typing import Any, Final
 import attrs
 import trio
 
-from protocol import (
+from duplex.protocol import (
     AudioFrame,
     AudioOut,
     ClientEvent,
@@ -70,7 +70,7 @@ from protocol import (
     steering_ack_event,
     truncate_event,
 )
-from transports import Transport, TransportClosed, TransportEnded
+from duplex.transports import Transport, TransportClosed, TransportEnded
 
 from ._config import EngineConfig
 from ._errors import ConversationClosed, ConversationStarted
@@ -78,7 +78,7 @@ from ._state import ACTIVE_RESPONSE_CODE, AudioLedger, HandoffState, ResponseQue
 
 __all__ = ["Conversation", "HostBatch"]
 
-logger = logging.getLogger("duplex.engine")
+logger = logging.getLogger(__name__)
 wire_logger = logging.getLogger("duplex.wire")
 
 # What the host channel carries: the conversation's generation and a batch of events.

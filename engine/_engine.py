@@ -29,7 +29,7 @@ from typing import Any, final
 import attrs
 import trio
 
-from protocol import (
+from duplex.protocol import (
     AudioFrame,
     AudioOut,
     LocalProtocolError,
@@ -42,7 +42,7 @@ from protocol import (
     session_start_event,
     text_item_event,
 )
-from transports import Transport, TransportError, connect_webrtc, connect_websocket
+from duplex.transports import Transport, TransportError, connect_webrtc, connect_websocket
 
 from ._config import EngineConfig
 from ._conversation import CLOSING, REPLACED, RUNNING, Conversation, HostBatch
@@ -56,7 +56,7 @@ from ._errors import (
 
 __all__ = ["Engine", "EngineStatistics", "EventStream", "open_engine"]
 
-logger = logging.getLogger("duplex.engine")
+logger = logging.getLogger(__name__)
 
 
 @final

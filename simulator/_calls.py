@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import trio
 
-from transports._bridge import get_bridge
+from duplex.transports import get_bridge
 
 from ._rtc_answerer import RtcAnswerer
 from ._session import SimSession

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
-from protocol import (
+from duplex.protocol import (
     AGENT_FINAL_MESSAGE_PREFIX,
     VOICES,
     ClientEvent,

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import attrs
 
-from protocol import ProtocolVersion, b64encode_pcm
+from duplex.protocol import ProtocolVersion, b64encode_pcm
 
 from ._audio import SAMPLE_RATE, synthesize
 from ._config import IdGenerator, SimulatorConfig

@@ -33,7 +33,7 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from transports._bridge import TrioPort
+from duplex.transports import TrioPort
 
 from ._audio import SAMPLE_RATE, to_wire_pcm
 

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import trio
 
-from protocol import ClientEvent, ProtocolVersion, SessionMode
+from duplex.protocol import ClientEvent, ProtocolVersion, SessionMode
 
 from ._config import FaultConfig
 from ._wire import Rejection

@@ -47,8 +47,8 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from protocol import ProtocolVersion, SessionMode
-from transports._bridge import TrioPort, get_bridge
+from duplex.protocol import ProtocolVersion, SessionMode
+from duplex.transports import TrioPort, get_bridge
 
 from ._calls import DataChannelOutlet, RtcCall, error_body, parse_offer
 from ._config import FaultConfig, IdGenerator, SimulatorConfig
@@ -58,7 +58,7 @@ from ._session import AsgiOutlet, SimSession
 
 __all__ = ["Simulator", "open_simulator", "run_server", "serve_simulator"]
 
-log = logging.getLogger("simulator")
+log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -106,7 +106,7 @@ class Simulator:
         hc.websocket_max_message_size = self.config.max_message_bytes
         hc.graceful_timeout = 0.5
         hc.accesslog = None
-        hc.errorlog = logging.getLogger("simulator.hypercorn")
+        hc.errorlog = logging.getLogger(__name__ + ".hypercorn")
         hc.keep_alive_timeout = 30
         async with trio.open_nursery() as nursery:
             self._nursery = nursery

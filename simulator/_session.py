@@ -30,7 +30,7 @@ import numpy as np
 import orjson
 import trio
 
-from protocol import (
+from duplex.protocol import (
     InputAudioBufferAppend,
     ProtocolVersion,
     SessionMode,
@@ -43,7 +43,7 @@ from ._wire import ClientFrame, Rejection, decode_client_frame, dump_event
 
 __all__ = ["AsgiOutlet", "Outlet", "SimSession"]
 
-log = logging.getLogger("simulator")
+log = logging.getLogger(__name__)
 
 _OVERSIZED_BYTES: Final = 17 * 1024 * 1024
 # Onset stamping for the latency benchmark: a frame is voiced above this peak (int16), and an

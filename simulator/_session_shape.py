@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import attrs
 
-from protocol import DEFAULT_VOICE, ProtocolVersion, SessionMode
+from duplex.protocol import DEFAULT_VOICE, ProtocolVersion, SessionMode
 
 __all__ = [
     "GA_RESPONSE_KEYS",

@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 import orjson
 
-from protocol import (
+from duplex.protocol import (
     ClientEvent,
     ParseFailure,
     ProtocolVersion,

@@ -11,29 +11,46 @@ interface contract every transport obeys.
 
 from __future__ import annotations
 
+import logging
+
 from ._abc import Inbound, Transport, TransportEnded, TransportKind, TransportStatistics
+from ._bridge import AsyncioBridge, TrioPort, get_bridge
 from ._calls import CallAnswer, create_call
 from ._errors import ConnectError, TransportClosed, TransportError
 from ._memory import MemoryPeer, MemoryTransport, memory_transport_pair
 from ._webrtc import WebRTCTransport, connect_webrtc
 from ._websocket import WebSocketTransport, connect_websocket
 
+# A library logs and never configures logging: records under ``duplex`` (``duplex.wire`` is the
+# wire log: event types and sizes, never audio) go nowhere unless the host adds a handler.
+# The engine and the simulator both import this package, so this runs before either logs.
+logging.getLogger("duplex").addHandler(logging.NullHandler())
+
 __all__ = [
-    "CallAnswer",
-    "ConnectError",
+    # the interface
     "Inbound",
-    "MemoryPeer",
-    "MemoryTransport",
     "Transport",
-    "TransportClosed",
     "TransportEnded",
-    "TransportError",
     "TransportKind",
     "TransportStatistics",
-    "WebRTCTransport",
+    # errors
+    "ConnectError",
+    "TransportClosed",
+    "TransportError",
+    # WebSocket
     "WebSocketTransport",
-    "connect_webrtc",
     "connect_websocket",
+    # WebRTC, and the one asyncio bridge thread aiortc runs on (the simulator's answerer
+    # shares it)
+    "AsyncioBridge",
+    "CallAnswer",
+    "TrioPort",
+    "WebRTCTransport",
+    "connect_webrtc",
     "create_call",
+    "get_bridge",
+    # in-memory pair for engine tests
+    "MemoryPeer",
+    "MemoryTransport",
     "memory_transport_pair",
 ]

@@ -25,7 +25,7 @@ from typing import Final, Literal, TypeAlias, final
 
 import attrs
 
-from protocol._audio import AudioFrame
+from duplex.protocol._audio import AudioFrame
 
 __all__ = [
     "Inbound",

@@ -22,8 +22,8 @@ from typing import Any, Final
 import attrs
 import httpx
 
-from protocol._errors import LocalProtocolError
-from protocol._urls import (
+from duplex.protocol._errors import LocalProtocolError
+from duplex.protocol._urls import (
     call_id_from_location,
     multipart_call_body,
     realtime_calls_url,

@@ -114,3 +114,17 @@ def map_exceptions(what: str, *, secrets: Iterable[str | None] = ()) -> Iterator
         _raise_connect(f"{what}: {type(cause).__name__}: {cause}", exc, secret_tuple)
     except OSError as exc:
         _raise_connect(f"{what}: {type(exc).__name__}: {exc}", exc, secret_tuple)
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of a foreign failure (aiortc, av) for ``ConnectError`` messages."""
+    text = str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def missing_extra(feature: str, extra: str, exc: ImportError) -> ConnectError:
+    """The error raised when ``feature`` needs the optional ``duplex[extra]`` install."""
+    return ConnectError(
+        f"{feature} needs the optional dependencies of duplex[{extra}] "
+        f"(pip install 'duplex[{extra}]'): {exc}"
+    )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import trio
 
-from protocol._audio import AudioFrame
+from duplex.protocol._audio import AudioFrame
 
 from ._abc import Counters, Inbound, TransportEnded
 from ._errors import TransportClosed

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import trio
 
-from protocol._audio import AudioFrame
+from duplex.protocol._audio import AudioFrame
 
 from ._abc import (
     ENDED_CLOSED,

@@ -49,7 +49,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from protocol._audio import AudioFrame
+from duplex.protocol._audio import AudioFrame
 
 from ._bridge import TrioPort
 
@@ -231,9 +231,3 @@ class RtcSession:
         self.track.stop()
         if self.pc is not None:
             await self.pc.close()
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line description of an aiortc/av failure for ``ConnectError`` messages."""
-    text = str(exc) or repr(exc)
-    return f"{type(exc).__name__}: {text[:200]}"

@@ -30,14 +30,14 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 import trio
 
-from protocol._audio import WIRE_SAMPLE_RATE, AudioFrame
-from protocol._errors import LocalProtocolError
-from protocol._urls import realtime_headers, realtime_websocket_url
+from duplex.protocol._audio import WIRE_SAMPLE_RATE, AudioFrame
+from duplex.protocol._errors import LocalProtocolError
+from duplex.protocol._urls import realtime_headers, realtime_websocket_url
 
 from ._abc import (
     ENDED_CLOSED,
@@ -52,10 +52,12 @@ from ._abc import (
 )
 from ._bridge import AsyncioBridge, TrioPort, get_bridge
 from ._calls import create_call
-from ._errors import ConnectError, TransportClosed, redact
+from ._errors import ConnectError, TransportClosed, describe, missing_extra, redact
 from ._inbox import Inbox
-from ._rtc_asyncio import RtcSession, describe
 from ._websocket import WebSocketTransport, connect_websocket
+
+if TYPE_CHECKING:
+    from ._rtc_asyncio import RtcSession
 
 __all__ = ["WebRTCTransport", "connect_webrtc"]
 
@@ -288,6 +290,12 @@ async def connect_webrtc(
         ConnectError: the offer, the POST (``status`` set for HTTP errors), the answer, or the
             data channel failed or timed out.
     """
+    try:
+        # aiortc and av are the optional `webrtc` extra: loaded on first use, so a
+        # WebSocket-only host never imports them.
+        from ._rtc_asyncio import RtcSession
+    except ImportError as exc:
+        raise missing_extra("the WebRTC transport", "webrtc", exc) from exc
     bridge = get_bridge()
     transport = WebRTCTransport(bridge, control, outbound_queue_size)
     rtc = RtcSession(TrioPort.current(), transport, data_channel=control == "datachannel")

@@ -58,7 +58,7 @@ import wsproto.events
 import wsproto.utilities
 from wsproto.connection import ConnectionState
 
-from protocol._audio import AudioFrame
+from duplex.protocol._audio import AudioFrame
 
 from ._abc import (
     ENDED_CLOSED,

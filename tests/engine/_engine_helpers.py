@@ -21,7 +21,7 @@ from trio_websocket import (
     serve_websocket,
 )
 
-from engine import (
+from duplex.engine import (
     AudioFrame,
     AudioOut,
     ConversationClosed,
@@ -30,9 +30,9 @@ from engine import (
     UnknownEvent,
     open_engine,
 )
-from protocol import ServerEvent, encode_server_event
-from simulator import RecordedEvent, SessionRecord, Simulator
-from transports import (
+from duplex.protocol import ServerEvent, encode_server_event
+from duplex.simulator import RecordedEvent, SessionRecord, Simulator
+from duplex.transports import (
     MemoryPeer,
     MemoryTransport,
     Transport,

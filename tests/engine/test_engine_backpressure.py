@@ -8,7 +8,17 @@ from typing import Any
 
 import trio
 import trio.lowlevel
-from _engine_helpers import (
+
+from duplex.engine import (
+    AudioFrame,
+    EngineConfig,
+    OutputTranscriptDelta,
+    SessionUpdated,
+    open_engine,
+)
+from duplex.simulator import Scenario, open_simulator
+
+from ._engine_helpers import (
     API_KEY,
     MemoryServer,
     PeerHandle,
@@ -18,15 +28,6 @@ from _engine_helpers import (
     sim_config,
     wire,
 )
-
-from engine import (
-    AudioFrame,
-    EngineConfig,
-    OutputTranscriptDelta,
-    SessionUpdated,
-    open_engine,
-)
-from simulator import Scenario, open_simulator
 
 IN_HAND = 1  # the batch held by the parser/session-state task, blocked on the host send
 

@@ -14,7 +14,21 @@ from contextlib import aclosing
 from typing import Any
 
 import trio
-from _engine_helpers import (
+
+from duplex.engine import (
+    AudioFrame,
+    AudioOut,
+    ConversationItemTruncated,
+    EngineConfig,
+    Error,
+    InputAudioSpeechStarted,
+    SessionCreated,
+    open_engine,
+)
+from duplex.protocol import ResponseCreated, ResponseDone, encode_server_event
+from duplex.simulator import SimulatorConfig, open_simulator
+
+from ._engine_helpers import (
     API_KEY,
     MemoryServer,
     PeerHandle,
@@ -26,19 +40,6 @@ from _engine_helpers import (
     sim_config,
     sine,
 )
-
-from engine import (
-    AudioFrame,
-    AudioOut,
-    ConversationItemTruncated,
-    EngineConfig,
-    Error,
-    InputAudioSpeechStarted,
-    SessionCreated,
-    open_engine,
-)
-from protocol import ResponseCreated, ResponseDone, encode_server_event
-from simulator import SimulatorConfig, open_simulator
 
 FRAME_MS = 100
 PCM = b"\x10\x00" * (24000 * FRAME_MS // 1000)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import trio
-from _engine_helpers import sim_config
 
-from engine import ConversationStarted, SessionUpdated, open_engine
-from simulator import open_simulator
+from duplex.engine import ConversationStarted, SessionUpdated, open_engine
+from duplex.simulator import open_simulator
+
+from ._engine_helpers import sim_config
 
 
 async def test_cancelled_wait_on_events_loses_nothing() -> None:

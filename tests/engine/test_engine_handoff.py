@@ -7,21 +7,9 @@ from typing import Any
 
 import pytest
 import trio
-from _engine_helpers import (
-    API_KEY,
-    Handshake,
-    MockServer,
-    engine_with_events,
-    mock_server,
-    of_type,
-    raw_of,
-    recv_json,
-    sim_config,
-    wire,
-)
 from trio_websocket import WebSocketConnection
 
-from engine import (
+from duplex.engine import (
     ConversationClosed,
     EngineConfig,
     Error,
@@ -33,7 +21,7 @@ from engine import (
     SessionUpdated,
     TranscriptEntry,
 )
-from protocol import (
+from duplex.protocol import (
     STEERING_ACK_TEXT,
     HandoffRequested as WireHandoff,
     InputTranscriptDelta,
@@ -41,7 +29,20 @@ from protocol import (
     SessionCreated,
     SessionUpdated as WireSessionUpdated,
 )
-from simulator import Scenario, ScenarioStep, open_simulator
+from duplex.simulator import Scenario, ScenarioStep, open_simulator
+
+from ._engine_helpers import (
+    API_KEY,
+    Handshake,
+    MockServer,
+    engine_with_events,
+    mock_server,
+    of_type,
+    raw_of,
+    recv_json,
+    sim_config,
+    wire,
+)
 
 FINAL_PREFIX = '"Agent Final Message":\n\n'
 

@@ -9,27 +9,9 @@ from typing import Any
 
 import pytest
 import trio
-from _engine_helpers import (
-    API_KEY,
-    Handshake,
-    MemoryServer,
-    MockServer,
-    closed_events,
-    engine_with_events,
-    host_events,
-    mock_server,
-    of_type,
-    pcm_frames,
-    raw_of,
-    recv_json,
-    silence,
-    sim_config,
-    sine,
-    wire,
-)
 from trio_websocket import WebSocketConnection
 
-from engine import (
+from duplex.engine import (
     AudioFrame,
     AudioOut,
     ConversationClosed,
@@ -47,15 +29,34 @@ from engine import (
     UnknownEvent,
     open_engine,
 )
-from protocol import SessionUpdated as WireSessionUpdated
-from simulator import (
+from duplex.protocol import SessionUpdated as WireSessionUpdated
+from duplex.simulator import (
     FaultConfig,
     Scenario,
     ScenarioStep,
     SimulatorConfig,
     open_simulator,
 )
-from transports import ConnectError, Transport
+from duplex.transports import ConnectError, Transport
+
+from ._engine_helpers import (
+    API_KEY,
+    Handshake,
+    MemoryServer,
+    MockServer,
+    closed_events,
+    engine_with_events,
+    host_events,
+    mock_server,
+    of_type,
+    pcm_frames,
+    raw_of,
+    recv_json,
+    silence,
+    sim_config,
+    sine,
+    wire,
+)
 
 FRAME = AudioFrame(b"\x01\x00" * 480, 24000, 1)
 

@@ -16,7 +16,21 @@ from typing import Any
 
 import attrs
 import trio
-from _engine_helpers import (
+
+from duplex.engine import (
+    AudioOut,
+    ConversationClosed,
+    Engine,
+    HandoffRequested,
+    InputTranscriptDone,
+    OutputTranscriptDone,
+    RateLimitsUpdated,
+    SessionUpdated,
+    UnknownEvent,
+)
+from duplex.simulator import Simulator, SimulatorConfig, open_simulator
+
+from ._engine_helpers import (
     HostEvents,
     engine_with_events,
     of_type,
@@ -28,19 +42,6 @@ from _engine_helpers import (
     voiced,
     voiced_ms,
 )
-
-from engine import (
-    AudioOut,
-    ConversationClosed,
-    Engine,
-    HandoffRequested,
-    InputTranscriptDone,
-    OutputTranscriptDone,
-    RateLimitsUpdated,
-    SessionUpdated,
-    UnknownEvent,
-)
-from simulator import Simulator, SimulatorConfig, open_simulator
 
 QUIET_S = 0.6  # no voiced model audio for this long: the turn's audio has all arrived
 

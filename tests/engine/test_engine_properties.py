@@ -16,10 +16,9 @@ from typing import Any
 import attrs
 import pytest
 import trio
-from _engine_helpers import API_KEY, MemoryServer, PeerHandle, host_events, wire
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from engine import (
+from duplex.engine import (
     AudioFrame,
     ConversationClosed,
     ConversationNotRunning,
@@ -32,7 +31,9 @@ from engine import (
     SessionUpdated,
     open_engine,
 )
-from protocol import Error as WireError
+from duplex.protocol import Error as WireError
+
+from ._engine_helpers import API_KEY, MemoryServer, PeerHandle, host_events, wire
 
 OPS = ("start", "close", "text", "audio", "server_close", "server_error", "drop", "tick")
 FRAME = AudioFrame(b"\x00\x00" * 480, 24000, 1)

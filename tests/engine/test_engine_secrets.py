@@ -14,22 +14,13 @@ from typing import Literal
 
 import pytest
 import trio
-from _engine_helpers import (
-    API_KEY,
-    engine_with_events,
-    of_type,
-    pcm_frames,
-    silence,
-    sim_config,
-    sine,
-)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from trio_websocket import WebSocketRequest, serve_websocket
 
-from engine import (
+from duplex.engine import (
     ConversationClosed,
     ConversationStartError,
     EngineConfig,
@@ -39,7 +30,17 @@ from engine import (
     SessionUpdated,
     open_engine,
 )
-from simulator import SimulatorConfig, open_simulator
+from duplex.simulator import SimulatorConfig, open_simulator
+
+from ._engine_helpers import (
+    API_KEY,
+    engine_with_events,
+    of_type,
+    pcm_frames,
+    silence,
+    sim_config,
+    sine,
+)
 
 
 class _Capture(logging.Handler):

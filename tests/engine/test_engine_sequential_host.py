@@ -6,17 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from _engine_helpers import (
-    API_KEY,
-    MemoryServer,
-    PeerHandle,
-    host_events,
-    of_type,
-    poll_until,
-    wire,
-)
 
-from engine import (
+from duplex.engine import (
     ConversationClosed,
     ConversationStarted,
     ConversationStartError,
@@ -24,6 +15,16 @@ from engine import (
     SessionCreated,
     SessionUpdated,
     open_engine,
+)
+
+from ._engine_helpers import (
+    API_KEY,
+    MemoryServer,
+    PeerHandle,
+    host_events,
+    of_type,
+    poll_until,
+    wire,
 )
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.lowlevel
-from _engine_helpers import (
+
+from duplex.engine import (
+    InputAudioSpeechStarted,
+    InputTranscriptDone,
+    ResponseCreated,
+    SessionUpdated,
+)
+from duplex.protocol import LocalProtocolError
+from duplex.simulator import SimulatorConfig, open_simulator, synthesize
+
+from ._engine_helpers import (
     engine_with_events,
     of_type,
     pcm_frames,
@@ -13,15 +23,6 @@ from _engine_helpers import (
     silence,
     sim_config,
 )
-
-from engine import (
-    InputAudioSpeechStarted,
-    InputTranscriptDone,
-    ResponseCreated,
-    SessionUpdated,
-)
-from protocol import LocalProtocolError
-from simulator import SimulatorConfig, open_simulator, synthesize
 
 
 async def test_v2_transcription_session_transcribes_speech_and_never_responds() -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 import trio
-from _engine_helpers import audio_ms, engine_with_events, of_type, raw_of, sim_config
 
-from engine import (
+from duplex.engine import (
     AudioOut,
     ConversationClosed,
     ConversationNotRunning,
@@ -17,7 +16,9 @@ from engine import (
     OutputTranscriptDone,
     SessionUpdated,
 )
-from simulator import FaultConfig, SimulatorConfig, open_simulator
+from duplex.simulator import FaultConfig, SimulatorConfig, open_simulator
+
+from ._engine_helpers import audio_ms, engine_with_events, of_type, raw_of, sim_config
 
 
 async def test_webrtc_datachannel_text_turn_with_media_audio() -> None:

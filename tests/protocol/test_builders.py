@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from protocol import (
+from duplex.protocol import (
     AGENT_FINAL_MESSAGE_PREFIX,
     BACKEND_PREFIX,
     STEERING_ACK_TEXT,
@@ -42,7 +42,7 @@ from protocol import (
     text_item_event,
     truncate_event,
 )
-from protocol._client_events import ClientEvent
+from duplex.protocol._client_events import ClientEvent
 
 VERSIONS = ["v1", "v2"]
 PCM_FORMAT = {"type": "audio/pcm", "rate": 24000}
@@ -532,7 +532,7 @@ def test_append_text_with_event_id_round_trips_or_is_rejected(event_id: str) -> 
     # The pre-encoded fast path splices event_id into JSON text unescaped; it must never
     # produce a frame the parser rejects. (Currently quotes and backslashes are rejected but
     # control characters, which JSON strings must escape, slip through.)
-    from protocol._build_common import append_text
+    from duplex.protocol._build_common import append_text
 
     rejection = ""
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from protocol import UnknownEvent, client_event_types, parse_client_event
+from duplex.protocol import UnknownEvent, client_event_types, parse_client_event
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])

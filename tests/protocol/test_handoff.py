@@ -7,8 +7,8 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
-from protocol._events import HandoffRequested
-from protocol._handoff import (
+from duplex.protocol._events import HandoffRequested
+from duplex.protocol._handoff import (
     AGENT_FINAL_MESSAGE_PREFIX,
     BACKEND_PREFIX,
     FINAL_OUTPUT_TEXT,
@@ -20,7 +20,7 @@ from protocol._handoff import (
     prefix_text,
     wrap_delegation_input,
 )
-from protocol._items import TranscriptEntry
+from duplex.protocol._items import TranscriptEntry
 
 
 def handoff(input_transcript: str, *entries: tuple[str, str]) -> HandoffRequested:

@@ -31,8 +31,8 @@ from typing import Any
 import attrs
 import pytest
 
-import protocol
-from protocol import (
+from duplex import protocol
+from duplex.protocol import (
     AudioFrame,
     ParseFailure,
     ProtocolVersion,
@@ -40,8 +40,8 @@ from protocol import (
     parse_client_event,
     parse_server_event,
 )
-from protocol._parse_v1 import V1_CLIENT_HANDLERS, V1_SERVER_HANDLERS
-from protocol._parse_v2 import V2_CLIENT_HANDLERS, V2_SERVER_HANDLERS
+from duplex.protocol._parse_v1 import V1_CLIENT_HANDLERS, V1_SERVER_HANDLERS
+from duplex.protocol._parse_v2 import V2_CLIENT_HANDLERS, V2_SERVER_HANDLERS
 
 DATA = Path(__file__).parent / "data"
 PREVIEW_LIMIT = 200

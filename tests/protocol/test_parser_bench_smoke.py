@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from benchmarks._parser_bench import MIX, build_frames, format_table, run_parser_bench
-from protocol import ParseFailure, UnknownEvent, parse_server_event
+from duplex.benchmarks._parser_bench import MIX, build_frames, format_table, run_parser_bench
+from duplex.protocol import ParseFailure, UnknownEvent, parse_server_event
 
 
 def test_parser_bench_result_has_both_dialects_rates_ratio_and_per_type_breakdown() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from protocol import (
+from duplex.protocol import (
     FATAL_ERROR_CODES,
     AudioConfig,
     AudioFormat,
@@ -80,10 +80,10 @@ from protocol import (
     parse_client_event,
     parse_server_event,
 )
-from protocol._build_v1 import V1_SERVER_PAYLOADS
-from protocol._build_v2 import V2_SERVER_PAYLOADS
-from protocol._parse_v1 import V1_CLIENT_HANDLERS, V1_SERVER_HANDLERS
-from protocol._parse_v2 import V2_CLIENT_HANDLERS, V2_SERVER_HANDLERS
+from duplex.protocol._build_v1 import V1_SERVER_PAYLOADS
+from duplex.protocol._build_v2 import V2_SERVER_PAYLOADS
+from duplex.protocol._parse_v1 import V1_CLIENT_HANDLERS, V1_SERVER_HANDLERS
+from duplex.protocol._parse_v2 import V2_CLIENT_HANDLERS, V2_SERVER_HANDLERS
 
 VERSIONS = ["v1", "v2"]
 PREVIEW_LIMIT = 200
@@ -458,7 +458,7 @@ def test_round_trip_strategies_cover_every_server_event_class_the_dialect_encode
 
 
 def test_every_vocabulary_class_except_parse_failure_round_trips_in_some_dialect() -> None:
-    import protocol._events as events_module
+    import duplex.protocol._events as events_module
 
     vocabulary = {
         cls

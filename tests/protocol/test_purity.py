@@ -1,5 +1,5 @@
-"""``protocol`` is sans-IO (SPEC §1): it may import only the standard library, attrs, cattrs and
-orjson, and never an event loop, a socket library or a clock."""
+"""``duplex.protocol`` is sans-IO (SPEC §1): it may import only the standard library, attrs,
+cattrs, orjson and pybase64, and never an event loop, a socket library or a clock."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import protocol
+from duplex import protocol
 
 PACKAGE_DIR = Path(protocol.__file__).parent
 REPO_ROOT = PACKAGE_DIR.parent
@@ -39,12 +39,12 @@ FORBIDDEN_AT_RUNTIME = frozenset(
         "selectors",
         "http.client",
         "urllib.request",
-        "engine",
-        "transports",
-        "simulator",
+        "duplex.engine",
+        "duplex.transports",
+        "duplex.simulator",
     }
 )
-THIRD_PARTY_ALLOWED = frozenset({"attrs", "attr", "cattrs", "orjson"})
+THIRD_PARTY_ALLOWED = frozenset({"attrs", "attr", "cattrs", "orjson", "pybase64"})
 # Stdlib modules the package must not use even though they are "just stdlib": I/O, event
 # loops, threads, processes and clocks/id sources (time and ids are parameters, SPEC §1).
 STDLIB_FORBIDDEN = frozenset(
@@ -70,7 +70,7 @@ STDLIB_FORBIDDEN = frozenset(
 
 
 def test_importing_protocol_loads_no_event_loop_socket_or_transport_module() -> None:
-    code = "import json, sys\nimport protocol\nprint(json.dumps(sorted(sys.modules)))\n"
+    code = "import json, sys\nimport duplex.protocol\nprint(json.dumps(sorted(sys.modules)))\n"
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -80,13 +80,13 @@ def test_importing_protocol_loads_no_event_loop_socket_or_transport_module() -> 
         timeout=60,
     )
     loaded = set(json.loads(result.stdout))
-    assert "protocol" in loaded
+    assert "duplex.protocol" in loaded
     offenders = sorted(
         name
         for name in loaded
-        if name in FORBIDDEN_AT_RUNTIME or name.split(".")[0] in FORBIDDEN_AT_RUNTIME
+        if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN_AT_RUNTIME)
     )
-    assert not offenders, f"`import protocol` pulled in {offenders}"
+    assert not offenders, f"`import duplex.protocol` pulled in {offenders}"
 
 
 def test_spec_named_modules_are_checked_by_their_exact_names() -> None:
@@ -142,4 +142,4 @@ def test_import_scanner_flags_forbidden_imports() -> None:
     assert not _allowed("trio")
     assert not _allowed("asyncio.tasks")
     assert not _allowed("time")
-    assert not _allowed("transports")
+    assert not _allowed("trio_websocket")

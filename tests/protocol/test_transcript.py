@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from protocol._events import (
+from duplex.protocol._events import (
     ConversationItemAdded,
     Error,
     HandoffRequested,
@@ -18,8 +18,8 @@ from protocol._events import (
     ServerEvent,
     SessionUpdated,
 )
-from protocol._items import ConversationItem, TranscriptEntry
-from protocol._transcript import TranscriptAccumulator
+from duplex.protocol._items import ConversationItem, TranscriptEntry
+from duplex.protocol._transcript import TranscriptAccumulator
 
 
 def handoff(input_transcript: str = "", handoff_id: str = "handoff_1") -> HandoffRequested:

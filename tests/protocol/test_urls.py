@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from protocol._enums import ProtocolVersion, SessionMode
-from protocol._errors import LocalProtocolError
-from protocol._urls import (
+from duplex.protocol._enums import ProtocolVersion, SessionMode
+from duplex.protocol._errors import LocalProtocolError
+from duplex.protocol._urls import (
     DEFAULT_MULTIPART_BOUNDARY,
     call_id_from_location,
     merge_headers,

@@ -10,7 +10,7 @@ from typing import Any
 
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from simulator import Simulator
+from duplex.simulator import Simulator
 
 AUTH = [("Authorization", "Bearer sk-test")]
 

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 import trio
-from _simhelpers import close_code, connect, recv, recv_until, send, user_text
 from trio_websocket import ConnectionClosed
 
-from simulator import FaultConfig, Scenario, ScenarioStep, SimulatorConfig, open_simulator
+from duplex.simulator import FaultConfig, Scenario, ScenarioStep, SimulatorConfig, open_simulator
+
+from ._simhelpers import close_code, connect, recv, recv_until, send, user_text
 
 
 def _cfg(**faults: Any) -> SimulatorConfig:

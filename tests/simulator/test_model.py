@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from protocol import (
+from duplex.protocol import (
     AudioOut,
     ContentPart,
     ConversationItem,
@@ -38,8 +38,8 @@ from protocol import (
     SessionUpdated,
     parse_server_event,
 )
-from simulator import IdGenerator, ScriptedModel, SimulatorConfig, synthesize, tone
-from simulator._audio import EnergyVad, to_wire_pcm
+from duplex.simulator import IdGenerator, ScriptedModel, SimulatorConfig, synthesize, tone
+from duplex.simulator._audio import EnergyVad, to_wire_pcm
 
 V1 = ProtocolVersion.V1
 V2 = ProtocolVersion.V2

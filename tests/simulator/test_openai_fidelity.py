@@ -11,11 +11,12 @@ from typing import Any
 
 import pydantic
 import trio
-from _simhelpers import connect, recv, recv_until, send, send_pcm, silence, user_text
 from openai import AsyncOpenAI
 from openai.types.realtime import RealtimeServerEvent
 
-from simulator import SimulatorConfig, open_simulator, tone
+from duplex.simulator import SimulatorConfig, open_simulator, tone
+
+from ._simhelpers import connect, recv, recv_until, send, send_pcm, silence, user_text
 
 _ADAPTER: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeServerEvent)
 

@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 import trio
-from _simhelpers import connect, recv, recv_until, send, user_text
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from protocol import ProtocolVersion, SessionMode
-from simulator import IdGenerator, ScriptedModel, SimulatorConfig, open_simulator
-from simulator._wire import ClientFrame, decode_client_frame
+from duplex.protocol import ProtocolVersion, SessionMode
+from duplex.simulator import IdGenerator, ScriptedModel, SimulatorConfig, open_simulator
+from duplex.simulator._wire import ClientFrame, decode_client_frame
+
+from ._simhelpers import connect, recv, recv_until, send, user_text
 
 _TYPES = [
     "session.update",

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 from trio_websocket import open_websocket_url
 
-from simulator import Simulator, SimulatorConfig, run_server, serve_simulator
+from duplex.simulator import Simulator, SimulatorConfig, run_server, serve_simulator
 
 
 async def test_serve_simulator_returns_base_url() -> None:
@@ -68,7 +68,7 @@ class _StepCounter(trio.abc.Instrument):
 
 async def test_idle_session_does_not_spin() -> None:
     """An idle session's tasks sleep: a regression test for a self-waking clock loop."""
-    from simulator import open_simulator
+    from duplex.simulator import open_simulator
 
     counter = _StepCounter()
     with trio.fail_after(10):

@@ -20,13 +20,14 @@ import numpy as np
 import pydantic
 import pytest
 import trio
-from _simhelpers import close_code, connect, recv, recv_until, send, user_text
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from openai.types.realtime import RealtimeServerEvent
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
-from simulator import FaultConfig, Simulator, SimulatorConfig, open_simulator
-from transports._bridge import TrioPort, get_bridge
+from duplex.simulator import FaultConfig, Simulator, SimulatorConfig, open_simulator
+from duplex.transports._bridge import TrioPort, get_bridge
+
+from ._simhelpers import close_code, connect, recv, recv_until, send, user_text
 
 _ADAPTER: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeServerEvent)
 

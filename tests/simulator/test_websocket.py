@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 import trio
-from _simhelpers import (
+
+from duplex.simulator import SimulatorConfig, open_simulator, synthesize, tone
+
+from ._simhelpers import (
     close_code,
     connect,
     recv,
@@ -19,8 +22,6 @@ from _simhelpers import (
     silence,
     user_text,
 )
-
-from simulator import SimulatorConfig, open_simulator, synthesize, tone
 
 GA_TEXT_TURN = [
     "response.created",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import trio
 
-from transports import WebSocketTransport
+from duplex.transports import WebSocketTransport
 
 
 async def wait_for(predicate: Callable[[], bool], interval: float = 0.002) -> None:

@@ -31,7 +31,7 @@ from aiortc.mediastreams import MediaStreamError
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from transports._bridge import TrioPort, get_bridge
+from duplex.transports._bridge import TrioPort, get_bridge
 
 PEER_RATE = 48_000
 PEER_FRAME = 960  # 20 ms at 48 kHz

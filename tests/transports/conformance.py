@@ -15,8 +15,8 @@ from typing import Protocol
 import pytest
 import trio
 
-from protocol._audio import AudioFrame
-from transports import Inbound, Transport, TransportClosed, TransportEnded
+from duplex.protocol._audio import AudioFrame
+from duplex.transports import Inbound, Transport, TransportClosed, TransportEnded
 
 
 class Peer(Protocol):

@@ -8,12 +8,8 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 import wsproto.events
-from _poll import read_ahead, wait_for
-from _rtc_peer import AnswerPeer, serve_answerer
-from _ws_server import ServerConn, serve
-from conformance import CASES, Harness
 
-from transports import (
+from duplex.transports import (
     MemoryPeer,
     MemoryTransport,
     Transport,
@@ -23,6 +19,11 @@ from transports import (
     connect_websocket,
     memory_transport_pair,
 )
+
+from ._poll import read_ahead, wait_for
+from ._rtc_peer import AnswerPeer, serve_answerer
+from ._ws_server import ServerConn, serve
+from .conformance import CASES, Harness
 
 
 class MemoryPeerAdapter:

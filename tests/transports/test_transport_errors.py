@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from transports import ConnectError, TransportClosed, TransportError
-from transports._errors import map_exceptions, redact
+from duplex.transports import ConnectError, TransportClosed, TransportError
+from duplex.transports._errors import map_exceptions, redact
 
 
 def test_redact_hides_registered_secrets_and_key_shaped_tokens() -> None:

@@ -6,7 +6,7 @@ import struct
 
 from hypothesis import given, strategies as st
 
-from transports._frames import TOO_BIG, FrameSplitter
+from duplex.transports._frames import TOO_BIG, FrameSplitter
 
 
 def _frame(

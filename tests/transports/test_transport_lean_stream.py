@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from transports._lean_stream import LeanSocketStream, wrap_stream
+from duplex.transports._lean_stream import LeanSocketStream, wrap_stream
 
 
 def _pair() -> tuple[LeanSocketStream, trio.SocketStream]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from protocol._audio import AudioFrame
-from transports import TransportClosed, TransportEnded, memory_transport_pair
+from duplex.protocol._audio import AudioFrame
+from duplex.transports import TransportClosed, TransportEnded, memory_transport_pair
 
 
 async def test_text_pair_refuses_audio() -> None:

@@ -37,22 +37,21 @@ import attrs
 import numpy as np
 import pytest
 import trio
-from _poll import read_ahead, wait_for
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from trio_websocket import WebSocketRequest, serve_websocket
 
-from protocol import (
+from duplex.protocol import (
     call_session_payload,
     encode_client_event,
     realtime_headers,
     realtime_websocket_url,
     session_start_event,
 )
-from protocol._audio import AudioFrame
-from simulator import (
+from duplex.protocol._audio import AudioFrame
+from duplex.simulator import (
     FaultConfig,
     Scenario,
     Simulator,
@@ -61,7 +60,7 @@ from simulator import (
     synthesize,
     tone,
 )
-from transports import (
+from duplex.transports import (
     ConnectError,
     Inbound,
     Transport,
@@ -72,6 +71,8 @@ from transports import (
     connect_webrtc,
     connect_websocket,
 )
+
+from ._poll import read_ahead, wait_for
 
 API_KEY = "sk-simulator-conformance"
 WS_AUDIO_TOLERANCE_MS = 40.0

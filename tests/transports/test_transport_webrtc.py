@@ -7,19 +7,20 @@ import time
 import numpy as np
 import pytest
 import trio
-from _poll import wait_for
-from _rtc_peer import AnswerServer, serve_answerer
-from _ws_server import serve
 
-from protocol._audio import AudioFrame
-from transports import (
+from duplex.protocol._audio import AudioFrame
+from duplex.transports import (
     ConnectError,
     TransportClosed,
     TransportEnded,
     WebRTCTransport,
     connect_webrtc,
 )
-from transports._bridge import get_bridge
+from duplex.transports._bridge import get_bridge
+
+from ._poll import wait_for
+from ._rtc_peer import AnswerServer, serve_answerer
+from ._ws_server import serve
 
 API_KEY = "sk-test-webrtc-secret-0001"
 SESSION = {"type": "realtime", "model": "gpt-realtime", "instructions": "be brief"}

@@ -9,16 +9,17 @@ import pytest
 import trio
 import trio_websocket
 import wsproto.events
-from _poll import wait_for
-from _ws_server import ServerConn, WsServer, serve
 
-from transports import (
+from duplex.transports import (
     ConnectError,
     TransportClosed,
     TransportEnded,
     WebSocketTransport,
     connect_websocket,
 )
+
+from ._poll import wait_for
+from ._ws_server import ServerConn, WsServer, serve
 
 HEADERS = {"authorization": "Bearer sk-test-secret-key-123456"}
 

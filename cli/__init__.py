@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``duplex`` console script."""
     args = _build_parser().parse_args(argv)
     if args.command == "demo":
-        from duplex_demo import run_demo
+        from duplex.cli._demo import run_demo
 
         return run_demo(out_dir=args.out_dir, transport=args.transport)
     if args.command == "serve":
@@ -59,13 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # "listening on http://H:P" line that scripts wait for.
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-        from simulator import run_server
+        from duplex.simulator import run_server
 
         with contextlib.suppress(KeyboardInterrupt):
             trio.run(run_server, args.host, args.port)
         return 0
     if args.command == "bench":
-        from benchmarks import run_bench
+        from duplex.benchmarks import run_bench
 
         return run_bench(
             quick=args.quick,
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             soak_minutes=args.soak,
         )
     if args.command == "fuzz":
-        from benchmarks import run_fuzz
+        from duplex.benchmarks import run_fuzz
 
         return run_fuzz(
             dialect=args.dialect, role=args.role, seconds=args.seconds, engine=args.engine

@@ -1,16 +1,12 @@
-"""Hypothesis profiles for the protocol tests.
+"""The one conftest of the suite: hypothesis profiles for every folder.
 
 - ``ci`` (the default): no per-example deadline (CI machines stall) and a moderate example
-  count, so the whole protocol property suite stays well under 40 s.
+  count, so the whole property suite stays well under a minute.
 - ``dev``: fewer examples for a fast edit loop.
 - ``thorough``: many examples, for hunting bugs locally.
 
-Select one with ``HYPOTHESIS_PROFILE=thorough pytest tests/protocol``.
-
-These live here rather than in ``tests/conftest.py`` on purpose: ``tests/`` has no
-``__init__.py``, so a conftest there makes pytest (default ``prepend`` import mode) put
-``tests/`` on ``sys.path``, and then ``tests/protocol`` (a namespace package) shadows the real
-``protocol`` package for every test module.
+Select one with ``HYPOTHESIS_PROFILE=thorough pytest``. ``tests/`` is a package and every
+first-party import names ``duplex.*``, so nothing under ``tests/`` can shadow the library.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import trio
 
-from engine import (
+from duplex.engine import (
     AudioFrame,
     AudioOut,
     ConversationClosed,
@@ -42,7 +42,7 @@ from engine import (
     SessionUpdated,
     open_engine,
 )
-from simulator import SimulatorConfig, open_simulator, synthesize, tone
+from duplex.simulator import SimulatorConfig, open_simulator, synthesize, tone
 
 __all__ = ["run_demo"]
 
