@@ -34,7 +34,7 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 relink: $(BIN)/python
 	@find $(PACKAGES) -name '*.py' -o -name py.typed | sort > $(VENV)/.layout.new
 	@if ! cmp -s $(VENV)/.layout.new $(VENV)/.layout; then \
-		$(BIN)/python -m pip install --quiet --no-deps -e . $(EDITABLE) && \
+		$(BIN)/python -m pip install --quiet --no-deps -e . $(EDITABLE) >$(VENV)/.relink.log 2>&1 && \
 		mv $(VENV)/.layout.new $(VENV)/.layout; \
 	fi
 

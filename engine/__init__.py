@@ -51,8 +51,57 @@ from ._errors import (
     ConversationNotRunning as ConversationNotRunning,
     ConversationStarted as ConversationStarted,
     ConversationStartError as ConversationStartError,
+    EngineClosed as EngineClosed,
     EngineError as EngineError,
     HandoffNotActive as HandoffNotActive,
+    UnsupportedByDialect as UnsupportedByDialect,
 )
+from ._host_events import HostEvent as HostEvent
 
-__all__ = [name for name in dir() if not name.startswith("_") and name != "annotations"]
+__all__ = [
+    # the engine
+    "open_engine",
+    "Engine",
+    "EngineConfig",
+    "EngineStatistics",
+    "EventStream",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    # errors
+    "EngineError",
+    "ConversationNotRunning",
+    "ConversationStartError",
+    "HandoffNotActive",
+    "UnsupportedByDialect",
+    "EngineClosed",
+    # audio in and out
+    "AudioFrame",
+    # events: the union, lifecycle, then the protocol vocabulary
+    "HostEvent",
+    "ConversationStarted",
+    "ConversationClosed",
+    "SessionCreated",
+    "SessionUpdated",
+    "InputAudioSpeechStarted",
+    "InputAudioSpeechStopped",
+    "InputAudioCommitted",
+    "InputTranscriptDelta",
+    "InputTranscriptDone",
+    "OutputTranscriptDelta",
+    "OutputTranscriptDone",
+    "AudioOut",
+    "ResponseCreated",
+    "ResponseCancelled",
+    "ResponseDone",
+    "ConversationItemAdded",
+    "ConversationItemDone",
+    "ConversationItemTruncated",
+    "ConversationItemDeleted",
+    "HandoffRequested",
+    "NoopRequested",
+    "RateLimitsUpdated",
+    "Error",
+    "UnknownEvent",
+    "ParseFailure",
+    "TranscriptEntry",
+]

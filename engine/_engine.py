@@ -51,8 +51,12 @@ from ._errors import (
     ConversationNotRunning,
     ConversationStarted,
     ConversationStartError,
+    EngineClosed,
+    EngineError,
     HandoffNotActive,
+    UnsupportedByDialect,
 )
+from ._host_events import HostEvent
 
 __all__ = ["Engine", "EngineStatistics", "EventStream", "open_engine"]
 
@@ -102,13 +106,55 @@ async def open_engine(
     On exit any running conversation is cancelled (no further events) and ``events()``
     iterators end.
     """
-    async with trio.open_nursery() as nursery:
-        engine = Engine(config, nursery, transport_factory=transport_factory)
-        try:
-            yield engine
-        finally:
-            await engine._shutdown()
-            nursery.cancel_scope.cancel()
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            engine = Engine(config, nursery, transport_factory=transport_factory)
+            try:
+                yield engine
+            except BaseException as exc:
+                body_error = exc
+                raise
+            finally:
+                await engine._shutdown()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        escaping = _unwrap(group, body_error)
+    else:
+        return
+    # Raised outside the ``except`` so the host's exception is not chained to the group.
+    raise escaping
+
+
+def _unwrap(group: BaseExceptionGroup[Any], body_error: BaseException | None) -> BaseException:
+    """The one exception a host should see for a group leaving the engine's nursery.
+
+    The nursery wraps whatever ends it in an exception group; a host must see its own
+    exception (a ``ValueError``, ``KeyboardInterrupt``, a ``ConversationStartError`` from
+    ``start()``) as itself. Cancellations of the engine's own tasks are noise; any other
+    exception from an engine task is a defect and surfaces as ``EngineError`` with the
+    original as ``__cause__``.
+    """
+    from_body: set[int] = set()
+    if body_error is not None:
+        from_body.add(id(body_error))
+        if isinstance(body_error, BaseExceptionGroup):
+            from_body.update(id(leaf) for leaf in _leaves(body_error))
+    internal = [
+        leaf
+        for leaf in _leaves(group)
+        if id(leaf) not in from_body and not isinstance(leaf, trio.Cancelled)
+    ]
+    for leaf in internal:
+        if isinstance(leaf, KeyboardInterrupt | SystemExit):
+            return leaf
+    if body_error is not None:
+        return body_error  # the host's own exception (a group only if the host raised one)
+    if internal:
+        error = EngineError(f"internal error: {type(internal[0]).__name__}: {internal[0]}")
+        error.__cause__ = internal[0]
+        return error
+    return group
 
 
 class Engine:
@@ -139,8 +185,9 @@ class Engine:
         self._started = 0
         self._host_events = 0
         # Events of the batch being handed out (the host takes them one at a time).
-        self._pending: deque[Any] = deque()
+        self._pending: deque[HostEvent] = deque()
         self._pending_conversation: Conversation | None = None
+        self._closed = False  # the open_engine block has exited
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -157,12 +204,21 @@ class Engine:
             ConversationStartError: invalid settings (voice, modality) or the connection
                 failed (``status`` holds the HTTP status when the server refused).
         """
+        self._check_open()
+        config = self.config
+        if self._transport_factory is None and not (config.api_key or "").strip():
+            # Checked before any connection, on every transport: a keyless WebSocket upgrade
+            # would only come back as an unexplained HTTP 401.
+            raise ConversationStartError(
+                "no API key: set the OPENAI_API_KEY environment variable "
+                "(EngineConfig.from_env()) or pass api_key= to EngineConfig"
+            )
         async with self._lock:
+            self._check_open()
             if self._late_closed is not None:
                 await self._late_closed.wait()
                 self._late_closed = None
             await self._stop_current(REPLACED)
-            config = self.config
             session_id = f"duplex_{uuid.uuid4().hex}"
             try:
                 start_event = session_start_event(
@@ -178,7 +234,7 @@ class Engine:
                 # Builds the headers: a blank key or a bad header value fails here.
                 connect = self._connector(session_id, start_event)
             except LocalProtocolError as exc:
-                raise ConversationStartError(str(exc)) from None
+                raise ConversationStartError(str(exc)) from exc
             self._generation += 1
             conversation = Conversation(
                 config=config,
@@ -189,22 +245,41 @@ class Engine:
                 host_send=self._host_send,
                 send_late=self._spawn_late,
             )
+            url = self._display_url()
             try:
                 with trio.fail_after(config.connect_timeout + config.close_timeout):
                     started: ConversationStarted = await self._nursery.start(conversation.run)
-            except trio.TooSlowError:
+            except trio.TooSlowError as exc:
                 raise ConversationStartError(
-                    f"connecting timed out after {config.connect_timeout:g} s"
-                ) from None
+                    f"connecting to {url} timed out after {config.connect_timeout:g} s "
+                    "(EngineConfig.connect_timeout)",
+                    url=url,
+                ) from exc
             except TransportError as exc:
-                raise ConversationStartError(
-                    str(exc), status=getattr(exc, "status", None)
-                ) from None
+                raise _transport_start_error(exc, url, config.connect_timeout) from exc
             except BaseExceptionGroup as group:
-                raise _start_error(group) from None
+                raise _start_error(group, url, config.connect_timeout) from _first_leaf(group)
             self._current = conversation
             self._started += 1
             return started
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineClosed()
+
+    def _display_url(self) -> str:
+        """Where ``start()`` connects, for error messages (a URL never carries the key)."""
+        config = self.config
+        if self._transport_factory is not None:
+            return "the custom transport"
+        if config.transport == "webrtc":
+            return f"{config.base_url.rstrip('/')}/realtime/calls"
+        try:
+            return realtime_websocket_url(
+                config.base_url, version=config.version, mode=config.mode, model=config.model
+            )
+        except LocalProtocolError:
+            return config.base_url
 
     def _connector(self, session_id: str, start_event: Any) -> Any:
         config = self.config
@@ -254,6 +329,7 @@ class Engine:
         Returns:
             True if a conversation was running; False (and nothing emitted) otherwise.
         """
+        self._check_open()
         async with self._lock:
             conversation = self._current
             if conversation is None or conversation.state != RUNNING:
@@ -291,6 +367,7 @@ class Engine:
         self._current = None if new_state == REPLACED else conversation
 
     async def _shutdown(self) -> None:
+        self._closed = True
         with trio.CancelScope(shield=True):
             if self._current is not None:
                 self._current.cancel(REPLACED)
@@ -301,6 +378,7 @@ class Engine:
     # ---- input ----------------------------------------------------------------------
 
     def _running(self) -> Conversation:
+        self._check_open()
         conversation = self._current
         if conversation is None or conversation.state != RUNNING:
             raise ConversationNotRunning()
@@ -327,11 +405,11 @@ class Engine:
 
         Raises:
             ConversationNotRunning: no conversation is running.
-            LocalProtocolError: the session is a transcription session.
+            UnsupportedByDialect: the session is a transcription session.
         """
         conversation = self._running()
         if conversation.transcription:
-            raise LocalProtocolError("transcription sessions do not take text input")
+            raise UnsupportedByDialect("transcription sessions do not take text input")
         item = text_item_event(self.config.version, text, user_prefix=self.config.user_text_prefix)
         await conversation.send_client_event(item)
         if respond and self.config.version is ProtocolVersion.V2:
@@ -376,7 +454,7 @@ class Engine:
         ``events()`` iterator — continues where it stopped."""
         return EventStream(self)
 
-    async def _next_event(self) -> Any:
+    async def _next_event(self) -> HostEvent:
         pending = self._pending
         while not pending:
             try:
@@ -438,15 +516,14 @@ class EventStream:
     def __aiter__(self) -> EventStream:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> HostEvent:
         return await self._engine._next_event()
 
     async def aclose(self) -> None:
         """Nothing to release (kept so ``contextlib.aclosing`` works)."""
 
 
-def _start_error(group: BaseExceptionGroup[Any]) -> ConversationStartError:
-    """The single meaningful error inside a connect failure's exception group."""
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
     leaves: list[BaseException] = []
 
     def walk(exc: BaseException) -> None:
@@ -457,11 +534,38 @@ def _start_error(group: BaseExceptionGroup[Any]) -> ConversationStartError:
             leaves.append(exc)
 
     walk(group)
+    return leaves
+
+
+def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException | None:
+    leaves = _leaves(group)
     for leaf in leaves:
         if isinstance(leaf, TransportError):
-            return ConversationStartError(str(leaf), status=getattr(leaf, "status", None))
+            return leaf
+    return leaves[0] if leaves else None
+
+
+def _transport_start_error(
+    exc: TransportError, url: str, timeout: float | None = None
+) -> ConversationStartError:
+    message = f"connecting to {url} failed: {exc}"
+    if timeout is not None and "timed out" in str(exc) and f"{timeout:g} s" not in str(exc):
+        message += f" (EngineConfig.connect_timeout = {timeout:g} s)"
+    return ConversationStartError(message, status=getattr(exc, "status", None), url=url)
+
+
+def _start_error(
+    group: BaseExceptionGroup[Any], url: str, timeout: float
+) -> ConversationStartError:
+    """The single meaningful error inside a connect failure's exception group."""
+    leaves = _leaves(group)
+    for leaf in leaves:
+        if isinstance(leaf, TransportError):
+            return _transport_start_error(leaf, url, timeout)
     for leaf in leaves:
         if isinstance(leaf, trio.TooSlowError):
-            return ConversationStartError("connecting timed out")
+            return ConversationStartError(f"connecting to {url} timed out", url=url)
     first = leaves[0] if leaves else group
-    return ConversationStartError(f"start failed: {type(first).__name__}: {first}")
+    return ConversationStartError(
+        f"starting the conversation with {url} failed: {type(first).__name__}: {first}", url=url
+    )

@@ -5,7 +5,9 @@ The tree::
     EngineError
     ├── ConversationNotRunning   send_* / update_prompt with no running conversation
     ├── ConversationStartError   start() failed: bad arguments, connect refused, HTTP status
-    └── HandoffNotActive         send_handoff_output for an id the engine is not handling
+    ├── HandoffNotActive         send_handoff_output for an id the engine is not handling
+    ├── UnsupportedByDialect     a call the dialect or session mode cannot express
+    └── EngineClosed             any call after the ``open_engine`` block has exited
 
 Messages never contain the API key: transport errors are already redacted at their boundary,
 and nothing here formats the config.
@@ -22,8 +24,10 @@ __all__ = [
     "ConversationNotRunning",
     "ConversationStartError",
     "ConversationStarted",
+    "EngineClosed",
     "EngineError",
     "HandoffNotActive",
+    "UnsupportedByDialect",
 ]
 
 
@@ -43,15 +47,33 @@ class ConversationStartError(EngineError):
 
     Attributes:
         status: the HTTP status when the server refused (401, 403, 5xx …), else ``None``.
+        url: the URL that was being connected to (never with a secret), when known.
+
+    ``__cause__`` holds the underlying transport error, when there was one.
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.url = url
 
 
 class HandoffNotActive(EngineError):
     """``send_handoff_output`` named a handoff the engine is not waiting on."""
+
+
+class UnsupportedByDialect(EngineError):
+    """The call cannot be expressed by the conversation's dialect or session mode (text input
+    to a transcription session, tools on v1, …). Nothing was sent."""
+
+
+class EngineClosed(EngineError):
+    """The engine's ``open_engine`` block has exited; the engine takes no more calls."""
+
+    def __init__(
+        self, message: str = "the engine is closed (its open_engine block has exited)"
+    ) -> None:
+        super().__init__(message)
 
 
 @final

@@ -11,8 +11,8 @@ from duplex.engine import (
     InputTranscriptDone,
     ResponseCreated,
     SessionUpdated,
+    UnsupportedByDialect,
 )
-from duplex.protocol import LocalProtocolError
 from duplex.simulator import SimulatorConfig, open_simulator, synthesize
 
 from ._engine_helpers import (
@@ -32,7 +32,7 @@ async def test_v2_transcription_session_transcribes_speech_and_never_responds() 
             async with engine_with_events(config) as (engine, events):
                 await engine.start()
                 await events.until(of_type(SessionUpdated))
-                with pytest.raises(LocalProtocolError):
+                with pytest.raises(UnsupportedByDialect):
                     await engine.send_text("typed text has no place here")
                 for frame in pcm_frames(silence(200) + synthesize("take a note") + silence(900)):
                     engine.send_audio(frame)
