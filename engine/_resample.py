@@ -1,0 +1,107 @@
+"""Host audio of any rate and channel count → the wire's mono PCM16 at the session rate.
+
+Hosts hand the engine whatever their device produced (48 kHz stereo, 16 kHz mono, …). Frames
+already in the wire format pass through untouched, with no third-party import, so the core
+install needs nothing for them. Anything else is downmixed by averaging and resampled with
+libsoxr (``soxr``, the optional ``duplex[resample]`` extra): a streaming, anti-aliased
+resampler whose state carries across frames, so a stream fed in frames of any size joins
+without clicks.
+
+Invariants:
+- Output is whole mono PCM16 samples at ``target_rate``; an odd trailing byte of a frame is
+  carried into the next frame of the same stream, never dropped or shifted.
+- A change of source rate or channel count starts a new resampler stream (the old one's
+  filter tail is flushed first, so no audio is lost at the switch).
+- Without the extra, ``check_supported`` names it before any frame is accepted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from duplex.protocol import WIRE_SAMPLE_RATE, AudioFrame
+
+if TYPE_CHECKING:
+    import numpy
+
+__all__ = ["HostAudioConverter", "ResamplerUnavailable"]
+
+# libsoxr's "high quality": anti-aliased, a few ms of delay, ~12 µs per 20 ms frame here
+# (see docs/perf/audio.md); the very-high setting costs the same but adds delay.
+QUALITY: Final = "HQ"
+
+
+class ResamplerUnavailable(RuntimeError):
+    """Host audio needs resampling and the optional ``duplex[resample]`` extra is missing."""
+
+
+def _load() -> tuple[Any, Any]:
+    try:
+        import numpy
+        import soxr
+    except ImportError as exc:
+        raise ResamplerUnavailable(
+            "host audio at a rate or channel count other than the session's needs the "
+            "optional resampler: pip install 'duplex[resample]' "
+            f"(or send {WIRE_SAMPLE_RATE} Hz mono PCM16) — {exc}"
+        ) from exc
+    return numpy, soxr
+
+
+class HostAudioConverter:
+    """Stateful converter of one host audio stream to mono PCM16 at ``target_rate``."""
+
+    def __init__(self, target_rate: int = WIRE_SAMPLE_RATE) -> None:
+        if target_rate <= 0:
+            raise ValueError(f"target rate must be positive, got {target_rate}")
+        self.target_rate = target_rate
+        self._source: tuple[int, int] | None = None  # (rate, channels) of the open stream
+        self._stream: Any = None
+        self._carry = b""  # an odd trailing byte of the previous frame
+
+    def needs_resampling(self, frame: AudioFrame) -> bool:
+        return frame.sample_rate != self.target_rate or frame.channels != 1
+
+    def check_supported(self, frame: AudioFrame) -> None:
+        """Raise ``ResamplerUnavailable`` now if ``frame`` could not be converted later."""
+        if self.needs_resampling(frame):
+            _load()
+
+    def convert(self, frame: AudioFrame) -> bytes:
+        """``frame`` as mono PCM16 bytes at ``target_rate`` (may be empty while the filter
+        fills)."""
+        data = self._carry + frame.pcm if self._carry else frame.pcm
+        key = (frame.sample_rate, frame.channels)
+        flushed = b""
+        if key != self._source:
+            flushed = self.flush()
+            self._source = key
+        whole = len(data) - len(data) % (2 * frame.channels)
+        self._carry = data[whole:]
+        data = data[:whole]
+        if not self.needs_resampling(frame):
+            return flushed + data
+        numpy, soxr = _load()
+        samples = numpy.frombuffer(data, dtype="<i2")
+        if frame.channels > 1:
+            samples = self._downmix(numpy, samples, frame.channels)
+        if self._stream is None:
+            self._stream = soxr.ResampleStream(
+                frame.sample_rate, self.target_rate, 1, dtype="int16", quality=QUALITY
+            )
+        out = self._stream.resample_chunk(samples)
+        return flushed + bytes(out.astype("<i2", copy=False).tobytes())
+
+    def flush(self) -> bytes:
+        """The resampler's buffered tail (end of a stream or a format switch)."""
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return b""
+        numpy, _ = _load()
+        tail = stream.resample_chunk(numpy.zeros(0, dtype="int16"), last=True)
+        return bytes(tail.astype("<i2", copy=False).tobytes())
+
+    @staticmethod
+    def _downmix(numpy: Any, samples: numpy.ndarray[Any, Any], channels: int) -> Any:
+        frames = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
+        return frames.mean(axis=1, dtype="float64").round().astype("int16")
