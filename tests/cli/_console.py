@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["CONSOLE_SCRIPT", "GUARD_SCRIPT", "Run", "error_lines", "interrupt_when_ready", "run_cli"]
+__all__ = [
+    "CONSOLE_SCRIPT",
+    "GUARD_SCRIPT",
+    "Run",
+    "error_lines",
+    "interrupt_when_ready",
+    "run_cli",
+]
 
 GUARD_SCRIPT = Path(__file__).resolve().parent.parent / "_netguard.py"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "duplex"
