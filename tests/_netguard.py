@@ -15,7 +15,7 @@ A target is allowed when it is loopback (127.0.0.0/8, ::1, ``localhost``), unspe
 machine's interfaces has — ICE needs those (aioice offers no loopback host candidates), and
 the interfaces are enumerated with ``ifaddr``, the very list aioice takes its host candidates
 from. Anything else is *blocked*, not just noted: resolution raises ``socket.gaierror`` and a
-send or connect raises ``OSError(ENETUNREACH)``, so nothing leaves; the attempt (call, target,
+send or connect fails with ``ENETUNREACH``, so nothing leaves; the attempt (call, target,
 thread, stack) is recorded under a lock, since the aiortc bridge thread and resolver threads
 make attempts too.
 
@@ -187,6 +187,8 @@ class NetworkGuard:
                     message = guard._record(f"socket.{name}", _format_target(address))
                     if not literal:
                         raise socket.gaierror(socket.EAI_NONAME, message)
+                    if name == "connect_ex":  # reports errors as its return value
+                        return errno.ENETUNREACH
                     raise OSError(errno.ENETUNREACH, message)
             return original(sock, *args, **kwargs)
 
