@@ -191,3 +191,12 @@ def test_the_websocket_demo_stays_on_this_machine(
     assert main(["demo", "--transport", "websocket", "--out-dir", str(tmp_path)]) == 0
     assert network_guard.take() == []
     assert "websocket  yes" in capsys.readouterr().out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the WebRTC leg asks aiortc's default public STUN server until the engine and the "
+    "simulator pass an empty ICE server list (issue 10.7); remove this mark once they do",
+)
+def test_the_webrtc_demo_stays_on_this_machine(tmp_path: Path) -> None:
+    assert main(["demo", "--transport", "webrtc", "--out-dir", str(tmp_path)]) == 0

@@ -100,7 +100,7 @@ def test_a_closed_stdout_ends_quietly_with_141(tmp_path: Path) -> None:
             "duplex.cli",
             "fuzz",
             "--seconds",
-            "2",
+            "0.4",
             "--dialect",
             "v1",
         ],
