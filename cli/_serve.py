@@ -3,7 +3,8 @@
 The CLI only knows two functions here, with the shapes the simulator package will own:
 ``add_serve_arguments(parser)`` declares the flags, ``run_serve(args)`` runs the server and
 returns an exit code. Moving them into ``duplex.simulator`` changes one import line in
-``duplex.cli._parser`` and one in ``duplex.cli``.
+``duplex.cli._parser`` and one in ``duplex.cli._commands``. Importing this module must stay
+cheap (no trio, no simulator): every ``duplex`` invocation builds the whole parser.
 
 Invariants: stdout carries only the ``listening on http://H:P`` line that scripts wait for (info
 logs go to stderr); SIGTERM stops the server gracefully and exits 0; SIGINT stops it gracefully
@@ -16,8 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-
-import trio
 
 __all__ = ["add_serve_arguments", "run_serve"]
 
@@ -40,6 +39,8 @@ def _port(text: str) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGINT (raises ``KeyboardInterrupt`` once stopped) or SIGTERM (returns 0)."""
+    import trio  # here, not at the top: every `duplex` invocation builds the parser
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if trio.run(_serve, args.host, args.port) == signal.SIGINT:
         raise KeyboardInterrupt
@@ -47,6 +48,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(host: str, port: int) -> int:
+    import trio
+
     from duplex.simulator import SimulatorConfig, serve_simulator
 
     # The receiver is open before the socket is: a Ctrl-C during start-up is not lost, and it

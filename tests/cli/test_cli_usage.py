@@ -110,3 +110,20 @@ def test_python_dash_m_runs_the_same_entry_point(tmp_path: Path) -> None:
     )
     assert done.returncode == 0
     assert done.stdout.startswith("duplex ")
+
+
+def test_building_the_command_line_loads_no_heavy_machinery(tmp_path: Path) -> None:
+    """Every invocation (even ``--help``) builds the whole parser: it must stay cheap."""
+    script = "import sys\nimport duplex.cli\nprint(' '.join(sorted(sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = {name.split(".")[0] for name in done.stdout.split()}
+    assert not loaded & {"trio", "aiortc", "av", "numpy", "hypercorn", "hypothesis"}
+    assert "duplex.simulator" not in done.stdout.split()
