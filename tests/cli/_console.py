@@ -74,9 +74,16 @@ def run_cli(*args: str, cwd: Path, timeout: float = 60) -> Run:
     return Run(done.returncode, done.stdout, done.stderr, _blocked(log))
 
 
-def interrupt_when_ready(*args: str, ready: str, cwd: Path, timeout: float = 60) -> Run:
-    """Start ``duplex ARGS…``, wait for a stdout line containing ``ready``, send SIGINT (what
-    Ctrl-C does) and collect the result. Fails if the line does not come within ``timeout``."""
+def interrupt_when_ready(
+    *args: str,
+    ready: str,
+    cwd: Path,
+    timeout: float = 60,
+    signum: signal.Signals = signal.SIGINT,
+) -> Run:
+    """Start ``duplex ARGS…``, wait for a stdout line containing ``ready``, send ``signum``
+    (SIGINT is what Ctrl-C does) and collect the result. Fails if the line does not come within
+    ``timeout``."""
     log = cwd / "netguard.jsonl"
     proc = subprocess.Popen(
         _command(log, args),
@@ -104,7 +111,7 @@ def interrupt_when_ready(*args: str, ready: str, cwd: Path, timeout: float = 60)
                 break
         else:
             raise AssertionError(f"exited before printing {ready!r}:\n{''.join(seen)}")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         proc.wait(timeout=timeout)
     finally:
         if proc.poll() is None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +63,14 @@ def test_ctrl_c_on_serve_exits_130_with_one_line(tmp_path: Path) -> None:
     assert run.returncode == 130
     assert _one_error_line(run) == "duplex serve: interrupted"
     assert run.blocked == []
+
+
+def test_sigterm_on_serve_stops_it_cleanly_with_exit_0(tmp_path: Path) -> None:
+    run = interrupt_when_ready(
+        "serve", "--port", "0", ready="listening on", cwd=tmp_path, signum=signal.SIGTERM
+    )
+    assert run.returncode == 0
+    assert error_lines(run.stderr) == []
 
 
 def test_ctrl_c_on_demo_exits_130_with_one_line(tmp_path: Path) -> None:
