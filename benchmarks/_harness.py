@@ -222,7 +222,7 @@ def _paced_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 @contextmanager
 def _simulator() -> Iterator[str]:
-    with _server(["-m", "duplex_cli", "serve", "--port", "0"], prefix="listening on ") as url:
+    with _server(["-m", "duplex.cli", "serve", "--port", "0"], prefix="listening on ") as url:
         yield url + "/v1"
 
 

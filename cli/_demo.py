@@ -16,6 +16,7 @@ summary table. Exit code 0 only if every transport completed the whole script.
 
 from __future__ import annotations
 
+import functools
 import time
 import wave
 from array import array
@@ -43,6 +44,8 @@ from duplex.engine import (
     open_engine,
 )
 from duplex.simulator import SimulatorConfig, open_simulator, synthesize, tone
+
+from ._interrupt import run_cancelling_on_ctrl_c
 
 __all__ = ["run_demo"]
 
@@ -203,7 +206,7 @@ def run_demo(*, out_dir: str = ".", transport: str = "all") -> int:
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     transports = ["websocket", "webrtc"] if transport == "all" else [transport]
-    runs = trio.run(_main, directory, transports)
+    runs = run_cancelling_on_ctrl_c(functools.partial(_main, directory, transports))
     print("\n=== summary ===")
     header = ("transport", "ok", "events", "audio ms", "handoff ms", "s")
     print("{:10s} {:3s} {:>6s} {:>9s} {:>10s} {:>5s}  wav".format(*header))

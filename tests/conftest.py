@@ -1,4 +1,6 @@
-"""The one conftest of the suite: hypothesis profiles for every folder.
+"""The one conftest of the suite: hypothesis profiles and the network guard, for every folder.
+
+Hypothesis profiles:
 
 - ``ci`` (the default): no per-example deadline (CI machines stall) and a moderate example
   count, so the whole property suite stays well under a minute.
@@ -7,15 +9,91 @@
 
 Select one with ``HYPOTHESIS_PROFILE=thorough pytest``. ``tests/`` is a package and every
 first-party import names ``duplex.*``, so nothing under ``tests/`` can shadow the library.
+
+The network guard (``_netguard``, SPEC §8) is installed for the whole session before any test
+module is imported: a resolution of, or a packet to, anything beyond this machine is blocked
+and fails the test phase (setup, call or teardown) during which it was attempted, with the
+target and the stack of every attempt. An attempt from a thread that outlived its test (aioice
+keeps checking a closed call for a while) is reported by the phase running when it happens; one
+made between tests fails the session. Tests that provoke attempts on purpose use the
+``network_guard`` fixture's ``expect_blocked()``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 
+import pytest
 from hypothesis import settings
+
+from ._netguard import Attempt, NetworkGuard
 
 settings.register_profile("ci", deadline=None, max_examples=100)
 settings.register_profile("dev", deadline=None, max_examples=20)
 settings.register_profile("thorough", deadline=None, max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+_GUARD = pytest.StashKey[NetworkGuard]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    guard = NetworkGuard()
+    guard.install()
+    config.stash[_GUARD] = guard
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    guard = config.stash.get(_GUARD, None)
+    if guard is not None:
+        guard.uninstall()
+
+
+def _report(attempts: list[Attempt], phase: str) -> str:
+    lines = [f"{len(attempts)} network attempt(s) beyond this machine during {phase}:"]
+    lines += [attempt.describe() for attempt in attempts]
+    return "\n".join(lines)
+
+
+def _fail_on_attempts(item: pytest.Item, phase: str) -> None:
+    attempts = item.config.stash[_GUARD].take()
+    if attempts:
+        pytest.fail(_report(attempts, phase), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        _fail_on_attempts(item, "setup")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        _fail_on_attempts(item, "the test")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        _fail_on_attempts(item, "teardown")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    guard = session.config.stash.get(_GUARD, None)
+    attempts = guard.take() if guard is not None else []
+    if attempts:
+        print("\n" + _report(attempts, "no test (between tests or after the last one)"))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def network_guard(request: pytest.FixtureRequest) -> NetworkGuard:
+    """The session's network guard (``expect_blocked()`` collects deliberate attempts)."""
+    return request.config.stash[_GUARD]
