@@ -48,7 +48,7 @@ from duplex.protocol import (
     SessionUpdate,
 )
 
-from ._audio import SAMPLE_RATE, EnergyVad
+from ._audio import SAMPLE_RATE, EnergyVad, G711Decoder, g711_law
 from ._config import IdGenerator, SimulatorConfig
 from ._responses import Event, ResponseStreams, _Response
 from ._session_shape import (
@@ -103,6 +103,7 @@ class ScriptedModel(ResponseStreams):
         self._turn_item_id: str | None = None
         self._turn_start_ms = 0
         self._vad = EnergyVad(rms_threshold=1.0, prefix_padding_ms=300, silence_duration_ms=200)
+        self._input_decoder: G711Decoder | None = None
         self._sync_vad()
 
     # ------------------------------------------------------------------ public API
@@ -149,6 +150,10 @@ class ScriptedModel(ResponseStreams):
             case InputAudioBufferAppend(audio=pcm):
                 if len(pcm) > MAX_APPEND_BYTES:
                     return [self._too_large(len(pcm), eid)]
+                if self._input_decoder is not None:
+                    # The declared input format is G.711: what the VAD and commit see is
+                    # its 24 kHz PCM16 decoding.
+                    pcm = self._input_decoder.decode(pcm)
                 return self.append_audio(pcm, now)
             case InputAudioBufferCommit():
                 return self._on_commit(now, eid)
@@ -233,6 +238,13 @@ class ScriptedModel(ResponseStreams):
         self._vad.rms_threshold = self.config.vad_rms_threshold * scale
         self._vad.prefix_padding_ms = int(td.get("prefix_padding_ms") or 300)
         self._vad.silence_duration_ms = int(td.get("silence_duration_ms") or 200)
+        audio = self.session.get("audio") or {}
+        fmt = (audio.get("input") or {}).get("format") or {}
+        law = g711_law(fmt.get("type")) if isinstance(fmt, dict) else None
+        if law is None:
+            self._input_decoder = None
+        elif self._input_decoder is None or self._input_decoder.law != law:
+            self._input_decoder = G711Decoder(law)
 
     def _transcription_enabled(self) -> bool:
         if self.mode is SessionMode.TRANSCRIPTION or self.version is ProtocolVersion.V1:

@@ -10,8 +10,10 @@ on the wire*.
 Invariants:
 - a response's steps are due in non-decreasing time order, ``response.done`` last (then only
   ``rate_limits.updated`` / ``output_audio_buffer.stopped``);
-- audio is streamed as whole PCM16 samples in ``audio_chunk_ms`` chunks, faster than real time
-  by ``audio_speedup`` (all at once when it is 0);
+- audio is streamed in ``audio_chunk_ms`` chunks of whole samples in the session's output
+  format (PCM16 24 kHz, or G.711 8 kHz on a v2 WebSocket session that declares
+  ``audio/pcmu``/``audio/pcma``), faster than real time by ``audio_speedup`` (all at once
+  when it is 0);
 - when the last step is polled the single-active-response slot is free.
 """
 
@@ -26,7 +28,7 @@ import attrs
 
 from duplex.protocol import ProtocolVersion, b64encode_pcm
 
-from ._audio import SAMPLE_RATE, synthesize
+from ._audio import G711_RATE, SAMPLE_RATE, G711Law, encode_g711, g711_law, synthesize
 from ._config import IdGenerator, SimulatorConfig
 from ._session_shape import item_text, usage_for
 
@@ -55,6 +57,8 @@ class _Response:
     previous_item_id: str | None
     steps: deque[_Step] = attrs.field(factory=deque)
     audio_bytes_sent: int = 0
+    #: bytes per second of this response's audio (PCM16 24 kHz, or G.711 8 kHz)
+    bytes_per_s: int = 2 * SAMPLE_RATE
     transcript_sent: str = ""
     usage: Event = attrs.field(factory=dict)
 
@@ -87,7 +91,7 @@ class ResponseStreams:
             if step.pcm:
                 response.audio_bytes_sent += len(step.pcm)
                 self._assistant_audio_ms[response.item_id] = (
-                    response.audio_bytes_sent * 1000 // (2 * SAMPLE_RATE)
+                    response.audio_bytes_sent * 1000 // response.bytes_per_s
                 )
                 self._audio_emitted = True
                 if self.webrtc:
@@ -121,6 +125,18 @@ class ResponseStreams:
         output = (self.session.get("audio") or {}).get("output") or {}
         voice = output.get("voice")
         return voice if isinstance(voice, str) else None
+
+    def _output_format(self) -> Event:
+        """The declared output format (GA), as the response object echoes it."""
+        output = (self.session.get("audio") or {}).get("output") or {}
+        fmt = output.get("format")
+        return copy.deepcopy(fmt) if isinstance(fmt, dict) else {"type": "audio/pcm", "rate": 24000}
+
+    def _output_law(self) -> G711Law | None:
+        """G.711 law of the model's audio deltas (WebSocket v2 only: WebRTC audio is Opus)."""
+        if self.version is not ProtocolVersion.V2 or self.webrtc:
+            return None
+        return g711_law(self._output_format().get("type"))
 
     def _modality(self, overrides: dict[str, Any] | None) -> str:
         if self.version is ProtocolVersion.V1:
@@ -217,7 +233,7 @@ class ResponseStreams:
             obj["max_output_tokens"] = "inf"
             obj["audio"] = {
                 "output": {
-                    "format": {"type": "audio/pcm", "rate": SAMPLE_RATE},
+                    "format": self._output_format(),
                     "voice": self._voice(),
                 }
             }
@@ -294,8 +310,13 @@ class ResponseStreams:
         words = [w + " " for w in text.split(" ")]
         words[-1] = words[-1][:-1]
         pcm = synthesize(text) if modality == "audio" else b""
-        chunk = SAMPLE_RATE * 2 * self.config.audio_chunk_ms // 1000
-        chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)] or [b""]
+        law = self._output_law()
+        if law is not None:
+            # G.711 out: 8 kHz, one byte a sample; the deltas carry it as is.
+            r.bytes_per_s = G711_RATE
+        wire = encode_g711(pcm, law) if law is not None else pcm
+        chunk = r.bytes_per_s * self.config.audio_chunk_ms // 1000
+        chunks = [wire[i : i + chunk] for i in range(0, len(wire), chunk)] or [b""]
         speed = self.config.audio_speedup
         step_s = (self.config.audio_chunk_ms / 1000.0 / speed) if speed > 0 else 0.0
         per_chunk: list[list[str]] = [[] for _ in chunks]

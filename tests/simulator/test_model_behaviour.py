@@ -5,15 +5,21 @@ package's ``RealtimeServerEvent`` models."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pydantic
+import pytest
 from openai.types.realtime import RealtimeServerEvent
 
 from duplex.protocol import ProtocolVersion, SessionMode
-from duplex.simulator import IdGenerator, ScriptedModel, SimulatorConfig
+from duplex.simulator import IdGenerator, ScriptedModel, SimulatorConfig, synthesize, tone
 from duplex.simulator._wire import ClientFrame, decode_client_frame
+
+from ._simhelpers import append, silence
 
 _ADAPTER: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeServerEvent)
 
@@ -53,6 +59,14 @@ def update(model: ScriptedModel, **session: Any) -> dict[str, Any]:
     assert out[-1]["type"] == "session.updated", out
     result: dict[str, Any] = out[-1]["session"]
     return result
+
+
+def of(events: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == type_]
+
+
+def first(events: list[dict[str, Any]], type_: str) -> dict[str, Any]:
+    return of(events, type_)[0]
 
 
 def types(events: list[dict[str, Any]]) -> list[str]:
@@ -99,3 +113,77 @@ def test_any_typed_nested_object_is_replaced_on_type_change() -> None:
     assert session["audio"]["input"]["turn_detection"] is None
     session = update(model, audio={"input": {"turn_detection": {"type": "server_vad"}}})
     assert session["audio"]["input"]["turn_detection"]["prefix_padding_ms"] == 300
+
+
+# ---------------------------------------------------------------------- G.711
+
+
+def _ulaw(pcm24: bytes) -> bytes:
+    """Reference μ-law encoding of 24 kHz PCM16 (decimate by 3, G.711 via numpy)."""
+    x = np.frombuffer(pcm24, dtype="<i2")[::3].astype(np.int32)
+    sign = np.where(x < 0, 0x80, 0)
+    mag = np.minimum(np.abs(x), 32635) + 0x84
+    exponent = np.floor(np.log2(mag)).astype(np.int32) - 7
+    mantissa = (mag >> (exponent + 3)) & 0x0F
+    out: bytes = (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    return out
+
+
+def _alaw(pcm24: bytes) -> bytes:
+    """Reference A-law encoding of 24 kHz PCM16 (decimate by 3)."""
+    x = np.frombuffer(pcm24, dtype="<i2")[::3].astype(np.int32) >> 3
+    sign = np.where(x >= 0, 0x80, 0)
+    mag = np.where(x >= 0, x, -x - 1)
+    mag = np.minimum(mag, 0xFFF)
+    seg = np.where(mag < 32, 0, np.floor(np.log2(np.maximum(mag, 1))).astype(np.int32) - 4)
+    seg = np.maximum(seg, 0)
+    mant = np.where(seg == 0, mag >> 1, mag >> seg) & 0x0F
+    out: bytes = ((sign | (seg << 4) | mant) ^ 0x55).astype(np.uint8).tobytes()
+    return out
+
+
+def _from_ulaw(data: bytes) -> npt.NDArray[np.int32]:
+    u = ~np.frombuffer(data, dtype=np.uint8).astype(np.int32) & 0xFF
+    t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
+    return np.where(u & 0x80, 0x84 - t, t - 0x84)
+
+
+@pytest.mark.parametrize("fmt", ["audio/pcmu", "audio/pcma"])
+def test_g711_input_and_output(fmt: str) -> None:
+    model = _model(speech_transcript=None)
+    update(
+        model,
+        audio={
+            "input": {"format": {"type": fmt}, "transcription": {"model": "whisper-1"}},
+            "output": {"format": {"type": fmt}},
+        },
+    )
+    pcm = silence(300) + tone(600) + silence(400)
+    g711 = _ulaw(pcm) if fmt == "audio/pcmu" else _alaw(pcm)
+    assert len(g711) == 8 * 1300  # 8 000 bytes/s
+    events: list[dict[str, Any]] = []
+    for i in range(0, len(g711), 160):  # 20 ms telephony frames
+        events += feed(model, append(g711[i : i + 160]))
+    events += drain(model)
+    kinds = types(events)
+    assert "input_audio_buffer.speech_started" in kinds
+    done = next(
+        e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"
+    )
+    # The VAD measured the turn on the decoded 8 kHz audio: ~600 ms of tone + 200 ms silence.
+    assert done["transcript"] == "[speech 1.10s]"
+    created = next(e for e in events if e["type"] == "response.created")
+    assert created["response"]["audio"]["output"]["format"] == {"type": fmt}
+    deltas = [
+        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
+    ]
+    audio = b"".join(deltas)
+    text = next(e for e in events if e["type"] == "response.output_audio_transcript.done")[
+        "transcript"
+    ]
+    expected = len(synthesize(text)) // 6  # 24 kHz PCM16 bytes → 8 kHz one-byte samples
+    assert abs(len(audio) - expected) <= 2
+    assert all(len(d) <= 8 * SimulatorConfig().audio_chunk_ms for d in deltas)
+    if fmt == "audio/pcmu":
+        decoded = _from_ulaw(audio)
+        assert np.abs(decoded).max() > 3000  # real speech-like audio, not PCM16 bytes misread
