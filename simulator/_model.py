@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import copy
+from collections import deque
 from typing import Any, Final
 
 from duplex.protocol import (
@@ -50,7 +51,7 @@ from duplex.protocol import (
 
 from ._audio import SAMPLE_RATE, EnergyVad, G711Decoder, g711_law
 from ._config import IdGenerator, SimulatorConfig
-from ._responses import Event, ResponseStreams, _Response
+from ._responses import Event, ResponseStreams, _Playout, _Response
 from ._session_shape import (
     GA_RESPONSE_KEYS,
     config_patch,
@@ -96,6 +97,8 @@ class ScriptedModel(ResponseStreams):
         self._assistant_audio_ms: dict[str, int] = {}
         self._handoffs: dict[str, Event] = {}
         self._active: _Response | None = None
+        self._oob: list[_Response] = []
+        self._playing: deque[_Playout] = deque()
         self._created_sent = False
         self._audio_out: list[bytes] = []
         self._audio_emitted = False
@@ -182,7 +185,7 @@ class ScriptedModel(ResponseStreams):
             case ResponseCancel(response_id=rid):
                 return self._on_cancel(rid, eid)
             case OutputAudioBufferClear():
-                return self._on_output_clear(eid)
+                return self._on_output_clear(now, eid)
             case HandoffAppend():
                 return self._on_handoff_append(event, now, eid)
         return [self.error("invalid_value", f"Unsupported event: {event.TYPE}", param="type")]
@@ -356,8 +359,11 @@ class ScriptedModel(ResponseStreams):
             )
         )
         td = self._turn_detection() or {}
-        if self._active is not None and td.get("interrupt_response", True):
-            out.extend(self._cancel_active("turn_detected"))
+        if td.get("interrupt_response", True):
+            if self._active is not None:
+                out.extend(self._cancel_active("turn_detected"))
+            # Audio of a finished response may still be playing on the WebRTC track.
+            out.extend(self._clear_playout(None))
         return out
 
     def _on_speech_stopped(self, audio_end_ms: int, now: float) -> list[Event]:
@@ -573,7 +579,12 @@ class ScriptedModel(ResponseStreams):
                     client_event_id=eid,
                 )
             ]
-        if self._active is not None:
+        overrides = overrides or {}
+        out_of_band = overrides.get("conversation") == "none"
+        problem = _override_problem(overrides)
+        if problem is not None and self.version is ProtocolVersion.V2:
+            return [self.error("invalid_value", problem[1], param=problem[0], client_event_id=eid)]
+        if self._active is not None and not out_of_band:
             return [
                 self.error(
                     "conversation_already_has_active_response",
@@ -583,10 +594,38 @@ class ScriptedModel(ResponseStreams):
                     client_event_id=eid,
                 )
             ]
-        return self._start_response(overrides, now)
+        context: list[Event] | None = None
+        if "input" in overrides:
+            resolved = self._resolve_input(overrides.get("input"))
+            if isinstance(resolved, str):
+                return [self._not_found(resolved, eid)]
+            context = resolved
+        elif out_of_band:
+            # Out of band without ``input``: the default conversation is the context.
+            context = [self.items[i] for i in self._order]
+        return self._start_response(
+            overrides, now, context=context, in_conversation=not out_of_band
+        )
+
+    def _resolve_input(self, value: Any) -> list[Event] | str:
+        """``response.input``: items and ``item_reference``s (an unknown id is returned)."""
+        out: list[Event] = []
+        for item in value if isinstance(value, list) else []:
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "item_reference":
+                ref = str(item.get("id"))
+                if ref not in self.items:
+                    return ref
+                out.append(self.items[ref])
+            else:
+                out.append(item)
+        return out
 
     def _on_cancel(self, response_id: str | None, eid: str | None) -> list[Event]:
-        if self._active is None or (response_id is not None and response_id != self._active.id):
+        live = ([self._active] if self._active is not None else []) + list(reversed(self._oob))
+        target = next((r for r in live if response_id in (None, r.id)), None)
+        if target is None:
             return [
                 self.error(
                     "response_cancel_not_active",
@@ -594,9 +633,9 @@ class ScriptedModel(ResponseStreams):
                     client_event_id=eid,
                 )
             ]
-        return self._cancel_active("client_cancelled")
+        return self._cancel(target, "client_cancelled")
 
-    def _on_output_clear(self, eid: str | None) -> list[Event]:
+    def _on_output_clear(self, now: float, eid: str | None) -> list[Event]:
         if not self.webrtc:
             return [
                 self.error(
@@ -606,7 +645,10 @@ class ScriptedModel(ResponseStreams):
                     client_event_id=eid,
                 )
             ]
-        self._audio_out.clear()
+        cleared = self._clear_playout(now)
+        if cleared:
+            return cleared
+        # Nothing playing: the real server still acknowledges.
         return [
             self._ev(
                 "output_audio_buffer.cleared", response_id=self.active_response_id or "resp_none"
@@ -628,6 +670,37 @@ class ScriptedModel(ResponseStreams):
         if self._active is not None:
             return []  # spoken with the next response
         return self._start_response(None, now)
+
+
+def _override_problem(overrides: dict[str, Any]) -> tuple[str, str] | None:
+    """The real server's checks of ``response.create.response`` values: (param, message)."""
+    conversation = overrides.get("conversation")
+    if conversation is not None and conversation not in ("auto", "none"):
+        return (
+            "response.conversation",
+            f"Invalid value: '{conversation}'. Supported values are: 'auto' and 'none'.",
+        )
+    metadata = overrides.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict) or len(metadata) > 16:
+            return ("response.metadata", "Invalid 'response.metadata': at most 16 pairs.")
+        for key, value in metadata.items():
+            if len(key) > 64 or not isinstance(value, str) or len(value) > 512:
+                return (
+                    "response.metadata",
+                    "Invalid 'response.metadata': keys are at most 64 characters and values "
+                    "strings of at most 512.",
+                )
+    mods = overrides.get("output_modalities")
+    if mods is not None and (not isinstance(mods, list) or mods not in (["text"], ["audio"])):
+        return (
+            "response.output_modalities",
+            f"Invalid modalities: {mods}. Supported combinations are: ['text'] and ['audio'].",
+        )
+    inputs = overrides.get("input")
+    if inputs is not None and not isinstance(inputs, list):
+        return ("response.input", "Invalid 'response.input': expected an array.")
+    return None
 
 
 def _item_dict(event: ConversationItemCreate) -> Event:

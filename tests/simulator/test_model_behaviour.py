@@ -187,3 +187,123 @@ def test_g711_input_and_output(fmt: str) -> None:
     if fmt == "audio/pcmu":
         decoded = _from_ulaw(audio)
         assert np.abs(decoded).max() > 3000  # real speech-like audio, not PCM16 bytes misread
+
+
+# ---------------------------------------------------------------------- function calls
+
+
+def _tool(name: str, **props: Any) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "name": name,
+        "description": f"The {name} tool.",
+        "parameters": {"type": "object", "properties": props},
+    }
+
+
+def user_text(text: str) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
+    }
+
+
+def ask(model: ScriptedModel, text: str, now: float = 0.0, **response: Any) -> list[dict[str, Any]]:
+    feed(model, user_text(text), now)
+    create: dict[str, Any] = {"type": "response.create"}
+    if response:
+        create["response"] = response
+    return feed(model, create, now) + drain(model, now)
+
+
+def test_declared_tool_is_called_by_trigger_phrase() -> None:
+    model = _model()
+    update(model, tools=[_tool("get_weather", city={"type": "string"})])
+    events = ask(model, "please call get_weather now")
+    kinds = types(events)
+    assert kinds == [
+        "response.created",
+        "response.output_item.added",
+        "conversation.item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "conversation.item.done",
+        "response.done",
+        "rate_limits.updated",
+    ]
+    done = first(events, "response.function_call_arguments.done")
+    assert done["name"] == "get_weather"
+    assert done["arguments"] == "{}"
+    assert done["call_id"].startswith("call_")
+    output = first(events, "response.done")["response"]["output"]
+    assert [(o["type"], o["name"], o["call_id"]) for o in output] == [
+        ("function_call", "get_weather", done["call_id"])
+    ]
+    # An undeclared tool name is just text.
+    events = ask(model, "call get_time")
+    assert "response.function_call_arguments.done" not in types(events)
+
+
+def test_parallel_calls_in_one_response_and_reply_mentions_outputs() -> None:
+    model = _model(tool_arguments={"lookup": '{"query": "{text}"}'})
+    update(model, tools=[_tool("lookup"), _tool("book")], output_modalities=["text"])
+    events = ask(model, 'call lookup and book "now"')
+    dones = of(events, "response.function_call_arguments.done")
+    assert [d["name"] for d in dones] == ["lookup", "book"]
+    assert [d["output_index"] for d in dones] == [0, 1]
+    assert json.loads(dones[0]["arguments"]) == {"query": 'call lookup and book "now"'}
+    assert dones[1]["arguments"] == "{}"
+    assert types(events).count("response.done") == 1
+    output = first(events, "response.done")["response"]["output"]
+    assert [o["call_id"] for o in output] == [d["call_id"] for d in dones]
+    for done, result in zip(dones, ["found it", "booked"], strict=True):
+        out = feed(
+            model,
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "function_call_output",
+                    "call_id": done["call_id"],
+                    "output": result,
+                },
+            },
+        )
+        assert types(out) == ["conversation.item.added", "conversation.item.done"]
+    events = feed(model, {"type": "response.create"}) + drain(model)
+    text = first(events, "response.output_text.done")["text"]
+    assert text == "lookup returned found it. book returned booked."
+
+
+def test_tool_triggers_mapping_and_handoff_tool_unchanged() -> None:
+    model = _model(tool_triggers={"weather": "get_weather"})
+    codex = _tool("codex", prompt={"type": "string"})
+    update(model, tools=[codex, _tool("get_weather"), _tool("remain_silent")])
+    events = ask(model, "how is the weather?")
+    assert first(events, "response.function_call_arguments.done")["name"] == "get_weather"
+    events = ask(model, "delegate the build")
+    done = first(events, "response.function_call_arguments.done")
+    assert done["name"] == "codex"
+    assert json.loads(done["arguments"]) == {"prompt": "delegate the build"}
+    events = ask(model, "please stay silent")
+    assert first(events, "response.function_call_arguments.done")["name"] == "remain_silent"
+    # The handoff's output is spoken as is.
+    feed(
+        model,
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": done["call_id"], "output": "built"},
+        },
+    )
+    events = feed(model, {"type": "response.create"}) + drain(model)
+    assert first(events, "response.output_audio_transcript.done")["transcript"] == "built"
+
+
+def test_tools_declared_per_response_can_be_called() -> None:
+    model = _model()
+    events = ask(model, "call ping", tools=[_tool("ping")])
+    assert first(events, "response.function_call_arguments.done")["name"] == "ping"
