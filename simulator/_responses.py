@@ -270,7 +270,7 @@ class ResponseStreams:
             return []
         current = self._playing[0]
         if now is not None and current.started_sent:
-            heard_ms = int(max(0.0, now - current.start) * 1000)
+            heard_ms = round(max(0.0, now - current.start) * 1000)
             known = self._assistant_audio_ms.get(current.item_id)
             if known is not None:
                 self._assistant_audio_ms[current.item_id] = min(known, heard_ms)

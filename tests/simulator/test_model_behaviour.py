@@ -307,3 +307,116 @@ def test_tools_declared_per_response_can_be_called() -> None:
     model = _model()
     events = ask(model, "call ping", tools=[_tool("ping")])
     assert first(events, "response.function_call_arguments.done")["name"] == "ping"
+
+
+# ---------------------------------------------------------------------- WebRTC playout
+
+
+def drain_timed(model: ScriptedModel, now: float = 0.0) -> list[tuple[float, dict[str, Any]]]:
+    out: list[tuple[float, dict[str, Any]]] = []
+    while (deadline := model.next_deadline()) is not None:
+        now = max(now, deadline)
+        out.extend((now, e) for e in _valid(model.poll(now)))
+    return out
+
+
+def _at(timed: list[tuple[float, dict[str, Any]]], type_: str) -> float:
+    return next(t for t, e in timed if e["type"] == type_)
+
+
+def test_output_audio_buffer_stopped_when_the_audio_has_played_out() -> None:
+    model = _model(webrtc=True)
+    feed(model, user_text("hello there"))
+    start = feed(model, {"type": "response.create"}, 10.0)
+    assert "output_audio_buffer.started" in types(start)
+    assert types(start).index("output_audio_buffer.started") > types(start).index(
+        "response.content_part.added"
+    )
+    audio_s = len(synthesize("You said: hello there.")) / 48_000
+    timed = poll_until(model, "response.done", 10.0)
+    done_at = _at(timed, "response.done")
+    # Generated 20x faster than real time; the slot is free at response.done ...
+    assert done_at == pytest.approx(10.0 + audio_s / 20, abs=0.05)
+    assert "output_audio_buffer.stopped" not in types([e for _, e in timed])
+    # ... so a new response may start while the first one's audio still plays.
+    feed(model, user_text("again"), done_at)
+    second = feed(model, {"type": "response.create"}, done_at)
+    assert "response.created" in types(second)
+    assert "output_audio_buffer.started" not in types(second)  # queued behind the first
+    timed = drain_timed(model, done_at)
+    starts = [(t, e["response_id"]) for t, e in timed if e["type"] == "output_audio_buffer.started"]
+    stops = [(t, e["response_id"]) for t, e in timed if e["type"] == "output_audio_buffer.stopped"]
+    first_id = start[0]["response"]["id"]
+    second_id = second[0]["response"]["id"]
+    # Played out on the track in real time, one after the other.
+    assert stops[0][0] == pytest.approx(10.0 + audio_s + 0.02, abs=0.001)
+    assert stops[0][1] == first_id
+    assert starts == [(stops[0][0], second_id)]
+    assert stops[1][1] == second_id
+    assert types([e for _, e in timed])[-1] == "output_audio_buffer.stopped"
+
+
+def poll_until(
+    model: ScriptedModel, type_: str, now: float = 0.0
+) -> list[tuple[float, dict[str, Any]]]:
+    out: list[tuple[float, dict[str, Any]]] = []
+    while (deadline := model.next_deadline()) is not None:
+        now = max(now, deadline)
+        out.extend((now, e) for e in _valid(model.poll(now)))
+        if any(e["type"] == type_ for _, e in out):
+            break
+    return out
+
+
+def test_output_audio_buffer_clear_stops_playout_and_truncates() -> None:
+    model = _model(webrtc=True)
+    feed(model, user_text("hello there"))
+    created = feed(model, {"type": "response.create"}, 0.0)
+    item_id = first(created, "response.output_item.added")["item"]["id"]
+    timed = drain_timed(model, 0.0)
+    assert "output_audio_buffer.stopped" in types([e for _, e in timed[-1:]])
+    # Replay: a second response cleared mid-playout.
+    feed(model, user_text("hello there"), 5.0)
+    created = feed(model, {"type": "response.create"}, 5.0)
+    item_id = first(created, "response.output_item.added")["item"]["id"]
+    while (deadline := model.next_deadline()) is not None and deadline < 5.3:
+        model.poll(deadline)
+    cleared = feed(model, {"type": "output_audio_buffer.clear"}, 5.3)
+    assert types(cleared) == ["output_audio_buffer.cleared"]
+    assert cleared[0]["response_id"] == created[0]["response"]["id"]
+    assert "output_audio_buffer.stopped" not in types([e for _, e in drain_timed(model, 5.3)])
+    # The item is cut where the user stopped hearing it (300 ms).
+    bad = feed(
+        model,
+        {
+            "type": "conversation.item.truncate",
+            "item_id": item_id,
+            "content_index": 0,
+            "audio_end_ms": 400,
+        },
+        6.0,
+    )
+    assert bad[0]["type"] == "error"
+    ok = feed(
+        model,
+        {
+            "type": "conversation.item.truncate",
+            "item_id": item_id,
+            "content_index": 0,
+            "audio_end_ms": 300,
+        },
+        6.0,
+    )
+    assert types(ok) == ["conversation.item.truncated"]
+
+
+def test_barge_in_clears_audio_still_playing_after_response_done() -> None:
+    model = _model(webrtc=True)
+    feed(model, user_text("hello there"))
+    feed(model, {"type": "response.create"}, 0.0)
+    while (deadline := model.next_deadline()) is not None and deadline < 0.5:
+        model.poll(deadline)
+    assert model.active_response_id is None  # response.done went out; audio still playing
+    events = model.append_audio(tone(300), 0.5)
+    assert types(events) == ["input_audio_buffer.speech_started", "output_audio_buffer.cleared"]
+    assert model.next_deadline() is None
