@@ -73,6 +73,7 @@ class FaultConfig:
     datachannel_never_opens: bool = False
     sideband_refuse_first: int = 0
     session_max_duration_s: float | None = None
+    idle_prompt: str = "Are you still there?"
 
 
 @attrs.frozen(kw_only=True)
@@ -120,6 +121,8 @@ class SimulatorConfig:
         recall_phrase: user text containing it is answered with the previous user text in the
             conversation (``"Before that you said: <text>."``), so tests can check the context
             a session holds (e.g. history replayed after a reconnect).
+        idle_prompt: what the model says after ``input_audio_buffer.timeout_triggered``
+            (server VAD ``idle_timeout_ms``).
         session_max_duration_s: session cap: after this long the session sends ``error``
             ``session_expired`` and closes 1001, like the real service (60 min); ``None`` =
             no cap. ``FaultConfig.session_max_duration_s``, when set, takes precedence.
@@ -150,6 +153,7 @@ class SimulatorConfig:
     tool_arguments: dict[str, str] = attrs.field(factory=dict, hash=False)
     recall_phrase: str = "what did I say"
     session_max_duration_s: float | None = None
+    idle_prompt: str = "Are you still there?"
 
 
 class IdGenerator:

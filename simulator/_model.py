@@ -51,7 +51,7 @@ from duplex.protocol import (
 
 from ._audio import SAMPLE_RATE, EnergyVad, G711Decoder, g711_law
 from ._config import IdGenerator, SimulatorConfig
-from ._responses import Event, ResponseStreams, _Playout, _Response
+from ._responses import Event, ResponseStreams, _Playout, _Response, _Spec
 from ._session_shape import (
     GA_RESPONSE_KEYS,
     config_patch,
@@ -99,6 +99,8 @@ class ScriptedModel(ResponseStreams):
         self._active: _Response | None = None
         self._oob: list[_Response] = []
         self._playing: deque[_Playout] = deque()
+        self._idle_deadline: float | None = None
+        self._idle_since_ms = 0
         self._created_sent = False
         self._audio_out: list[bytes] = []
         self._audio_emitted = False
@@ -347,8 +349,40 @@ class ScriptedModel(ResponseStreams):
 
     # ------------------------------------------------------------------ input audio
 
+    def _idle_timeout_s(self) -> float | None:
+        td = self._turn_detection() or {}
+        ms = td.get("idle_timeout_ms")
+        if td.get("type") != "server_vad" or not isinstance(ms, int) or ms <= 0:
+            return None
+        self._idle_since_ms = self._vad.total_ms
+        return ms / 1000.0
+
+    def _on_idle(self, now: float) -> list[Event]:
+        """``idle_timeout_ms`` passed without speech since the last response finished: the
+        silent span is committed as a user audio item and the model prompts the user."""
+        item_id = self.ids.item()
+        end_ms = max(self._vad.total_ms, self._idle_since_ms)
+        out = [
+            self._ev(
+                "input_audio_buffer.timeout_triggered",
+                audio_start_ms=self._idle_since_ms,
+                audio_end_ms=end_ms,
+                item_id=item_id,
+            )
+        ]
+        self._vad.reset_turn()
+        self._turn_item_id = None
+        out.extend(self._commit(item_id, (end_ms - self._idle_since_ms) / 1000.0, transcript=""))
+        self._unanswered.clear()
+        if self.mode is SessionMode.CONVERSATIONAL and self._active is None:
+            out.extend(
+                self._message_response(self.config.idle_prompt, self._modality(None), now, _Spec())
+            )
+        return out
+
     def _on_speech_started(self, audio_start_ms: int) -> list[Event]:
         out: list[Event] = []
+        self._idle_deadline = None
         self._turn_item_id = self.ids.item()
         self._turn_start_ms = audio_start_ms
         out.append(
@@ -402,10 +436,13 @@ class ScriptedModel(ResponseStreams):
         self._vad.reset_turn()
         return self._commit(item_id, buffered_ms / 1000.0)
 
-    def _commit(self, item_id: str, duration_s: float) -> list[Event]:
+    def _commit(
+        self, item_id: str, duration_s: float, *, transcript: str | None = None
+    ) -> list[Event]:
         self._buffer_bytes = 0
         previous = self._order[-1] if self._order else None
-        transcript = self.speech_transcript or f"[speech {duration_s:.2f}s]"
+        if transcript is None:
+            transcript = self.speech_transcript or f"[speech {duration_s:.2f}s]"
         item: Event = {
             "id": item_id,
             "type": "message",

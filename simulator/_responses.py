@@ -120,6 +120,19 @@ class ResponseStreams:
     _audio_out: list[bytes]
     _handoffs: dict[str, Event]
     _unanswered: list[Event]
+    #: when ``input_audio_buffer.timeout_triggered`` fires (``idle_timeout_ms``), if armed
+    _idle_deadline: float | None
+
+    def _on_idle(self, now: float) -> list[Event]:
+        raise NotImplementedError  # ScriptedModel
+
+    def _idle_timeout_s(self) -> float | None:
+        raise NotImplementedError  # ScriptedModel
+
+    def _arm_idle(self, at: float) -> None:
+        """The last response finished (playing) at ``at``: the idle timer starts then."""
+        timeout = self._idle_timeout_s()
+        self._idle_deadline = None if timeout is None else at + timeout
 
     # ------------------------------------------------------------------ clock
 
@@ -143,6 +156,10 @@ class ResponseStreams:
             cand = (p.start, 0, None) if not p.started_sent else (p.end, 2, None)
             if best is None or cand[:2] < best[:2]:
                 best = cand
+        if self._idle_deadline is not None:
+            cand = (self._idle_deadline, 3, None)
+            if best is None or cand[:2] < best[:2]:
+                best = cand
         return best
 
     def poll(self, now: float) -> list[Event]:
@@ -150,6 +167,10 @@ class ResponseStreams:
         out: list[Event] = []
         while (nxt := self._next()) is not None and nxt[0] <= now:
             response = nxt[2]
+            if nxt[1] == 3:
+                self._idle_deadline = None
+                out.extend(self._on_idle(nxt[0]))
+                continue
             if response is None:
                 out.extend(self._playout_edge())
                 continue
@@ -167,6 +188,10 @@ class ResponseStreams:
                 out.append(self._stamp(step.event))
             if not response.steps:
                 self._finish(response)
+                if response.in_conversation and not any(
+                    p.response_id == response.id for p in self._playing
+                ):
+                    self._arm_idle(step.due)
         return out
 
     def _playout_edge(self) -> list[Event]:
@@ -175,6 +200,8 @@ class ResponseStreams:
             p.started_sent = True
             return [self._ev("output_audio_buffer.started", response_id=p.response_id)]
         self._playing.popleft()
+        if not self._playing and self._active is None:
+            self._arm_idle(p.end)
         return [self._ev("output_audio_buffer.stopped", response_id=p.response_id)]
 
     def _finish(self, response: _Response) -> None:
@@ -488,6 +515,7 @@ class ResponseStreams:
             self.items[response.item_id] = item
             self._order.append(response.item_id)
             self._active = response
+            self._idle_deadline = None
         else:
             self._oob.append(response)
         return response

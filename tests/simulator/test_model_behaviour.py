@@ -420,3 +420,193 @@ def test_barge_in_clears_audio_still_playing_after_response_done() -> None:
     events = model.append_audio(tone(300), 0.5)
     assert types(events) == ["input_audio_buffer.speech_started", "output_audio_buffer.cleared"]
     assert model.next_deadline() is None
+
+
+# ---------------------------------------------------------------------- turn control
+
+
+def test_manual_turns_commit_clear_and_errors() -> None:
+    model = _model()
+    update(
+        model,
+        audio={"input": {"turn_detection": None, "transcription": {"model": "whisper-1"}}},
+    )
+    events: list[dict[str, Any]] = []
+    for i in range(0, 24_000, 4800):  # 500 ms of speech, no VAD events
+        events += feed(model, append((tone(500))[i : i + 4800]))
+    assert events == []
+    committed = feed(model, {"type": "input_audio_buffer.commit"})
+    assert types(committed) == [
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+    ]
+    assert committed[-1]["transcript"] == "[speech 0.50s]"
+    assert model.next_deadline() is None  # no response without response.create
+    empty = feed(model, {"type": "input_audio_buffer.commit", "event_id": "e1"})
+    assert empty[0]["error"]["code"] == "input_audio_buffer_commit_empty"
+    assert empty[0]["error"]["event_id"] == "e1"
+    feed(model, append(tone(50)))
+    short = feed(model, {"type": "input_audio_buffer.commit"})
+    assert "only has 50.00ms" in short[0]["error"]["message"]
+    feed(model, append(tone(500)))
+    assert types(feed(model, {"type": "input_audio_buffer.clear"})) == [
+        "input_audio_buffer.cleared"
+    ]
+    after_clear = feed(model, {"type": "input_audio_buffer.commit"})
+    assert after_clear[0]["error"]["code"] == "input_audio_buffer_commit_empty"
+    answer = feed(model, {"type": "response.create"}) + drain(model)
+    transcript = first(answer, "response.output_audio_transcript.done")["transcript"]
+    assert transcript == "You said: [speech 0.50s]."
+
+
+def test_cancel_active_and_not_active() -> None:
+    model = _model()
+    feed(model, user_text("hello"))
+    created = feed(model, {"type": "response.create"})
+    done = feed(model, {"type": "response.cancel"}, 0.01)
+    assert types(done)[-1] == "response.done"
+    assert done[-1]["response"]["status"] == "cancelled"
+    assert done[-1]["response"]["status_details"]["reason"] == "client_cancelled"
+    assert done[-1]["response"]["id"] == created[0]["response"]["id"]
+    again = feed(model, {"type": "response.cancel", "event_id": "evt_9"})
+    assert again[0]["error"]["code"] == "response_cancel_not_active"
+    assert again[0]["error"]["event_id"] == "evt_9"
+
+
+def test_out_of_band_response_with_metadata_input_and_instructions() -> None:
+    model = _model()
+    feed(model, user_text("remember the milk"))
+    order_before = list(model._order)
+    events = feed(
+        model,
+        {
+            "type": "response.create",
+            "response": {
+                "conversation": "none",
+                "metadata": {"topic": "summary"},
+                "instructions": "Summarise the conversation.",
+                "output_modalities": ["text"],
+                "input": [
+                    {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "classify this"}],
+                    }
+                ],
+            },
+        },
+    )
+    # A default-conversation response may run beside it.
+    events += feed(model, {"type": "response.create"})
+    events += drain(model)
+    oob = [e for e in events if e.get("response", {}).get("metadata") == {"topic": "summary"}]
+    assert [e["type"] for e in oob] == ["response.created", "response.done"]
+    oob_id = oob[0]["response"]["id"]
+    assert oob[-1]["response"]["conversation_id"] is None
+    oob_events = [e for e in events if e.get("response_id") == oob_id]
+    text = first(oob_events, "response.output_text.done")["text"]
+    assert text == "You said: classify this."
+    oob_item = oob[-1]["response"]["output"][0]["id"]
+    assert all(e["item"]["id"] != oob_item for e in of(events, "conversation.item.added"))
+    # The default response answered the conversation's unanswered text.
+    default = [e for e in of(events, "response.done") if e["response"]["id"] != oob_id]
+    assert default[0]["response"]["output"][0]["content"][0]["transcript"] == (
+        "You said: remember the milk."
+    )
+    assert oob_item not in model._order
+    assert len(model._order) == len(order_before) + 1
+    missing = feed(model, {"type": "conversation.item.retrieve", "item_id": oob_item})
+    assert missing[0]["error"]["code"] == "item_not_found"
+
+
+def test_out_of_band_with_item_reference_and_cancel_by_id() -> None:
+    model = _model()
+    added = feed(model, user_text("first words"))
+    item_id = added[0]["item"]["id"]
+    feed(model, {"type": "response.create"})
+    events = feed(
+        model,
+        {
+            "type": "response.create",
+            "response": {
+                "conversation": "none",
+                "input": [{"type": "item_reference", "id": item_id}],
+            },
+        },
+    )
+    oob_id = first(events, "response.created")["response"]["id"]
+    assert oob_id != model.active_response_id
+    done = feed(model, {"type": "response.cancel", "response_id": oob_id}, 0.01)
+    assert types(done)[-1] == "response.done"
+    assert done[-1]["response"]["id"] == oob_id
+    assert model.active_response_id is not None  # the default response goes on
+    bad = feed(
+        model,
+        {
+            "type": "response.create",
+            "response": {
+                "conversation": "none",
+                "input": [{"type": "item_reference", "id": "item_nope"}],
+            },
+        },
+    )
+    assert bad[0]["error"]["code"] == "item_not_found"
+    bad = feed(model, {"type": "response.create", "response": {"conversation": "other"}})
+    assert bad[0]["error"]["param"] == "response.conversation"
+    busy = feed(model, {"type": "response.create"})
+    assert busy[0]["error"]["code"] == "conversation_already_has_active_response"
+
+
+def test_item_retrieve_delete_truncate() -> None:
+    model = _model()
+    added = feed(model, user_text("keep me"))
+    item_id = added[0]["item"]["id"]
+    got = feed(model, {"type": "conversation.item.retrieve", "item_id": item_id})
+    assert got[0]["type"] == "conversation.item.retrieved"
+    assert got[0]["item"]["content"][0]["text"] == "keep me"
+    events = feed(model, {"type": "response.create"}) + drain(model)
+    reply = first(events, "response.output_item.done")["item"]["id"]
+    cut = feed(
+        model,
+        {
+            "type": "conversation.item.truncate",
+            "item_id": reply,
+            "content_index": 0,
+            "audio_end_ms": 5,
+        },
+    )
+    assert cut[0]["type"] == "conversation.item.truncated"
+    gone = feed(model, {"type": "conversation.item.delete", "item_id": item_id})
+    assert types(gone) == ["conversation.item.deleted"]
+    again = feed(model, {"type": "conversation.item.retrieve", "item_id": item_id})
+    assert again[0]["error"]["code"] == "item_not_found"
+
+
+def test_idle_timeout_triggers_after_the_response() -> None:
+    model = _model()
+    td = {"type": "server_vad", "idle_timeout_ms": 5000}
+    update(model, audio={"input": {"turn_detection": td}})
+    feed(model, append(silence(1000)))
+    feed(model, user_text("hello"))
+    feed(model, {"type": "response.create"})
+    timed = poll_until(model, "input_audio_buffer.timeout_triggered")
+    done_at = _at(timed, "response.done")
+    fired_at, fired = next((t, e) for t, e in timed if e["type"].endswith("timeout_triggered"))
+    assert fired_at == pytest.approx(done_at + 5.0)
+    assert fired["audio_start_ms"] == 1000
+    assert fired["audio_end_ms"] == 1000
+    rest = [e for t, e in timed if t >= fired_at]
+    rest += [e for _, e in poll_until(model, "response.done", fired_at)]
+    assert "input_audio_buffer.committed" in types(rest)
+    reply = first(rest, "response.output_audio_transcript.done")["transcript"]
+    assert reply == "Are you still there?"
+    # Speech disarms the idle timer; without idle_timeout_ms it never fires.
+    model.append_audio(tone(300), fired_at + 1.0)
+    assert model.next_deadline() is None
+    plain = _model()
+    feed(plain, user_text("hello"))
+    feed(plain, {"type": "response.create"})
+    assert "input_audio_buffer.timeout_triggered" not in types(drain(plain))
