@@ -117,6 +117,10 @@ class ScriptedModel(ResponseStreams):
     def active_response_id(self) -> str | None:
         return None if self._active is None else self._active.id
 
+    def conversation(self) -> list[Event]:
+        """The default conversation's items as the model holds them, in order (copies)."""
+        return [copy.deepcopy(self.items[i]) for i in self._order if i in self.items]
+
     def session_created(self) -> list[Event]:
         """The ``session.created`` event (always a session's first event)."""
         self._created_sent = True
