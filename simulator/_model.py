@@ -11,14 +11,23 @@ for WebRTC (where it travels on the media track, not in events) is collected by
 Behaviour (the simulator contract, SPEC §5):
 - user text, committed speech or a handoff/tool output produces one response whose text is a
   pure function of the input (``"You said: <text>."``); a trigger phrase produces a handoff;
-- strictness (openai-realtime-protocol.md §7/§8.3): one active response, commit ≥ 100 ms,
-  truncate bounds, voice immutable after audio, model immutable, GA ``unknown_parameter``,
-  ``response_cancel_not_active``.
+  ``"call <tool> [and <tool>]"`` (or a ``tool_triggers`` phrase) calls declared tools, in
+  parallel; tool outputs are answered by naming them (``"<tool> returned <output>."``);
+  ``recall_phrase`` is answered with the previous user text the conversation holds;
+- turn control like the real server: manual ``commit``/``clear`` with turn detection off,
+  ``response.cancel`` (of the default or an out-of-band response), out-of-band responses
+  (``conversation: "none"``, ``metadata``, ``input`` with ``item_reference``s) beside the
+  default one, ``input_audio_buffer.timeout_triggered`` for ``idle_timeout_ms``;
+- the session's audio formats: G.711 input is decoded before the VAD, G.711 output deltas;
+- strictness (openai-realtime-protocol.md §7/§8.3): one active default-conversation
+  response, commit ≥ 100 ms, truncate bounds, voice immutable after audio, model immutable,
+  GA ``unknown_parameter``, ``response_cancel_not_active``, ``response.create`` values
+  (``conversation``, ``metadata`` limits, ``output_modalities``, ``input``).
 
 Invariants:
 - no I/O and no clock: identical inputs and ``now`` values give identical outputs, ids included;
-- every response ends with ``response.done`` (completed or cancelled), after which the
-  single-active-response slot is free;
+- every response ends with ``response.done`` (completed or cancelled), after which its slot
+  is free (WebRTC playout may go on: ``output_audio_buffer.stopped`` comes when it ends);
 - every dict returned carries ``type`` and a fresh ``event_id``.
 """
 
@@ -353,13 +362,16 @@ class ScriptedModel(ResponseStreams):
 
     # ------------------------------------------------------------------ input audio
 
-    def _idle_timeout_s(self) -> float | None:
+    def _arm_idle(self, at: float) -> None:
+        """The last response finished (playing) at ``at``: with server VAD's
+        ``idle_timeout_ms`` the idle timer starts then (protocol §3.2)."""
         td = self._turn_detection() or {}
         ms = td.get("idle_timeout_ms")
         if td.get("type") != "server_vad" or not isinstance(ms, int) or ms <= 0:
-            return None
+            self._idle_deadline = None
+            return
+        self._idle_deadline = at + ms / 1000.0
         self._idle_since_ms = self._vad.total_ms
-        return ms / 1000.0
 
     def _on_idle(self, now: float) -> list[Event]:
         """``idle_timeout_ms`` passed without speech since the last response finished: the

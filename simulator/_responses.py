@@ -124,15 +124,12 @@ class ResponseStreams:
     _idle_deadline: float | None
 
     def _on_idle(self, now: float) -> list[Event]:
-        raise NotImplementedError  # ScriptedModel
-
-    def _idle_timeout_s(self) -> float | None:
-        raise NotImplementedError  # ScriptedModel
+        """The idle timer fired (``ScriptedModel``)."""
+        raise NotImplementedError
 
     def _arm_idle(self, at: float) -> None:
-        """The last response finished (playing) at ``at``: the idle timer starts then."""
-        timeout = self._idle_timeout_s()
-        self._idle_deadline = None if timeout is None else at + timeout
+        """The last response finished (playing) at ``at`` (``ScriptedModel``)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ clock
 
