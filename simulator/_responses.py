@@ -432,7 +432,14 @@ class ResponseStreams:
         metadata = (overrides or {}).get("metadata")
         spec = _Spec(in_conversation, metadata if isinstance(metadata, dict) else None)
         tools = self._tool_names(overrides)
+        choice = (overrides or {}).get("tool_choice", self.session.get("tool_choice", "auto"))
+        if choice == "none" and self.version is ProtocolVersion.V2:
+            tools = []
         reply = self._reply_for(pending, tools)
+        if self.version is ProtocolVersion.V2 and reply.kind != "tools":
+            forced = self._forced_tool(choice, tools)
+            if forced is not None:
+                reply = Reply("tools", _last_user_text(pending), (forced,))
         if reply.kind == "silent" and self.version is ProtocolVersion.V2:
             tool = self.config.silence_tool_name
             if tool in tools:
@@ -451,7 +458,22 @@ class ResponseStreams:
         text = reply.text
         if reply.kind != "say":
             text = f"{self.config.reply_prefix}{text}."
+        limit = (overrides or {}).get("max_output_tokens", self.session.get("max_output_tokens"))
+        if isinstance(limit, int) and not isinstance(limit, bool) and len(text) // 4 + 1 > limit:
+            # The reply is cut at the token budget (~4 characters a token, like usage_for).
+            spec = attrs.evolve(spec, cut=True)
+            text = text[: max(1, limit * 4)].rstrip()
         return self._message_response(text, self._modality(overrides), now, spec)
+
+    def _forced_tool(self, choice: Any, tools: list[str]) -> str | None:
+        """The tool ``tool_choice`` makes the model call: the named function, or with
+        ``"required"`` the first declared tool that is not the silence tool."""
+        if isinstance(choice, dict) and choice.get("type") == "function":
+            name = choice.get("name")
+            return name if isinstance(name, str) and name in tools else None
+        if choice == "required":
+            return next((t for t in tools if t != self.config.silence_tool_name), None)
+        return None
 
     # ------------------------------------------------------------------ building
 
@@ -623,10 +645,13 @@ class ResponseStreams:
                     )
         end_due = now + len(chunks) * step_s
         r.usage = usage_for(text, len(pcm))
-        final_item = dict(item, status="completed", content=[self._content_part(modality, text)])
+        status = "incomplete" if spec.cut else "completed"
+        final_item = dict(item, status=status, content=[self._content_part(modality, text)])
         for ev in self._message_tail(r, text, final_item, stamp=False):
             r.steps.append(_Step(end_due, ev))
-        r.steps.append(_Step(end_due, self._response_done(r, "completed", final_item, stamp=False)))
+        reason = "max_output_tokens" if spec.cut else None
+        done = self._response_done(r, status, final_item, reason=reason, stamp=False)
+        r.steps.append(_Step(end_due, done))
         for ev in self._after_done(r, stamp=False):
             r.steps.append(_Step(end_due, ev))
         out.extend(self.poll(now))
@@ -686,7 +711,7 @@ class ResponseStreams:
         obj["output"] = copy.deepcopy(item) if isinstance(item, list) else [copy.deepcopy(item)]
         obj["usage"] = r.usage or usage_for("", 0)
         if reason is not None:
-            obj["status_details"] = {"type": "cancelled", "reason": reason}
+            obj["status_details"] = {"type": status, "reason": reason}
         ev: Event = {"type": "response.done", "response": obj}
         return self._stamp(ev) if stamp else ev
 
@@ -818,6 +843,16 @@ class _Spec:
 
     in_conversation: bool = True
     metadata: Event | None = None
+    #: the reply was cut at ``max_output_tokens`` (status ``incomplete``)
+    cut: bool = False
+
+
+def _last_user_text(pending: list[Event]) -> str:
+    for item in reversed(pending):
+        text = item_text(item)
+        if text is not None:
+            return text
+    return ""
 
 
 def _json_dumps(value: Any) -> str:

@@ -610,3 +610,36 @@ def test_idle_timeout_triggers_after_the_response() -> None:
     feed(plain, user_text("hello"))
     feed(plain, {"type": "response.create"})
     assert "input_audio_buffer.timeout_triggered" not in types(drain(plain))
+
+
+# ---------------------------------------------------------------------- honoured session fields
+
+
+def test_tool_choice_none_forced_and_required() -> None:
+    model = _model()
+    update(model, tools=[_tool("a"), _tool("b")], tool_choice="none")
+    events = ask(model, "call a")
+    assert "response.function_call_arguments.done" not in types(events)
+    # (A function selector in session.update is refused by duplex's SessionConfig parser
+    # today; per response it goes through.)
+    update(model, tool_choice="auto")
+    events = ask(model, "just talk", tool_choice={"type": "function", "name": "b"})
+    assert first(events, "response.function_call_arguments.done")["name"] == "b"
+    events = ask(model, "just talk", tool_choice="required")
+    assert first(events, "response.function_call_arguments.done")["name"] == "a"
+    events = ask(model, "just talk")
+    assert "response.function_call_arguments.done" not in types(events)
+
+
+def test_max_output_tokens_cuts_the_reply() -> None:
+    model = _model()
+    update(model, output_modalities=["text"])
+    events = ask(model, "a rather long sentence to answer", max_output_tokens=3)
+    done = first(events, "response.done")["response"]
+    assert done["status"] == "incomplete"
+    assert done["status_details"] == {"type": "incomplete", "reason": "max_output_tokens"}
+    assert first(events, "response.output_text.done")["text"] == "You said: a"
+    assert done["output"][0]["status"] == "incomplete"
+    update(model, max_output_tokens=4096)
+    events = ask(model, "short")
+    assert first(events, "response.done")["response"]["status"] == "completed"
