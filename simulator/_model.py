@@ -496,7 +496,11 @@ class ScriptedModel(ResponseStreams):
     def _add_item(self, item: Event, previous: str | None) -> list[Event]:
         item_id = str(item["id"])
         self.items[item_id] = item
-        self._order.append(item_id)
+        if item_id in self._order:
+            self._order.remove(item_id)
+        # Inserted right after ``previous`` (``None``: at the start, GA's ``"root"``).
+        at = self._order.index(previous) + 1 if previous in self._order else 0
+        self._order.insert(at, item_id)
         return [
             self._ev(
                 "conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item)

@@ -643,3 +643,12 @@ def test_max_output_tokens_cuts_the_reply() -> None:
     update(model, max_output_tokens=4096)
     events = ask(model, "short")
     assert first(events, "response.done")["response"]["status"] == "completed"
+
+
+def test_items_are_inserted_after_previous_item_id() -> None:
+    model = _model()
+    a = feed(model, user_text("a"))[0]["item"]["id"]
+    c = feed(model, user_text("c"))[0]["item"]["id"]
+    b = feed(model, {**user_text("b"), "previous_item_id": a})[0]["item"]["id"]
+    z = feed(model, {**user_text("z"), "previous_item_id": "root"})[0]["item"]["id"]
+    assert [i["id"] for i in model.conversation()] == [z, a, b, c]
