@@ -41,7 +41,7 @@ from duplex.protocol import ProtocolVersion, b64encode_pcm
 
 from ._audio import FRAME_MS, G711_RATE, SAMPLE_RATE, G711Law, encode_g711, g711_law, synthesize
 from ._config import IdGenerator, SimulatorConfig
-from ._session_shape import item_text, usage_for
+from ._session_shape import deep_merge, item_text, usage_for
 
 __all__ = ["Event", "ResponseStreams"]
 
@@ -79,6 +79,8 @@ class _Response:
     #: ``False`` for an out-of-band (``conversation: "none"``) response
     in_conversation: bool = True
     metadata: Event | None = None
+    #: the response's ``audio.output`` overrides (format, voice)
+    output: Event | None = None
 
 
 @attrs.define
@@ -225,22 +227,27 @@ class ResponseStreams:
     def _stamp(self, event: Event) -> Event:
         return {"type": event["type"], "event_id": self.ids.event(), **event}
 
-    def _voice(self) -> str | None:
+    def _audio_output(self, r: _Response | None) -> Event:
+        """``audio.output`` for a response: the session's, with the response's overrides."""
         output = (self.session.get("audio") or {}).get("output") or {}
-        voice = output.get("voice")
+        if r is not None and r.output:
+            output = deep_merge(output, r.output)
+        return output
+
+    def _voice(self, r: _Response | None = None) -> str | None:
+        voice = self._audio_output(r).get("voice")
         return voice if isinstance(voice, str) else None
 
-    def _output_format(self) -> Event:
+    def _output_format(self, r: _Response | None = None) -> Event:
         """The declared output format (GA), as the response object echoes it."""
-        output = (self.session.get("audio") or {}).get("output") or {}
-        fmt = output.get("format")
+        fmt = self._audio_output(r).get("format")
         return copy.deepcopy(fmt) if isinstance(fmt, dict) else {"type": "audio/pcm", "rate": 24000}
 
-    def _output_law(self) -> G711Law | None:
+    def _output_law(self, r: _Response | None = None) -> G711Law | None:
         """G.711 law of the model's audio deltas (WebSocket v2 only: WebRTC audio is Opus)."""
         if self.version is not ProtocolVersion.V2 or self.webrtc:
             return None
-        return g711_law(self._output_format().get("type"))
+        return g711_law(self._output_format(r).get("type"))
 
     def _modality(self, overrides: dict[str, Any] | None) -> str:
         if self.version is ProtocolVersion.V1:
@@ -430,7 +437,13 @@ class ResponseStreams:
         else:
             pending = context
         metadata = (overrides or {}).get("metadata")
-        spec = _Spec(in_conversation, metadata if isinstance(metadata, dict) else None)
+        audio = (overrides or {}).get("audio")
+        output = audio.get("output") if isinstance(audio, dict) else None
+        spec = _Spec(
+            in_conversation,
+            metadata if isinstance(metadata, dict) else None,
+            output=output if isinstance(output, dict) else None,
+        )
         tools = self._tool_names(overrides)
         choice = (overrides or {}).get("tool_choice", self.session.get("tool_choice", "auto"))
         if choice == "none" and self.version is ProtocolVersion.V2:
@@ -493,8 +506,8 @@ class ResponseStreams:
             obj["max_output_tokens"] = "inf"
             obj["audio"] = {
                 "output": {
-                    "format": self._output_format(),
-                    "voice": self._voice(),
+                    "format": self._output_format(r),
+                    "voice": self._voice(r),
                 }
             }
         return obj
@@ -529,6 +542,7 @@ class ResponseStreams:
             previous_item_id=previous,
             in_conversation=spec.in_conversation,
             metadata=spec.metadata,
+            output=spec.output,
         )
         if spec.in_conversation:
             self.items[response.item_id] = item
@@ -580,7 +594,7 @@ class ResponseStreams:
         words = [w + " " for w in text.split(" ")]
         words[-1] = words[-1][:-1]
         pcm = synthesize(text) if modality == "audio" else b""
-        law = self._output_law()
+        law = self._output_law(r)
         if law is not None:
             # G.711 out: 8 kHz, one byte a sample; the deltas carry it as is.
             r.bytes_per_s = G711_RATE
@@ -845,6 +859,8 @@ class _Spec:
     metadata: Event | None = None
     #: the reply was cut at ``max_output_tokens`` (status ``incomplete``)
     cut: bool = False
+    #: ``response.audio.output`` overrides
+    output: Event | None = None
 
 
 def _last_user_text(pending: list[Event]) -> str:

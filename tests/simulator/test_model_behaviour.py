@@ -652,3 +652,24 @@ def test_items_are_inserted_after_previous_item_id() -> None:
     b = feed(model, {**user_text("b"), "previous_item_id": a})[0]["item"]["id"]
     z = feed(model, {**user_text("z"), "previous_item_id": "root"})[0]["item"]["id"]
     assert [i["id"] for i in model.conversation()] == [z, a, b, c]
+
+
+def test_response_audio_output_overrides_format_and_voice() -> None:
+    model = _model()
+    events = ask(
+        model,
+        "hello",
+        audio={"output": {"format": {"type": "audio/pcma"}, "voice": "cedar"}},
+    )
+    output = first(events, "response.created")["response"]["audio"]["output"]
+    assert output == {"format": {"type": "audio/pcma"}, "voice": "cedar"}
+    audio = b"".join(
+        base64.b64decode(e["delta"]) for e in of(events, "response.output_audio.delta")
+    )
+    assert abs(len(audio) - len(synthesize("You said: hello.")) // 6) <= 2
+    # The session's own format is unchanged for the next response.
+    events = ask(model, "hello")
+    assert first(events, "response.created")["response"]["audio"]["output"]["format"] == {
+        "type": "audio/pcm",
+        "rate": 24000,
+    }
