@@ -9,20 +9,37 @@ Invariants:
 - ``EnergyVad`` counts time from the first sample it was ever fed (the session's first audio),
   so ``audio_start_ms``/``audio_end_ms`` are session-absolute like the real server's.
 - ``to_wire_pcm`` turns any PCM16 layout (e.g. WebRTC's 48 kHz stereo) into 24 kHz mono.
+- G.711 (``audio/pcmu`` μ-law, ``audio/pcma`` A-law) is 8 kHz, one byte per sample: 8 000
+  bytes/s. ``G711Decoder`` turns a stream of it into 24 kHz PCM16 (carrying the resampler
+  state across chunks); ``encode_g711`` turns a whole 24 kHz PCM16 reply into it.
+
+The G.711 codec and its 8 ↔ 24 kHz rate change come from the standard library's ``audioop``
+(present in Python 3.11 and 3.12; deprecated, and removed in 3.13, where the drop-in
+``audioop-lts`` package provides the same module). Its import warning is silenced here, once.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import warnings
+from typing import Final, Literal
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
 __all__ = [
     "FRAME_MS",
+    "G711_RATE",
     "SAMPLE_RATE",
     "EnergyVad",
+    "G711Decoder",
+    "G711Law",
+    "encode_g711",
+    "g711_law",
     "VadEdge",
     "synthesize",
     "to_wire_pcm",
@@ -32,7 +49,45 @@ __all__ = [
 SAMPLE_RATE: Final = 24_000
 FRAME_MS: Final = 20
 _FRAME_SAMPLES: Final = SAMPLE_RATE * FRAME_MS // 1000
+G711_RATE: Final = 8_000
 _CHAR_MS: Final = 55
+
+#: ``"ulaw"`` for ``audio/pcmu``, ``"alaw"`` for ``audio/pcma``
+G711Law = Literal["ulaw", "alaw"]
+
+
+def g711_law(format_type: object) -> G711Law | None:
+    """The G.711 law of a GA ``format.type``, or ``None`` for PCM (or anything else)."""
+    if format_type == "audio/pcmu":
+        return "ulaw"
+    if format_type == "audio/pcma":
+        return "alaw"
+    return None
+
+
+class G711Decoder:
+    """A stream of G.711 8 kHz bytes → 24 kHz mono PCM16, chunk by chunk."""
+
+    def __init__(self, law: G711Law) -> None:
+        self.law = law
+        self._state: tuple[int, tuple[tuple[int, int], ...]] | None = None
+
+    def decode(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        pcm8 = audioop.ulaw2lin(data, 2) if self.law == "ulaw" else audioop.alaw2lin(data, 2)
+        pcm24, self._state = audioop.ratecv(pcm8, 2, 1, G711_RATE, SAMPLE_RATE, self._state)
+        return pcm24
+
+
+def encode_g711(pcm: bytes, law: G711Law) -> bytes:
+    """24 kHz mono PCM16 → G.711 8 kHz (one byte per output sample)."""
+    if not pcm:
+        return b""
+    pcm8, _ = audioop.ratecv(pcm, 2, 1, SAMPLE_RATE, G711_RATE, None)
+    return audioop.lin2ulaw(pcm8, 2) if law == "ulaw" else audioop.lin2alaw(pcm8, 2)
+
+
 _VOWELS: Final = "aeiouyAEIOUY"
 
 

@@ -73,6 +73,7 @@ class FaultConfig:
     datachannel_never_opens: bool = False
     sideband_refuse_first: int = 0
     session_max_duration_s: float | None = None
+    idle_prompt: str = "Are you still there?"
 
 
 @attrs.frozen(kw_only=True)
@@ -109,6 +110,22 @@ class SimulatorConfig:
         max_message_bytes: largest inbound WebSocket message hypercorn accepts (above the
             15 MiB append limit so that limit can be reported as an ``error`` event).
         faults: server-wide fault knobs (a scenario may replace them per session).
+        tool_call_word: v2 user text containing this word followed by the names of tools the
+            session (or the response) declares — ``"call get_weather"``, ``"call a and b"`` —
+            yields one ``function_call`` per named tool, in one response (parallel calls).
+        tool_triggers: phrase → tool name: user text containing the phrase calls the tool
+            (when declared), in addition to ``tool_call_word``.
+        tool_arguments: tool name → the ``arguments`` JSON of its scripted calls (default
+            ``{}``; the handoff tool's default is ``{"prompt": <user text>}``). ``{text}`` in
+            the template is replaced by the user text, JSON-escaped.
+        recall_phrase: user text containing it is answered with the previous user text in the
+            conversation (``"Before that you said: <text>."``), so tests can check the context
+            a session holds (e.g. history replayed after a reconnect).
+        idle_prompt: what the model says after ``input_audio_buffer.timeout_triggered``
+            (server VAD ``idle_timeout_ms``).
+        session_max_duration_s: session cap: after this long the session sends ``error``
+            ``session_expired`` and closes 1001, like the real service (60 min); ``None`` =
+            no cap. ``FaultConfig.session_max_duration_s``, when set, takes precedence.
     """
 
     host: str = "127.0.0.1"
@@ -131,6 +148,12 @@ class SimulatorConfig:
     record_limit: int = 10_000
     max_message_bytes: int = 32 * 1024 * 1024
     faults: FaultConfig = attrs.field(factory=FaultConfig)
+    tool_call_word: str = "call"
+    tool_triggers: dict[str, str] = attrs.field(factory=dict, hash=False)
+    tool_arguments: dict[str, str] = attrs.field(factory=dict, hash=False)
+    recall_phrase: str = "what did I say"
+    session_max_duration_s: float | None = None
+    idle_prompt: str = "Are you still there?"
 
 
 class IdGenerator:

@@ -11,20 +11,30 @@ for WebRTC (where it travels on the media track, not in events) is collected by
 Behaviour (the simulator contract, SPEC §5):
 - user text, committed speech or a handoff/tool output produces one response whose text is a
   pure function of the input (``"You said: <text>."``); a trigger phrase produces a handoff;
-- strictness (openai-realtime-protocol.md §7/§8.3): one active response, commit ≥ 100 ms,
-  truncate bounds, voice immutable after audio, model immutable, GA ``unknown_parameter``,
-  ``response_cancel_not_active``.
+  ``"call <tool> [and <tool>]"`` (or a ``tool_triggers`` phrase) calls declared tools, in
+  parallel; tool outputs are answered by naming them (``"<tool> returned <output>."``);
+  ``recall_phrase`` is answered with the previous user text the conversation holds;
+- turn control like the real server: manual ``commit``/``clear`` with turn detection off,
+  ``response.cancel`` (of the default or an out-of-band response), out-of-band responses
+  (``conversation: "none"``, ``metadata``, ``input`` with ``item_reference``s) beside the
+  default one, ``input_audio_buffer.timeout_triggered`` for ``idle_timeout_ms``;
+- the session's audio formats: G.711 input is decoded before the VAD, G.711 output deltas;
+- strictness (openai-realtime-protocol.md §7/§8.3): one active default-conversation
+  response, commit ≥ 100 ms, truncate bounds, voice immutable after audio, model immutable,
+  GA ``unknown_parameter``, ``response_cancel_not_active``, ``response.create`` values
+  (``conversation``, ``metadata`` limits, ``output_modalities``, ``input``).
 
 Invariants:
 - no I/O and no clock: identical inputs and ``now`` values give identical outputs, ids included;
-- every response ends with ``response.done`` (completed or cancelled), after which the
-  single-active-response slot is free;
+- every response ends with ``response.done`` (completed or cancelled), after which its slot
+  is free (WebRTC playout may go on: ``output_audio_buffer.stopped`` comes when it ends);
 - every dict returned carries ``type`` and a fresh ``event_id``.
 """
 
 from __future__ import annotations
 
 import copy
+from collections import deque
 from typing import Any, Final
 
 from duplex.protocol import (
@@ -48,9 +58,9 @@ from duplex.protocol import (
     SessionUpdate,
 )
 
-from ._audio import SAMPLE_RATE, EnergyVad
+from ._audio import SAMPLE_RATE, EnergyVad, G711Decoder, g711_law
 from ._config import IdGenerator, SimulatorConfig
-from ._responses import Event, ResponseStreams, _Response
+from ._responses import Event, ResponseStreams, _Playout, _Response, _Spec
 from ._session_shape import (
     GA_RESPONSE_KEYS,
     config_patch,
@@ -96,6 +106,10 @@ class ScriptedModel(ResponseStreams):
         self._assistant_audio_ms: dict[str, int] = {}
         self._handoffs: dict[str, Event] = {}
         self._active: _Response | None = None
+        self._oob: list[_Response] = []
+        self._playing: deque[_Playout] = deque()
+        self._idle_deadline: float | None = None
+        self._idle_since_ms = 0
         self._created_sent = False
         self._audio_out: list[bytes] = []
         self._audio_emitted = False
@@ -103,6 +117,7 @@ class ScriptedModel(ResponseStreams):
         self._turn_item_id: str | None = None
         self._turn_start_ms = 0
         self._vad = EnergyVad(rms_threshold=1.0, prefix_padding_ms=300, silence_duration_ms=200)
+        self._input_decoder: G711Decoder | None = None
         self._sync_vad()
 
     # ------------------------------------------------------------------ public API
@@ -110,6 +125,10 @@ class ScriptedModel(ResponseStreams):
     @property
     def active_response_id(self) -> str | None:
         return None if self._active is None else self._active.id
+
+    def conversation(self) -> list[Event]:
+        """The default conversation's items as the model holds them, in order (copies)."""
+        return [copy.deepcopy(self.items[i]) for i in self._order if i in self.items]
 
     def session_created(self) -> list[Event]:
         """The ``session.created`` event (always a session's first event)."""
@@ -149,6 +168,10 @@ class ScriptedModel(ResponseStreams):
             case InputAudioBufferAppend(audio=pcm):
                 if len(pcm) > MAX_APPEND_BYTES:
                     return [self._too_large(len(pcm), eid)]
+                if self._input_decoder is not None:
+                    # The declared input format is G.711: what the VAD and commit see is
+                    # its 24 kHz PCM16 decoding.
+                    pcm = self._input_decoder.decode(pcm)
                 return self.append_audio(pcm, now)
             case InputAudioBufferCommit():
                 return self._on_commit(now, eid)
@@ -177,7 +200,7 @@ class ScriptedModel(ResponseStreams):
             case ResponseCancel(response_id=rid):
                 return self._on_cancel(rid, eid)
             case OutputAudioBufferClear():
-                return self._on_output_clear(eid)
+                return self._on_output_clear(now, eid)
             case HandoffAppend():
                 return self._on_handoff_append(event, now, eid)
         return [self.error("invalid_value", f"Unsupported event: {event.TYPE}", param="type")]
@@ -233,6 +256,13 @@ class ScriptedModel(ResponseStreams):
         self._vad.rms_threshold = self.config.vad_rms_threshold * scale
         self._vad.prefix_padding_ms = int(td.get("prefix_padding_ms") or 300)
         self._vad.silence_duration_ms = int(td.get("silence_duration_ms") or 200)
+        audio = self.session.get("audio") or {}
+        fmt = (audio.get("input") or {}).get("format") or {}
+        law = g711_law(fmt.get("type")) if isinstance(fmt, dict) else None
+        if law is None:
+            self._input_decoder = None
+        elif self._input_decoder is None or self._input_decoder.law != law:
+            self._input_decoder = G711Decoder(law)
 
     def _transcription_enabled(self) -> bool:
         if self.mode is SessionMode.TRANSCRIPTION or self.version is ProtocolVersion.V1:
@@ -332,8 +362,43 @@ class ScriptedModel(ResponseStreams):
 
     # ------------------------------------------------------------------ input audio
 
+    def _arm_idle(self, at: float) -> None:
+        """The last response finished (playing) at ``at``: with server VAD's
+        ``idle_timeout_ms`` the idle timer starts then (protocol §3.2)."""
+        td = self._turn_detection() or {}
+        ms = td.get("idle_timeout_ms")
+        if td.get("type") != "server_vad" or not isinstance(ms, int) or ms <= 0:
+            self._idle_deadline = None
+            return
+        self._idle_deadline = at + ms / 1000.0
+        self._idle_since_ms = self._vad.total_ms
+
+    def _on_idle(self, now: float) -> list[Event]:
+        """``idle_timeout_ms`` passed without speech since the last response finished: the
+        silent span is committed as a user audio item and the model prompts the user."""
+        item_id = self.ids.item()
+        end_ms = max(self._vad.total_ms, self._idle_since_ms)
+        out = [
+            self._ev(
+                "input_audio_buffer.timeout_triggered",
+                audio_start_ms=self._idle_since_ms,
+                audio_end_ms=end_ms,
+                item_id=item_id,
+            )
+        ]
+        self._vad.reset_turn()
+        self._turn_item_id = None
+        out.extend(self._commit(item_id, (end_ms - self._idle_since_ms) / 1000.0, transcript=""))
+        self._unanswered.clear()
+        if self.mode is SessionMode.CONVERSATIONAL and self._active is None:
+            out.extend(
+                self._message_response(self.config.idle_prompt, self._modality(None), now, _Spec())
+            )
+        return out
+
     def _on_speech_started(self, audio_start_ms: int) -> list[Event]:
         out: list[Event] = []
+        self._idle_deadline = None
         self._turn_item_id = self.ids.item()
         self._turn_start_ms = audio_start_ms
         out.append(
@@ -344,8 +409,11 @@ class ScriptedModel(ResponseStreams):
             )
         )
         td = self._turn_detection() or {}
-        if self._active is not None and td.get("interrupt_response", True):
-            out.extend(self._cancel_active("turn_detected"))
+        if td.get("interrupt_response", True):
+            if self._active is not None:
+                out.extend(self._cancel_active("turn_detected"))
+            # Audio of a finished response may still be playing on the WebRTC track.
+            out.extend(self._clear_playout(None))
         return out
 
     def _on_speech_stopped(self, audio_end_ms: int, now: float) -> list[Event]:
@@ -384,10 +452,13 @@ class ScriptedModel(ResponseStreams):
         self._vad.reset_turn()
         return self._commit(item_id, buffered_ms / 1000.0)
 
-    def _commit(self, item_id: str, duration_s: float) -> list[Event]:
+    def _commit(
+        self, item_id: str, duration_s: float, *, transcript: str | None = None
+    ) -> list[Event]:
         self._buffer_bytes = 0
         previous = self._order[-1] if self._order else None
-        transcript = self.speech_transcript or f"[speech {duration_s:.2f}s]"
+        if transcript is None:
+            transcript = self.speech_transcript or f"[speech {duration_s:.2f}s]"
         item: Event = {
             "id": item_id,
             "type": "message",
@@ -425,7 +496,11 @@ class ScriptedModel(ResponseStreams):
     def _add_item(self, item: Event, previous: str | None) -> list[Event]:
         item_id = str(item["id"])
         self.items[item_id] = item
-        self._order.append(item_id)
+        if item_id in self._order:
+            self._order.remove(item_id)
+        # Inserted right after ``previous`` (``None``: at the start, GA's ``"root"``).
+        at = self._order.index(previous) + 1 if previous in self._order else 0
+        self._order.insert(at, item_id)
         return [
             self._ev(
                 "conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item)
@@ -561,7 +636,12 @@ class ScriptedModel(ResponseStreams):
                     client_event_id=eid,
                 )
             ]
-        if self._active is not None:
+        overrides = overrides or {}
+        out_of_band = overrides.get("conversation") == "none"
+        problem = _override_problem(overrides)
+        if problem is not None and self.version is ProtocolVersion.V2:
+            return [self.error("invalid_value", problem[1], param=problem[0], client_event_id=eid)]
+        if self._active is not None and not out_of_band:
             return [
                 self.error(
                     "conversation_already_has_active_response",
@@ -571,10 +651,38 @@ class ScriptedModel(ResponseStreams):
                     client_event_id=eid,
                 )
             ]
-        return self._start_response(overrides, now)
+        context: list[Event] | None = None
+        if "input" in overrides:
+            resolved = self._resolve_input(overrides.get("input"))
+            if isinstance(resolved, str):
+                return [self._not_found(resolved, eid)]
+            context = resolved
+        elif out_of_band:
+            # Out of band without ``input``: the default conversation is the context.
+            context = [self.items[i] for i in self._order]
+        return self._start_response(
+            overrides, now, context=context, in_conversation=not out_of_band
+        )
+
+    def _resolve_input(self, value: Any) -> list[Event] | str:
+        """``response.input``: items and ``item_reference``s (an unknown id is returned)."""
+        out: list[Event] = []
+        for item in value if isinstance(value, list) else []:
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "item_reference":
+                ref = str(item.get("id"))
+                if ref not in self.items:
+                    return ref
+                out.append(self.items[ref])
+            else:
+                out.append(item)
+        return out
 
     def _on_cancel(self, response_id: str | None, eid: str | None) -> list[Event]:
-        if self._active is None or (response_id is not None and response_id != self._active.id):
+        live = ([self._active] if self._active is not None else []) + list(reversed(self._oob))
+        target = next((r for r in live if response_id in (None, r.id)), None)
+        if target is None:
             return [
                 self.error(
                     "response_cancel_not_active",
@@ -582,9 +690,9 @@ class ScriptedModel(ResponseStreams):
                     client_event_id=eid,
                 )
             ]
-        return self._cancel_active("client_cancelled")
+        return self._cancel(target, "client_cancelled")
 
-    def _on_output_clear(self, eid: str | None) -> list[Event]:
+    def _on_output_clear(self, now: float, eid: str | None) -> list[Event]:
         if not self.webrtc:
             return [
                 self.error(
@@ -594,7 +702,10 @@ class ScriptedModel(ResponseStreams):
                     client_event_id=eid,
                 )
             ]
-        self._audio_out.clear()
+        cleared = self._clear_playout(now)
+        if cleared:
+            return cleared
+        # Nothing playing: the real server still acknowledges.
         return [
             self._ev(
                 "output_audio_buffer.cleared", response_id=self.active_response_id or "resp_none"
@@ -616,6 +727,37 @@ class ScriptedModel(ResponseStreams):
         if self._active is not None:
             return []  # spoken with the next response
         return self._start_response(None, now)
+
+
+def _override_problem(overrides: dict[str, Any]) -> tuple[str, str] | None:
+    """The real server's checks of ``response.create.response`` values: (param, message)."""
+    conversation = overrides.get("conversation")
+    if conversation is not None and conversation not in ("auto", "none"):
+        return (
+            "response.conversation",
+            f"Invalid value: '{conversation}'. Supported values are: 'auto' and 'none'.",
+        )
+    metadata = overrides.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict) or len(metadata) > 16:
+            return ("response.metadata", "Invalid 'response.metadata': at most 16 pairs.")
+        for key, value in metadata.items():
+            if len(key) > 64 or not isinstance(value, str) or len(value) > 512:
+                return (
+                    "response.metadata",
+                    "Invalid 'response.metadata': keys are at most 64 characters and values "
+                    "strings of at most 512.",
+                )
+    mods = overrides.get("output_modalities")
+    if mods is not None and (not isinstance(mods, list) or mods not in (["text"], ["audio"])):
+        return (
+            "response.output_modalities",
+            f"Invalid modalities: {mods}. Supported combinations are: ['text'] and ['audio'].",
+        )
+    inputs = overrides.get("input")
+    if inputs is not None and not isinstance(inputs, list):
+        return ("response.input", "Invalid 'response.input': expected an array.")
+    return None
 
 
 def _item_dict(event: ConversationItemCreate) -> Event:

@@ -1,38 +1,55 @@
-"""Response streaming for the scripted model: building and pacing one model response.
+"""Response streaming for the scripted model: building and pacing model responses.
 
-``ResponseStreams`` is the half of ``ScriptedModel`` that turns a decided reply (a message, a
-v2 handoff function call, a v1 handoff request) into the exact GA / quicksilver event sequence
-of openai-realtime-protocol.md §3.4, queues streamed parts (transcript deltas, audio chunks)
-with due times, and cancels a response mid-stream. ``ScriptedModel`` (``_model``) owns the
-state these methods share and decides *what* to answer; this module decides *how it sounds
-on the wire*.
+``ResponseStreams`` is the half of ``ScriptedModel`` that turns a decided reply (a message,
+v2 function calls — one or several in parallel —, a v1 handoff request) into the exact GA /
+quicksilver event sequence of openai-realtime-protocol.md §3.4, queues streamed parts
+(transcript deltas, audio chunks) with due times, tracks WebRTC playout
+(``output_audio_buffer.started`` / ``.stopped``) and cancels a response mid-stream.
+``ScriptedModel`` (``_model``) owns the state these methods share and decides *what* to
+answer; this module decides *how it sounds on the wire*.
 
 Invariants:
 - a response's steps are due in non-decreasing time order, ``response.done`` last (then only
-  ``rate_limits.updated`` / ``output_audio_buffer.stopped``);
-- audio is streamed as whole PCM16 samples in ``audio_chunk_ms`` chunks, faster than real time
-  by ``audio_speedup`` (all at once when it is 0);
-- when the last step is polled the single-active-response slot is free.
+  ``rate_limits.updated``);
+- at most one response writes to the default conversation (``_active``); out-of-band
+  responses (``conversation: "none"``) run beside it in ``_oob``, carry
+  ``conversation_id: null`` and their ``metadata``, and add nothing to the conversation;
+- audio is streamed in ``audio_chunk_ms`` chunks of whole samples in the session's output
+  format (PCM16 24 kHz, or G.711 8 kHz on a v2 WebSocket session that declares
+  ``audio/pcmu``/``audio/pcma``), faster than real time by ``audio_speedup`` (all at once
+  when it is 0);
+- WebRTC playout is computed, not guessed from the response: the track plays pushed audio in
+  real time, so a response's audio starts when its first chunk is pushed (or when the audio
+  queued before it ends) and ``output_audio_buffer.stopped`` is due one track frame after its
+  last sample — normally well after ``response.done``. A barge-in or
+  ``output_audio_buffer.clear`` drops the playout and answers ``output_audio_buffer.cleared``
+  instead;
+- when a response's last step is polled its slot is free.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from collections import deque
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
 from duplex.protocol import ProtocolVersion, b64encode_pcm
 
-from ._audio import SAMPLE_RATE, synthesize
+from ._audio import FRAME_MS, G711_RATE, SAMPLE_RATE, G711Law, encode_g711, g711_law, synthesize
 from ._config import IdGenerator, SimulatorConfig
-from ._session_shape import item_text, usage_for
+from ._session_shape import deep_merge, item_text, usage_for
 
 __all__ = ["Event", "ResponseStreams"]
 
 Event = dict[str, Any]
+
+#: the track sends 20 ms frames: the last sample leaves at most one frame after it was due
+_TRACK_FRAME_S: Final = FRAME_MS / 1000.0
+_WORD = re.compile(r"[\w.\-]+")
 
 
 @attrs.define
@@ -55,8 +72,35 @@ class _Response:
     previous_item_id: str | None
     steps: deque[_Step] = attrs.field(factory=deque)
     audio_bytes_sent: int = 0
+    #: bytes per second of this response's audio (PCM16 24 kHz, or G.711 8 kHz)
+    bytes_per_s: int = 2 * SAMPLE_RATE
     transcript_sent: str = ""
     usage: Event = attrs.field(factory=dict)
+    #: ``False`` for an out-of-band (``conversation: "none"``) response
+    in_conversation: bool = True
+    metadata: Event | None = None
+    #: the response's ``audio.output`` overrides (format, voice)
+    output: Event | None = None
+
+
+@attrs.define
+class _Playout:
+    """A response's audio on the WebRTC track: when it starts and when its last sample left."""
+
+    response_id: str
+    item_id: str
+    start: float
+    end: float
+    started_sent: bool = False
+
+
+@attrs.frozen
+class Reply:
+    """What the model decided to do about its input."""
+
+    kind: Literal["say", "handoff", "silent", "tools"]
+    text: str
+    tools: tuple[str, ...] = ()
 
 
 class ResponseStreams:
@@ -71,23 +115,70 @@ class ResponseStreams:
     items: dict[str, Event]
     _order: list[str]
     _active: _Response | None
+    _oob: list[_Response]
+    _playing: deque[_Playout]
     _assistant_audio_ms: dict[str, int]
     _audio_emitted: bool
     _audio_out: list[bytes]
     _handoffs: dict[str, Event]
     _unanswered: list[Event]
+    #: when ``input_audio_buffer.timeout_triggered`` fires (``idle_timeout_ms``), if armed
+    _idle_deadline: float | None
+
+    def _on_idle(self, now: float) -> list[Event]:
+        """The idle timer fired (``ScriptedModel``)."""
+        raise NotImplementedError
+
+    def _arm_idle(self, at: float) -> None:
+        """The last response finished (playing) at ``at`` (``ScriptedModel``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ clock
+
+    def _live(self) -> list[_Response]:
+        live = [r for r in self._oob if r.steps]
+        if self._active is not None and self._active.steps:
+            live.insert(0, self._active)
+        return live
+
+    def _next(self) -> tuple[float, int, _Response | None] | None:
+        """The earliest pending thing: (due, tie rank, response or ``None`` for playout).
+        On a tie ``started`` goes first and ``stopped`` after the response's own steps."""
+        best: tuple[float, int, _Response | None] | None = None
+        cand: tuple[float, int, _Response | None]
+        for r in self._live():
+            cand = (r.steps[0].due, 1, r)
+            if best is None or cand[:2] < best[:2]:
+                best = cand
+        if self._playing:
+            p = self._playing[0]
+            cand = (p.start, 0, None) if not p.started_sent else (p.end, 2, None)
+            if best is None or cand[:2] < best[:2]:
+                best = cand
+        if self._idle_deadline is not None:
+            cand = (self._idle_deadline, 3, None)
+            if best is None or cand[:2] < best[:2]:
+                best = cand
+        return best
 
     def poll(self, now: float) -> list[Event]:
-        """Events of the active response that are due at ``now``."""
+        """Events that are due at ``now``."""
         out: list[Event] = []
-        while self._active is not None and self._active.steps and self._active.steps[0].due <= now:
-            response = self._active
+        while (nxt := self._next()) is not None and nxt[0] <= now:
+            response = nxt[2]
+            if nxt[1] == 3:
+                self._idle_deadline = None
+                out.extend(self._on_idle(nxt[0]))
+                continue
+            if response is None:
+                out.extend(self._playout_edge())
+                continue
             step = response.steps.popleft()
             response.transcript_sent += step.transcript
             if step.pcm:
                 response.audio_bytes_sent += len(step.pcm)
                 self._assistant_audio_ms[response.item_id] = (
-                    response.audio_bytes_sent * 1000 // (2 * SAMPLE_RATE)
+                    response.audio_bytes_sent * 1000 // response.bytes_per_s
                 )
                 self._audio_emitted = True
                 if self.webrtc:
@@ -95,14 +186,33 @@ class ResponseStreams:
             if step.event:
                 out.append(self._stamp(step.event))
             if not response.steps:
-                self._active = None
+                self._finish(response)
+                if response.in_conversation and not any(
+                    p.response_id == response.id for p in self._playing
+                ):
+                    self._arm_idle(step.due)
         return out
+
+    def _playout_edge(self) -> list[Event]:
+        p = self._playing[0]
+        if not p.started_sent:
+            p.started_sent = True
+            return [self._ev("output_audio_buffer.started", response_id=p.response_id)]
+        self._playing.popleft()
+        if not self._playing and self._active is None:
+            self._arm_idle(p.end)
+        return [self._ev("output_audio_buffer.stopped", response_id=p.response_id)]
+
+    def _finish(self, response: _Response) -> None:
+        if response is self._active:
+            self._active = None
+        elif response in self._oob:
+            self._oob.remove(response)
 
     def next_deadline(self) -> float | None:
         """When ``poll`` next has something to return, or ``None``."""
-        if self._active is None or not self._active.steps:
-            return None
-        return self._active.steps[0].due
+        nxt = self._next()
+        return None if nxt is None else nxt[0]
 
     def take_audio(self) -> list[bytes]:
         """Model audio produced since the last call (WebRTC only; 24 kHz mono PCM16)."""
@@ -117,10 +227,27 @@ class ResponseStreams:
     def _stamp(self, event: Event) -> Event:
         return {"type": event["type"], "event_id": self.ids.event(), **event}
 
-    def _voice(self) -> str | None:
+    def _audio_output(self, r: _Response | None) -> Event:
+        """``audio.output`` for a response: the session's, with the response's overrides."""
         output = (self.session.get("audio") or {}).get("output") or {}
-        voice = output.get("voice")
+        if r is not None and r.output:
+            output = deep_merge(output, r.output)
+        return output
+
+    def _voice(self, r: _Response | None = None) -> str | None:
+        voice = self._audio_output(r).get("voice")
         return voice if isinstance(voice, str) else None
+
+    def _output_format(self, r: _Response | None = None) -> Event:
+        """The declared output format (GA), as the response object echoes it."""
+        fmt = self._audio_output(r).get("format")
+        return copy.deepcopy(fmt) if isinstance(fmt, dict) else {"type": "audio/pcm", "rate": 24000}
+
+    def _output_law(self, r: _Response | None = None) -> G711Law | None:
+        """G.711 law of the model's audio deltas (WebSocket v2 only: WebRTC audio is Opus)."""
+        if self.version is not ProtocolVersion.V2 or self.webrtc:
+            return None
+        return g711_law(self._output_format(r).get("type"))
 
     def _modality(self, overrides: dict[str, Any] | None) -> str:
         if self.version is ProtocolVersion.V1:
@@ -128,11 +255,20 @@ class ResponseStreams:
         mods = (overrides or {}).get("output_modalities") or self.session.get("output_modalities")
         return "text" if mods == ["text"] else "audio"
 
+    def _store(self, r: _Response, item: Event) -> None:
+        """Record a response's item (only a default-conversation response writes it)."""
+        if r.in_conversation:
+            self.items[str(item["id"])] = item
+
+    # ------------------------------------------------------------------ cancel / clear
+
     def _cancel_active(self, reason: str) -> list[Event]:
-        response = self._active
-        if response is None:
+        if self._active is None:
             return []
-        self._active = None
+        return self._cancel(self._active, reason)
+
+    def _cancel(self, response: _Response, reason: str) -> list[Event]:
+        self._finish(response)
         response.steps.clear()
         text = response.transcript_sent
         out: list[Event] = []
@@ -142,32 +278,129 @@ class ResponseStreams:
             out.extend(self._message_tail(response, text, item))
         else:
             item = dict(response.item, status="incomplete")
-        self.items[response.item_id] = item
+        self._store(response, item)
         out.append(self._response_done(response, "cancelled", item, reason=reason))
-        if self.webrtc and reason == "turn_detected" and response.modality == "audio":
-            # Over WebRTC the server cuts its own playback on barge-in (protocol §3.4).
-            self._audio_out.clear()
-            out.append(self._ev("output_audio_buffer.cleared", response_id=response.id))
+        playout = next((p for p in self._playing if p.response_id == response.id), None)
+        if playout is not None:
+            if reason == "turn_detected":
+                # Over WebRTC the server cuts its own playback on barge-in (protocol §3.4).
+                out.extend(self._clear_playout(None))
+            else:
+                # response.cancel stops generation; what was already pushed still plays out.
+                pushed_s = response.audio_bytes_sent / response.bytes_per_s
+                playout.end = min(playout.end, playout.start + pushed_s + _TRACK_FRAME_S)
+                if not playout.started_sent and pushed_s == 0:
+                    self._playing.remove(playout)
         return out
 
-    def _reply_for(self, pending: list[Event]) -> tuple[Literal["say", "handoff", "silent"], str]:
-        """What to do about the unanswered input: speak a text, hand off a prompt, or call
-        the silence tool."""
+    def _clear_playout(self, now: float | None) -> list[Event]:
+        """Drop every queued playout (barge-in, ``output_audio_buffer.clear``); the item that
+        was playing is truncated at what was heard when ``now`` is known."""
+        self._audio_out.clear()
+        if not self._playing:
+            return []
+        current = self._playing[0]
+        if now is not None and current.started_sent:
+            heard_ms = round(max(0.0, now - current.start) * 1000)
+            known = self._assistant_audio_ms.get(current.item_id)
+            if known is not None:
+                self._assistant_audio_ms[current.item_id] = min(known, heard_ms)
+        self._playing.clear()
+        return [self._ev("output_audio_buffer.cleared", response_id=current.response_id)]
+
+    # ------------------------------------------------------------------ deciding
+
+    def _reply_for(self, pending: list[Event], tools: list[str]) -> Reply:
+        """What to do about the unanswered input: speak a text, hand off a prompt, call the
+        silence tool or the tools the user named."""
+        outputs: list[Event] = []
         for item in reversed(pending):
             if item.get("type") == "function_call_output":
-                return "say", str(item.get("output") or "")
+                outputs.insert(0, item)
+                continue
+            if outputs:
+                break
             text = item_text(item)
             if text is not None:
-                lowered = text.lower()
-                if self.config.silence_phrase and self.config.silence_phrase.lower() in lowered:
-                    return "silent", text
-                if self.config.trigger_phrase.lower() in lowered:
-                    return "handoff", text
-                return "say", f"{self.config.reply_prefix}{text}."
-        return "say", "I am listening."
+                return self._reply_to_text(text, tools)
+        if outputs:
+            return Reply("say", self._say_outputs(outputs))
+        return Reply("say", "I am listening.")
 
-    def _tool_names(self) -> list[str]:
-        tools = self.session.get("tools") or []
+    def _reply_to_text(self, text: str, tools: list[str]) -> Reply:
+        lowered = text.lower()
+        if self.config.silence_phrase and self.config.silence_phrase.lower() in lowered:
+            return Reply("silent", text)
+        if self.version is ProtocolVersion.V2:
+            named = self._named_tools(text, tools)
+            if named:
+                return Reply("tools", text, tuple(named))
+        if self.config.trigger_phrase.lower() in lowered:
+            return Reply("handoff", text)
+        if self.config.recall_phrase and self.config.recall_phrase.lower() in lowered:
+            return Reply("say", self._recall(text))
+        return Reply("say", f"{self.config.reply_prefix}{text}.")
+
+    def _named_tools(self, text: str, tools: list[str]) -> list[str]:
+        """Declared tools the text asks for: ``tool_triggers`` phrases, and tool names after
+        ``tool_call_word`` (``"call a and b"``), in the order they appear."""
+        found: list[tuple[int, str]] = []
+        lowered = text.lower()
+        for phrase, tool in self.config.tool_triggers.items():
+            at = lowered.find(phrase.lower())
+            if at >= 0 and tool in tools:
+                found.append((at, tool))
+        word = self.config.tool_call_word.lower()
+        if word:
+            words = [(m.start(), m.group().rstrip(".")) for m in _WORD.finditer(text)]
+            after = next((i for i, (_, w) in enumerate(words) if w.lower() == word), None)
+            if after is not None:
+                found.extend((pos, w) for pos, w in words[after + 1 :] if w in tools)
+        names: list[str] = []
+        for _, tool in sorted(found):
+            if tool not in names:
+                names.append(tool)
+        return names
+
+    def _recall(self, text: str) -> str:
+        """The previous user text the conversation holds (before the one asking)."""
+        seen_current = False
+        for item_id in reversed(self._order):
+            item = self.items.get(item_id) or {}
+            if item.get("type") != "message" or item.get("role") != "user":
+                continue
+            said = item_text(item)
+            if said is None:
+                continue
+            if not seen_current and said == text:
+                seen_current = True
+                continue
+            return f"Before that you said: {said}."
+        return "You have not said anything before."
+
+    def _say_outputs(self, outputs: list[Event]) -> str:
+        """The reply to tool results: a handoff's output is spoken as is; a host tool's
+        result is mentioned with the tool's name."""
+        calls = {
+            i.get("call_id"): i.get("name")
+            for i in self.items.values()
+            if i.get("type") == "function_call"
+        }
+        handoff = self._handoff_tool()
+        said: list[str] = []
+        for out in outputs:
+            text = str(out.get("output") or "")
+            name = calls.get(out.get("call_id"))
+            if name is None or name == handoff:
+                said = [text]  # the handoff (or v1 handoff.append) reply: only the latest
+                continue
+            said.append(f"{name} returned {text}.")
+        return " ".join(said)
+
+    def _tool_names(self, overrides: dict[str, Any] | None = None) -> list[str]:
+        tools = (overrides or {}).get("tools")
+        if not isinstance(tools, list):
+            tools = self.session.get("tools") or []
         return [
             str(t.get("name")) for t in tools if isinstance(t, dict) and t.get("type") == "function"
         ]
@@ -184,41 +417,97 @@ class ResponseStreams:
                 return str(tool.get("name"))
         return None
 
-    def _start_response(self, overrides: dict[str, Any] | None, now: float) -> list[Event]:
-        pending, self._unanswered = self._unanswered, []
-        kind, text = self._reply_for(pending)
-        if kind == "silent" and self.version is ProtocolVersion.V2:
+    def _arguments(self, tool: str, text: str) -> str:
+        template = self.config.tool_arguments.get(tool)
+        if template is None:
+            return _json_dumps({"prompt": text}) if tool == self._handoff_tool() else "{}"
+        return template.replace("{text}", json.dumps(text, ensure_ascii=False)[1:-1])
+
+    def _start_response(
+        self,
+        overrides: dict[str, Any] | None,
+        now: float,
+        *,
+        context: list[Event] | None = None,
+        in_conversation: bool = True,
+    ) -> list[Event]:
+        """Answer the unanswered input (or ``context``, for a response with its own input)."""
+        if context is None:
+            pending, self._unanswered = self._unanswered, []
+        else:
+            pending = context
+        metadata = (overrides or {}).get("metadata")
+        audio = (overrides or {}).get("audio")
+        output = audio.get("output") if isinstance(audio, dict) else None
+        spec = _Spec(
+            in_conversation,
+            metadata if isinstance(metadata, dict) else None,
+            output=output if isinstance(output, dict) else None,
+        )
+        tools = self._tool_names(overrides)
+        choice = (overrides or {}).get("tool_choice", self.session.get("tool_choice", "auto"))
+        if choice == "none" and self.version is ProtocolVersion.V2:
+            tools = []
+        reply = self._reply_for(pending, tools)
+        if self.version is ProtocolVersion.V2 and reply.kind != "tools":
+            forced = self._forced_tool(choice, tools)
+            if forced is not None:
+                reply = Reply("tools", _last_user_text(pending), (forced,))
+        if reply.kind == "silent" and self.version is ProtocolVersion.V2:
             tool = self.config.silence_tool_name
-            if tool in self._tool_names():
-                return self._function_call(tool, "{}", now)
-        if kind == "handoff":
+            if tool in tools:
+                return self._function_calls([(tool, "{}")], now, spec)
+        if reply.kind == "tools":
+            calls = [(t, self._arguments(t, reply.text)) for t in reply.tools]
+            return self._function_calls(calls, now, spec)
+        if reply.kind == "handoff":
             if self.version is ProtocolVersion.V1:
-                return self._v1_handoff(text, now)
+                return self._v1_handoff(reply.text, now)
             handoff_tool = self._handoff_tool()
             if handoff_tool is not None:
-                return self._function_call(handoff_tool, _json_dumps({"prompt": text}), now)
-        if kind != "say":
+                return self._function_calls(
+                    [(handoff_tool, self._arguments(handoff_tool, reply.text))], now, spec
+                )
+        text = reply.text
+        if reply.kind != "say":
             text = f"{self.config.reply_prefix}{text}."
-        return self._message_response(text, self._modality(overrides), now)
+        limit = (overrides or {}).get("max_output_tokens", self.session.get("max_output_tokens"))
+        if isinstance(limit, int) and not isinstance(limit, bool) and len(text) // 4 + 1 > limit:
+            # The reply is cut at the token budget (~4 characters a token, like usage_for).
+            spec = attrs.evolve(spec, cut=True)
+            text = text[: max(1, limit * 4)].rstrip()
+        return self._message_response(text, self._modality(overrides), now, spec)
 
-    def _response_obj(self, response_id: str, modality: str, status: str = "in_progress") -> Event:
+    def _forced_tool(self, choice: Any, tools: list[str]) -> str | None:
+        """The tool ``tool_choice`` makes the model call: the named function, or with
+        ``"required"`` the first declared tool that is not the silence tool."""
+        if isinstance(choice, dict) and choice.get("type") == "function":
+            name = choice.get("name")
+            return name if isinstance(name, str) and name in tools else None
+        if choice == "required":
+            return next((t for t in tools if t != self.config.silence_tool_name), None)
+        return None
+
+    # ------------------------------------------------------------------ building
+
+    def _response_obj(self, r: _Response, status: str = "in_progress") -> Event:
         obj: Event = {
             "object": "realtime.response",
-            "id": response_id,
+            "id": r.id,
             "status": status,
             "status_details": None,
             "output": [],
-            "conversation_id": self.conversation_id,
+            "conversation_id": self.conversation_id if r.in_conversation else None,
             "usage": None,
-            "metadata": None,
+            "metadata": copy.deepcopy(r.metadata),
         }
         if self.version is ProtocolVersion.V2:
-            obj["output_modalities"] = [modality]
+            obj["output_modalities"] = [r.modality]
             obj["max_output_tokens"] = "inf"
             obj["audio"] = {
                 "output": {
-                    "format": {"type": "audio/pcm", "rate": SAMPLE_RATE},
-                    "voice": self._voice(),
+                    "format": self._output_format(r),
+                    "voice": self._voice(r),
                 }
             }
         return obj
@@ -235,10 +524,15 @@ class ResponseStreams:
         }
 
     def _begin(
-        self, kind: Literal["message", "function_call", "handoff"], modality: str, item: Event
+        self,
+        kind: Literal["message", "function_call", "handoff"],
+        modality: str,
+        item: Event,
+        spec: _Spec | None = None,
     ) -> _Response:
+        spec = spec or _Spec()
         response_id = self.ids.response()
-        previous = self._order[-1] if self._order else None
+        previous = (self._order[-1] if self._order else None) if spec.in_conversation else None
         response = _Response(
             id=response_id,
             kind=kind,
@@ -246,13 +540,20 @@ class ResponseStreams:
             item_id=str(item["id"]),
             item=item,
             previous_item_id=previous,
+            in_conversation=spec.in_conversation,
+            metadata=spec.metadata,
+            output=spec.output,
         )
-        self.items[response.item_id] = item
-        self._order.append(response.item_id)
-        self._active = response
+        if spec.in_conversation:
+            self.items[response.item_id] = item
+            self._order.append(response.item_id)
+            self._active = response
+            self._idle_deadline = None
+        else:
+            self._oob.append(response)
         return response
 
-    def _message_response(self, text: str, modality: str, now: float) -> list[Event]:
+    def _message_response(self, text: str, modality: str, now: float, spec: _Spec) -> list[Event]:
         item: Event = {
             "id": self.ids.item(),
             "type": "message",
@@ -262,10 +563,10 @@ class ResponseStreams:
         }
         if self.version is ProtocolVersion.V2:
             item["object"] = "realtime.item"
-        r = self._begin("message", modality, item)
+        r = self._begin("message", modality, item, spec)
         v2 = self.version is ProtocolVersion.V2
         loc = {"response_id": r.id, "item_id": r.item_id, "output_index": 0, "content_index": 0}
-        out = [self._ev("response.created", response=self._response_obj(r.id, modality))]
+        out = [self._ev("response.created", response=self._response_obj(r))]
         if v2:
             out.append(
                 self._ev(
@@ -275,13 +576,14 @@ class ResponseStreams:
                     item=copy.deepcopy(item),
                 )
             )
-        out.append(
-            self._ev(
-                "conversation.item.added",
-                previous_item_id=r.previous_item_id,
-                item=copy.deepcopy(item),
+        if r.in_conversation:
+            out.append(
+                self._ev(
+                    "conversation.item.added",
+                    previous_item_id=r.previous_item_id,
+                    item=copy.deepcopy(item),
+                )
             )
-        )
         if v2:
             part = (
                 {"type": "text", "text": ""}
@@ -289,15 +591,25 @@ class ResponseStreams:
                 else {"type": "audio", "transcript": ""}
             )
             out.append(self._ev("response.content_part.added", part=part, **loc))
-            if self.webrtc and modality == "audio":
-                out.append(self._ev("output_audio_buffer.started", response_id=r.id))
         words = [w + " " for w in text.split(" ")]
         words[-1] = words[-1][:-1]
         pcm = synthesize(text) if modality == "audio" else b""
-        chunk = SAMPLE_RATE * 2 * self.config.audio_chunk_ms // 1000
-        chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)] or [b""]
+        law = self._output_law(r)
+        if law is not None:
+            # G.711 out: 8 kHz, one byte a sample; the deltas carry it as is.
+            r.bytes_per_s = G711_RATE
+        wire = encode_g711(pcm, law) if law is not None else pcm
+        chunk = r.bytes_per_s * self.config.audio_chunk_ms // 1000
+        chunks = [wire[i : i + chunk] for i in range(0, len(wire), chunk)] or [b""]
         speed = self.config.audio_speedup
         step_s = (self.config.audio_chunk_ms / 1000.0 / speed) if speed > 0 else 0.0
+        if self.webrtc and pcm:
+            # The track starts this audio when the audio queued before it has played out.
+            start = max([now, *(p.end - _TRACK_FRAME_S for p in self._playing)])
+            duration = len(pcm) / (2 * SAMPLE_RATE)
+            last_push = now + (len(chunks) - 1) * step_s
+            end = max(start + duration, last_push) + _TRACK_FRAME_S
+            self._playing.append(_Playout(r.id, r.item_id, start, end))
         per_chunk: list[list[str]] = [[] for _ in chunks]
         for j, word in enumerate(words):
             per_chunk[j * len(chunks) // len(words)].append(word)
@@ -345,14 +657,17 @@ class ResponseStreams:
                             pcm=audio,
                         )
                     )
-        end = now + len(chunks) * step_s
+        end_due = now + len(chunks) * step_s
         r.usage = usage_for(text, len(pcm))
-        final_item = dict(item, status="completed", content=[self._content_part(modality, text)])
+        status = "incomplete" if spec.cut else "completed"
+        final_item = dict(item, status=status, content=[self._content_part(modality, text)])
         for ev in self._message_tail(r, text, final_item, stamp=False):
-            r.steps.append(_Step(end, ev))
-        r.steps.append(_Step(end, self._response_done(r, "completed", final_item, stamp=False)))
+            r.steps.append(_Step(end_due, ev))
+        reason = "max_output_tokens" if spec.cut else None
+        done = self._response_done(r, status, final_item, reason=reason, stamp=False)
+        r.steps.append(_Step(end_due, done))
         for ev in self._after_done(r, stamp=False):
-            r.steps.append(_Step(end, ev))
+            r.steps.append(_Step(end_due, ev))
         out.extend(self.poll(now))
         return out
 
@@ -386,37 +701,36 @@ class ResponseStreams:
             )
         else:
             evs.append({"type": "response.output_audio_transcript.done", **loc, "transcript": text})
-        evs.append(
-            {
-                "type": "conversation.item.done",
-                "previous_item_id": r.previous_item_id,
-                "item": copy.deepcopy(item),
-            }
-        )
-        self.items[r.item_id] = item
+        if r.in_conversation:
+            evs.append(
+                {
+                    "type": "conversation.item.done",
+                    "previous_item_id": r.previous_item_id,
+                    "item": copy.deepcopy(item),
+                }
+            )
+        self._store(r, item)
         return [self._stamp(e) for e in evs] if stamp else evs
 
     def _response_done(
         self,
         r: _Response,
         status: str,
-        item: Event,
+        item: Event | list[Event],
         *,
         reason: str | None = None,
         stamp: bool = True,
     ) -> Event:
-        obj = self._response_obj(r.id, r.modality, status)
-        obj["output"] = [copy.deepcopy(item)]
+        obj = self._response_obj(r, status)
+        obj["output"] = copy.deepcopy(item) if isinstance(item, list) else [copy.deepcopy(item)]
         obj["usage"] = r.usage or usage_for("", 0)
         if reason is not None:
-            obj["status_details"] = {"type": "cancelled", "reason": reason}
+            obj["status_details"] = {"type": status, "reason": reason}
         ev: Event = {"type": "response.done", "response": obj}
         return self._stamp(ev) if stamp else ev
 
     def _after_done(self, r: _Response, *, stamp: bool = True) -> list[Event]:
         evs: list[Event] = []
-        if self.webrtc and r.kind == "message" and r.modality == "audio":
-            evs.append({"type": "output_audio_buffer.stopped", "response_id": r.id})
         if self.version is ProtocolVersion.V2:
             used = int(r.usage.get("total_tokens", 0)) if r.usage else 0
             evs.append(
@@ -440,52 +754,79 @@ class ResponseStreams:
             )
         return [self._stamp(e) for e in evs] if stamp else evs
 
-    def _function_call(self, tool: str, args: str, now: float) -> list[Event]:
-        call_id = self.ids.call()
-        item: Event = {
-            "id": self.ids.item(),
-            "object": "realtime.item",
-            "type": "function_call",
-            "status": "in_progress",
-            "name": tool,
-            "call_id": call_id,
-            "arguments": "",
-        }
-        r = self._begin("function_call", "audio", item)
-        final = dict(item, status="completed", arguments=args)
-        loc = {"response_id": r.id, "item_id": r.item_id, "output_index": 0, "call_id": call_id}
-        r.usage = usage_for(args, 0)
-        out = [
-            self._ev("response.created", response=self._response_obj(r.id, "audio")),
-            self._ev(
-                "response.output_item.added",
-                response_id=r.id,
-                output_index=0,
-                item=copy.deepcopy(item),
-            ),
-            self._ev(
-                "conversation.item.added",
-                previous_item_id=r.previous_item_id,
-                item=copy.deepcopy(item),
-            ),
-            self._ev("response.function_call_arguments.delta", delta=args, **loc),
-            self._ev("response.function_call_arguments.done", arguments=args, name=tool, **loc),
-            self._ev(
-                "response.output_item.done",
-                response_id=r.id,
-                output_index=0,
-                item=copy.deepcopy(final),
-            ),
-            self._ev(
-                "conversation.item.done",
-                previous_item_id=r.previous_item_id,
-                item=copy.deepcopy(final),
-            ),
-        ]
-        self.items[r.item_id] = final
-        out.append(self._response_done(r, "completed", final))
+    def _function_calls(self, calls: list[tuple[str, str]], now: float, spec: _Spec) -> list[Event]:
+        """One response with a ``function_call`` item per (tool, arguments), in order."""
+        items: list[Event] = []
+        for tool, _ in calls:
+            items.append(
+                {
+                    "id": self.ids.item(),
+                    "object": "realtime.item",
+                    "type": "function_call",
+                    "status": "in_progress",
+                    "name": tool,
+                    "call_id": self.ids.call(),
+                    "arguments": "",
+                }
+            )
+        r = self._begin("function_call", "audio", items[0], spec)
+        r.usage = usage_for("".join(args for _, args in calls), 0)
+        out = [self._ev("response.created", response=self._response_obj(r))]
+        finals: list[Event] = []
+        previous = r.previous_item_id
+        for index, (item, (tool, args)) in enumerate(zip(items, calls, strict=True)):
+            if index > 0 and r.in_conversation:
+                self.items[str(item["id"])] = item
+                self._order.append(str(item["id"]))
+            final = dict(item, status="completed", arguments=args)
+            loc = {
+                "response_id": r.id,
+                "item_id": item["id"],
+                "output_index": index,
+                "call_id": item["call_id"],
+            }
+            out.append(
+                self._ev(
+                    "response.output_item.added",
+                    response_id=r.id,
+                    output_index=index,
+                    item=copy.deepcopy(item),
+                )
+            )
+            if r.in_conversation:
+                out.append(
+                    self._ev(
+                        "conversation.item.added",
+                        previous_item_id=previous,
+                        item=copy.deepcopy(item),
+                    )
+                )
+            out.append(self._ev("response.function_call_arguments.delta", delta=args, **loc))
+            out.append(
+                self._ev("response.function_call_arguments.done", arguments=args, name=tool, **loc)
+            )
+            out.append(
+                self._ev(
+                    "response.output_item.done",
+                    response_id=r.id,
+                    output_index=index,
+                    item=copy.deepcopy(final),
+                )
+            )
+            if r.in_conversation:
+                out.append(
+                    self._ev(
+                        "conversation.item.done",
+                        previous_item_id=previous,
+                        item=copy.deepcopy(final),
+                    )
+                )
+            self._store(r, final)
+            finals.append(final)
+            previous = str(item["id"])
+        out.append(self._response_done(r, "completed", finals))
         out.extend(self._after_done(r))
-        self._active = None
+        self._finish(r)
         return out
 
     def _v1_handoff(self, prompt: str, now: float) -> list[Event]:
@@ -495,7 +836,7 @@ class ResponseStreams:
         self._handoffs[handoff_id] = item
         r.usage = usage_for(prompt, 0)
         out = [
-            self._ev("response.created", response=self._response_obj(r.id, "audio")),
+            self._ev("response.created", response=self._response_obj(r)),
             self._ev(
                 "conversation.handoff.requested",
                 handoff_id=handoff_id,
@@ -503,11 +844,31 @@ class ResponseStreams:
                 input_transcript=prompt,
             ),
         ]
-        obj = self._response_obj(r.id, "audio", "completed")
+        obj = self._response_obj(r, "completed")
         obj["usage"] = r.usage
         out.append(self._ev("response.done", response=obj))
-        self._active = None
+        self._finish(r)
         return out
+
+
+@attrs.frozen
+class _Spec:
+    """Where a response writes: the default conversation or out of band, with metadata."""
+
+    in_conversation: bool = True
+    metadata: Event | None = None
+    #: the reply was cut at ``max_output_tokens`` (status ``incomplete``)
+    cut: bool = False
+    #: ``response.audio.output`` overrides
+    output: Event | None = None
+
+
+def _last_user_text(pending: list[Event]) -> str:
+    for item in reversed(pending):
+        text = item_text(item)
+        if text is not None:
+            return text
+    return ""
 
 
 def _json_dumps(value: Any) -> str:

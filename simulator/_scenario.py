@@ -10,7 +10,9 @@ otherwise a matched step's event is handled by the model too unless ``step.consu
 
 ``SessionRecord`` keeps every client frame of a session — typed and parsed, or the
 ``Rejection`` the server answered — and the types of the server events sent, and lets a test
-``await record.wait_for("response.create")``.
+``await record.wait_for("response.create")``. For history checks (e.g. what a reconnecting
+client replayed) it shows the items the client sent with ``conversation.item.create``
+(``received_items``) and the conversation the model holds (``conversation``, ``history``).
 
 Invariants:
 - records are appended in arrival order and never rewritten;
@@ -117,6 +119,8 @@ class SessionRecord:
         # arrival side of the one-way audio latency benchmark (the same clock in every process
         # on one host).
         self.audio_onsets_ns: deque[int] = deque(maxlen=1000)
+        #: set by the session once its model exists: the model's conversation items
+        self.conversation_source: Callable[[], list[dict[str, Any]]] | None = None
         self._changed = trio.Event()
 
     def __repr__(self) -> str:
@@ -145,6 +149,40 @@ class SessionRecord:
     def of_type(self, type_: str) -> list[RecordedEvent]:
         """Recorded client frames of ``type_``."""
         return [e for e in self.events if e.type == type_]
+
+    def received_items(self) -> list[dict[str, Any]]:
+        """The ``item`` of every ``conversation.item.create`` the client sent, in order."""
+        return [
+            dict(e.raw["item"])
+            for e in self.events
+            if e.type == "conversation.item.create"
+            and e.raw is not None
+            and isinstance(e.raw.get("item"), dict)
+        ]
+
+    def conversation(self) -> list[dict[str, Any]]:
+        """The conversation the model holds now (items in order; empty before it exists)."""
+        return [] if self.conversation_source is None else self.conversation_source()
+
+    def history(self) -> list[tuple[str, str]]:
+        """``(role, text)`` of every message in ``conversation()`` that has text (typed text
+        or a transcript); function call outputs appear as ``("tool", output)``."""
+        out: list[tuple[str, str]] = []
+        for item in self.conversation():
+            if item.get("type") == "function_call_output":
+                out.append(("tool", str(item.get("output") or "")))
+                continue
+            if item.get("type") != "message":
+                continue
+            pieces = [
+                str(part.get("text") or part.get("transcript") or "")
+                for part in item.get("content") or []
+                if isinstance(part, dict)
+            ]
+            text = " ".join(p for p in pieces if p)
+            if text:
+                out.append((str(item.get("role")), text))
+        return out
 
     def types(self) -> list[str | None]:
         """Types of every recorded client frame, in order."""

@@ -196,6 +196,7 @@ class SimSession:
             self.model.speech_transcript = self.scenario.speech_transcript
         self.record.version = version
         self.record.session_id = self.model.session_id
+        self.record.conversation_source = self.model.conversation
         if self._initial_session is not None:
             self._apply_initial(self._initial_session)
         # v1 answers its own session.create with session.created; v2 greets at once.
@@ -366,11 +367,8 @@ class SimSession:
 
     async def _clock(self) -> None:
         start = trio.current_time()
-        expiry = (
-            start + self.faults.session_max_duration_s
-            if self.faults.session_max_duration_s is not None
-            else math.inf
-        )
+        cap = self._session_cap_s()
+        expiry = start + cap if cap is not None else math.inf
         grace = start + self.config.transcription_dialect_grace_s
         while True:
             deadline = expiry
@@ -392,11 +390,17 @@ class SimSession:
             # feed can run between the wait and here (no checkpoint), so no wake-up is lost.
             self._wake = trio.Event()
             if now >= expiry and self.model is not None:
-                minutes = (self.faults.session_max_duration_s or 0) / 60
+                minutes = (cap or 0) / 60
                 message = f"Your session hit the maximum duration of {minutes:g} minutes."
                 self._emit([self.model.error("session_expired", message)])
                 self._queue_send.send_nowait(("close", 1001, message[:120]))
                 return
+
+    def _session_cap_s(self) -> float | None:
+        """The session cap: the fault knob when set, else ``SimulatorConfig``'s."""
+        if self.faults.session_max_duration_s is not None:
+            return self.faults.session_max_duration_s
+        return self.config.session_max_duration_s
 
     def _pick_dialect(self) -> None:
         first = self._pending_first[0][0] if self._pending_first else None

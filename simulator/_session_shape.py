@@ -9,7 +9,10 @@ Invariants:
   ``RealtimeSessionCreateRequest`` / ``RealtimeTranscriptionSessionCreateRequest`` and a v1
   object in the quicksilver shape of SPEC §2.
 - ``deep_merge`` never mutates its inputs; dicts merge key by key, everything else (including
-  an explicit ``None``, which is how a client clears ``turn_detection``) replaces.
+  an explicit ``None``, which is how a client clears ``turn_detection``) replaces. A dict whose
+  ``type`` differs from the current one (``server_vad`` → ``semantic_vad``, ``audio/pcm`` →
+  ``audio/pcmu``, ``near_field`` → ``far_field``) *replaces* the old object, and the new one
+  gets the server's defaults for that type (``TYPED_DEFAULTS``), like the real server's echo.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from duplex.protocol import DEFAULT_VOICE, ProtocolVersion, SessionMode
 
 __all__ = [
     "GA_RESPONSE_KEYS",
+    "TYPED_DEFAULTS",
     "config_patch",
     "deep_merge",
     "initial_session",
@@ -49,6 +53,20 @@ GA_RESPONSE_KEYS: Final = frozenset(
 )
 
 _PCM: Final = {"type": "audio/pcm", "rate": 24_000}
+
+#: what the real server fills in when a typed nested object appears or changes type
+TYPED_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
+    "server_vad": {
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": 200,
+        "idle_timeout_ms": None,
+        "create_response": True,
+        "interrupt_response": True,
+    },
+    "semantic_vad": {"eagerness": "auto", "create_response": True, "interrupt_response": True},
+    "audio/pcm": {"rate": 24_000},
+}
 
 
 def initial_session(
@@ -129,10 +147,20 @@ def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     for key, value in patch.items():
         current = out.get(key)
         if isinstance(value, dict) and isinstance(current, dict):
-            out[key] = deep_merge(current, value)
+            same_type = "type" not in value or value.get("type") == current.get("type")
+            out[key] = deep_merge(current, value) if same_type else _typed_new(value)
+        elif isinstance(value, dict):
+            out[key] = _typed_new(value)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _typed_new(value: dict[str, Any]) -> dict[str, Any]:
+    """A nested object that replaces whatever was there: the type's defaults under it."""
+    kind = value.get("type")
+    defaults = TYPED_DEFAULTS.get(kind, {}) if isinstance(kind, str) else {}
+    return deep_merge({"type": kind, **defaults}, value) if defaults else copy.deepcopy(value)
 
 
 def config_patch(value: Any) -> dict[str, Any]:

@@ -217,3 +217,108 @@ def _check(events: list[dict[str, Any]]) -> None:
     for event in events:
         validate(event)
     json.dumps(events)  # all plain JSON
+
+
+async def _sdk_tool_round_trip(ws_base: str) -> list[dict[str, Any]]:
+    """The official client declares two tools, gets a parallel call, answers both, and runs an
+    out-of-band response; returns every raw event."""
+    client = AsyncOpenAI(api_key="sk-test", websocket_base_url=ws_base)
+    seen: list[dict[str, Any]] = []
+    tools: list[Any] = [
+        {"type": "function", "name": n, "description": n, "parameters": {"type": "object"}}
+        for n in ("get_weather", "get_time")
+    ]
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "output_modalities": ["text"],
+                "tools": tools,
+                "audio": {
+                    "input": {"turn_detection": {"type": "semantic_vad", "eagerness": "high"}}
+                },
+            }
+        )
+        await conn.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "call get_weather and get_time"}],
+            }
+        )
+        await conn.response.create()
+        stage = 0
+        async for event in conn:
+            seen.append(event.model_dump(mode="json", exclude_unset=True))
+            if event.type != "response.done":
+                continue
+            stage += 1
+            if stage == 1:
+                for item in event.response.output or []:
+                    assert item.type == "function_call"
+                    assert item.call_id is not None
+                    await conn.conversation.item.create(
+                        item={
+                            "type": "function_call_output",
+                            "call_id": item.call_id,
+                            "output": f"{item.name} ok",
+                        }
+                    )
+                await conn.response.create()
+            elif stage == 2:
+                await conn.response.create(
+                    response={
+                        "conversation": "none",
+                        "metadata": {"kind": "summary"},
+                        "output_modalities": ["text"],
+                    }
+                )
+            else:
+                break
+    await client.close()
+    return seen
+
+
+async def test_openai_sdk_parallel_tools_and_out_of_band() -> None:
+    with trio.fail_after(30):
+        async with open_simulator(SimulatorConfig(audio_speedup=0)) as sim:
+            assert sim.base_url is not None
+            ws_base = sim.base_url.replace("http://", "ws://")
+            seen = await trio.to_thread.run_sync(asyncio.run, _sdk_tool_round_trip(ws_base))
+    for event in seen:
+        validate(event)
+    updated = next(e for e in seen if e["type"] == "session.updated")
+    td = updated["session"]["audio"]["input"]["turn_detection"]
+    assert td["type"] == "semantic_vad"
+    assert "threshold" not in td
+    calls = [e for e in seen if e["type"] == "response.function_call_arguments.done"]
+    assert [c["name"] for c in calls] == ["get_weather", "get_time"]
+    texts = [e["text"] for e in seen if e["type"] == "response.output_text.done"]
+    assert texts[0] == "get_weather returned get_weather ok. get_time returned get_time ok."
+    last_done = [e for e in seen if e["type"] == "response.done"][-1]
+    assert last_done["response"]["metadata"] == {"kind": "summary"}
+    assert last_done["response"]["conversation_id"] is None
+
+
+def test_webrtc_and_idle_events_validate() -> None:
+    """The events only a WebRTC or idle-timeout session sends, from the sans-IO model."""
+    from .test_model_behaviour import _model, drain_timed, feed, poll_until, update, user_text
+
+    events: list[dict[str, Any]] = []
+    rtc = _model(webrtc=True)
+    update(rtc, audio={"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 500}}})
+    events += feed(rtc, user_text("hello"))
+    events += feed(rtc, {"type": "response.create"})
+    events += [e for _, e in poll_until(rtc, "input_audio_buffer.timeout_triggered")]
+    events += feed(rtc, {"type": "response.cancel"}, 100.0)
+    events += feed(rtc, {"type": "output_audio_buffer.clear"}, 100.0)
+    events += [e for _, e in drain_timed(rtc, 100.0)]
+    kinds = {e["type"] for e in events}
+    assert {
+        "output_audio_buffer.started",
+        "output_audio_buffer.stopped",
+        "output_audio_buffer.cleared",
+        "input_audio_buffer.timeout_triggered",
+    } <= kinds
+    for event in events:
+        validate(event)
