@@ -4,11 +4,12 @@ Public surface:
 
 - ``SimulatorConfig`` / ``FaultConfig``: how it listens, how the scripted model behaves, which
   faults to inject.
-- ``Simulator``: the server object (an ASGI app) with the per-session records
+- ``Simulator``: the server object (it owns its sockets: ``_http``) with the per-session records
   (``sessions``), WebRTC ``calls``, ``add_scenario`` and the mutable ``faults`` knob.
 - ``serve_simulator`` (``await nursery.start(serve_simulator, cfg)`` → base URL),
   ``open_simulator`` (async context manager yielding a started ``Simulator``) and
-  ``run_server`` (for ``duplex serve``: prints ``listening on http://H:P``).
+  ``run_server`` (for ``duplex serve``: prints ``listening on http://H:P``);
+  ``SimulatorBindError`` when the address cannot be bound (one-line message).
 - ``Scenario`` / ``ScenarioStep``: scripted "expect → emit / close" steps for tests;
   ``SessionRecord`` / ``RecordedEvent``: what a session received.
 - ``ScriptedModel``: the sans-IO model itself, for unit tests.
@@ -24,7 +25,7 @@ from ._audio import synthesize, tone
 from ._config import FaultConfig, GarbageKind, IdGenerator, SimulatorConfig
 from ._model import MIN_COMMIT_MS, ScriptedModel
 from ._scenario import RecordedEvent, Scenario, ScenarioStep, SessionRecord
-from ._server import Simulator, open_simulator, run_server, serve_simulator
+from ._server import Simulator, SimulatorBindError, open_simulator, run_server, serve_simulator
 from ._wire import Rejection
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ScriptedModel",
     "SessionRecord",
     "Simulator",
+    "SimulatorBindError",
     "SimulatorConfig",
     "open_simulator",
     "run_server",

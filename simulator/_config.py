@@ -106,7 +106,7 @@ class SimulatorConfig:
             sent uncompressed whatever the client offers).
         record_limit: how many client frames (and server event types) each session record
             keeps (oldest dropped first).
-        max_message_bytes: largest inbound WebSocket message hypercorn accepts (above the
+        max_message_bytes: largest inbound WebSocket message the server accepts (above the
             15 MiB append limit so that limit can be reported as an ``error`` event).
         faults: server-wide fault knobs (a scenario may replace them per session).
     """

@@ -1,4 +1,4 @@
-"""The simulator server: one port, HTTP + WebSocket, served by hypercorn's trio worker.
+"""The simulator server: one port, HTTP + WebSocket, on sockets it owns (``_http``).
 
 Routes (all under ``/v1``):
 - ``GET /v1/realtime`` (WebSocket). Dialect and mode come from the query:
@@ -25,11 +25,12 @@ Routes (all under ``/v1``):
   ``invalid_api_key``.
 
 Invariants:
-- one session's failure never reaches another: each connection runs in its own task and the
-  session layer turns model bugs into ``server_error`` events;
+- one session's failure never reaches another: each connection runs in its own task, a
+  handler's unexpected exception is logged and ends only that connection, and the session
+  layer turns model bugs into ``server_error`` events;
 - a WebRTC call's events fan out to its data channel and every sideband socket;
-- shutdown never hangs on a client that stopped reading: hypercorn shields its socket
-  writes, so on cancellation every live socket is reset first (``_reaper``).
+- shutdown never hangs on a client that stopped reading: no socket write is shielded, so
+  cancelling the server cancels every pending ``send_all``.
 """
 
 from __future__ import annotations
@@ -37,38 +38,60 @@ from __future__ import annotations
 import collections
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import Any, Final
-from urllib.parse import parse_qs
+from functools import partial
+from typing import Final
 
+import attrs
 import orjson
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from duplex.protocol import ProtocolVersion, SessionMode
 from duplex.transports import TrioPort, get_bridge
 
 from ._calls import DataChannelOutlet, RtcCall, error_body, parse_offer
 from ._config import FaultConfig, IdGenerator, SimulatorConfig
+from ._http import HttpConnection, HttpRequest, WebSocket, WebSocketClosed, reset_stream
 from ._rtc_answerer import RtcAnswerer
 from ._scenario import Scenario, SessionRecord
-from ._session import AsgiOutlet, SimSession
+from ._session import SimSession
 
-__all__ = ["Simulator", "open_simulator", "run_server", "serve_simulator"]
+__all__ = ["SimulatorBindError", "Simulator", "open_simulator", "run_server", "serve_simulator"]
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
 _MAX_BODY: Final = 1024 * 1024
+
+Headers = list[tuple[str, str]]
+
+
+class SimulatorBindError(OSError):
+    """The simulator could not listen on the requested host/port (busy port, unknown host).
+
+    ``str()`` is one line fit for a command line's error message."""
+
+
+class SocketOutlet:
+    """An accepted WebSocket as a session outlet."""
+
+    def __init__(self, ws: WebSocket, name: str) -> None:
+        self._ws = ws
+        self.name = name
+
+    async def send(self, data: str | bytes) -> None:
+        await self._ws.send(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code, reason)
+
+    async def abort(self) -> None:
+        """Reset the TCP connection: no close frame, like a crashed server or a cut cable."""
+        self._ws.reset()
 
 
 class Simulator:
-    """The simulator: an ASGI app plus the sessions, calls, scenarios and fault knobs.
+    """The simulator: the server plus the sessions, calls, scenarios and fault knobs.
 
     ``faults`` may be reassigned at any time; new sessions and calls use the current value.
     """
@@ -83,7 +106,6 @@ class Simulator:
         self._ids = IdGenerator(f"{self.config.seed}:server")
         self._nursery: trio.Nursery | None = None
         self._session_added = trio.Event()
-        self._outlets: set[AsgiOutlet] = set()
 
     # ------------------------------------------------------------------ test API
 
@@ -100,60 +122,59 @@ class Simulator:
     # ------------------------------------------------------------------ serving
 
     async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        """Serve until cancelled; ``task_status.started`` gets ``http://host:port/v1``."""
-        hc = HypercornConfig()
-        hc.bind = [f"{self.config.host}:{self.config.port}"]
-        hc.websocket_max_message_size = self.config.max_message_bytes
-        hc.graceful_timeout = 0.5
-        hc.accesslog = None
-        hc.errorlog = logging.getLogger(__name__ + ".hypercorn")
-        hc.keep_alive_timeout = 30
+        """Serve until cancelled; ``task_status.started`` gets ``http://host:port/v1``.
+
+        Raises ``SimulatorBindError`` when the address cannot be bound."""
+        await self._serve_on(await self.listen(), task_status=task_status)
+
+    async def listen(self) -> list[trio.SocketListener]:
+        """Bind the configured address (``SimulatorBindError`` if that fails)."""
+        return await _listen(self.config.host, self.config.port)
+
+    async def _serve_on(
+        self,
+        listeners: list[trio.SocketListener],
+        *,
+        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            nursery.start_soon(self._reaper)
-            binds: list[str] = await nursery.start(_serve_app, self, hc)
-            self.base_url = binds[0] + "/v1"
+            nursery.start_soon(trio.serve_listeners, self._handle, listeners)
+            sockname = listeners[0].socket.getsockname()
+            host = sockname[0] if ":" not in sockname[0] else f"[{sockname[0]}]"
+            self.base_url = f"http://{host}:{sockname[1]}/v1"
             log.info("simulator listening on %s", self.base_url)
             task_status.started(self.base_url)
 
-    async def _reaper(self) -> None:
-        """On shutdown, reset every live socket first: hypercorn shields its socket writes, so
-        a client that stopped reading would otherwise hold shutdown forever."""
-        try:
-            await trio.sleep_forever()
-        finally:
-            for outlet in list(self._outlets):
-                outlet.abort_now()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        path = scope.get("path", "")
-        if kind == "websocket":
-            if path.rstrip("/") == "/v1/realtime":
-                await self._websocket(scope, receive, send)
-            else:
-                await send({"type": "websocket.close", "code": 1008})
-            return
-        if kind == "http":
-            await self._http(scope, receive, send, path)
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        """One client connection: HTTP requests (keep-alive) until one upgrades."""
+        async with stream:
+            conn = HttpConnection(stream, max_body=_MAX_BODY)
+            try:
+                while True:
+                    request = await conn.next_request()
+                    if request is None:
+                        return
+                    if request.websocket:
+                        await self._websocket(conn, request)
+                        return
+                    await self._http(conn, request)
+                    if not conn.keep_alive:
+                        return
+            except Exception:
+                # One connection's bug must not take the server (and every other session)
+                # down: log it and drop this connection only.
+                log.exception("simulator: connection handler failed")
+                reset_stream(stream)
 
     # ------------------------------------------------------------------ auth
 
-    def _auth_problem(self, scope: Scope) -> tuple[str, str] | None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    def _auth_problem(self, request: HttpRequest) -> tuple[str, str] | None:
         key = ""
-        auth = headers.get("authorization", "")
+        auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             key = auth[7:].strip()
-        for proto in scope.get("subprotocols") or []:
+        for proto in request.subprotocols:
             if proto.startswith("openai-insecure-api-key."):
                 key = proto.removeprefix("openai-insecure-api-key.")
         if not key:
@@ -194,18 +215,8 @@ class Simulator:
         self._session_added = trio.Event()
         return record
 
-    async def _reject_ws(self, send: Send, status: int, body: bytes) -> None:
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": body})
-
     async def _error_and_close(
-        self, send: Send, code: str, message: str, param: str | None
+        self, ws: WebSocket, code: str, message: str, param: str | None
     ) -> None:
         """On an accepted WebSocket: one ``invalid_request_error`` event, then close 4000
         with ``invalid_request_error.<code>`` as the reason, as the real server does."""
@@ -220,44 +231,47 @@ class Simulator:
                 "event_id": None,
             },
         }
-        await send({"type": "websocket.send", "text": orjson.dumps(body).decode()})
-        await send(
-            {"type": "websocket.close", "code": 4000, "reason": f"invalid_request_error.{code}"}
+        with suppress(WebSocketClosed):
+            await ws.send(orjson.dumps(body).decode())
+        await ws.close(4000, f"invalid_request_error.{code}")
+        await ws.drain_close()
+
+    async def _accept(self, conn: HttpConnection, request: HttpRequest) -> WebSocket | None:
+        return await conn.accept_websocket(
+            subprotocol="realtime" if "realtime" in request.subprotocols else None,
+            compression=self.config.websocket_compression,
+            max_message=self.config.max_message_bytes,
         )
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = await receive()  # websocket.connect
-        if message["type"] != "websocket.connect":
+    async def _websocket(self, conn: HttpConnection, request: HttpRequest) -> None:
+        if request.path.rstrip("/") != "/v1/realtime":
+            await conn.reject_websocket(
+                403, error_body(f"Invalid URL (GET {request.path})", None), _JSON
+            )
             return
-        problem = self._auth_problem(scope)
+        problem = self._auth_problem(request)
         if problem is not None:
-            await self._reject_ws(send, 401, error_body(problem[1], problem[0]))
+            await conn.reject_websocket(401, error_body(problem[1], problem[0]), _JSON)
             return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        intent = (query.get("intent") or [""])[0]
-        model = (query.get("model") or [None])[0]
-        call_id = (query.get("call_id") or [None])[0]
-        accept: dict[str, Any] = {"type": "websocket.accept"}
-        if "realtime" in (scope.get("subprotocols") or []):
-            accept["subprotocol"] = "realtime"
-        if not self.config.websocket_compression:
-            _decline_compression(send)
+        intent = (request.query.get("intent") or [""])[0]
+        model = _query(request, "model")
+        call_id = _query(request, "call_id")
         if call_id is not None:
-            await self._sideband(call_id, accept, receive, send)
+            await self._sideband(conn, request, call_id)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        beta = headers.get("openai-beta", "") == "realtime=v1" or (
-            "openai-beta.realtime-v1" in (scope.get("subprotocols") or [])
+        beta = request.headers.get("openai-beta", "") == "realtime=v1" or (
+            "openai-beta.realtime-v1" in request.subprotocols
         )
         if beta and intent != "quicksilver":
-            await send(accept)
-            await self._error_and_close(
-                send,
-                "beta_api_shape_disabled",
-                "The Realtime Beta API is no longer supported. Please use /v1/realtime for "
-                "the GA API.",
-                None,
-            )
+            ws = await self._accept(conn, request)
+            if ws is not None:
+                await self._error_and_close(
+                    ws,
+                    "beta_api_shape_disabled",
+                    "The Realtime Beta API is no longer supported. Please use /v1/realtime "
+                    "for the GA API.",
+                    None,
+                )
             return
         mode = (
             SessionMode.TRANSCRIPTION if intent == "transcription" else SessionMode.CONVERSATIONAL
@@ -269,6 +283,9 @@ class Simulator:
             version = None  # decided by the first client event
         else:
             version = ProtocolVersion.V2
+        ws = await self._accept(conn, request)
+        if ws is None:
+            return
         record = self._new_record(version, mode, "websocket", None)
         scenario = self._scenarios.popleft() if self._scenarios else None
         session = SimSession(
@@ -281,20 +298,16 @@ class Simulator:
             scenario=scenario,
             faults=(scenario.faults if scenario and scenario.faults else self.faults),
         )
-        await send(accept)
-        outlet = AsgiOutlet(send, "websocket")
+        outlet = SocketOutlet(ws, "websocket")
         session.attach(outlet, greet=False)
-        self._outlets.add(outlet)
-        try:
-            await self._pump(session, outlet, receive, "websocket", run_session=True)
-        finally:
-            self._outlets.discard(outlet)
+        await self._pump(session, outlet, ws, "websocket", run_session=True)
+        await ws.drain_close()
 
     async def _pump(
         self,
         session: SimSession,
-        outlet: AsgiOutlet,
-        receive: Receive,
+        outlet: SocketOutlet,
+        ws: WebSocket,
         source: str,
         *,
         run_session: bool,
@@ -307,39 +320,36 @@ class Simulator:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(runner)
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    session.detach(outlet)
-                    if run_session and not session.record.closed:
-                        session.record.mark_closed(message.get("code"))
-                    break
-                if message["type"] != "websocket.receive":
-                    continue
-                text = message.get("text")
-                session.feed(text if text is not None else message.get("bytes") or b"", source)
+            try:
+                while True:
+                    session.feed(await ws.receive(), source)
+            except WebSocketClosed as closed:
+                session.detach(outlet)
+                if run_session and not session.record.closed:
+                    session.record.mark_closed(closed.code)
             nursery.cancel_scope.cancel()
 
-    async def _sideband(
-        self, call_id: str, accept: dict[str, Any], receive: Receive, send: Send
-    ) -> None:
+    async def _sideband(self, conn: HttpConnection, request: HttpRequest, call_id: str) -> None:
         call = self.calls.get(call_id)
         if call is not None:
             call.sideband_attempts += 1
             if call.sideband_attempts <= call.session.faults.sideband_refuse_first:
-                await self._reject_ws(
-                    send, 403, error_body("Sideband join refused (simulated).", "sideband_refused")
+                await conn.reject_websocket(
+                    403,
+                    error_body("Sideband join refused (simulated).", "sideband_refused"),
+                    _JSON,
                 )
                 return
-        await send(accept)
+        ws = await self._accept(conn, request)
+        if ws is None:
+            return
         if call is None or call.ended.is_set():
             await self._error_and_close(
-                send, "call_not_found", f"Call not found: {call_id}.", "call_id"
+                ws, "call_not_found", f"Call not found: {call_id}.", "call_id"
             )
             return
-        outlet = AsgiOutlet(send, "sideband")
+        outlet = SocketOutlet(ws, "sideband")
         call.session.attach(outlet, greet=True)
-        self._outlets.add(outlet)
         with trio.CancelScope() as scope:
 
             async def watch_end() -> None:
@@ -348,87 +358,59 @@ class Simulator:
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watch_end)
-                try:
-                    await self._pump(call.session, outlet, receive, "sideband", run_session=False)
-                finally:
-                    self._outlets.discard(outlet)
+                await self._pump(call.session, outlet, ws, "sideband", run_session=False)
                 nursery.cancel_scope.cancel()
         if call.ended.is_set():
-            with suppress(Exception):
-                await send({"type": "websocket.close", "code": 1000, "reason": "call ended"})
+            call.session.detach(outlet)
+            await ws.close(1000, "call ended")
+        await ws.drain_close()
 
     # ------------------------------------------------------------------ http
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body.extend(message.get("body", b""))
-            if len(body) > _MAX_BODY:
-                await self._respond(
-                    send, 413, error_body("Request body too large.", "body_too_large")
-                )
-                return
-            if not message.get("more_body"):
-                break
-        path = path.rstrip("/")
-        method = scope.get("method", "GET")
-        if not path.startswith("/v1/realtime"):
-            await self._respond(send, 404, error_body(f"Invalid URL ({method} {path})", None))
+    async def _http(self, conn: HttpConnection, request: HttpRequest) -> None:
+        path = request.path.rstrip("/")
+        method = request.method
+        if request.too_large:
+            await conn.respond(413, error_body("Request body too large.", "body_too_large"), _JSON)
             return
-        problem = self._auth_problem(scope)
+        if not path.startswith("/v1/realtime"):
+            await conn.respond(404, error_body(f"Invalid URL ({method} {path})", None), _JSON)
+            return
+        problem = self._auth_problem(request)
         if problem is not None:
-            await self._respond(send, 401, error_body(problem[1], problem[0]))
+            await conn.respond(401, error_body(problem[1], problem[0]), _JSON)
             return
         if path == "/v1/realtime/calls" and method == "POST":
-            await self._create_call(scope, bytes(body), send)
+            await self._create_call(conn, request)
             return
         if path == "/v1/realtime/calls/audio_onsets" and method == "GET":
             # Simulator-only debug route (not part of the realtime API): the voiced-audio
             # onsets of every live call, for the one-way audio latency benchmark.
             onsets = {cid: list(c.session.record.audio_onsets_ns) for cid, c in self.calls.items()}
-            await self._respond(send, 200, orjson.dumps(onsets), content_type="application/json")
+            await conn.respond(200, orjson.dumps(onsets), _JSON)
             return
         parts = path.split("/")
         if len(parts) == 6 and parts[3] == "calls" and parts[5] == "hangup" and method == "POST":
             call = self.calls.get(parts[4])
             if call is None:
-                await self._respond(send, 404, error_body("Call not found.", "call_not_found"))
+                await conn.respond(404, error_body("Call not found.", "call_not_found"), _JSON)
                 return
             await self._end_call(call)
-            await self._respond(send, 200, b"", content_type="text/plain")
+            await conn.respond(200, b"", [("content-type", "text/plain")])
             return
-        await self._respond(send, 404, error_body(f"Invalid URL ({method} {path})", None))
+        await conn.respond(404, error_body(f"Invalid URL ({method} {path})", None), _JSON)
 
-    async def _respond(
-        self,
-        send: Send,
-        status: int,
-        body: bytes,
-        *,
-        content_type: str = "application/json",
-        headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        all_headers = [(b"content-type", content_type.encode()), *(headers or [])]
-        await send({"type": "http.response.start", "status": status, "headers": all_headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _create_call(self, scope: Scope, body: bytes, send: Send) -> None:
+    async def _create_call(self, conn: HttpConnection, request: HttpRequest) -> None:
         faults = self.faults
         if faults.calls_status is not None:
             status = faults.calls_status
             kind = "server_error" if status >= 500 else "invalid_request_error"
             error = {"message": f"Simulated {status}.", "type": kind, "param": None, "code": None}
-            await self._respond(send, status, orjson.dumps({"error": error}))
+            await conn.respond(status, orjson.dumps({"error": error}), _JSON)
             return
-        request_headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-        }
-        parsed = parse_offer(request_headers, body)
+        parsed = parse_offer(request.headers, request.body)
         if isinstance(parsed, str):
-            await self._respond(send, 400, error_body(parsed, "invalid_value", "sdp"))
+            await conn.respond(400, error_body(parsed, "invalid_value", "sdp"), _JSON)
             return
         offer, session_json = parsed
         session_type = (session_json or {}).get("type", "realtime")
@@ -484,23 +466,21 @@ class Simulator:
             answerer, answer_sdp = await bridge.run(make_answer)
         except ValueError as exc:
             record.mark_closed(None)
-            await self._respond(send, 400, error_body(str(exc)[:300], "invalid_offer", "sdp"))
+            await conn.respond(400, error_body(str(exc)[:300], "invalid_offer", "sdp"), _JSON)
             return
         holder["a"] = answerer
         call.answerer = answerer
         self.calls[call_id] = call
         assert self._nursery is not None
         self._nursery.start_soon(self._run_call, call)
-        headers: list[tuple[bytes, bytes]] = []
+        headers: Headers = [("content-type", "application/sdp")]
         if faults.calls_location == "ok":
-            headers.append((b"location", f"/v1/realtime/calls/{call_id}".encode()))
+            headers.append(("location", f"/v1/realtime/calls/{call_id}"))
         elif faults.calls_location == "malformed":
-            headers.append((b"location", b"/v1/realtime/calls/"))
+            headers.append(("location", "/v1/realtime/calls/"))
         if faults.calls_invalid_sdp:
             answer_sdp = "this is not an SDP answer"
-        await self._respond(
-            send, 201, answer_sdp.encode(), content_type="application/sdp", headers=headers
-        )
+        await conn.respond(201, answer_sdp.encode(), headers)
 
     async def _run_call(self, call: RtcCall) -> None:
         try:
@@ -531,27 +511,27 @@ class Simulator:
             call.session.record.mark_closed(None)
 
 
-def _decline_compression(send: Send) -> None:
-    """Make hypercorn answer the upgrade without ``permessage-deflate``.
-
-    hypercorn always accepts a client's deflate offer and has no switch for it; the pending
-    handshake sits on the ASGI ``send`` callable's stream object, so forget the offer there.
-    Why: the real server's compression is undocumented, and compressing every event would
-    charge clients that offer deflate (``websockets``, so the ``openai`` SDK) a decompression
-    cost that clients which do not (trio-websocket) never pay — skewing client benchmarks.
-    """
-    handshake = getattr(getattr(send, "__self__", None), "handshake", None)
-    if handshake is not None and hasattr(handshake, "extensions"):
-        handshake.extensions = None
+_JSON: Final[Headers] = [("content-type", "application/json")]
 
 
-async def _serve_app(
-    simulator: Simulator,
-    hc: HypercornConfig,
-    *,
-    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    await serve(simulator, hc, task_status=task_status)  # type: ignore[arg-type]
+def _query(request: HttpRequest, name: str) -> str | None:
+    values = request.query.get(name)
+    return values[0] if values else None
+
+
+async def _listen(host: str, port: int) -> list[trio.SocketListener]:
+    """Bind, translating the OS's error into one ``SimulatorBindError`` line."""
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SimulatorBindError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
+    if port == 0 and len(listeners) > 1:
+        # Each address would get its own random port; keep one so the URL is the whole truth.
+        for extra in listeners[1:]:
+            await extra.aclose()
+        listeners = listeners[:1]
+    return listeners
 
 
 async def serve_simulator(
@@ -571,25 +551,30 @@ async def serve_simulator(
 async def open_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[Simulator]:
     """A running simulator for the duration of the block (``sim.base_url`` is set)."""
     sim = Simulator(config)
+    # Bind before the nursery, so a bind error reaches the caller bare (not in a group).
+    listeners = await sim.listen()
     async with trio.open_nursery() as nursery:
-        await nursery.start(sim.serve)
+        await nursery.start(partial(sim._serve_on, listeners))
         try:
             yield sim
         finally:
             nursery.cancel_scope.cancel()
 
 
-async def run_server(host: str, port: int) -> None:
+async def run_server(host: str, port: int, config: SimulatorConfig | None = None) -> None:
     """Serve on ``host:port`` until cancelled or interrupted.
 
     Prints ``listening on http://H:P`` (flushed) once the socket accepts connections. SIGINT
     (Ctrl-C) and SIGTERM end it gracefully: the server stops and the function *returns*, so
-    the caller sees a normal exit rather than a ``KeyboardInterrupt`` from deep inside
-    hypercorn. Outside the main thread signals cannot be caught, and only cancellation stops it.
+    the caller sees a normal exit rather than a ``KeyboardInterrupt``. Outside the main thread
+    signals cannot be caught, and only cancellation stops it. ``config`` supplies every other
+    knob (its host/port are replaced). Raises ``SimulatorBindError`` if it cannot listen.
     """
-    sim = Simulator(SimulatorConfig(host=host, port=port))
+    base = config or SimulatorConfig()
+    sim = Simulator(attrs.evolve(base, host=host, port=port))
+    listeners = await sim.listen()
     async with trio.open_nursery() as nursery:
-        url: str = await nursery.start(sim.serve)
+        url: str = await nursery.start(partial(sim._serve_on, listeners))
         print(f"listening on {url.removesuffix('/v1')}", flush=True)
         try:
             signals = trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
+import httpx
 import pytest
 import trio
 import trio.testing
@@ -87,3 +90,99 @@ async def test_idle_session_does_not_spin() -> None:
                     trio.lowlevel.remove_instrument(counter)
     busiest = max(counter.steps.values(), default=0)
     assert busiest < 20, counter.steps
+
+
+# ---------------------------------------------------------------------- owned sockets
+
+
+async def _raw_upgrade(port: int, query: str = "model=m") -> trio.SocketStream:
+    """A WebSocket upgrade by hand: the client then never reads another byte."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(
+        (
+            f"GET /v1/realtime?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Authorization: Bearer k\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await stream.receive_some(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return stream
+
+
+def _port(sim: Simulator) -> int:
+    assert sim.base_url is not None
+    return int(sim.base_url.rsplit(":", 1)[1].split("/")[0])
+
+
+async def test_shutdown_does_not_wait_for_a_client_that_stopped_reading() -> None:
+    from duplex.simulator import FaultConfig, open_simulator
+
+    # A 17 MiB frame right after session.created fills every socket buffer: the server's
+    # write blocks until the client reads, which it never does.
+    cfg = SimulatorConfig(faults=FaultConfig(garbage_after_created=("oversized",)))
+    with trio.fail_after(10):
+        async with open_simulator(cfg) as sim:
+            stream = await _raw_upgrade(_port(sim))
+            record = await sim.wait_for_session()
+            await record.wait_for("session.created", sent=True)
+            await trio.testing.wait_all_tasks_blocked()  # the big write is now stuck
+        await stream.aclose()
+
+
+async def test_malformed_http_request_gets_400_and_the_server_lives_on() -> None:
+    from duplex.simulator import open_simulator
+
+    with trio.fail_after(10):
+        async with open_simulator() as sim:
+            stream = await trio.open_tcp_stream("127.0.0.1", _port(sim))
+            await stream.send_all(b"THIS IS NOT HTTP\r\n\r\n")
+            reply = b""
+            while chunk := await stream.receive_some(1024):
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 400")
+            await stream.aclose()
+            async with httpx.AsyncClient() as client:
+                # Keep-alive: both requests on one connection.
+                for _ in range(2):
+                    r = await client.post(
+                        f"{sim.base_url}/realtime/calls",
+                        content=b"nope",
+                        headers={"Authorization": "Bearer k", "Content-Type": "text/plain"},
+                    )
+                    assert r.status_code == 400
+                    assert r.json()["error"]["message"].startswith("Unsupported content type")
+
+
+async def test_busy_port_is_a_one_line_bind_error() -> None:
+    from duplex.simulator import SimulatorBindError, open_simulator
+
+    with trio.fail_after(10):
+        async with open_simulator() as sim:
+            port = _port(sim)
+            with pytest.raises(SimulatorBindError) as info:
+                async with open_simulator(SimulatorConfig(port=port)):
+                    pass
+            message = str(info.value)
+            assert f"127.0.0.1:{port}" in message
+            assert "\n" not in message
+
+
+async def test_unknown_host_is_a_bind_error() -> None:
+    from duplex.simulator import SimulatorBindError, open_simulator
+
+    with trio.fail_after(10), pytest.raises(SimulatorBindError) as info:
+        async with open_simulator(SimulatorConfig(host="no-such-host.invalid")):
+            pass
+    assert "no-such-host.invalid" in str(info.value)
+
+
+def test_the_simulator_does_not_import_hypercorn() -> None:
+    code = (
+        "import sys, duplex.simulator, duplex.simulator._server\n"
+        "assert not any(m.split('.')[0] == 'hypercorn' for m in sys.modules), 'hypercorn'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
