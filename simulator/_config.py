@@ -84,7 +84,9 @@ class SimulatorConfig:
         api_key: when set, only this Bearer key (or an ``ek_`` key) is accepted; any other
             non-empty key gets HTTP 401 ``invalid_api_key``. When ``None`` any non-empty key is
             accepted.
-        seed: seeds the id generator and nothing else (the model has no other randomness).
+        seed: seeds the id generator and nothing else (the model has no other randomness);
+            ``None`` (the default) picks a random seed per simulator, so ids differ across
+            runs like the real server's.
         trigger_phrase: user text (or transcript) containing it yields a handoff.
         silence_phrase: user text containing it makes a v2 model call the silence tool (when
             the session declares it); empty disables.
@@ -114,7 +116,7 @@ class SimulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0
     api_key: str | None = None
-    seed: int = 0
+    seed: int | None = None
     model: str = DEFAULT_MODEL
     trigger_phrase: str = "delegate"
     handoff_tool_name: str = "codex"

@@ -18,7 +18,12 @@ Routes (all under ``/v1``):
   (``ek_``) call gets the default v2 session. The ``session`` is applied before anything is
   sent. Each outlet — the ``oai-events`` channel when it opens, each sideband socket when it
   joins — gets its own ``session.created``; after that every event goes to all of them.
-  ``POST /v1/realtime/calls/{id}/hangup`` ends a call.
+  ``POST /v1/realtime/calls/{id}/hangup`` ends a call (its whole peer connection).
+- ``POST /v1/realtime/client_secrets`` mints ``ek_`` keys (``_secrets``); a call made with
+  one starts from the session config it was minted with.
+- CORS (``_cors``): ``OPTIONS`` preflights are answered 204 without auth; every HTTP response
+  allows the origin and exposes ``Location``, so a browser page on another origin can call.
+- Ids are random per simulator unless ``SimulatorConfig.seed`` pins them.
 - Auth: every route needs ``Authorization: Bearer <key>`` (or the browser subprotocol
   ``openai-insecure-api-key.<key>``). Without one: 401 ``missing_api_key``; with
   ``SimulatorConfig.api_key`` set, a different key (other than an ``ek_`` one) gets 401
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import random
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -52,10 +58,13 @@ from duplex.transports import TrioPort, get_bridge
 
 from ._calls import DataChannelOutlet, RtcCall, error_body, parse_offer
 from ._config import FaultConfig, IdGenerator, SimulatorConfig
+from ._cors import cors_headers, preflight_headers
 from ._http import HttpConnection, HttpRequest, WebSocket, WebSocketClosed, reset_stream
 from ._rtc_answerer import RtcAnswerer
 from ._scenario import Scenario, SessionRecord
+from ._secrets import ClientSecrets
 from ._session import SimSession
+from ._session_shape import deep_merge
 
 __all__ = ["SimulatorBindError", "Simulator", "open_simulator", "run_server", "serve_simulator"]
 
@@ -103,7 +112,16 @@ class Simulator:
         self.calls: dict[str, RtcCall] = {}
         self.base_url: str | None = None
         self._scenarios: collections.deque[Scenario] = collections.deque()
-        self._ids = IdGenerator(f"{self.config.seed}:server")
+        #: the seed every id comes from: ``config.seed``, or a fresh random one per simulator
+        #: (so ids differ across runs, as the real server's do, unless a test pins them)
+        self.seed: int = (
+            self.config.seed
+            if self.config.seed is not None
+            else random.SystemRandom().randrange(2**63)
+        )
+        self._ids = IdGenerator(f"{self.seed}:server")
+        #: the ``ek_`` keys minted by ``POST /v1/realtime/client_secrets``
+        self.client_secrets = ClientSecrets(self.seed, model=self.config.model)
         self._nursery: trio.Nursery | None = None
         self._session_added = trio.Event()
 
@@ -170,19 +188,16 @@ class Simulator:
     # ------------------------------------------------------------------ auth
 
     def _auth_problem(self, request: HttpRequest) -> tuple[str, str] | None:
-        key = ""
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            key = auth[7:].strip()
-        for proto in request.subprotocols:
-            if proto.startswith("openai-insecure-api-key."):
-                key = proto.removeprefix("openai-insecure-api-key.")
+        key = _api_key(request)
         if not key:
             return (
                 "missing_api_key",
                 "You didn't provide an API key. You need to provide your API key in an "
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             )
+        minted = self.client_secrets.lookup(key)
+        if minted is not None and self.client_secrets.expired(minted):
+            return ("invalid_api_key", "The ephemeral key has expired.")
         expected = self.config.api_key
         if expected is not None and key != expected and not key.startswith("ek_"):
             shown = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "****"
@@ -291,7 +306,7 @@ class Simulator:
         session = SimSession(
             config=self.config,
             record=record,
-            ids=IdGenerator(f"{self.config.seed}:{record.index}"),
+            ids=IdGenerator(f"{self.seed}:{record.index}"),
             version=version,
             mode=mode,
             model_name=model,
@@ -370,49 +385,63 @@ class Simulator:
     async def _http(self, conn: HttpConnection, request: HttpRequest) -> None:
         path = request.path.rstrip("/")
         method = request.method
+        if method == "OPTIONS":
+            # A browser's CORS preflight: it carries no key, so it is answered before auth.
+            await conn.respond(204, b"", preflight_headers(request))
+            return
+        reply = _Reply(conn, request)
         if request.too_large:
-            await conn.respond(413, error_body("Request body too large.", "body_too_large"), _JSON)
+            await reply(413, error_body("Request body too large.", "body_too_large"))
             return
         if not path.startswith("/v1/realtime"):
-            await conn.respond(404, error_body(f"Invalid URL ({method} {path})", None), _JSON)
+            await reply(404, error_body(f"Invalid URL ({method} {path})", None))
             return
         problem = self._auth_problem(request)
         if problem is not None:
-            await conn.respond(401, error_body(problem[1], problem[0]), _JSON)
+            await reply(401, error_body(problem[1], problem[0]))
             return
         if path == "/v1/realtime/calls" and method == "POST":
-            await self._create_call(conn, request)
+            await self._create_call(reply, request)
+            return
+        if path == "/v1/realtime/client_secrets" and method == "POST":
+            status, body = self.client_secrets.mint(request.body)
+            await reply(status, body)
             return
         if path == "/v1/realtime/calls/audio_onsets" and method == "GET":
             # Simulator-only debug route (not part of the realtime API): the voiced-audio
             # onsets of every live call, for the one-way audio latency benchmark.
             onsets = {cid: list(c.session.record.audio_onsets_ns) for cid, c in self.calls.items()}
-            await conn.respond(200, orjson.dumps(onsets), _JSON)
+            await reply(200, orjson.dumps(onsets))
             return
         parts = path.split("/")
         if len(parts) == 6 and parts[3] == "calls" and parts[5] == "hangup" and method == "POST":
             call = self.calls.get(parts[4])
             if call is None:
-                await conn.respond(404, error_body("Call not found.", "call_not_found"), _JSON)
+                await reply(404, error_body("Call not found.", "call_not_found"))
                 return
             await self._end_call(call)
-            await conn.respond(200, b"", [("content-type", "text/plain")])
+            await reply(200, b"", "text/plain")
             return
-        await conn.respond(404, error_body(f"Invalid URL ({method} {path})", None), _JSON)
+        await reply(404, error_body(f"Invalid URL ({method} {path})", None))
 
-    async def _create_call(self, conn: HttpConnection, request: HttpRequest) -> None:
+    async def _create_call(self, reply: _Reply, request: HttpRequest) -> None:
         faults = self.faults
         if faults.calls_status is not None:
             status = faults.calls_status
             kind = "server_error" if status >= 500 else "invalid_request_error"
             error = {"message": f"Simulated {status}.", "type": kind, "param": None, "code": None}
-            await conn.respond(status, orjson.dumps({"error": error}), _JSON)
+            await reply(status, orjson.dumps({"error": error}))
             return
         parsed = parse_offer(request.headers, request.body)
         if isinstance(parsed, str):
-            await conn.respond(400, error_body(parsed, "invalid_value", "sdp"), _JSON)
+            await reply(400, error_body(parsed, "invalid_value", "sdp"))
             return
         offer, session_json = parsed
+        minted = self.client_secrets.lookup(_api_key(request))
+        if minted is not None:
+            # An ek_ key minted here: the call starts from the session it was minted with
+            # (a multipart ``session`` part, if any, on top).
+            session_json = deep_merge(minted.session, session_json or {})
         session_type = (session_json or {}).get("type", "realtime")
         version = ProtocolVersion.V1 if session_type == "quicksilver" else ProtocolVersion.V2
         mode = (
@@ -429,7 +458,7 @@ class Simulator:
         session = SimSession(
             config=self.config,
             record=record,
-            ids=IdGenerator(f"{self.config.seed}:{record.index}"),
+            ids=IdGenerator(f"{self.seed}:{record.index}"),
             version=version,
             mode=mode,
             model_name=(session_json or {}).get("model"),
@@ -466,21 +495,21 @@ class Simulator:
             answerer, answer_sdp = await bridge.run(make_answer)
         except ValueError as exc:
             record.mark_closed(None)
-            await conn.respond(400, error_body(str(exc)[:300], "invalid_offer", "sdp"), _JSON)
+            await reply(400, error_body(str(exc)[:300], "invalid_offer", "sdp"))
             return
         holder["a"] = answerer
         call.answerer = answerer
         self.calls[call_id] = call
         assert self._nursery is not None
         self._nursery.start_soon(self._run_call, call)
-        headers: Headers = [("content-type", "application/sdp")]
+        headers: Headers = []
         if faults.calls_location == "ok":
             headers.append(("location", f"/v1/realtime/calls/{call_id}"))
         elif faults.calls_location == "malformed":
             headers.append(("location", "/v1/realtime/calls/"))
         if faults.calls_invalid_sdp:
             answer_sdp = "this is not an SDP answer"
-        await conn.respond(201, answer_sdp.encode(), headers)
+        await reply(201, answer_sdp.encode(), "application/sdp", headers)
 
     async def _run_call(self, call: RtcCall) -> None:
         try:
@@ -512,6 +541,36 @@ class Simulator:
 
 
 _JSON: Final[Headers] = [("content-type", "application/json")]
+
+
+class _Reply:
+    """Answers one HTTP request, with the CORS headers every realtime route carries."""
+
+    def __init__(self, conn: HttpConnection, request: HttpRequest) -> None:
+        self._conn = conn
+        self._cors = cors_headers(request)
+
+    async def __call__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: Headers | None = None,
+    ) -> None:
+        all_headers = [("content-type", content_type), *(headers or []), *self._cors]
+        await self._conn.respond(status, body, all_headers)
+
+
+def _api_key(request: HttpRequest) -> str:
+    """The Bearer key, or the browser WebSocket subprotocol's key; ``""`` without one."""
+    key = ""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        key = auth[7:].strip()
+    for proto in request.subprotocols:
+        if proto.startswith("openai-insecure-api-key."):
+            key = proto.removeprefix("openai-insecure-api-key.")
+    return key
 
 
 def _query(request: HttpRequest, name: str) -> str | None:
