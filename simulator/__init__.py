@@ -10,6 +10,8 @@ Public surface:
   ``open_simulator`` (async context manager yielding a started ``Simulator``) and
   ``run_server`` (for ``duplex serve``: prints ``listening on http://H:P``);
   ``SimulatorBindError`` when the address cannot be bound (one-line message).
+- ``add_serve_arguments`` / ``run_serve`` / ``config_from_args``: ``duplex serve``'s flags and
+  runner, for the console script.
 - ``Scenario`` / ``ScenarioStep``: scripted "expect → emit / close" steps for tests;
   ``SessionRecord`` / ``RecordedEvent``: what a session received.
 - ``ScriptedModel``: the sans-IO model itself, for unit tests.
@@ -25,26 +27,35 @@ from ._audio import synthesize, tone
 from ._config import FaultConfig, GarbageKind, IdGenerator, SimulatorConfig
 from ._model import MIN_COMMIT_MS, ScriptedModel
 from ._scenario import RecordedEvent, Scenario, ScenarioStep, SessionRecord
+from ._serve_cli import add_serve_arguments, config_from_args, run_serve
 from ._server import Simulator, SimulatorBindError, open_simulator, run_server, serve_simulator
 from ._wire import Rejection
 
 __all__ = [
-    "MIN_COMMIT_MS",
+    # configuration
     "FaultConfig",
     "GarbageKind",
     "IdGenerator",
+    "SimulatorConfig",
+    # the server
+    "Simulator",
+    "SimulatorBindError",
+    "open_simulator",
+    "run_server",
+    "serve_simulator",
+    # duplex serve
+    "add_serve_arguments",
+    "config_from_args",
+    "run_serve",
+    # scripted tests
     "RecordedEvent",
     "Rejection",
     "Scenario",
     "ScenarioStep",
-    "ScriptedModel",
     "SessionRecord",
-    "Simulator",
-    "SimulatorBindError",
-    "SimulatorConfig",
-    "open_simulator",
-    "run_server",
-    "serve_simulator",
+    # the sans-IO model and audio helpers
+    "MIN_COMMIT_MS",
+    "ScriptedModel",
     "synthesize",
     "tone",
 ]

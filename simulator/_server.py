@@ -143,18 +143,20 @@ class Simulator:
         """Serve until cancelled; ``task_status.started`` gets ``http://host:port/v1``.
 
         Raises ``SimulatorBindError`` when the address cannot be bound."""
-        await self._serve_on(await self.listen(), task_status=task_status)
+        await self.serve_on(await self.listen(), task_status=task_status)
 
     async def listen(self) -> list[trio.SocketListener]:
         """Bind the configured address (``SimulatorBindError`` if that fails)."""
         return await _listen(self.config.host, self.config.port)
 
-    async def _serve_on(
+    async def serve_on(
         self,
         listeners: list[trio.SocketListener],
         *,
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        """``serve`` on listeners from ``listen`` (bind first, so a bind error is raised bare
+        rather than from inside a nursery)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
@@ -584,7 +586,9 @@ async def _listen(host: str, port: int) -> list[trio.SocketListener]:
         listeners = await trio.open_tcp_listeners(port, host=host)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise SimulatorBindError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
+        error = SimulatorBindError(f"cannot listen on {host}:{port}: {reason}")
+        error.errno = exc.errno
+        raise error from None
     if port == 0 and len(listeners) > 1:
         # Each address would get its own random port; keep one so the URL is the whole truth.
         for extra in listeners[1:]:
@@ -613,7 +617,7 @@ async def open_simulator(config: SimulatorConfig | None = None) -> AsyncIterator
     # Bind before the nursery, so a bind error reaches the caller bare (not in a group).
     listeners = await sim.listen()
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(sim._serve_on, listeners))
+        await nursery.start(partial(sim.serve_on, listeners))
         try:
             yield sim
         finally:
@@ -633,7 +637,7 @@ async def run_server(host: str, port: int, config: SimulatorConfig | None = None
     sim = Simulator(attrs.evolve(base, host=host, port=port))
     listeners = await sim.listen()
     async with trio.open_nursery() as nursery:
-        url: str = await nursery.start(partial(sim._serve_on, listeners))
+        url: str = await nursery.start(partial(sim.serve_on, listeners))
         print(f"listening on {url.removesuffix('/v1')}", flush=True)
         try:
             signals = trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
