@@ -58,6 +58,9 @@ class FaultConfig:
             association is never answered, so the client's channel never opens.
         sideband_refuse_first: refuse this many ``?call_id=`` joins (HTTP 403) before accepting.
         session_max_duration_s: after this long send ``session_expired`` and close 1001.
+        silent_after_frames: after this many frames to a WebSocket (or data channel) the peer
+            goes silent: it sends nothing more and, on a WebSocket, discards what it receives
+            (pings go unanswered) while keeping the TCP connection open — a hung server.
     """
 
     close_after_events: int | None = None
@@ -73,6 +76,7 @@ class FaultConfig:
     datachannel_never_opens: bool = False
     sideband_refuse_first: int = 0
     session_max_duration_s: float | None = None
+    silent_after_frames: int | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -359,6 +359,17 @@ class WebSocket:
                 self.close_code = 1002
                 raise WebSocketClosed(1002) from None
 
+    async def discard_until_closed(self) -> None:
+        """Read and drop everything until the peer ends the TCP connection (a hung server:
+        no pong, no close reply)."""
+        while True:
+            try:
+                data = await self._stream.receive_some(_READ)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+
     async def drain_close(self) -> None:
         """After our close frame: wait (bounded) for the peer's, so it reads our code before
         the socket goes away."""

@@ -167,6 +167,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="reset the TCP connection (no close frame) after N events",
     )
     faults.add_argument(
+        "--silent-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="after N frames stop sending and answering (pings too) but keep the connection "
+        "open: a hung server",
+    )
+    faults.add_argument(
         "--garbage",
         action="append",
         choices=list(get_args(GarbageKind)),
@@ -224,6 +232,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             close_after_events=args.close_after,
             close_code=args.close_code,
             drop_after_events=args.drop_after,
+            silent_after_frames=args.silent_after,
             garbage_after_created=tuple(args.garbage),
             event_delay_s=args.event_delay,
             calls_status=args.calls_status,

@@ -82,14 +82,26 @@ class SimulatorBindError(OSError):
 
 
 class SocketOutlet:
-    """An accepted WebSocket as a session outlet."""
+    """An accepted WebSocket as a session outlet.
 
-    def __init__(self, ws: WebSocket, name: str) -> None:
+    With ``silent_after`` it goes silent after that many frames (``FaultConfig.
+    silent_after_frames``): later frames are dropped and ``silent`` is set, which makes the
+    connection's reader discard everything (no pong, no close reply)."""
+
+    def __init__(self, ws: WebSocket, name: str, *, silent_after: int | None = None) -> None:
         self._ws = ws
         self.name = name
+        self.silent_after = silent_after
+        self._sent = 0
+        self.silent = trio.Event()
 
     async def send(self, data: str | bytes) -> None:
+        if self.silent.is_set():
+            return
         await self._ws.send(data)
+        self._sent += 1
+        if self.silent_after is not None and self._sent >= self.silent_after:
+            self.silent.set()
 
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code, reason)
@@ -315,7 +327,7 @@ class Simulator:
             scenario=scenario,
             faults=(scenario.faults if scenario and scenario.faults else self.faults),
         )
-        outlet = SocketOutlet(ws, "websocket")
+        outlet = SocketOutlet(ws, "websocket", silent_after=session.faults.silent_after_frames)
         session.attach(outlet, greet=False)
         await self._pump(session, outlet, ws, "websocket", run_session=True)
         await ws.drain_close()
@@ -338,8 +350,20 @@ class Simulator:
 
                 nursery.start_soon(runner)
             try:
-                while True:
-                    session.feed(await ws.receive(), source)
+                with trio.CancelScope() as reading:
+                    if outlet.silent_after is not None:
+
+                        async def go_silent() -> None:
+                            await outlet.silent.wait()
+                            reading.cancel()
+
+                        nursery.start_soon(go_silent)
+                    while True:
+                        session.feed(await ws.receive(), source)
+                # Only the silent-peer fault gets here: keep reading (so the client's FIN or
+                # RST is noticed) but never answer or process anything again.
+                await ws.discard_until_closed()
+                raise WebSocketClosed(1006)
             except WebSocketClosed as closed:
                 session.detach(outlet)
                 if run_session and not session.record.closed:
@@ -365,7 +389,7 @@ class Simulator:
                 ws, "call_not_found", f"Call not found: {call_id}.", "call_id"
             )
             return
-        outlet = SocketOutlet(ws, "sideband")
+        outlet = SocketOutlet(ws, "sideband", silent_after=call.session.faults.silent_after_frames)
         call.session.attach(outlet, greet=True)
         with trio.CancelScope() as scope:
 
@@ -475,7 +499,8 @@ class Simulator:
         call = RtcCall(call_id, session)
 
         def on_open() -> None:
-            session.attach(DataChannelOutlet(holder["a"]), greet=True)
+            outlet = DataChannelOutlet(holder["a"], silent_after=call_faults.silent_after_frames)
+            session.attach(outlet, greet=True)
 
         def on_closed() -> None:
             call.ended.set()
