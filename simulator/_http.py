@@ -158,15 +158,17 @@ class HttpConnection:
     async def respond(self, status: int, body: bytes = b"", headers: Headers | None = None) -> bool:
         """Send a whole response; ``False`` if the client went away (or the connection cannot
         carry another response, e.g. after an upgrade request that was not accepted)."""
-        all_headers = [(k, v) for k, v in headers or []]
-        all_headers.append(("content-length", str(len(body))))
+        all_headers = list(headers or [])
+        if status not in (204, 304):  # these carry no body and no Content-Length (RFC 9110)
+            all_headers.append(("content-length", str(len(body))))
         try:
-            data = self._h11.send(h11.Response(status_code=status, headers=all_headers))
-            data = (data or b"") + (self._h11.send(h11.Data(data=body)) or b"") if body else data
-            data = (data or b"") + (self._h11.send(h11.EndOfMessage()) or b"")
+            parts = [self._h11.send(h11.Response(status_code=status, headers=all_headers))]
+            if body:
+                parts.append(self._h11.send(h11.Data(data=body)))
+            parts.append(self._h11.send(h11.EndOfMessage()))
         except h11.LocalProtocolError:
             return False
-        return await self._send(data)
+        return await self._send(b"".join(p for p in parts if p))
 
     async def _send_bad_request(self) -> None:
         with contextlib.suppress(h11.LocalProtocolError):
