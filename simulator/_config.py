@@ -115,6 +115,8 @@ class SimulatorConfig:
         max_message_bytes: largest inbound WebSocket message the server accepts (above the
             15 MiB append limit so that limit can be reported as an ``error`` event).
         faults: server-wide fault knobs (a scenario may replace them per session).
+        tls_certfile / tls_keyfile: serve HTTPS and ``wss://`` with this PEM certificate chain
+            and key (clients that insist on ``wss://``, like the official JS SDK, need it).
     """
 
     host: str = "127.0.0.1"
@@ -137,6 +139,8 @@ class SimulatorConfig:
     record_limit: int = 10_000
     max_message_bytes: int = 32 * 1024 * 1024
     faults: FaultConfig = attrs.field(factory=FaultConfig)
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
 
 
 class IdGenerator:

@@ -1,14 +1,15 @@
 """The simulator's own sockets: HTTP/1.1 (h11) and the WebSocket upgrade (wsproto) on trio.
 
-``HttpConnection`` wraps one accepted ``trio.SocketStream``. It reads requests with h11
+``HttpConnection`` wraps one accepted stream (a ``trio.SocketStream``, or a ``trio.SSLStream``
+over one when the simulator serves TLS). It reads requests with h11
 (keep-alive: one request after another), answers them, and on a WebSocket upgrade hands the
 same socket to a ``WebSocket`` driven by ``wsproto.WSConnection`` (the upgrade request is
 re-serialised from h11's parsed request and fed to wsproto, so the handshake — accept token,
 subprotocol, ``permessage-deflate`` negotiation — is wsproto's public API, not ours).
 
 Because the simulator owns the socket, faults act on it directly: ``reset`` sets ``SO_LINGER``
-to 0 and closes, so the peer sees a TCP RST (no close frame); compression is only negotiated
-when asked for.
+to 0 on the TCP socket (under TLS too) and closes it, so the peer sees a TCP RST (no close
+frame); compression is only negotiated when asked for.
 
 Invariants:
 - nothing here raises for any bytes a client sends: a malformed request is answered 400 (or
@@ -88,7 +89,7 @@ class WebSocketClosed(Exception):
 class HttpConnection:
     """One client connection. Use from a single task (the connection handler)."""
 
-    def __init__(self, stream: trio.SocketStream, *, max_body: int) -> None:
+    def __init__(self, stream: trio.abc.Stream, *, max_body: int) -> None:
         self.stream = stream
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         self._max_body = max_body
@@ -121,7 +122,7 @@ class HttpConnection:
                         data = await self.stream.receive_some(_READ)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         return None
-                    self._h11.receive_data(data)
+                    self._h11.receive_data(bytes(data))
                     continue
                 if isinstance(event, h11.Request):
                     request = event
@@ -257,17 +258,21 @@ class HttpConnection:
         reset_stream(self.stream)
 
 
-def reset_stream(stream: trio.SocketStream) -> None:
+def reset_stream(stream: trio.abc.Stream) -> None:
+    """Close the TCP socket under ``stream`` with ``SO_LINGER`` 0 (the peer gets an RST)."""
+    tcp = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if not isinstance(tcp, trio.SocketStream):
+        return
     with contextlib.suppress(OSError):
-        stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     # Synchronous close: a task blocked in send_all/receive_some on it is woken at once.
-    stream.socket.close()
+    tcp.socket.close()
 
 
 class WebSocket:
     """An accepted server WebSocket on a socket the simulator owns."""
 
-    def __init__(self, stream: trio.SocketStream, ws: WSConnection, *, max_message: int) -> None:
+    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, *, max_message: int) -> None:
         self._stream = stream
         self._ws = ws
         self._max_message = max_message
@@ -355,7 +360,7 @@ class WebSocket:
                 self.close_code = self.close_code or 1006
                 raise WebSocketClosed(self.close_code)
             try:
-                self._ws.receive_data(data)
+                self._ws.receive_data(bytes(data))
                 self._pending.extend(self._ws.events())
             except RemoteProtocolError:
                 self.close_code = 1002

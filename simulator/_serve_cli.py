@@ -35,8 +35,8 @@ DEFAULT_PORT: Final = 8765
 _DEFAULTS: Final = SimulatorConfig()
 
 EPILOG: Final = f"""\
-Clients: use base_url http://HOST:PORT/v1 (default http://127.0.0.1:{DEFAULT_PORT}/v1) with any
-API key (or the one given by --api-key). WebSocket: ws://HOST:PORT/v1/realtime?model=gpt-realtime
+Clients: use base_url http://HOST:PORT/v1 (default http://127.0.0.1:{DEFAULT_PORT}/v1; https://
+with --tls-cert) with any API key (or the one given by --api-key). WebSocket: ws://HOST:PORT/v1/realtime?model=gpt-realtime
 (GA), ?intent=quicksilver (v1), ?intent=transcription. WebRTC: POST /v1/realtime/calls with the
 SDP offer; a browser page may mint an ephemeral key with POST /v1/realtime/client_secrets.
 
@@ -96,6 +96,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_PORT,
         help="port to bind; 0 picks a free one (default %(default)s)",
     )
+    listen.add_argument(
+        "--tls-cert",
+        default=None,
+        metavar="PEM",
+        help="serve https:// and wss:// with this certificate chain (with --tls-key); "
+        "clients that only speak wss://, like the official JS SDK, need it",
+    )
+    listen.add_argument("--tls-key", default=None, metavar="PEM", help="the key for --tls-cert")
     listen.add_argument(
         "--api-key",
         default=None,
@@ -228,6 +236,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         silence_phrase=args.silence_trigger,
         reply_prefix=args.reply_prefix,
         websocket_compression=args.websocket_compression,
+        tls_certfile=args.tls_cert,
+        tls_keyfile=args.tls_key,
         faults=FaultConfig(
             close_after_events=args.close_after,
             close_code=args.close_code,

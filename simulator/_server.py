@@ -44,10 +44,11 @@ import collections
 import logging
 import random
 import signal
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 import attrs
 import orjson
@@ -136,6 +137,7 @@ class Simulator:
         self.client_secrets = ClientSecrets(self.seed, model=self.config.model)
         self._nursery: trio.Nursery | None = None
         self._session_added = trio.Event()
+        self._tls: ssl.SSLContext | None = None
 
     # ------------------------------------------------------------------ test API
 
@@ -158,7 +160,9 @@ class Simulator:
         await self.serve_on(await self.listen(), task_status=task_status)
 
     async def listen(self) -> list[trio.SocketListener]:
-        """Bind the configured address (``SimulatorBindError`` if that fails)."""
+        """Bind the configured address (``SimulatorBindError`` if that fails, or if the TLS
+        certificate cannot be loaded)."""
+        self._tls = _tls_context(self.config)
         return await _listen(self.config.host, self.config.port)
 
     async def serve_on(
@@ -169,16 +173,21 @@ class Simulator:
     ) -> None:
         """``serve`` on listeners from ``listen`` (bind first, so a bind error is raised bare
         rather than from inside a nursery)."""
+        sockname = listeners[0].socket.getsockname()
+        served: list[trio.abc.Listener[Any]] = list(listeners)
+        scheme = "http"
+        if self._tls is not None:
+            served = [trio.SSLListener(lst, self._tls, https_compatible=True) for lst in listeners]
+            scheme = "https"
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            nursery.start_soon(trio.serve_listeners, self._handle, listeners)
-            sockname = listeners[0].socket.getsockname()
+            nursery.start_soon(trio.serve_listeners, self._handle, served)
             host = sockname[0] if ":" not in sockname[0] else f"[{sockname[0]}]"
-            self.base_url = f"http://{host}:{sockname[1]}/v1"
+            self.base_url = f"{scheme}://{host}:{sockname[1]}/v1"
             log.info("simulator listening on %s", self.base_url)
             task_status.started(self.base_url)
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def _handle(self, stream: trio.abc.Stream) -> None:
         """One client connection: HTTP requests (keep-alive) until one upgrades."""
         async with stream:
             conn = HttpConnection(stream, max_body=_MAX_BODY)
@@ -603,6 +612,20 @@ def _api_key(request: HttpRequest) -> str:
 def _query(request: HttpRequest, name: str) -> str | None:
     values = request.query.get(name)
     return values[0] if values else None
+
+
+def _tls_context(config: SimulatorConfig) -> ssl.SSLContext | None:
+    if config.tls_certfile is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_certfile, config.tls_keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SimulatorBindError(
+            f"cannot load the TLS certificate {config.tls_certfile}: {reason}"
+        ) from None
+    return context
 
 
 async def _listen(host: str, port: int) -> list[trio.SocketListener]:

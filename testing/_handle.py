@@ -44,8 +44,9 @@ class SimulatorHandle:
         assert simulator.base_url is not None
         #: ``http://127.0.0.1:P/v1``: the ``base_url`` for WebSocket and WebRTC clients
         self.base_url: str = simulator.base_url
-        #: ``ws://127.0.0.1:P/v1/realtime`` (add ``?model=…`` or ``?intent=…``)
-        self.websocket_url: str = self.base_url.replace("http://", "ws://", 1) + "/realtime"
+        #: ``ws://127.0.0.1:P/v1/realtime`` (``wss://`` under TLS; add ``?model=…`` or
+        #: ``?intent=…``)
+        self.websocket_url: str = "ws" + self.base_url.removeprefix("http") + "/realtime"
         #: ``http://127.0.0.1:P/v1/realtime/calls``: where a WebRTC client posts its offer
         self.calls_url: str = self.base_url + "/realtime/calls"
         #: the key clients must send (``None``: the simulator accepts any non-empty key)

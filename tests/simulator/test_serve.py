@@ -6,14 +6,18 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import trio
 import trio.testing
-from trio_websocket import open_websocket_url
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from duplex.simulator import Simulator, SimulatorConfig, run_server, serve_simulator
+
+from ._simhelpers import close_code, self_signed_cert
 
 
 async def test_serve_simulator_returns_base_url() -> None:
@@ -186,3 +190,54 @@ def test_the_simulator_does_not_import_hypercorn() -> None:
         "assert not any(m.split('.')[0] == 'hypercorn' for m in sys.modules), 'hypercorn'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_tls_serves_https_and_wss(tmp_path: Path) -> None:
+    import ssl
+
+    from duplex.simulator import FaultConfig, open_simulator
+
+    cert, key = self_signed_cert(tmp_path)
+    trust = ssl.create_default_context(cafile=str(cert))
+    config = SimulatorConfig(
+        tls_certfile=str(cert),
+        tls_keyfile=str(key),
+        faults=FaultConfig(drop_after_events=2),
+    )
+    with trio.fail_after(10):
+        async with open_simulator(config) as sim:
+            assert sim.base_url is not None
+            assert sim.base_url.startswith("https://127.0.0.1:")
+            async with httpx.AsyncClient(verify=trust) as http:
+                r = await http.post(
+                    f"{sim.base_url}/realtime/client_secrets",
+                    json={},
+                    headers={"Authorization": "Bearer k"},
+                )
+                assert r.status_code == 200
+            url = sim.base_url.replace("https://", "wss://") + "/realtime?model=m"
+            async with open_websocket_url(
+                url, ssl_context=trust, extra_headers=[(b"Authorization", b"Bearer k")]
+            ) as ws:
+                assert json.loads(await ws.get_message())["type"] == "session.created"
+                await ws.send_message(json.dumps({"type": "response.create"}))
+                # The TCP reset fault works under TLS too (no close frame: 1006).
+                assert await _close_code_after_reading(ws) == 1006
+
+
+async def _close_code_after_reading(ws: Any) -> int | None:
+    try:
+        while True:
+            await ws.get_message()
+    except ConnectionClosed as closed:
+        return close_code(closed)
+
+
+async def test_a_bad_tls_certificate_is_a_bind_error(tmp_path: Path) -> None:
+    from duplex.simulator import SimulatorBindError, open_simulator
+
+    missing = str(tmp_path / "nope.pem")
+    with trio.fail_after(10), pytest.raises(SimulatorBindError) as info:
+        async with open_simulator(SimulatorConfig(tls_certfile=missing, tls_keyfile=missing)):
+            pass
+    assert "nope.pem" in str(info.value)

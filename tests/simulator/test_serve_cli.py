@@ -46,6 +46,8 @@ def test_flags_map_onto_config_and_faults() -> None:
             "--reply-prefix=Echo: ",
             "--session-cap=30",
             "--websocket-compression",
+            "--tls-cert=c.pem",
+            "--tls-key=k.pem",
             "--close-after=5",
             "--close-code=4000",
             "--drop-after=9",
@@ -70,6 +72,8 @@ def test_flags_map_onto_config_and_faults() -> None:
         silence_phrase="",
         reply_prefix="Echo: ",
         websocket_compression=True,
+        tls_certfile="c.pem",
+        tls_keyfile="k.pem",
         faults=FaultConfig(
             close_after_events=5,
             close_code=4000,
