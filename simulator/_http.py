@@ -126,6 +126,11 @@ class HttpConnection:
                     continue
                 if isinstance(event, h11.Request):
                     request = event
+                    if self._h11.they_are_waiting_for_100_continue:
+                        # curl and others hold a body back until told to go on.
+                        go_on = h11.InformationalResponse(status_code=100, headers=[])
+                        if not await self._send(self._h11.send(go_on) or b""):
+                            return None
                 elif isinstance(event, h11.Data):
                     if len(body) + len(event.data) > self._max_body:
                         too_large = True

@@ -241,3 +241,25 @@ async def test_a_bad_tls_certificate_is_a_bind_error(tmp_path: Path) -> None:
         async with open_simulator(SimulatorConfig(tls_certfile=missing, tls_keyfile=missing)):
             pass
     assert "nope.pem" in str(info.value)
+
+
+async def test_expect_100_continue_is_answered_before_the_body() -> None:
+    from duplex.simulator import open_simulator
+
+    body = b'{"session": {"type": "realtime"}}'
+    with trio.fail_after(10):
+        async with open_simulator() as sim:
+            stream = await trio.open_tcp_stream("127.0.0.1", _port(sim))
+            await stream.send_all(
+                b"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: x\r\n"
+                b"Authorization: Bearer k\r\nContent-Type: application/json\r\n"
+                b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+            )
+            first = b""
+            while b"\r\n\r\n" not in first:
+                first += await stream.receive_some(1)
+            assert first.startswith(b"HTTP/1.1 100 ")
+            await stream.send_all(body)
+            reply = await stream.receive_some(65536)
+            assert reply.startswith(b"HTTP/1.1 200 ")
+            await stream.aclose()
