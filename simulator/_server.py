@@ -311,6 +311,15 @@ class Simulator:
                     None,
                 )
             return
+        minted = self.client_secrets.lookup(_api_key(request))
+        initial: dict[str, Any] | None = None
+        if minted is not None and intent in ("", "transcription"):
+            # An ek_ key minted here: the session starts from its config (GA only).
+            initial = {k: v for k, v in minted.session.items() if k != "model"}
+            if minted.session.get("type") == "transcription":
+                intent = "transcription"
+            if model is None and isinstance(minted.session.get("model"), str):
+                model = minted.session["model"]
         mode = (
             SessionMode.TRANSCRIPTION if intent == "transcription" else SessionMode.CONVERSATIONAL
         )
@@ -318,7 +327,8 @@ class Simulator:
         if intent == "quicksilver":
             version = ProtocolVersion.V1
         elif intent == "transcription":
-            version = None  # decided by the first client event
+            # Decided by the first client event — unless an ek_ key already said GA.
+            version = None if initial is None else ProtocolVersion.V2
         else:
             version = ProtocolVersion.V2
         ws = await self._accept(conn, request)
@@ -335,6 +345,7 @@ class Simulator:
             model_name=model,
             scenario=scenario,
             faults=(scenario.faults if scenario and scenario.faults else self.faults),
+            initial_session=initial,
         )
         outlet = SocketOutlet(ws, "websocket", silent_after=session.faults.silent_after_frames)
         session.attach(outlet, greet=False)

@@ -91,6 +91,7 @@ class SimSession:
         webrtc: bool = False,
         audio_sink: Callable[[bytes], None] | None = None,
         audio_clear: Callable[[], None] | None = None,
+        initial_session: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.record = record
@@ -111,7 +112,8 @@ class SimSession:
         self._closed = False
         self._quiet_ns = ONSET_QUIET_NS  # the call starts silent
         self._pending_first: list[tuple[str | bytes, str]] = []
-        self._initial_session: dict[str, Any] | None = None
+        # Applied silently before session.created (an ek_ key's minted session on a WebSocket).
+        self._initial_session: dict[str, Any] | None = initial_session
         self._greeted = False
         if version is not None:
             self._start_model(version)

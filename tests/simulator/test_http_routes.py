@@ -143,3 +143,26 @@ async def test_ids_are_random_per_run_unless_seeded() -> None:
     assert all(a != b for a, b in zip(first, second, strict=True))
     assert seeded[0] == seeded[1]
     assert seeded[0][0].startswith("sess_")
+
+
+async def test_websocket_with_a_minted_key_starts_from_its_session() -> None:
+    session = {"type": "realtime", "instructions": "Be a pirate.", "output_modalities": ["text"]}
+    with trio.fail_after(10):
+        async with open_simulator(SimulatorConfig(api_key="sk-backend")) as sim:
+            key = (await _mint(sim, {"session": session}, key="sk-backend")).json()["value"]
+            headers = [("Authorization", f"Bearer {key}")]
+            async with connect(sim, query="", headers=headers) as ws:
+                created = await recv(ws)
+    assert created["type"] == "session.created"
+    assert created["session"]["instructions"] == "Be a pirate."
+    assert created["session"]["output_modalities"] == ["text"]
+
+
+async def test_websocket_with_a_transcription_key_is_a_transcription_session() -> None:
+    session = {"type": "transcription"}
+    with trio.fail_after(10):
+        async with open_simulator() as sim:
+            key = (await _mint(sim, {"session": session})).json()["value"]
+            async with connect(sim, query="", headers=[("Authorization", f"Bearer {key}")]) as ws:
+                created = await recv(ws)
+    assert created["session"]["type"] == "transcription"
