@@ -26,9 +26,10 @@ from __future__ import annotations
 from ._audio import synthesize, tone
 from ._config import FaultConfig, GarbageKind, IdGenerator, SimulatorConfig
 from ._model import MIN_COMMIT_MS, ScriptedModel
+from ._run import open_simulator, run_server, serve_simulator
 from ._scenario import RecordedEvent, Scenario, ScenarioStep, SessionRecord
 from ._serve_cli import add_serve_arguments, config_from_args, run_serve
-from ._server import Simulator, SimulatorBindError, open_simulator, run_server, serve_simulator
+from ._server import Simulator, SimulatorBindError
 from ._wire import Rejection
 
 __all__ = [

@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import socket
+import ssl
 import struct
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
@@ -49,7 +50,16 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-__all__ = ["HttpConnection", "HttpRequest", "WebSocket", "WebSocketClosed"]
+__all__ = [
+    "HttpConnection",
+    "HttpRequest",
+    "SimulatorBindError",
+    "WebSocket",
+    "WebSocketClosed",
+    "listen_tcp",
+    "reset_stream",
+    "tls_context",
+]
 
 _READ: Final = 65536
 #: how long an idle keep-alive connection is kept
@@ -84,6 +94,42 @@ class WebSocketClosed(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+class SimulatorBindError(OSError):
+    """The simulator could not listen on the requested host/port (busy port, unknown host).
+
+    ``str()`` is one line fit for a command line's error message."""
+
+
+def tls_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
+    """A server TLS context for the PEM files (``None`` without a certificate)."""
+    if certfile is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SimulatorBindError(f"cannot load the TLS certificate {certfile}: {reason}") from None
+    return context
+
+
+async def listen_tcp(host: str, port: int) -> list[trio.SocketListener]:
+    """Bind, translating the OS's error into one ``SimulatorBindError`` line."""
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        error = SimulatorBindError(f"cannot listen on {host}:{port}: {reason}")
+        error.errno = exc.errno
+        raise error from None
+    if port == 0 and len(listeners) > 1:
+        # Each address would get its own random port; keep one so the URL is the whole truth.
+        for extra in listeners[1:]:
+            await extra.aclose()
+        listeners = listeners[:1]
+    return listeners
 
 
 class HttpConnection:

@@ -1,4 +1,5 @@
-"""The simulator server: one port, HTTP + WebSocket, on sockets it owns (``_http``).
+"""The simulator server: one port, HTTP + WebSocket, on sockets it owns (``_http``); the
+ways to run it are in ``_run``.
 
 Routes (all under ``/v1``):
 - ``GET /v1/realtime`` (WebSocket). Dialect and mode come from the query:
@@ -15,12 +16,13 @@ Routes (all under ``/v1``):
   ``{"error": {...}}`` with 4xx for bad bodies (not SDP, no ``m=audio``, bad ``session``
   JSON, other content types). The call's dialect is the multipart ``session.type``:
   ``quicksilver`` → v1, otherwise v2 (``transcription`` → transcription mode); a raw-SDP
-  (``ek_``) call gets the default v2 session. The ``session`` is applied before anything is
-  sent. Each outlet — the ``oai-events`` channel when it opens, each sideband socket when it
-  joins — gets its own ``session.created``; after that every event goes to all of them.
+  call gets the default v2 session, or the one its ``ek_`` key was minted with. The
+  ``session`` is applied before anything is sent. Each outlet — the ``oai-events`` channel
+  when it opens, each sideband socket when it joins — gets its own ``session.created``;
+  after that every event goes to all of them.
   ``POST /v1/realtime/calls/{id}/hangup`` ends a call (its whole peer connection).
-- ``POST /v1/realtime/client_secrets`` mints ``ek_`` keys (``_secrets``); a call made with
-  one starts from the session config it was minted with.
+- ``POST /v1/realtime/client_secrets`` mints ``ek_`` keys (``_secrets``); a call or a GA
+  WebSocket opened with one starts from the session config it was minted with.
 - CORS (``_cors``): ``OPTIONS`` preflights are answered 204 without auth; every HTTP response
   allows the origin and exposes ``Location``, so a browser page on another origin can call.
 - Ids are random per simulator unless ``SimulatorConfig.seed`` pins them.
@@ -43,14 +45,10 @@ from __future__ import annotations
 import collections
 import logging
 import random
-import signal
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from functools import partial
+from contextlib import suppress
 from typing import Any, Final
 
-import attrs
 import orjson
 import trio
 
@@ -60,26 +58,29 @@ from duplex.transports import TrioPort, get_bridge
 from ._calls import DataChannelOutlet, RtcCall, error_body, parse_offer
 from ._config import FaultConfig, IdGenerator, SimulatorConfig
 from ._cors import cors_headers, preflight_headers
-from ._http import HttpConnection, HttpRequest, WebSocket, WebSocketClosed, reset_stream
+from ._http import (
+    HttpConnection,
+    HttpRequest,
+    SimulatorBindError,
+    WebSocket,
+    WebSocketClosed,
+    listen_tcp,
+    reset_stream,
+    tls_context,
+)
 from ._rtc_answerer import RtcAnswerer
 from ._scenario import Scenario, SessionRecord
 from ._secrets import ClientSecrets
 from ._session import SimSession
 from ._session_shape import deep_merge
 
-__all__ = ["SimulatorBindError", "Simulator", "open_simulator", "run_server", "serve_simulator"]
+__all__ = ["Simulator", "SimulatorBindError"]
 
 log = logging.getLogger(__name__)
 
 _MAX_BODY: Final = 1024 * 1024
 
 Headers = list[tuple[str, str]]
-
-
-class SimulatorBindError(OSError):
-    """The simulator could not listen on the requested host/port (busy port, unknown host).
-
-    ``str()`` is one line fit for a command line's error message."""
 
 
 class SocketOutlet:
@@ -162,8 +163,8 @@ class Simulator:
     async def listen(self) -> list[trio.SocketListener]:
         """Bind the configured address (``SimulatorBindError`` if that fails, or if the TLS
         certificate cannot be loaded)."""
-        self._tls = _tls_context(self.config)
-        return await _listen(self.config.host, self.config.port)
+        self._tls = tls_context(self.config.tls_certfile, self.config.tls_keyfile)
+        return await listen_tcp(self.config.host, self.config.port)
 
     async def serve_on(
         self,
@@ -623,86 +624,3 @@ def _api_key(request: HttpRequest) -> str:
 def _query(request: HttpRequest, name: str) -> str | None:
     values = request.query.get(name)
     return values[0] if values else None
-
-
-def _tls_context(config: SimulatorConfig) -> ssl.SSLContext | None:
-    if config.tls_certfile is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(config.tls_certfile, config.tls_keyfile)
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise SimulatorBindError(
-            f"cannot load the TLS certificate {config.tls_certfile}: {reason}"
-        ) from None
-    return context
-
-
-async def _listen(host: str, port: int) -> list[trio.SocketListener]:
-    """Bind, translating the OS's error into one ``SimulatorBindError`` line."""
-    try:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        error = SimulatorBindError(f"cannot listen on {host}:{port}: {reason}")
-        error.errno = exc.errno
-        raise error from None
-    if port == 0 and len(listeners) > 1:
-        # Each address would get its own random port; keep one so the URL is the whole truth.
-        for extra in listeners[1:]:
-            await extra.aclose()
-        listeners = listeners[:1]
-    return listeners
-
-
-async def serve_simulator(
-    config: SimulatorConfig | None = None,
-    *,
-    simulator: Simulator | None = None,
-    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve a simulator until cancelled. ``await nursery.start(serve_simulator, cfg)``
-    returns the base URL ``http://127.0.0.1:<port>/v1``. Pass ``simulator`` to keep a handle
-    on its sessions and knobs."""
-    sim = simulator or Simulator(config)
-    await sim.serve(task_status=task_status)
-
-
-@asynccontextmanager
-async def open_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[Simulator]:
-    """A running simulator for the duration of the block (``sim.base_url`` is set)."""
-    sim = Simulator(config)
-    # Bind before the nursery, so a bind error reaches the caller bare (not in a group).
-    listeners = await sim.listen()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(partial(sim.serve_on, listeners))
-        try:
-            yield sim
-        finally:
-            nursery.cancel_scope.cancel()
-
-
-async def run_server(host: str, port: int, config: SimulatorConfig | None = None) -> None:
-    """Serve on ``host:port`` until cancelled or interrupted.
-
-    Prints ``listening on http://H:P`` (flushed) once the socket accepts connections. SIGINT
-    (Ctrl-C) and SIGTERM end it gracefully: the server stops and the function *returns*, so
-    the caller sees a normal exit rather than a ``KeyboardInterrupt``. Outside the main thread
-    signals cannot be caught, and only cancellation stops it. ``config`` supplies every other
-    knob (its host/port are replaced). Raises ``SimulatorBindError`` if it cannot listen.
-    """
-    base = config or SimulatorConfig()
-    sim = Simulator(attrs.evolve(base, host=host, port=port))
-    listeners = await sim.listen()
-    async with trio.open_nursery() as nursery:
-        url: str = await nursery.start(partial(sim.serve_on, listeners))
-        print(f"listening on {url.removesuffix('/v1')}", flush=True)
-        try:
-            signals = trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        except RuntimeError:  # not the main thread
-            await trio.sleep_forever()
-        with signals as received:
-            async for _ in received:
-                break
-        nursery.cancel_scope.cancel()
