@@ -85,3 +85,13 @@ def test_a_busy_port_is_raised_in_the_callers_thread() -> None:
         port = int(sim.base_url.rsplit(":", 1)[1].split("/")[0])
         with pytest.raises(SimulatorBindError), running_simulator(SimulatorConfig(port=port)):
             pass
+
+
+def test_loading_the_plugin_imports_no_simulator() -> None:
+    """Every pytest run of a project with duplex installed loads the plugin: it must stay light."""
+    code = (
+        "import sys, duplex.testing._plugin\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('aiortc', 'av', 'numpy')]\n"
+        "assert not heavy and 'duplex.simulator' not in sys.modules, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
