@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
@@ -54,7 +56,10 @@ def _positive(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``argv`` (default ``sys.argv[1:]``) only decides how much of
+    ``serve``'s flag set is built (see ``duplex.cli._serve``)."""
+    words = list(sys.argv[1:] if argv is None else argv)
     parser = _Parser(
         prog="duplex",
         description="Realtime voice/text conversations with OpenAI-Realtime-shaped servers: "
@@ -88,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints 'listening on http://H:P' when ready; clients use base_url http://H:P/v1.",
         formatter_class=_Formatter,
     )
-    add_serve_arguments(serve)
+    add_serve_arguments(serve, full=bool(words) and words[0] == "serve")
 
     bench = sub.add_parser(
         "bench",

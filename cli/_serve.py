@@ -1,6 +1,6 @@
 """``duplex serve``: run the local realtime simulator until Ctrl-C (SPEC §6).
 
-The CLI only knows two functions here, with the shapes the simulator package will own:
+The CLI only knows two functions here; the simulator package owns the real ones:
 ``add_serve_arguments(parser)`` declares the flags, ``run_serve(args)`` runs the server and
 returns an exit code. Moving them into ``duplex.simulator`` changes one import line in
 ``duplex.cli._parser`` and one in ``duplex.cli._commands``. Importing this module must stay
@@ -15,52 +15,32 @@ socket that cannot listen raises its ``OSError`` for ``run_command`` to report.
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 
 __all__ = ["add_serve_arguments", "run_serve"]
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``duplex serve``."""
+def add_serve_arguments(parser: argparse.ArgumentParser, *, full: bool) -> None:
+    """The flags of ``duplex serve``.
+
+    The simulator owns them (``duplex.simulator.add_serve_arguments``), but importing the
+    simulator loads the WebRTC stack (~1 s), so the whole set is built only when the command
+    line is a ``serve`` one (``full``); other invocations (``duplex --help``) list the command
+    with its two basic flags.
+    """
+    if full:
+        from duplex.simulator import add_serve_arguments as simulator_arguments
+
+        simulator_arguments(parser)
+        return
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    parser.add_argument("--port", type=_port, default=8765, help="TCP port; 0 picks a free one")
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0-65535, not {port}")
-    return port
+    parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one")
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Serve until SIGINT (raises ``KeyboardInterrupt`` once stopped) or SIGTERM (returns 0)."""
-    import trio  # here, not at the top: every `duplex` invocation builds the parser
+    """Serve until Ctrl-C (exit 130) or SIGTERM (exit 0)."""
+    from duplex.simulator import run_serve as simulator_serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if trio.run(_serve, args.host, args.port) == signal.SIGINT:
-        raise KeyboardInterrupt
-    return 0
-
-
-async def _serve(host: str, port: int) -> int:
-    import trio
-
-    from duplex.simulator import SimulatorConfig, serve_simulator
-
-    # The receiver is open before the socket is: a Ctrl-C during start-up is not lost, and it
-    # never interrupts hypercorn half-way (trio delivers it here, not as KeyboardInterrupt).
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
-        async with trio.open_nursery() as nursery:
-            url: str = await nursery.start(serve_simulator, SimulatorConfig(host=host, port=port))
-            print(f"listening on {url.removesuffix('/v1')}", flush=True)
-            signum: int = signal.SIGTERM
-            async for received_signum in received:
-                signum = received_signum
-                break
-            nursery.cancel_scope.cancel()
-    return signum
+    status = simulator_serve(args)
+    if status == 130:
+        raise KeyboardInterrupt  # reported once, as every command's Ctrl-C is
+    return status

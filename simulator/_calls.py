@@ -45,10 +45,15 @@ class DataChannelOutlet:
 
     name = "datachannel"
 
-    def __init__(self, answerer: RtcAnswerer) -> None:
+    def __init__(self, answerer: RtcAnswerer, *, silent_after: int | None = None) -> None:
         self._answerer = answerer
+        self._silent_after = silent_after
+        self._sent = 0
 
     async def send(self, data: str | bytes) -> None:
+        if self._silent_after is not None and self._sent >= self._silent_after:
+            return  # the silent-peer fault: the channel stays open, nothing more arrives
+        self._sent += 1
         get_bridge().call_soon(self._answerer.send, data)
 
     async def close(self, code: int, reason: str) -> None:

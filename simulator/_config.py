@@ -58,6 +58,9 @@ class FaultConfig:
             association is never answered, so the client's channel never opens.
         sideband_refuse_first: refuse this many ``?call_id=`` joins (HTTP 403) before accepting.
         session_max_duration_s: after this long send ``session_expired`` and close 1001.
+        silent_after_frames: after this many frames to a WebSocket (or data channel) the peer
+            goes silent: it sends nothing more and, on a WebSocket, discards what it receives
+            (pings go unanswered) while keeping the TCP connection open — a hung server.
     """
 
     close_after_events: int | None = None
@@ -74,6 +77,7 @@ class FaultConfig:
     sideband_refuse_first: int = 0
     session_max_duration_s: float | None = None
     idle_prompt: str = "Are you still there?"
+    silent_after_frames: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -85,7 +89,9 @@ class SimulatorConfig:
         api_key: when set, only this Bearer key (or an ``ek_`` key) is accepted; any other
             non-empty key gets HTTP 401 ``invalid_api_key``. When ``None`` any non-empty key is
             accepted.
-        seed: seeds the id generator and nothing else (the model has no other randomness).
+        seed: seeds the id generator and nothing else (the model has no other randomness);
+            ``None`` (the default) picks a random seed per simulator, so ids differ across
+            runs like the real server's.
         trigger_phrase: user text (or transcript) containing it yields a handoff.
         silence_phrase: user text containing it makes a v2 model call the silence tool (when
             the session declares it); empty disables.
@@ -107,7 +113,7 @@ class SimulatorConfig:
             sent uncompressed whatever the client offers).
         record_limit: how many client frames (and server event types) each session record
             keeps (oldest dropped first).
-        max_message_bytes: largest inbound WebSocket message hypercorn accepts (above the
+        max_message_bytes: largest inbound WebSocket message the server accepts (above the
             15 MiB append limit so that limit can be reported as an ``error`` event).
         faults: server-wide fault knobs (a scenario may replace them per session).
         tool_call_word: v2 user text containing this word followed by the names of tools the
@@ -126,12 +132,14 @@ class SimulatorConfig:
         session_max_duration_s: session cap: after this long the session sends ``error``
             ``session_expired`` and closes 1001, like the real service (60 min); ``None`` =
             no cap. ``FaultConfig.session_max_duration_s``, when set, takes precedence.
+        tls_certfile / tls_keyfile: serve HTTPS and ``wss://`` with this PEM certificate chain
+            and key (clients that insist on ``wss://``, like the official JS SDK, need it).
     """
 
     host: str = "127.0.0.1"
     port: int = 0
     api_key: str | None = None
-    seed: int = 0
+    seed: int | None = None
     model: str = DEFAULT_MODEL
     trigger_phrase: str = "delegate"
     handoff_tool_name: str = "codex"
@@ -154,6 +162,8 @@ class SimulatorConfig:
     recall_phrase: str = "what did I say"
     session_max_duration_s: float | None = None
     idle_prompt: str = "Are you still there?"
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
 
 
 class IdGenerator:

@@ -16,6 +16,8 @@ What it does, per call:
 
 Invariants:
 - no trio object is touched here except through ``TrioPort.call``;
+- no STUN/TURN: the peer connection gets an explicit empty ``iceServers`` (aiortc's default is a
+  public STUN server); host candidates only;
 - ``ignore_datachannel`` (the "data channel never opens" fault) drops DCEP OPEN messages, so
   the offerer never gets its ACK (aiortc and other ACK-waiting clients keep the channel in
   ``connecting``).
@@ -30,7 +32,12 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import av
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError
 
 from duplex.transports import TrioPort
@@ -112,7 +119,9 @@ class RtcAnswerer:
 
     async def answer(self, offer_sdp: str) -> str:
         """Apply the offer and return the answer SDP (raises ``ValueError`` on a bad offer)."""
-        pc = RTCPeerConnection()
+        # No ICE servers, explicitly: aiortc's default configuration gathers through a public
+        # STUN server, and the simulator never sends a packet beyond this machine (SPEC §8).
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._pc = pc
 
         @pc.on("datachannel")
@@ -186,6 +195,11 @@ class RtcAnswerer:
                     bytes(f.planes[0])[: f.samples * 2] for f in self._resampler.resample(frame)
                 )
             self._port.call(self._on_audio, wire)
+
+    @property
+    def connection_state(self) -> str:
+        """The peer connection's state (``"new"`` before ``answer``)."""
+        return "new" if self._pc is None else str(self._pc.connectionState)
 
     def send(self, text: str | bytes) -> None:
         channel = self._channel

@@ -1,4 +1,5 @@
-"""The simulator server: one port, HTTP + WebSocket, served by hypercorn's trio worker.
+"""The simulator server: one port, HTTP + WebSocket, on sockets it owns (``_http``); the
+ways to run it are in ``_run``.
 
 Routes (all under ``/v1``):
 - ``GET /v1/realtime`` (WebSocket). Dialect and mode come from the query:
@@ -15,60 +16,105 @@ Routes (all under ``/v1``):
   ``{"error": {...}}`` with 4xx for bad bodies (not SDP, no ``m=audio``, bad ``session``
   JSON, other content types). The call's dialect is the multipart ``session.type``:
   ``quicksilver`` → v1, otherwise v2 (``transcription`` → transcription mode); a raw-SDP
-  (``ek_``) call gets the default v2 session. The ``session`` is applied before anything is
-  sent. Each outlet — the ``oai-events`` channel when it opens, each sideband socket when it
-  joins — gets its own ``session.created``; after that every event goes to all of them.
-  ``POST /v1/realtime/calls/{id}/hangup`` ends a call.
+  call gets the default v2 session, or the one its ``ek_`` key was minted with. The
+  ``session`` is applied before anything is sent. Each outlet — the ``oai-events`` channel
+  when it opens, each sideband socket when it joins — gets its own ``session.created``;
+  after that every event goes to all of them.
+  ``POST /v1/realtime/calls/{id}/hangup`` ends a call (its whole peer connection).
+- ``POST /v1/realtime/client_secrets`` mints ``ek_`` keys (``_secrets``); a call or a GA
+  WebSocket opened with one starts from the session config it was minted with.
+- CORS (``_cors``): ``OPTIONS`` preflights are answered 204 without auth; every HTTP response
+  allows the origin and exposes ``Location``, so a browser page on another origin can call.
+- Ids are random per simulator unless ``SimulatorConfig.seed`` pins them.
 - Auth: every route needs ``Authorization: Bearer <key>`` (or the browser subprotocol
   ``openai-insecure-api-key.<key>``). Without one: 401 ``missing_api_key``; with
   ``SimulatorConfig.api_key`` set, a different key (other than an ``ek_`` one) gets 401
   ``invalid_api_key``.
 
 Invariants:
-- one session's failure never reaches another: each connection runs in its own task and the
-  session layer turns model bugs into ``server_error`` events;
+- one session's failure never reaches another: each connection runs in its own task, a
+  handler's unexpected exception is logged and ends only that connection, and the session
+  layer turns model bugs into ``server_error`` events;
 - a WebRTC call's events fan out to its data channel and every sideband socket;
-- shutdown never hangs on a client that stopped reading: hypercorn shields its socket
-  writes, so on cancellation every live socket is reset first (``_reaper``).
+- shutdown never hangs on a client that stopped reading: no socket write is shielded, so
+  cancelling the server cancels every pending ``send_all``.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+import random
+import ssl
+from contextlib import suppress
 from typing import Any, Final
-from urllib.parse import parse_qs
 
 import orjson
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from duplex.protocol import ProtocolVersion, SessionMode
 from duplex.transports import TrioPort, get_bridge
 
 from ._calls import DataChannelOutlet, RtcCall, error_body, parse_offer
 from ._config import FaultConfig, IdGenerator, SimulatorConfig
+from ._cors import cors_headers, preflight_headers
+from ._http import (
+    HttpConnection,
+    HttpRequest,
+    SimulatorBindError,
+    WebSocket,
+    WebSocketClosed,
+    listen_tcp,
+    reset_stream,
+    tls_context,
+)
 from ._rtc_answerer import RtcAnswerer
 from ._scenario import Scenario, SessionRecord
-from ._session import AsgiOutlet, SimSession
+from ._secrets import ClientSecrets
+from ._session import SimSession
+from ._session_shape import deep_merge
 
-__all__ = ["Simulator", "open_simulator", "run_server", "serve_simulator"]
+__all__ = ["Simulator", "SimulatorBindError"]
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
 _MAX_BODY: Final = 1024 * 1024
+
+Headers = list[tuple[str, str]]
+
+
+class SocketOutlet:
+    """An accepted WebSocket as a session outlet.
+
+    With ``silent_after`` it goes silent after that many frames (``FaultConfig.
+    silent_after_frames``): later frames are dropped and ``silent`` is set, which makes the
+    connection's reader discard everything (no pong, no close reply)."""
+
+    def __init__(self, ws: WebSocket, name: str, *, silent_after: int | None = None) -> None:
+        self._ws = ws
+        self.name = name
+        self.silent_after = silent_after
+        self._sent = 0
+        self.silent = trio.Event()
+
+    async def send(self, data: str | bytes) -> None:
+        if self.silent.is_set():
+            return
+        await self._ws.send(data)
+        self._sent += 1
+        if self.silent_after is not None and self._sent >= self.silent_after:
+            self.silent.set()
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code, reason)
+
+    async def abort(self) -> None:
+        """Reset the TCP connection: no close frame, like a crashed server or a cut cable."""
+        self._ws.reset()
 
 
 class Simulator:
-    """The simulator: an ASGI app plus the sessions, calls, scenarios and fault knobs.
+    """The simulator: the server plus the sessions, calls, scenarios and fault knobs.
 
     ``faults`` may be reassigned at any time; new sessions and calls use the current value.
     """
@@ -80,10 +126,19 @@ class Simulator:
         self.calls: dict[str, RtcCall] = {}
         self.base_url: str | None = None
         self._scenarios: collections.deque[Scenario] = collections.deque()
-        self._ids = IdGenerator(f"{self.config.seed}:server")
+        #: the seed every id comes from: ``config.seed``, or a fresh random one per simulator
+        #: (so ids differ across runs, as the real server's do, unless a test pins them)
+        self.seed: int = (
+            self.config.seed
+            if self.config.seed is not None
+            else random.SystemRandom().randrange(2**63)
+        )
+        self._ids = IdGenerator(f"{self.seed}:server")
+        #: the ``ek_`` keys minted by ``POST /v1/realtime/client_secrets``
+        self.client_secrets = ClientSecrets(self.seed, model=self.config.model)
         self._nursery: trio.Nursery | None = None
         self._session_added = trio.Event()
-        self._outlets: set[AsgiOutlet] = set()
+        self._tls: ssl.SSLContext | None = None
 
     # ------------------------------------------------------------------ test API
 
@@ -100,68 +155,73 @@ class Simulator:
     # ------------------------------------------------------------------ serving
 
     async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        """Serve until cancelled; ``task_status.started`` gets ``http://host:port/v1``."""
-        hc = HypercornConfig()
-        hc.bind = [f"{self.config.host}:{self.config.port}"]
-        hc.websocket_max_message_size = self.config.max_message_bytes
-        hc.graceful_timeout = 0.5
-        hc.accesslog = None
-        hc.errorlog = logging.getLogger(__name__ + ".hypercorn")
-        hc.keep_alive_timeout = 30
+        """Serve until cancelled; ``task_status.started`` gets ``http://host:port/v1``.
+
+        Raises ``SimulatorBindError`` when the address cannot be bound."""
+        await self.serve_on(await self.listen(), task_status=task_status)
+
+    async def listen(self) -> list[trio.SocketListener]:
+        """Bind the configured address (``SimulatorBindError`` if that fails, or if the TLS
+        certificate cannot be loaded)."""
+        self._tls = tls_context(self.config.tls_certfile, self.config.tls_keyfile)
+        return await listen_tcp(self.config.host, self.config.port)
+
+    async def serve_on(
+        self,
+        listeners: list[trio.SocketListener],
+        *,
+        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """``serve`` on listeners from ``listen`` (bind first, so a bind error is raised bare
+        rather than from inside a nursery)."""
+        sockname = listeners[0].socket.getsockname()
+        served: list[trio.abc.Listener[Any]] = list(listeners)
+        scheme = "http"
+        if self._tls is not None:
+            served = [trio.SSLListener(lst, self._tls, https_compatible=True) for lst in listeners]
+            scheme = "https"
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            nursery.start_soon(self._reaper)
-            binds: list[str] = await nursery.start(_serve_app, self, hc)
-            self.base_url = binds[0] + "/v1"
+            nursery.start_soon(trio.serve_listeners, self._handle, served)
+            host = sockname[0] if ":" not in sockname[0] else f"[{sockname[0]}]"
+            self.base_url = f"{scheme}://{host}:{sockname[1]}/v1"
             log.info("simulator listening on %s", self.base_url)
             task_status.started(self.base_url)
 
-    async def _reaper(self) -> None:
-        """On shutdown, reset every live socket first: hypercorn shields its socket writes, so
-        a client that stopped reading would otherwise hold shutdown forever."""
-        try:
-            await trio.sleep_forever()
-        finally:
-            for outlet in list(self._outlets):
-                outlet.abort_now()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        path = scope.get("path", "")
-        if kind == "websocket":
-            if path.rstrip("/") == "/v1/realtime":
-                await self._websocket(scope, receive, send)
-            else:
-                await send({"type": "websocket.close", "code": 1008})
-            return
-        if kind == "http":
-            await self._http(scope, receive, send, path)
+    async def _handle(self, stream: trio.abc.Stream) -> None:
+        """One client connection: HTTP requests (keep-alive) until one upgrades."""
+        async with stream:
+            conn = HttpConnection(stream, max_body=_MAX_BODY)
+            try:
+                while True:
+                    request = await conn.next_request()
+                    if request is None:
+                        return
+                    if request.websocket:
+                        await self._websocket(conn, request)
+                        return
+                    await self._http(conn, request)
+                    if not conn.keep_alive:
+                        return
+            except Exception:
+                # One connection's bug must not take the server (and every other session)
+                # down: log it and drop this connection only.
+                log.exception("simulator: connection handler failed")
+                reset_stream(stream)
 
     # ------------------------------------------------------------------ auth
 
-    def _auth_problem(self, scope: Scope) -> tuple[str, str] | None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        key = ""
-        auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            key = auth[7:].strip()
-        for proto in scope.get("subprotocols") or []:
-            if proto.startswith("openai-insecure-api-key."):
-                key = proto.removeprefix("openai-insecure-api-key.")
+    def _auth_problem(self, request: HttpRequest) -> tuple[str, str] | None:
+        key = _api_key(request)
         if not key:
             return (
                 "missing_api_key",
                 "You didn't provide an API key. You need to provide your API key in an "
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             )
+        minted = self.client_secrets.lookup(key)
+        if minted is not None and self.client_secrets.expired(minted):
+            return ("invalid_api_key", "The ephemeral key has expired.")
         expected = self.config.api_key
         if expected is not None and key != expected and not key.startswith("ek_"):
             shown = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "****"
@@ -194,18 +254,8 @@ class Simulator:
         self._session_added = trio.Event()
         return record
 
-    async def _reject_ws(self, send: Send, status: int, body: bytes) -> None:
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": body})
-
     async def _error_and_close(
-        self, send: Send, code: str, message: str, param: str | None
+        self, ws: WebSocket, code: str, message: str, param: str | None
     ) -> None:
         """On an accepted WebSocket: one ``invalid_request_error`` event, then close 4000
         with ``invalid_request_error.<code>`` as the reason, as the real server does."""
@@ -220,45 +270,57 @@ class Simulator:
                 "event_id": None,
             },
         }
-        await send({"type": "websocket.send", "text": orjson.dumps(body).decode()})
-        await send(
-            {"type": "websocket.close", "code": 4000, "reason": f"invalid_request_error.{code}"}
+        with suppress(WebSocketClosed):
+            await ws.send(orjson.dumps(body).decode())
+        await ws.close(4000, f"invalid_request_error.{code}")
+        await ws.drain_close()
+
+    async def _accept(self, conn: HttpConnection, request: HttpRequest) -> WebSocket | None:
+        return await conn.accept_websocket(
+            subprotocol="realtime" if "realtime" in request.subprotocols else None,
+            compression=self.config.websocket_compression,
+            max_message=self.config.max_message_bytes,
         )
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = await receive()  # websocket.connect
-        if message["type"] != "websocket.connect":
-            return
-        problem = self._auth_problem(scope)
-        if problem is not None:
-            await self._reject_ws(send, 401, error_body(problem[1], problem[0]))
-            return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        intent = (query.get("intent") or [""])[0]
-        model = (query.get("model") or [None])[0]
-        call_id = (query.get("call_id") or [None])[0]
-        accept: dict[str, Any] = {"type": "websocket.accept"}
-        if "realtime" in (scope.get("subprotocols") or []):
-            accept["subprotocol"] = "realtime"
-        if not self.config.websocket_compression:
-            _decline_compression(send)
-        if call_id is not None:
-            await self._sideband(call_id, accept, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        beta = headers.get("openai-beta", "") == "realtime=v1" or (
-            "openai-beta.realtime-v1" in (scope.get("subprotocols") or [])
-        )
-        if beta and intent != "quicksilver":
-            await send(accept)
-            await self._error_and_close(
-                send,
-                "beta_api_shape_disabled",
-                "The Realtime Beta API is no longer supported. Please use /v1/realtime for "
-                "the GA API.",
-                None,
+    async def _websocket(self, conn: HttpConnection, request: HttpRequest) -> None:
+        if request.path.rstrip("/") != "/v1/realtime":
+            await conn.reject_websocket(
+                403, error_body(f"Invalid URL (GET {request.path})", None), _JSON
             )
             return
+        problem = self._auth_problem(request)
+        if problem is not None:
+            await conn.reject_websocket(401, error_body(problem[1], problem[0]), _JSON)
+            return
+        intent = (request.query.get("intent") or [""])[0]
+        model = _query(request, "model")
+        call_id = _query(request, "call_id")
+        if call_id is not None:
+            await self._sideband(conn, request, call_id)
+            return
+        beta = request.headers.get("openai-beta", "") == "realtime=v1" or (
+            "openai-beta.realtime-v1" in request.subprotocols
+        )
+        if beta and intent != "quicksilver":
+            ws = await self._accept(conn, request)
+            if ws is not None:
+                await self._error_and_close(
+                    ws,
+                    "beta_api_shape_disabled",
+                    "The Realtime Beta API is no longer supported. Please use /v1/realtime "
+                    "for the GA API.",
+                    None,
+                )
+            return
+        minted = self.client_secrets.lookup(_api_key(request))
+        initial: dict[str, Any] | None = None
+        if minted is not None and intent in ("", "transcription"):
+            # An ek_ key minted here: the session starts from its config (GA only).
+            initial = {k: v for k, v in minted.session.items() if k != "model"}
+            if minted.session.get("type") == "transcription":
+                intent = "transcription"
+            if model is None and isinstance(minted.session.get("model"), str):
+                model = minted.session["model"]
         mode = (
             SessionMode.TRANSCRIPTION if intent == "transcription" else SessionMode.CONVERSATIONAL
         )
@@ -266,35 +328,36 @@ class Simulator:
         if intent == "quicksilver":
             version = ProtocolVersion.V1
         elif intent == "transcription":
-            version = None  # decided by the first client event
+            # Decided by the first client event — unless an ek_ key already said GA.
+            version = None if initial is None else ProtocolVersion.V2
         else:
             version = ProtocolVersion.V2
+        ws = await self._accept(conn, request)
+        if ws is None:
+            return
         record = self._new_record(version, mode, "websocket", None)
         scenario = self._scenarios.popleft() if self._scenarios else None
         session = SimSession(
             config=self.config,
             record=record,
-            ids=IdGenerator(f"{self.config.seed}:{record.index}"),
+            ids=IdGenerator(f"{self.seed}:{record.index}"),
             version=version,
             mode=mode,
             model_name=model,
             scenario=scenario,
             faults=(scenario.faults if scenario and scenario.faults else self.faults),
+            initial_session=initial,
         )
-        await send(accept)
-        outlet = AsgiOutlet(send, "websocket")
+        outlet = SocketOutlet(ws, "websocket", silent_after=session.faults.silent_after_frames)
         session.attach(outlet, greet=False)
-        self._outlets.add(outlet)
-        try:
-            await self._pump(session, outlet, receive, "websocket", run_session=True)
-        finally:
-            self._outlets.discard(outlet)
+        await self._pump(session, outlet, ws, "websocket", run_session=True)
+        await ws.drain_close()
 
     async def _pump(
         self,
         session: SimSession,
-        outlet: AsgiOutlet,
-        receive: Receive,
+        outlet: SocketOutlet,
+        ws: WebSocket,
         source: str,
         *,
         run_session: bool,
@@ -307,39 +370,48 @@ class Simulator:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(runner)
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    session.detach(outlet)
-                    if run_session and not session.record.closed:
-                        session.record.mark_closed(message.get("code"))
-                    break
-                if message["type"] != "websocket.receive":
-                    continue
-                text = message.get("text")
-                session.feed(text if text is not None else message.get("bytes") or b"", source)
+            try:
+                with trio.CancelScope() as reading:
+                    if outlet.silent_after is not None:
+
+                        async def go_silent() -> None:
+                            await outlet.silent.wait()
+                            reading.cancel()
+
+                        nursery.start_soon(go_silent)
+                    while True:
+                        session.feed(await ws.receive(), source)
+                # Only the silent-peer fault gets here: keep reading (so the client's FIN or
+                # RST is noticed) but never answer or process anything again.
+                await ws.discard_until_closed()
+                raise WebSocketClosed(1006)
+            except WebSocketClosed as closed:
+                session.detach(outlet)
+                if run_session and not session.record.closed:
+                    session.record.mark_closed(closed.code)
             nursery.cancel_scope.cancel()
 
-    async def _sideband(
-        self, call_id: str, accept: dict[str, Any], receive: Receive, send: Send
-    ) -> None:
+    async def _sideband(self, conn: HttpConnection, request: HttpRequest, call_id: str) -> None:
         call = self.calls.get(call_id)
         if call is not None:
             call.sideband_attempts += 1
             if call.sideband_attempts <= call.session.faults.sideband_refuse_first:
-                await self._reject_ws(
-                    send, 403, error_body("Sideband join refused (simulated).", "sideband_refused")
+                await conn.reject_websocket(
+                    403,
+                    error_body("Sideband join refused (simulated).", "sideband_refused"),
+                    _JSON,
                 )
                 return
-        await send(accept)
+        ws = await self._accept(conn, request)
+        if ws is None:
+            return
         if call is None or call.ended.is_set():
             await self._error_and_close(
-                send, "call_not_found", f"Call not found: {call_id}.", "call_id"
+                ws, "call_not_found", f"Call not found: {call_id}.", "call_id"
             )
             return
-        outlet = AsgiOutlet(send, "sideband")
+        outlet = SocketOutlet(ws, "sideband", silent_after=call.session.faults.silent_after_frames)
         call.session.attach(outlet, greet=True)
-        self._outlets.add(outlet)
         with trio.CancelScope() as scope:
 
             async def watch_end() -> None:
@@ -348,89 +420,75 @@ class Simulator:
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watch_end)
-                try:
-                    await self._pump(call.session, outlet, receive, "sideband", run_session=False)
-                finally:
-                    self._outlets.discard(outlet)
+                await self._pump(call.session, outlet, ws, "sideband", run_session=False)
                 nursery.cancel_scope.cancel()
         if call.ended.is_set():
-            with suppress(Exception):
-                await send({"type": "websocket.close", "code": 1000, "reason": "call ended"})
+            call.session.detach(outlet)
+            await ws.close(1000, "call ended")
+        await ws.drain_close()
 
     # ------------------------------------------------------------------ http
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body.extend(message.get("body", b""))
-            if len(body) > _MAX_BODY:
-                await self._respond(
-                    send, 413, error_body("Request body too large.", "body_too_large")
-                )
-                return
-            if not message.get("more_body"):
-                break
-        path = path.rstrip("/")
-        method = scope.get("method", "GET")
-        if not path.startswith("/v1/realtime"):
-            await self._respond(send, 404, error_body(f"Invalid URL ({method} {path})", None))
+    async def _http(self, conn: HttpConnection, request: HttpRequest) -> None:
+        path = request.path.rstrip("/")
+        method = request.method
+        if method == "OPTIONS":
+            # A browser's CORS preflight: it carries no key, so it is answered before auth.
+            await conn.respond(204, b"", preflight_headers(request))
             return
-        problem = self._auth_problem(scope)
+        reply = _Reply(conn, request)
+        if request.too_large:
+            await reply(413, error_body("Request body too large.", "body_too_large"))
+            return
+        if not path.startswith("/v1/realtime"):
+            await reply(404, error_body(f"Invalid URL ({method} {path})", None))
+            return
+        problem = self._auth_problem(request)
         if problem is not None:
-            await self._respond(send, 401, error_body(problem[1], problem[0]))
+            await reply(401, error_body(problem[1], problem[0]))
             return
         if path == "/v1/realtime/calls" and method == "POST":
-            await self._create_call(scope, bytes(body), send)
+            await self._create_call(reply, request)
+            return
+        if path == "/v1/realtime/client_secrets" and method == "POST":
+            status, body = self.client_secrets.mint(request.body)
+            await reply(status, body)
             return
         if path == "/v1/realtime/calls/audio_onsets" and method == "GET":
             # Simulator-only debug route (not part of the realtime API): the voiced-audio
             # onsets of every live call, for the one-way audio latency benchmark.
             onsets = {cid: list(c.session.record.audio_onsets_ns) for cid, c in self.calls.items()}
-            await self._respond(send, 200, orjson.dumps(onsets), content_type="application/json")
+            await reply(200, orjson.dumps(onsets))
             return
         parts = path.split("/")
         if len(parts) == 6 and parts[3] == "calls" and parts[5] == "hangup" and method == "POST":
             call = self.calls.get(parts[4])
             if call is None:
-                await self._respond(send, 404, error_body("Call not found.", "call_not_found"))
+                await reply(404, error_body("Call not found.", "call_not_found"))
                 return
             await self._end_call(call)
-            await self._respond(send, 200, b"", content_type="text/plain")
+            await reply(200, b"", "text/plain")
             return
-        await self._respond(send, 404, error_body(f"Invalid URL ({method} {path})", None))
+        await reply(404, error_body(f"Invalid URL ({method} {path})", None))
 
-    async def _respond(
-        self,
-        send: Send,
-        status: int,
-        body: bytes,
-        *,
-        content_type: str = "application/json",
-        headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        all_headers = [(b"content-type", content_type.encode()), *(headers or [])]
-        await send({"type": "http.response.start", "status": status, "headers": all_headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _create_call(self, scope: Scope, body: bytes, send: Send) -> None:
+    async def _create_call(self, reply: _Reply, request: HttpRequest) -> None:
         faults = self.faults
         if faults.calls_status is not None:
             status = faults.calls_status
             kind = "server_error" if status >= 500 else "invalid_request_error"
             error = {"message": f"Simulated {status}.", "type": kind, "param": None, "code": None}
-            await self._respond(send, status, orjson.dumps({"error": error}))
+            await reply(status, orjson.dumps({"error": error}))
             return
-        request_headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-        }
-        parsed = parse_offer(request_headers, body)
+        parsed = parse_offer(request.headers, request.body)
         if isinstance(parsed, str):
-            await self._respond(send, 400, error_body(parsed, "invalid_value", "sdp"))
+            await reply(400, error_body(parsed, "invalid_value", "sdp"))
             return
         offer, session_json = parsed
+        minted = self.client_secrets.lookup(_api_key(request))
+        if minted is not None:
+            # An ek_ key minted here: the call starts from the session it was minted with
+            # (a multipart ``session`` part, if any, on top).
+            session_json = deep_merge(minted.session, session_json or {})
         session_type = (session_json or {}).get("type", "realtime")
         version = ProtocolVersion.V1 if session_type == "quicksilver" else ProtocolVersion.V2
         mode = (
@@ -447,7 +505,7 @@ class Simulator:
         session = SimSession(
             config=self.config,
             record=record,
-            ids=IdGenerator(f"{self.config.seed}:{record.index}"),
+            ids=IdGenerator(f"{self.seed}:{record.index}"),
             version=version,
             mode=mode,
             model_name=(session_json or {}).get("model"),
@@ -462,7 +520,8 @@ class Simulator:
         call = RtcCall(call_id, session)
 
         def on_open() -> None:
-            session.attach(DataChannelOutlet(holder["a"]), greet=True)
+            outlet = DataChannelOutlet(holder["a"], silent_after=call_faults.silent_after_frames)
+            session.attach(outlet, greet=True)
 
         def on_closed() -> None:
             call.ended.set()
@@ -484,23 +543,21 @@ class Simulator:
             answerer, answer_sdp = await bridge.run(make_answer)
         except ValueError as exc:
             record.mark_closed(None)
-            await self._respond(send, 400, error_body(str(exc)[:300], "invalid_offer", "sdp"))
+            await reply(400, error_body(str(exc)[:300], "invalid_offer", "sdp"))
             return
         holder["a"] = answerer
         call.answerer = answerer
         self.calls[call_id] = call
         assert self._nursery is not None
         self._nursery.start_soon(self._run_call, call)
-        headers: list[tuple[bytes, bytes]] = []
+        headers: Headers = []
         if faults.calls_location == "ok":
-            headers.append((b"location", f"/v1/realtime/calls/{call_id}".encode()))
+            headers.append(("location", f"/v1/realtime/calls/{call_id}"))
         elif faults.calls_location == "malformed":
-            headers.append((b"location", b"/v1/realtime/calls/"))
+            headers.append(("location", "/v1/realtime/calls/"))
         if faults.calls_invalid_sdp:
             answer_sdp = "this is not an SDP answer"
-        await self._respond(
-            send, 201, answer_sdp.encode(), content_type="application/sdp", headers=headers
-        )
+        await reply(201, answer_sdp.encode(), "application/sdp", headers)
 
     async def _run_call(self, call: RtcCall) -> None:
         try:
@@ -531,71 +588,39 @@ class Simulator:
             call.session.record.mark_closed(None)
 
 
-def _decline_compression(send: Send) -> None:
-    """Make hypercorn answer the upgrade without ``permessage-deflate``.
-
-    hypercorn always accepts a client's deflate offer and has no switch for it; the pending
-    handshake sits on the ASGI ``send`` callable's stream object, so forget the offer there.
-    Why: the real server's compression is undocumented, and compressing every event would
-    charge clients that offer deflate (``websockets``, so the ``openai`` SDK) a decompression
-    cost that clients which do not (trio-websocket) never pay — skewing client benchmarks.
-    """
-    handshake = getattr(getattr(send, "__self__", None), "handshake", None)
-    if handshake is not None and hasattr(handshake, "extensions"):
-        handshake.extensions = None
+_JSON: Final[Headers] = [("content-type", "application/json")]
 
 
-async def _serve_app(
-    simulator: Simulator,
-    hc: HypercornConfig,
-    *,
-    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    await serve(simulator, hc, task_status=task_status)  # type: ignore[arg-type]
+class _Reply:
+    """Answers one HTTP request, with the CORS headers every realtime route carries."""
+
+    def __init__(self, conn: HttpConnection, request: HttpRequest) -> None:
+        self._conn = conn
+        self._cors = cors_headers(request)
+
+    async def __call__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: Headers | None = None,
+    ) -> None:
+        all_headers = [("content-type", content_type), *(headers or []), *self._cors]
+        await self._conn.respond(status, body, all_headers)
 
 
-async def serve_simulator(
-    config: SimulatorConfig | None = None,
-    *,
-    simulator: Simulator | None = None,
-    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve a simulator until cancelled. ``await nursery.start(serve_simulator, cfg)``
-    returns the base URL ``http://127.0.0.1:<port>/v1``. Pass ``simulator`` to keep a handle
-    on its sessions and knobs."""
-    sim = simulator or Simulator(config)
-    await sim.serve(task_status=task_status)
+def _api_key(request: HttpRequest) -> str:
+    """The Bearer key, or the browser WebSocket subprotocol's key; ``""`` without one."""
+    key = ""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        key = auth[7:].strip()
+    for proto in request.subprotocols:
+        if proto.startswith("openai-insecure-api-key."):
+            key = proto.removeprefix("openai-insecure-api-key.")
+    return key
 
 
-@asynccontextmanager
-async def open_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[Simulator]:
-    """A running simulator for the duration of the block (``sim.base_url`` is set)."""
-    sim = Simulator(config)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(sim.serve)
-        try:
-            yield sim
-        finally:
-            nursery.cancel_scope.cancel()
-
-
-async def run_server(host: str, port: int) -> None:
-    """Serve on ``host:port`` until cancelled or interrupted.
-
-    Prints ``listening on http://H:P`` (flushed) once the socket accepts connections. SIGINT
-    (Ctrl-C) and SIGTERM end it gracefully: the server stops and the function *returns*, so
-    the caller sees a normal exit rather than a ``KeyboardInterrupt`` from deep inside
-    hypercorn. Outside the main thread signals cannot be caught, and only cancellation stops it.
-    """
-    sim = Simulator(SimulatorConfig(host=host, port=port))
-    async with trio.open_nursery() as nursery:
-        url: str = await nursery.start(sim.serve)
-        print(f"listening on {url.removesuffix('/v1')}", flush=True)
-        try:
-            signals = trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        except RuntimeError:  # not the main thread
-            await trio.sleep_forever()
-        with signals as received:
-            async for _ in received:
-                break
-        nursery.cancel_scope.cancel()
+def _query(request: HttpRequest, name: str) -> str | None:
+    values = request.query.get(name)
+    return values[0] if values else None

@@ -20,10 +20,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import socket
-import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -41,7 +39,7 @@ from ._model import ScriptedModel
 from ._scenario import RecordedEvent, Scenario, SessionRecord
 from ._wire import ClientFrame, Rejection, decode_client_frame, dump_event
 
-__all__ = ["AsgiOutlet", "Outlet", "SimSession"]
+__all__ = ["Outlet", "SimSession"]
 
 log = logging.getLogger(__name__)
 
@@ -62,65 +60,6 @@ class Outlet(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
     async def abort(self) -> None: ...
-
-
-class AsgiOutlet:
-    """An accepted ASGI WebSocket (hypercorn)."""
-
-    def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], name: str) -> None:
-        self._send = send
-        self.name = name
-
-    async def send(self, data: str | bytes) -> None:
-        if isinstance(data, str):
-            await self._send({"type": "websocket.send", "text": data})
-        else:
-            await self._send({"type": "websocket.send", "bytes": data})
-
-    async def close(self, code: int, reason: str) -> None:
-        await self._send({"type": "websocket.close", "code": code, "reason": reason})
-
-    async def abort(self) -> None:
-        """Reset the TCP connection: no close frame, like a crashed server or a cut cable.
-
-        ASGI has no "abort"; hypercorn's trio worker keeps the ``trio.SocketStream`` a few
-        references behind the ``send`` callable, so walk to it and close the socket with
-        ``SO_LINGER`` 0 (which sends RST). If the walk fails, fall back to close code 1011.
-        """
-        if not self.abort_now():
-            await self.close(1011, "connection aborted")
-
-    def abort_now(self) -> bool:
-        """Reset the connection synchronously; ``False`` if the socket could not be found.
-
-        Also the way out of a send hypercorn shields: a client that stops reading leaves
-        hypercorn's shielded ``send_all`` waiting forever, and only closing the socket wakes it.
-        """
-        stream = _find_socket_stream(self._send)
-        if stream is None:
-            return False
-        sock = stream.socket
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()
-        return True
-
-
-def _find_socket_stream(root: object) -> trio.SocketStream | None:
-    stack: list[object] = [root]
-    seen: set[int] = set()
-    while stack and len(seen) < 64:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, trio.SocketStream):
-            return obj
-        for attr in ("__self__", "send", "stream", "func", "transport_stream"):
-            value = getattr(obj, attr, None)
-            if value is not None:
-                stack.append(value)
-    return None
 
 
 def _garbage(kind: GarbageKind) -> str | bytes:
@@ -152,6 +91,7 @@ class SimSession:
         webrtc: bool = False,
         audio_sink: Callable[[bytes], None] | None = None,
         audio_clear: Callable[[], None] | None = None,
+        initial_session: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.record = record
@@ -172,7 +112,8 @@ class SimSession:
         self._closed = False
         self._quiet_ns = ONSET_QUIET_NS  # the call starts silent
         self._pending_first: list[tuple[str | bytes, str]] = []
-        self._initial_session: dict[str, Any] | None = None
+        # Applied silently before session.created (an ek_ key's minted session on a WebSocket).
+        self._initial_session: dict[str, Any] | None = initial_session
         self._greeted = False
         if version is not None:
             self._start_model(version)

@@ -167,7 +167,11 @@ class NetworkGuard:
 
         def resolve(host: object, *args: Any, **kwargs: Any) -> Any:
             target = host[0] if name == "getnameinfo" and isinstance(host, tuple) else host
-            if not guard.is_local(target):
+            if isinstance(target, bytes):
+                target = target.decode("ascii", "replace")
+            # Resolving an address literal asks no resolver: what is then done with the
+            # address (connect, sendto) is checked on its own.
+            if not guard.is_local(target) and not _is_address_literal(target):
                 message = guard._record(name, str(target))
                 raise socket.gaierror(socket.EAI_NONAME, message)
             return original(host, *args, **kwargs)

@@ -46,7 +46,7 @@ def test_top_level_help_lists_every_subcommand_with_its_summary(tmp_path: Path) 
     ("command", "description", "default"),
     [
         ("demo", "through the same host code", "(default: all)"),
-        ("serve", "listening on http://H:P", "(default: 8765)"),
+        ("serve", "listening on http://H:P", "(default 8765)"),
         ("bench", "bench.json", "(default: results)"),
         ("fuzz", "a line per dialect and role", "(default: 30.0)"),
     ],

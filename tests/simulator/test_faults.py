@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import trio
-from trio_websocket import ConnectionClosed
+from trio_websocket import ConnectionClosed, DisconnectionTimeout, open_websocket_url
 
 from duplex.simulator import FaultConfig, Scenario, ScenarioStep, SimulatorConfig, open_simulator
 
-from ._simhelpers import close_code, connect, recv, recv_until, send, user_text
+from ._simhelpers import close_code, connect, recv, recv_until, send, user_text, ws_url
 
 
 def _cfg(**faults: Any) -> SimulatorConfig:
@@ -198,3 +198,32 @@ async def test_v1_garbage_follows_session_created() -> None:
             assert (await recv(ws))["type"] == "session.created"
             assert isinstance(await ws.get_message(), bytes)
             assert (await recv(ws))["type"] == "session.updated"
+
+
+async def test_silent_peer_stops_sending_and_answering_but_keeps_tcp_open() -> None:
+    """The hung-server fault: after N frames nothing more is sent, pings go unanswered, and the
+    connection stays up until the client gives up (then the session is closed, 1006)."""
+    ping_answered: list[bool] = []
+    with trio.fail_after(10):
+        async with open_simulator(_cfg(silent_after_frames=1)) as sim:
+            try:
+                async with open_websocket_url(
+                    ws_url(sim),
+                    extra_headers=[(b"Authorization", b"Bearer k")],
+                    # The close handshake gets no reply either: give up on it quickly.
+                    disconnect_timeout=0.2,
+                ) as ws:
+                    assert (await recv(ws))["type"] == "session.created"
+                    await send(ws, user_text("hello"))
+                    record = await sim.wait_for_session()
+                    with trio.move_on_after(0.5):
+                        await ws.ping(b"are you there")
+                        ping_answered.append(True)
+                    assert not record.closed
+            except* DisconnectionTimeout:
+                pass
+            await record.wait_closed()
+    assert not ping_answered, "a silent peer must not answer a ping"
+    # Nothing the client sent after the peer went silent reached the model.
+    assert record.types() == []
+    assert record.close_code == 1006

@@ -11,6 +11,7 @@ import asyncio
 import fractions
 import json
 import math
+import re
 import time
 from typing import Any
 
@@ -69,6 +70,7 @@ class RtcClient:
         self.port = TrioPort.current()
         self.messages_send, self.messages = trio.open_memory_channel[str](math.inf)
         self.opened = trio.Event()
+        self.pc_closed = trio.Event()
         self.with_channel = datachannel
         self.pc: Any = None
         self.channel: Any = None
@@ -92,6 +94,11 @@ class RtcClient:
         def on_track(track: Any) -> None:
             task = asyncio.ensure_future(self._consume(track))
             self._tasks.add(task)
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState == "closed":
+                self.port.call(self.pc_closed.set)
 
         await pc.setLocalDescription(await pc.createOffer())
         return str(pc.localDescription.sdp)
@@ -453,3 +460,141 @@ async def test_v1_call_with_quicksilver_sideband() -> None:
                     assert handoff["input_transcript"] == "delegate the work"
             finally:
                 await bridge.run(client.close)
+
+
+# ---------------------------------------------------------------- browser flow details
+
+
+async def _mint(sim: Simulator, session: dict[str, Any]) -> str:
+    async with httpx.AsyncClient() as http:
+        r = await http.post(
+            f"{sim.base_url}/realtime/client_secrets",
+            json={"session": session},
+            headers={"Authorization": "Bearer sk-backend"},
+        )
+    assert r.status_code == 200, r.text
+    value: str = r.json()["value"]
+    return value
+
+
+async def test_call_with_a_minted_key_inherits_its_session() -> None:
+    bridge = get_bridge()
+    session = {
+        "type": "realtime",
+        "instructions": "Talk like a pirate.",
+        "output_modalities": ["text"],
+    }
+    with trio.fail_after(20):
+        async with open_simulator(SimulatorConfig(api_key="sk-backend")) as sim:
+            key = await _mint(sim, session)
+            client = RtcClient()
+            try:
+                offer = await bridge.run(client.offer)
+                response = await _post_raw(sim, offer, key=key)
+                assert response.status_code == 201, response.text
+                await bridge.run(client.apply, response.text)
+                created = await client.recv()
+                assert created["type"] == "session.created"
+                assert created["session"]["instructions"] == "Talk like a pirate."
+                assert created["session"]["output_modalities"] == ["text"]
+            finally:
+                await bridge.run(client.close)
+
+
+async def test_expired_minted_key_is_refused() -> None:
+    from duplex.simulator._secrets import ClientSecrets
+
+    now = [1000.0]
+    with trio.fail_after(10):
+        async with open_simulator() as sim:
+            sim.client_secrets = ClientSecrets(sim.seed, model="m", clock=lambda: now[0])
+            key = await _mint(sim, {"type": "realtime"})
+            now[0] += 601
+            client, offer = await _offer()
+            try:
+                r = await _post_raw(sim, offer, key=key)
+            finally:
+                await get_bridge().run(client.close)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_hangup_closes_the_peer_connection_and_sidebands() -> None:
+    bridge = get_bridge()
+    with trio.fail_after(20):
+        async with open_simulator() as sim:
+            client = RtcClient()
+            try:
+                call_id = await _connect_call(sim, client)
+                await client.opened.wait()
+                answerer = sim.calls[call_id].answerer
+                assert answerer is not None
+                async with connect(sim, f"call_id={call_id}") as sideband:
+                    assert (await recv(sideband))["type"] == "session.created"
+                    async with httpx.AsyncClient() as http:
+                        r = await http.post(
+                            f"{sim.base_url}/realtime/calls/{call_id}/hangup",
+                            headers={"Authorization": "Bearer sk"},
+                        )
+                    assert r.status_code == 200
+                    assert await _close_code_after_reading(sideband) == 1000
+
+                async def state() -> str:
+                    return answerer.connection_state
+
+                assert await bridge.run(state) == "closed"
+                # The client's side sees the peer connection (not just the channel) end.
+                await client.pc_closed.wait()
+                assert call_id not in sim.calls
+            finally:
+                await bridge.run(client.close)
+
+
+async def _close_code_after_reading(ws: Any) -> int | None:
+    try:
+        while True:
+            await recv(ws)
+    except ConnectionClosed as closed:
+        return close_code(closed)
+
+
+async def test_answerer_uses_no_stun_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from duplex.simulator import _rtc_answerer
+
+    configs: list[Any] = []
+
+    class Recording(RTCPeerConnection):
+        def __init__(self, configuration: Any = None) -> None:
+            configs.append(configuration)
+            super().__init__(configuration)
+
+    monkeypatch.setattr(_rtc_answerer, "RTCPeerConnection", Recording)
+    with trio.fail_after(10):
+        async with open_simulator() as sim:
+            client, offer = await _offer()
+            try:
+                r = await _post_raw(sim, offer)
+                assert r.status_code == 201
+            finally:
+                await get_bridge().run(client.close)
+    assert len(configs) == 1
+    assert configs[0] is not None
+    assert configs[0].iceServers == []
+
+
+async def test_call_ids_are_random_per_run_unless_seeded() -> None:
+    async def call_id(config: SimulatorConfig) -> str:
+        async with open_simulator(config) as sim:
+            client, offer = await _offer()
+            try:
+                r = await _post_raw(sim, offer)
+            finally:
+                await get_bridge().run(client.close)
+        return str(r.headers["location"]).rsplit("/", 1)[-1]
+
+    with trio.fail_after(20):
+        runs = [await call_id(SimulatorConfig()) for _ in range(2)]
+        seeded = [await call_id(SimulatorConfig(seed=7)) for _ in range(2)]
+    assert runs[0] != runs[1]
+    assert seeded[0] == seeded[1]
+    assert all(re.fullmatch(r"rtc_u1_[0-9a-f]{32}", c) for c in runs + seeded)

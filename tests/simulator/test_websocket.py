@@ -544,3 +544,38 @@ async def test_browser_subprotocol_auth() -> None:
             async with open_websocket_url(url, subprotocols=protocols) as ws:
                 assert ws.subprotocol == "realtime"
                 assert json.loads(await ws.get_message())["type"] == "session.created"
+
+
+async def test_inbound_message_above_the_limit_closes_1009() -> None:
+    from trio_websocket import ConnectionClosed
+
+    with trio.fail_after(10):
+        async with open_simulator(SimulatorConfig(max_message_bytes=4096)) as sim:
+            async with connect(sim) as ws:
+                await recv(ws)
+                await ws.send_message("x" * 5000)
+                with pytest.raises(ConnectionClosed) as info:
+                    await recv(ws)
+                assert close_code(info.value) == 1009
+            record = await sim.wait_for_session()
+            await record.wait_closed()
+            assert record.close_code == 1009
+
+
+async def test_upgrade_without_a_websocket_key_is_a_400() -> None:
+    with trio.fail_after(10):
+        async with open_simulator() as sim:
+            assert sim.base_url is not None
+            port = int(sim.base_url.rsplit(":", 1)[1].split("/")[0])
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(
+                b"GET /v1/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                b"Authorization: Bearer k\r\n\r\n"
+            )
+            reply = b""
+            while chunk := await stream.receive_some(1024):
+                reply += chunk
+            await stream.aclose()
+            assert reply.startswith(b"HTTP/1.1 400")
+            assert sim.sessions == []
