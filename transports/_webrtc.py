@@ -29,7 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
@@ -277,6 +277,7 @@ async def connect_webrtc(
     sideband_retries: int = 5,
     sideband_backoff: float = 0.05,
     outbound_queue_size: int = 256,
+    ice_servers: Sequence[str | Mapping[str, Any]] = (),
 ) -> WebRTCTransport:
     """Start a WebRTC call with a realtime server.
 
@@ -285,20 +286,30 @@ async def connect_webrtc(
     ``base_url``; the sideband URL is ``realtime_websocket_url(…, call_id=<call id>)``.
     ``connect_timeout`` bounds offer + POST + answer; the data channel then has
     ``datachannel_open_timeout`` more. Background work (sideband join) runs in ``nursery``.
+    ``ice_servers`` (STUN/TURN URLs, or mappings with ``urls``/``username``/``credential``)
+    are passed to the peer connection as they are; the default is none (host candidates
+    only: nothing is sent beyond this machine's own interfaces).
 
     Raises:
         ConnectError: the offer, the POST (``status`` set for HTTP errors), the answer, or the
             data channel failed or timed out.
+        ValueError: an ``ice_servers`` entry is malformed.
     """
     try:
         # aiortc and av are the optional `webrtc` extra: loaded on first use, so a
         # WebSocket-only host never imports them.
-        from ._rtc_asyncio import RtcSession
+        from ._rtc_asyncio import RtcSession, ice_configuration
     except ImportError as exc:
         raise missing_extra("the WebRTC transport", "webrtc", exc) from exc
+    configuration = ice_configuration(ice_servers)
     bridge = get_bridge()
     transport = WebRTCTransport(bridge, control, outbound_queue_size)
-    rtc = RtcSession(TrioPort.current(), transport, data_channel=control == "datachannel")
+    rtc = RtcSession(
+        TrioPort.current(),
+        transport,
+        data_channel=control == "datachannel",
+        configuration=configuration,
+    )
     transport._rtc = rtc
     connected = False
     try:

@@ -26,7 +26,13 @@ import av
 import numpy as np
 import orjson
 import trio
-from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError
 from hypercorn.config import Config
 from hypercorn.trio import serve
@@ -87,7 +93,8 @@ class AnswerPeer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def answer_bl(self, offer: str) -> str:
-        pc = self._pc = RTCPeerConnection()
+        # No ICE servers: aiortc's default is a public STUN server (nothing leaves loopback).
+        pc = self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         port = self._port
 
         @pc.on("datachannel")

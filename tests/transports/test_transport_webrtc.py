@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import numpy as np
 import pytest
 import trio
+from aioice import stun
+from aiortc import RTCIceGatherer, RTCIceServer
 
 from duplex.protocol._audio import AudioFrame
 from duplex.transports import (
@@ -298,3 +302,85 @@ async def test_close_while_sideband_joining_abandons_the_join() -> None:
             assert await transport.receive_batch() == [TransportEnded("requested", None, None)]
             await trio.sleep(0.2)
             assert len(sideband.requests) == attempts  # no join attempt after close
+
+
+class _StunServer:
+    """A loopback STUN server: records every binding request and answers it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.requests: list[tuple[str, int]] = []
+
+
+@asynccontextmanager
+async def _stun_server() -> AsyncIterator[_StunServer]:
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await sock.bind(("127.0.0.1", 0))
+    server = _StunServer(sock.getsockname()[1])
+
+    async def answer() -> None:
+        while True:
+            data, addr = await sock.recvfrom(2048)
+            try:
+                request = stun.parse_message(data)
+            except ValueError:
+                continue
+            server.requests.append(addr)
+            response = stun.Message(
+                message_method=stun.Method.BINDING,
+                message_class=stun.Class.RESPONSE,
+                transaction_id=request.transaction_id,
+            )
+            response.attributes["XOR-MAPPED-ADDRESS"] = addr
+            await sock.sendto(bytes(response), addr)
+
+    with sock:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer)
+            yield server
+            nursery.cancel_scope.cancel()
+
+
+async def test_no_stun_server_is_contacted_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    # aiortc falls back to RTCIceGatherer.getDefaultIceServers() (a public STUN server) when
+    # a peer connection gets no configuration. Point that default at a loopback STUN server:
+    # the transport must never contact it, because it passes its own (empty) list.
+    async with _stun_server() as stun_server:
+        default = [f"stun:127.0.0.1:{stun_server.port}"]
+        monkeypatch.setattr(
+            RTCIceGatherer,
+            "getDefaultIceServers",
+            classmethod(lambda cls: [RTCIceServer(u) for u in default]),
+        )
+        with trio.fail_after(15):
+            async with serve_answerer() as server, trio.open_nursery() as nursery:
+                transport = await _connect(nursery, server)
+                # The offer was sent after ICE gathering completed: any STUN request would
+                # already have been made.
+                assert "srflx" not in server.requests[0]["offer"]
+                await transport.aclose()
+        assert stun_server.requests == []
+
+
+@pytest.mark.parametrize("form", ["url", "mapping"])
+async def test_ice_servers_are_passed_through(form: str) -> None:
+    async with _stun_server() as stun_server:
+        url = f"stun:127.0.0.1:{stun_server.port}"
+        ice_servers = [url] if form == "url" else [{"urls": [url]}]
+        with trio.fail_after(15):
+            async with serve_answerer() as server, trio.open_nursery() as nursery:
+                transport = await _connect(nursery, server, ice_servers=ice_servers)
+                await transport.aclose()
+        assert stun_server.requests  # the gatherer asked our server
+
+
+async def test_malformed_ice_servers_are_refused_before_connecting() -> None:
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(ValueError, match="ice_servers"):
+            await connect_webrtc(
+                nursery,
+                base_url="http://127.0.0.1:1/v1",
+                api_key=API_KEY,
+                session=SESSION,
+                ice_servers=[{"url": "stun:127.0.0.1:3478"}],
+            )
