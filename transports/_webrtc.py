@@ -175,7 +175,7 @@ class WebRTCTransport(Transport):
         self._opened.set()
 
     def on_channel_closed(self) -> None:
-        self._end(TransportEnded(ENDED_CLOSED, None, "data channel closed"))
+        self._end(TransportEnded(ENDED_CLOSED, None, None))  # the peer hung up in order
 
     def on_failed(self, error: str) -> None:
         if self._failure is None:

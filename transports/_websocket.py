@@ -61,7 +61,6 @@ from wsproto.connection import ConnectionState
 from duplex.protocol._audio import AudioFrame
 
 from ._abc import (
-    ENDED_CLOSED,
     ENDED_ERROR,
     ENDED_REQUESTED,
     Counters,
@@ -70,8 +69,16 @@ from ._abc import (
     TransportEnded,
     TransportKind,
     TransportStatistics,
+    ended_by_peer_close,
 )
-from ._errors import ConnectError, TransportClosed, map_exceptions, redact
+from ._errors import (
+    ConnectError,
+    TransportClosed,
+    map_exceptions,
+    printable,
+    redact,
+    server_text,
+)
 from ._frames import FrameSplitter
 from ._lean_stream import wrap_stream
 
@@ -92,9 +99,12 @@ class _Receiver:
     ``read_once`` in whichever task is reading, and the list of complete text messages they
     fill. Everything runs on the trio thread."""
 
-    def __init__(self, max_message_size: int, stream: trio.abc.Stream) -> None:
+    def __init__(
+        self, max_message_size: int, stream: trio.abc.Stream, secrets: tuple[str, ...] = ()
+    ) -> None:
         self._max_message_size = max_message_size
         self._stream = stream
+        self.secrets = secrets  # removed from every text built from server data
         self.items: list[str] = []
         self.binary = 0  # binary messages dropped since the last batch
         # One reader at a time (receive_batch, the keepalive while it waits for a pong,
@@ -108,6 +118,9 @@ class _Receiver:
         self.oversized = False
         self.opened = False  # the handshake completed
         self.error: str | None = None  # reading failed after the handshake
+        # The server broke the protocol (wsproto's close code and reason for it): an error,
+        # never a clean close.
+        self.violation: tuple[int, str] | None = None
         self.discard = False  # closing locally: drop what still arrives
         self._ws: trio_websocket.WebSocketConnection | None = None
         self._splitter: FrameSplitter | None = None  # set once the handshake is done
@@ -120,8 +133,16 @@ class _Receiver:
         original_close = ws._handle_close_connection_event
 
         async def on_close(event: wsproto.events.CloseConnection) -> None:
-            await original_close(event)
-            self.peer_closed = True
+            state = ws._wsproto.state
+            if state is ConnectionState.REMOTE_CLOSING or state is ConnectionState.CLOSED:
+                # A close frame from the peer: trio-websocket answers it.
+                await original_close(event)
+                self.peer_closed = True
+            else:
+                # wsproto reports a frame it could not parse (invalid UTF-8, a masked server
+                # frame, RSV bits, a bad close code, an oversized ping) as a CloseConnection
+                # without any close frame having arrived: that is a protocol violation.
+                await self._fail(int(event.code), event.reason or "protocol error")
 
         events = wsproto.events
         self._handlers = {
@@ -146,8 +167,12 @@ class _Receiver:
             except trio_websocket.ConnectionClosed:
                 self.reader_done = True
                 return
-        while not ws._open_handshake.is_set() and not self.reader_done:
-            await self.read_once()
+        # Under the read lock: the read that completes the handshake may carry frames after
+        # the 101 (even a close), and they are still being dispatched when connect returns;
+        # a receive_batch starting then must wait for them instead of reading past them.
+        async with self.read_lock:
+            while not ws._open_handshake.is_set() and not self.reader_done:
+                await self.read_once()
 
     async def read_once(self) -> None:
         """One socket read and the dispatch of every event in it: trio-websocket's reader
@@ -159,7 +184,7 @@ class _Receiver:
             if not self.opened:
                 raise
             self.reader_done = True
-            self.error = redact(f"{type(exc).__name__}: {exc}")
+            self.error = server_text(f"{type(exc).__name__}: {exc}", self.secrets)
 
     async def _read_once(self) -> None:
         ws = self._ws
@@ -219,11 +244,13 @@ class _Receiver:
             try:
                 proto.receive_data(data)
             except wsproto.utilities.RemoteProtocolError as err:
-                if err.event_hint is not None:
-                    with contextlib.suppress(trio_websocket.ConnectionClosed):
-                        await ws._send(err.event_hint)
-                await ws._close_stream()
-                self.reader_done = True
+                if not self.opened:
+                    # The answer to our upgrade is not a WebSocket handshake: nothing to send
+                    # back (the hint is an HTTP rejection only a server can send).
+                    raise ConnectError(_handshake_message(err)) from err
+                hint = err.event_hint
+                code = hint.code if isinstance(hint, wsproto.events.CloseConnection) else 1002
+                await self._fail(int(code), str(err))
                 return False
         handlers = self._handlers
         for event in proto.events():
@@ -271,6 +298,20 @@ class _Receiver:
                 self.items.append(message)
         else:
             self.binary += 1
+
+    async def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection after a protocol violation (RFC 6455 §7.1.7): tell the server
+        why when the connection is still open, close the socket, stop reading."""
+        ws = self._ws
+        assert ws is not None
+        if self.violation is None:
+            self.violation = (code, server_text(reason, self.secrets))
+        if ws._wsproto.state is ConnectionState.OPEN:
+            with contextlib.suppress(trio_websocket.ConnectionClosed):
+                await ws._send(wsproto.events.CloseConnection(code=code))
+        await ws._close_stream()
+        await ws._abort_web_socket()  # trio-websocket's state: closed, nothing to wait for
+        self.reader_done = True
 
     async def _too_big(self) -> None:
         # What trio-websocket itself does for an oversized message: close with 1009 and
@@ -330,7 +371,8 @@ class WebSocketTransport(Transport):
         try:
             await self._ws.send_message(text)
         except trio_websocket.ConnectionClosed as exc:
-            raise TransportClosed(f"the WebSocket is closed ({_describe(exc.reason)})") from exc
+            reason = _describe(exc.reason, self._receiver.secrets)
+            raise TransportClosed(f"the WebSocket is closed ({reason})") from exc
         counters = self._counters
         counters.messages_out += 1
         counters.bytes_out += len(text)
@@ -395,18 +437,25 @@ class WebSocketTransport(Transport):
                     await receiver.read_once()
 
     def _ended_item(self) -> TransportEnded:
+        """How the connection ended, by the rule in ``_abc`` (``TransportEnded``)."""
         receiver = self._receiver
         fatal = self._fatal or receiver.error
         if fatal is not None:
             return TransportEnded(ENDED_ERROR, 1006, fatal)
+        if receiver.violation is not None:
+            code, reason = receiver.violation
+            return TransportEnded(
+                ENDED_ERROR, code, f"the server broke the WebSocket protocol: {reason}"
+            )
         close = self._ws.closed
         if receiver.oversized and close is not None:
-            return TransportEnded(ENDED_ERROR, close.code, close.reason)
-        if close is None:
-            return TransportEnded(ENDED_ERROR, None, "the connection ended")
-        if close.code == 1006 or not receiver.peer_closed:
-            return TransportEnded(ENDED_ERROR, close.code, close.reason or "connection lost")
-        return TransportEnded(ENDED_CLOSED, close.code, close.reason)
+            return TransportEnded(ENDED_ERROR, int(close.code), close.reason)
+        if close is None or not receiver.peer_closed or close.code == 1006:
+            return TransportEnded(
+                ENDED_ERROR, 1006, "the connection was lost without a WebSocket close"
+            )
+        detail = server_text(close.reason, receiver.secrets) if close.reason else None
+        return ended_by_peer_close(close.code, detail)
 
     async def aclose(self) -> None:
         if self._closing:
@@ -460,20 +509,66 @@ class WebSocketTransport(Transport):
                 return
 
 
-def _describe(close: trio_websocket.CloseReason | None) -> str:
+def _describe(close: trio_websocket.CloseReason | None, secrets: tuple[str, ...]) -> str:
     if close is None:
         return "no close reason"
-    return f"code {close.code}" + (f": {close.reason}" if close.reason else "")
+    reason = f": {server_text(close.reason, secrets)}" if close.reason else ""
+    return f"code {int(close.code)}{reason}"
+
+
+def _handshake_message(err: wsproto.utilities.RemoteProtocolError) -> str:
+    """What a broken answer to the upgrade request means, in the caller's terms."""
+    detail = str(err)
+    if "accept token" in detail:
+        return (
+            "WebSocket handshake failed: the server's Sec-WebSocket-Accept does not match the "
+            "Sec-WebSocket-Key sent (not a WebSocket server, or a proxy rewrote the answer)"
+        )
+    if detail == "Bad HTTP message":
+        return (
+            "WebSocket handshake failed: the server's answer is not HTTP (a TLS port reached "
+            "with ws:// instead of wss://, or not a web server)"
+        )
+    return f"WebSocket handshake failed: the server's answer is not a WebSocket upgrade ({detail})"
+
+
+def _tls_message(exc: trio.BrokenResourceError, url: str) -> str:
+    """A TLS handshake failure with the SSL error kept (trio wraps it, message empty)."""
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLError):
+        reason = cause.reason or cause.strerror or str(cause)
+        hint = ""
+        if cause.reason == "WRONG_VERSION_NUMBER":
+            hint = " (the port does not speak TLS: use ws:// for a plain server)"
+        elif isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or reason
+        return f"TLS handshake with {url} failed: {type(cause).__name__}: {reason}{hint}"
+    if cause is not None:
+        return f"TLS handshake with {url} failed: {type(cause).__name__}: {cause}"
+    return f"TLS handshake with {url} failed: the server closed the connection"
 
 
 def _split_url(url: str) -> tuple[str, int, str, bool]:
-    parts = urllib.parse.urlsplit(url)
+    """Host, port, resource and TLS flag of a ws/wss URL; ``ValueError`` saying what is
+    wrong with it otherwise."""
+    shown = printable(redact(url))
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"invalid WebSocket URL {shown!r}: {what}")
+
+    if not isinstance(url, str) or not url.strip():
+        raise bad("empty")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        raise bad(str(exc)) from None
     if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"WebSocket URL scheme must be ws or wss, not {parts.scheme!r}")
+        raise bad(f"the scheme must be ws or wss, not {parts.scheme!r}")
     if not parts.hostname:
-        raise ValueError("WebSocket URL has no host")
+        raise bad("no host name")
     secure = parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
+    port = port or (443 if secure else 80)
     resource = parts.path or "/"
     if parts.query:
         resource += "?" + parts.query
@@ -549,27 +644,32 @@ async def connect_websocket(
         ssl_context = None
     host_header = host if port in (80, 443) else f"{host}:{port}"
     extra_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    secrets = [v for k, v in headers.items() if k.lower() in _SECRET_HEADERS]
-    secrets += [v.split()[-1] for v in secrets if " " in v]
+    secret_values = [v for k, v in headers.items() if k.lower() in _SECRET_HEADERS]
+    secrets = tuple(secret_values + [v.split()[-1] for v in secret_values if " " in v])
+    shown_url = printable(redact(url, secrets))
 
     async def run_connection(task_status: trio.TaskStatus[WebSocketTransport]) -> None:
         scope = trio.CancelScope()
         transport: WebSocketTransport | None = None
+        opened: trio.abc.AsyncResource | None = None  # closed here if connecting fails
         try:
             with scope:
                 async with trio.open_nursery() as inner:
                     stream: trio.abc.Stream
-                    tcp = wrap_stream(await trio.open_tcp_stream(host, port))
+                    tcp = opened = wrap_stream(await trio.open_tcp_stream(host, port))
                     if ssl_context is None:
                         stream = tcp
                     else:
                         ssl_stream = trio.SSLStream(
                             tcp, ssl_context, server_hostname=host, https_compatible=True
                         )
-                        await ssl_stream.do_handshake()
+                        try:
+                            await ssl_stream.do_handshake()
+                        except trio.BrokenResourceError as exc:
+                            raise ConnectError(_tls_message(exc, shown_url)) from exc
                         stream = ssl_stream
                     handshake = trio.CancelScope()
-                    receiver = _Receiver(max_message_size, stream)
+                    receiver = _Receiver(max_message_size, stream, secrets)
                     with handshake:
                         ws = await trio_websocket.wrap_client_stream(
                             _ReaderStarter(inner, receiver, handshake.cancel),  # type: ignore[arg-type]
@@ -593,18 +693,32 @@ async def connect_websocket(
         except BaseException as exc:
             leaf = _leaf(exc)
             if transport is None:
+                # A failed connect releases its socket now, not when the garbage collector
+                # finds the traceback cycle (issue 12.5): 401, 429, timeout, TLS, bad accept.
+                if opened is not None:
+                    await trio.aclose_forcefully(opened)
                 if leaf is exc:
                     raise
-                raise leaf from None
+                raise leaf from leaf.__cause__  # keeps the leaf's own cause
             if isinstance(leaf, Exception):
                 # After the handshake nothing may escape into the caller's nursery (the
                 # keepalive task, say): record it and wake receive_batch to report the end.
-                transport._fatal = redact(f"{type(leaf).__name__}: {leaf}", secrets)
+                transport._fatal = server_text(f"{type(leaf).__name__}: {leaf}", secrets)
                 transport._receiver.reader_done = True
                 await trio.aclose_forcefully(transport._stream)
             else:
                 raise
 
-    with map_exceptions("WebSocket connect", secrets=secrets), trio.fail_after(connect_timeout):
-        transport: WebSocketTransport = await nursery.start(run_connection)
+    try:
+        with (
+            map_exceptions(f"WebSocket connect to {shown_url}", secrets=secrets),
+            trio.fail_after(connect_timeout),
+        ):
+            transport: WebSocketTransport = await nursery.start(run_connection)
+    except ConnectError as exc:
+        if isinstance(exc.__cause__, trio.TooSlowError):
+            raise ConnectError(
+                f"WebSocket connect to {shown_url} timed out after {connect_timeout:g} s"
+            ) from exc.__cause__
+        raise
     return transport
