@@ -19,12 +19,21 @@ Design (SPEC §3 hot-path rule, §4):
   ``_abort_web_socket``, ``_close_stream``, ``_initial_request``, ``_open_handshake``,
   ``_close_handshake``, ``_close_reason``, ``_wsproto``, ``_send``);
   ``test_transport_websocket.py`` pins each so an upgrade that changes them fails loudly.
-- **Who reads when the consumer does not.** Nothing is read between ``receive_batch``
-  calls: unread data waits in the kernel, where TCP flow control bounds it (no client-side
-  queue to bound). Two waits need the peer's answer regardless, so they read themselves
-  while nobody else is reading (``read_lock``; messages they read stay queued for the next
-  batch): the keepalive waiting for its pong, and ``aclose()`` waiting for the close reply.
-  A peer's ping or close is answered when read, i.e. by the next ``receive_batch``.
+- **Who reads when the consumer does not.** Three waits need the peer's answer while the
+  consumer may be away, so they read themselves while nobody else is reading
+  (``read_lock``; messages they read stay queued, in order, for the next batch): the
+  keepalive waiting for its pong, ``aclose()`` waiting for the close reply, and the **idle
+  reader**. The idle reader lives in the keepalive task: on each tick (``liveness_timeout
+  / 4``, at most 0.5 s) where the consumer has been out of ``receive_batch`` since the
+  previous tick, it reads until the consumer comes back, so the peer's pings are answered
+  (and its close replied to) while the host or engine is not reading. It stops once
+  ``IDLE_READ_LIMIT`` characters of messages wait unread: beyond that, unread data waits
+  in the kernel, where TCP flow control bounds it (the keepalive's read for its pong stops
+  there too, and a ping whose pong is queued behind that much data counts as answered:
+  the peer is sending, the consumer is the slow one). A consumer that comes back while the idle
+  reader holds the lock cancels that read (a read is cancelled only while it waits for the
+  socket, so no byte is lost; the TLS handshake is long done) and takes over: the hop costs
+  one wakeup, once, after an idle period; a consumer that keeps reading never meets it.
 - **One writer.** All writes (our text frames, keepalive pings, trio-websocket's pongs and
   close replies) are serialised by trio-websocket's ``StrictFIFOLock``, in call order. A send
   never waits on reading (the write lock is never held across a read).
@@ -34,11 +43,15 @@ Design (SPEC §3 hot-path rule, §4):
 - **Lifecycle.** The handshake and the keepalive run in a private nursery started inside
   the caller's nursery, so a handshake rejection never cancels the caller's tasks; it becomes
   ``ConnectError``. After the handshake a read that fails ends the transport with
-  ``TransportEnded(reason="error")`` instead of raising into the reader. Keepalive: a ping
-  every ``ping_interval`` seconds; no pong within another ``ping_interval`` ends the
-  transport with ``TransportEnded("error", 1006, ...)``. ``aclose()`` discards messages not
-  yet received: the next batch is just ``TransportEnded("requested", 1000)``; after a peer
-  close, messages read before it come first.
+  ``TransportEnded(reason="error")`` instead of raising into the reader. Liveness: a ping
+  every ``liveness_timeout / 2`` seconds; no pong within another ``liveness_timeout / 2``
+  ends the transport with ``TransportEnded("error", 1006, "keepalive: ...")``, so a
+  half-open peer is noticed within ``liveness_timeout`` of its last answer (SPEC §3.4). An
+  explicit ``ping_interval`` keeps its old meaning (a ping every ``ping_interval``, the same
+  time for the pong); ``ping_interval=None`` turns keepalive and the idle reader off.
+  ``aclose()`` discards messages not yet received: the next batch is just
+  ``TransportEnded("requested", 1000)``; after a peer close, messages read before it come
+  first.
 - **TLS** verification is on for ``wss`` (``ssl.create_default_context()``), and the TLS
   handshake is completed inside ``connect_timeout`` so certificate errors surface as
   ``ConnectError`` instead of a hang.
@@ -50,7 +63,7 @@ import contextlib
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 import trio
 import trio_websocket
@@ -90,6 +103,11 @@ __all__ = [
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 2**20
 RECEIVE_BUFFER_SIZE: Final = 64 * 2**10
+#: The idle reader stops reading once this many characters of messages wait unread.
+IDLE_READ_LIMIT: Final = 2**20
+#: The idle reader's tick, at most (pings are answered within about two ticks).
+IDLE_TICK_MAX_S: Final = 0.5
+DEFAULT_LIVENESS_TIMEOUT: Final = 5.0
 CLOSE_TIMEOUT_S: Final = 2.0
 _SECRET_HEADERS: Final = frozenset({"authorization", "api-key", "openai-insecure-api-key"})
 
@@ -111,6 +129,8 @@ class _Receiver:
         # aclose while it waits for the close reply); never held while waiting to write
         # anything but a control frame (pong, close reply).
         self.read_lock = trio.Lock()
+        self.consumer_in = False  # receive_batch is reading (or waiting to)
+        self.idle_scope: trio.CancelScope | None = None  # the idle reader's current read
         self._parts: list[str | bytes] = []
         self._size = 0
         self.peer_closed = False  # a close frame arrived
@@ -326,6 +346,16 @@ class _Receiver:
         with contextlib.suppress(trio_websocket.ConnectionClosed):
             await ws._send(wsproto.events.CloseConnection(code=1009, reason=reason))
 
+    def full(self) -> bool:
+        """Enough unread messages wait: reading for an absent consumer stops here."""
+        return sum(map(len, self.items)) >= IDLE_READ_LIMIT
+
+    def claim(self) -> None:
+        """Someone needs the read lock: the idle reader gives it up at once."""
+        scope = self.idle_scope
+        if scope is not None:
+            scope.cancel()
+
     def stop(self) -> None:
         """Local close: what is unread is dropped, and so is whatever still arrives."""
         self.discard = True
@@ -399,15 +429,20 @@ class WebSocketTransport(Transport):
             # taken without a checkpoint when free, which is always but during a keepalive
             # ping or a close: the read itself is this call's checkpoint.)
             lock = receiver.read_lock
+            receiver.consumer_in = True
             try:
-                lock.acquire_nowait()
-            except trio.WouldBlock:
-                await lock.acquire()
-            try:
-                while not receiver.items and not self._ended():
-                    await receiver.read_once()
+                try:
+                    lock.acquire_nowait()
+                except trio.WouldBlock:
+                    receiver.claim()  # the idle reader yields at once
+                    await lock.acquire()
+                try:
+                    while not receiver.items and not self._ended():
+                        await receiver.read_once()
+                finally:
+                    lock.release()
             finally:
-                lock.release()
+                receiver.consumer_in = False
         counters = self._counters
         if receiver.binary:
             counters.binary_frames_dropped += receiver.binary
@@ -432,6 +467,8 @@ class WebSocketTransport(Transport):
         while the consumer may not be reading: a pong, the close reply."""
         receiver = self._receiver
         while not done() and not receiver.reader_done:
+            if receiver.read_lock.locked():
+                receiver.claim()
             async with receiver.read_lock:
                 if not done() and not receiver.reader_done:
                     await receiver.read_once()
@@ -466,6 +503,7 @@ class WebSocketTransport(Transport):
             return
         self._closing = True
         self._receiver.stop()
+        self._receiver.claim()
         ws = self._ws
         try:
             with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
@@ -485,28 +523,68 @@ class WebSocketTransport(Transport):
     def statistics(self) -> TransportStatistics:
         return self._counters.snapshot("websocket")
 
-    async def _keepalive(self, interval: float) -> None:
-        ws = self._ws
+    async def _keepalive(self, ping_every: float, pong_wait: float) -> None:
+        """Liveness and the idle reader (module docstring): one task, one timer."""
+        tick = min(IDLE_TICK_MAX_S, ping_every / 2)
+        next_ping = trio.current_time() + ping_every
+        seen = -1
         while True:
-            await trio.sleep(interval)
+            if trio.current_time() >= next_ping:
+                if not await self._ping(pong_wait):
+                    return
+                next_ping = trio.current_time() + ping_every
+                continue
+            receiver = self._receiver
+            batches = self._counters.batches_in
+            idle = not receiver.consumer_in and batches == seen  # no batch since last tick
+            seen = batches
+            if idle and not receiver.read_lock.locked():
+                await self._idle_read(next_ping)
+            else:
+                await trio.sleep_until(min(next_ping, trio.current_time() + tick))
+
+    async def _idle_read(self, until: float) -> None:
+        """Read for an absent consumer until it returns, ``until``, the end, or the limit."""
+        receiver = self._receiver
+        with trio.CancelScope(deadline=until) as scope:
+            receiver.idle_scope = scope
             try:
-                with trio.move_on_after(interval) as timeout:
-                    async with trio.open_nursery() as nursery:
-                        # The consumer reads the pong when it is reading; if it is not,
-                        # read here (messages stay queued for its next receive_batch).
-                        pong = trio.Event()
-                        nursery.start_soon(self._read_until, pong.is_set)
-                        await ws.ping()
-                        pong.set()
-                        nursery.cancel_scope.cancel()
-            except trio_websocket.ConnectionClosed:
-                return
-            if timeout.cancelled_caught:
-                self._fatal = f"keepalive: no pong within {interval:g} s"
-                # The reader sees the closed stream, records 1006 and exits, which wakes
-                # receive_batch.
-                await trio.aclose_forcefully(self._stream)
-                return
+                async with receiver.read_lock:
+                    while not receiver.consumer_in and not self._ended() and not receiver.full():
+                        await receiver.read_once()
+            finally:
+                receiver.idle_scope = None
+        if not scope.cancelled_caught:
+            # Stopped for the limit or the end: wait for the next ping or the consumer.
+            await trio.sleep_until(until)
+
+    async def _ping(self, pong_wait: float) -> bool:
+        """One ping; False (and the transport ended) when no pong came within ``pong_wait``."""
+        ws = self._ws
+        try:
+            with trio.move_on_after(pong_wait) as timeout:
+                async with trio.open_nursery() as nursery:
+                    # The consumer reads the pong when it is reading; if it is not,
+                    # read here (messages stay queued for its next receive_batch).
+                    pong = trio.Event()
+                    receiver = self._receiver
+                    nursery.start_soon(self._read_until, lambda: pong.is_set() or receiver.full())
+                    await ws.ping()
+                    pong.set()
+                    nursery.cancel_scope.cancel()
+        except trio_websocket.ConnectionClosed:
+            return False
+        if timeout.cancelled_caught:
+            if self._receiver.full():
+                # The pong is queued behind more unread messages than the idle limit: the
+                # peer is sending, the consumer is the slow one. Check again next time.
+                return True
+            self._fatal = f"keepalive: no answer to a ping within {pong_wait:g} s"
+            # The reader sees the closed stream, records 1006 and exits, which wakes
+            # receive_batch.
+            await trio.aclose_forcefully(self._stream)
+            return False
+        return True
 
 
 def _describe(close: trio_websocket.CloseReason | None, secrets: tuple[str, ...]) -> str:
@@ -624,20 +702,29 @@ async def connect_websocket(
     *,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     connect_timeout: float = 10.0,
-    ping_interval: float | None = 20.0,
+    ping_interval: float | Literal["auto"] | None = "auto",
     ssl_context: ssl.SSLContext | None = None,
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
 ) -> WebSocketTransport:
     """Open a realtime WebSocket to ``url`` (``ws://`` or ``wss://``).
 
     The connection's background tasks run in ``nursery``; ``aclose()`` the transport to end
     them. ``headers`` are sent with the upgrade request (``Authorization`` among them).
 
+    ``liveness_timeout``: a peer that answers nothing (half-open, vanished without a FIN) is
+    noticed within this many seconds: a ping every half of it, the other half for the pong.
+    ``ping_interval``: ``"auto"`` (derive from ``liveness_timeout``), a number of seconds
+    (ping that often, wait as long for the pong), or ``None`` (no keepalive, no idle reader).
+
     Raises:
         ConnectError: TCP, TLS or the upgrade failed, or ``connect_timeout`` elapsed;
             ``status`` holds the HTTP status of a rejected upgrade.
-        ValueError: ``url`` is not a ws/wss URL.
+        ValueError: ``url`` is not a ws/wss URL (the message says what is wrong), or
+            ``liveness_timeout`` is not positive.
     """
     host, port, resource, secure = _split_url(url)
+    if not liveness_timeout > 0:
+        raise ValueError(f"liveness_timeout must be > 0 seconds, not {liveness_timeout!r}")
     if secure and ssl_context is None:
         ssl_context = ssl.create_default_context()
     elif not secure:
@@ -688,8 +775,11 @@ async def connect_websocket(
                     receiver.opened = True
                     transport = WebSocketTransport(ws, stream, scope, receiver)
                     task_status.started(transport)
-                    if ping_interval is not None:
-                        inner.start_soon(transport._keepalive, ping_interval)
+                    if ping_interval == "auto":
+                        half = liveness_timeout / 2
+                        inner.start_soon(transport._keepalive, half, half)
+                    elif ping_interval is not None:
+                        inner.start_soon(transport._keepalive, ping_interval, ping_interval)
         except BaseException as exc:
             leaf = _leaf(exc)
             if transport is None:
