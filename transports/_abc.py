@@ -107,6 +107,12 @@ class TransportStatistics:
     ``bytes_*`` count text payload length in characters (the wire carries UTF-8; the realtime
     protocol's JSON is ASCII except inside transcripts, and counting characters avoids an
     encode per message). Audio is counted in frames, not in ``bytes_*``.
+
+    Drops (SPEC §8: nothing lost silently; an engine adds these to its own statistics):
+    ``audio_in_dropped``: inbound audio frames dropped because the consumer fell behind;
+    ``audio_out_dropped``: host audio the WebRTC outbound track dropped because the host sent
+    faster than real time (counted in 20 ms frames of the track, not in host frames);
+    ``binary_frames_dropped``: binary frames (no event in them) dropped, sideband included.
     """
 
     kind: TransportKind

@@ -118,7 +118,8 @@ class RtcSink(Protocol):
 
     def on_channel_open(self) -> None: ...
 
-    def on_channel_closed(self) -> None: ...
+    def on_channel_closed(self) -> None:
+        """The peer hung up in order: its data channel or the peer connection closed."""
 
     def on_failed(self, error: str) -> None: ...
 
@@ -250,9 +251,13 @@ class RtcSession:
 
         @pc.on("connectionstatechange")
         def _state() -> None:
+            if self._closed:
+                return
             state = pc.connectionState
-            if state in ("failed", "closed") and not self._closed:
-                port.call(sink.on_failed, f"WebRTC connection {state}")
+            if state == "failed":  # ICE consent lost or DTLS failed: an error
+                port.call(sink.on_failed, "WebRTC connection failed (ICE/DTLS)")
+            elif state == "closed":  # the peer hung up in order (DTLS close_notify)
+                port.call(sink.on_channel_closed)
 
         await pc.setLocalDescription(await pc.createOffer())
         return str(pc.localDescription.sdp)

@@ -2,7 +2,8 @@
 (trio) and an aiortc peer connection on the duplex asyncio bridge loop.
 
 ``serve_answerer()`` yields an ``AnswerServer``; each accepted call becomes an ``AnswerPeer``
-the test drives from trio: send/receive data channel text, close the channel, read the audio
+the test drives from trio: send/receive data channel text, close the channel, go silent
+(``go_silent_bl``), read the audio
 the client sent, and (always) stream a tone to the client: ``tone_hz`` for ``tone_ms``, then
 silence. Fault knobs on ``AnswerServer``: ``status`` (non-201), ``location`` (``None`` omits
 the header), ``garbage_sdp`` (answer with nonsense), ``dead`` (answer, then close the peer
@@ -132,6 +133,11 @@ class AnswerPeer:
     def _send_bl(self, text: str) -> None:
         assert self._channel is not None
         self._channel.send(text)
+
+    def go_silent_bl(self) -> None:
+        """Stop sending anything (RTP and data) while the connection stays up: a peer that
+        hung or died behind a path that still answers ICE consent checks."""
+        self._tone.stop()
 
     def _close_channel_bl(self) -> None:
         if self._channel is not None:
