@@ -17,8 +17,10 @@ Design (SPEC §3 hot-path rule, §4):
   steps per event from 4.15 to 2.15 (the engine's parser, then the host).
   This drives private names of trio-websocket 0.12 (the ``_handle_*_event`` handlers,
   ``_abort_web_socket``, ``_close_stream``, ``_initial_request``, ``_open_handshake``,
-  ``_close_handshake``, ``_close_reason``, ``_wsproto``, ``_send``);
-  ``test_transport_websocket.py`` pins each so an upgrade that changes them fails loudly.
+  ``_close_handshake``, ``_close_reason``, ``_wsproto``, ``_send``): the dependency is
+  bounded ``<0.13`` and ``test_transport_websocket.py`` pins the behaviour built on them
+  (opening and close handshakes, ping replies, abort and 1006 on EOF or reset, 1009)
+  so an upgrade that changes it fails loudly.
 - **Who reads when the consumer does not.** Three waits need the peer's answer while the
   consumer may be away, so they read themselves while nobody else is reading
   (``read_lock``; messages they read stay queued, in order, for the next batch): the
