@@ -168,9 +168,9 @@ def map_exceptions(what: str, *, secrets: Iterable[str | None] = ()) -> Iterator
 
 
 def describe(exc: BaseException) -> str:
-    """A one-line description of a foreign failure (aiortc, av) for ``ConnectError`` messages."""
-    text = str(exc) or repr(exc)
-    return f"{type(exc).__name__}: {text[:200]}"
+    """A one-line description of a foreign failure (aiortc, av) for ``ConnectError`` messages
+    (its text may quote what the server sent, e.g. a line of an answer SDP)."""
+    return f"{type(exc).__name__}: {server_text(str(exc) or repr(exc))}"
 
 
 def missing_extra(feature: str, extra: str, exc: ImportError) -> ConnectError:

@@ -60,7 +60,7 @@ from ._abc import (
 )
 from ._bridge import AsyncioBridge, TrioPort, get_bridge
 from ._calls import create_call
-from ._errors import ConnectError, TransportClosed, describe, missing_extra, redact
+from ._errors import ConnectError, TransportClosed, describe, missing_extra, server_text
 from ._inbox import Inbox
 from ._websocket import WebSocketTransport, connect_websocket
 
@@ -266,7 +266,7 @@ class WebRTCTransport(Transport):
                     nursery.cancel_scope.cancel()
         except Exception as exc:
             self._end(
-                TransportEnded(ENDED_ERROR, None, redact(f"sideband failed: {describe(exc)}"))
+                TransportEnded(ENDED_ERROR, None, server_text(f"sideband failed: {describe(exc)}"))
             )
 
     async def _join_sideband(

@@ -459,3 +459,17 @@ async def test_outbound_drops_are_counted_in_transport_statistics() -> None:
             assert stats.audio_frames_out == 250
             assert 140 <= stats.audio_out_dropped <= 150
             await transport.aclose()
+
+
+async def test_call_error_body_is_escaped_and_redacted() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            server.status = 400
+            server.error_body = f"bad\r\nFORGED: {API_KEY}\x1b[2J\x00".encode()
+            with pytest.raises(ConnectError) as info:
+                await _connect(nursery, server)
+            message = str(info.value)
+            for raw in ("\r", "\n", "\x1b", "\x00"):
+                assert raw not in message
+            assert API_KEY not in message
+            assert "bad\\x0d\\x0aFORGED: [redacted]\\x1b[2J\\x00" in message
