@@ -14,10 +14,8 @@ frame with a peak above ``RTC_LOUD_THRESHOLD`` must match the span of the non-si
 of ``synthesize(reply)`` within ``RTC_AUDIO_TOLERANCE_MS`` (100 ms = 5 frames; Opus smearing
 and 20 ms framing; observed ≈ 10 ms).
 
-Three tests fail on purpose today (product bugs, see their comments):
-``test_server_drop_is_an_error[webrtc-datachannel]`` (simulator),
-``test_garbage_frames_do_not_end_the_transport[webrtc-sideband]`` (transport statistics) and
-``test_local_close_is_prompt[webrtc-sideband]`` (a 2 s sideband close).
+``TransportEnded`` follows the one rule in ``transports/_abc.py``: a close with 1000/1001 is
+``"closed"``, any other code or a drop is ``"error"`` with the code as a plain ``int``.
 """
 
 from __future__ import annotations
@@ -235,9 +233,8 @@ async def test_server_close_code(kind: Kind, code: int) -> None:
 
 @kinds
 async def test_server_drop_is_an_error(kind: Kind) -> None:
-    # webrtc-datachannel fails today: the simulator's ``RtcAnswerer.abort`` schedules
-    # ``close()`` as a task kept in ``_tasks``, and ``close()`` cancels every task in
-    # ``_tasks`` — itself included — so ``pc.close()`` is cancelled and the call stays up.
+    # On WebRTC the simulator's drop closes its peer connection, which the client cannot
+    # tell from an in-order hang-up: "closed" or "error", exactly once either way.
     with trio.fail_after(8):
         async with (
             simulator(faults=FaultConfig(drop_after_events=1)) as sim,
@@ -256,9 +253,7 @@ async def test_server_drop_is_an_error(kind: Kind) -> None:
 @kinds
 async def test_local_close_is_prompt(kind: Kind) -> None:
     """``aclose()`` on a healthy connection completes the close handshake well inside the
-    transports' 2 s close timeout. webrtc-sideband fails today: the inner sideband
-    ``WebSocketTransport.aclose()`` runs into the full 2 s timeout against the simulator (a
-    plain WebSocket to the same simulator closes in milliseconds)."""
+    transports' 2 s close timeout, on every transport (sideband included)."""
     with trio.fail_after(10):
         async with simulator() as sim, trio.open_nursery() as nursery:
             transport = await connect(nursery, sim, kind)
@@ -552,8 +547,8 @@ async def test_garbage_frames_do_not_end_the_transport(kind: Kind) -> None:
             items = await receive_until(transport, "response.done")
             texts = [i for i in items if isinstance(i, str)]
             assert '{"event_id": "event_garbage"}' in texts  # passed up as-is: parsing is not ours
-            # webrtc-sideband fails today: the sideband WebSocket counts the dropped binary
-            # frame in its own statistics, which ``WebRTCTransport.statistics()`` ignores.
+            # On webrtc-sideband the inner WebSocket drops the binary frame; the WebRTC
+            # transport's statistics include it.
             assert transport.statistics().binary_frames_dropped == 1
             await transport.aclose()
 
