@@ -58,7 +58,9 @@ async def test_failed_connect_closes_its_socket_at_once(case: str) -> None:
                 await connect_websocket(nursery, server.url(), HEADERS, connect_timeout=0.5)
             assert len(server.conns) == 1
             await _released(server)
-            assert info.value.__cause__ is not None or case == "bad-accept"
+            assert info.value.__cause__ is not None  # the original failure, for debugging
+            assert "h11" not in str(info.value)
+            assert "ProtocolError" not in str(info.value)
 
 
 async def test_tls_failure_closes_its_socket_and_keeps_the_ssl_error() -> None:
@@ -70,3 +72,29 @@ async def test_tls_failure_closes_its_socket_and_keeps_the_ssl_error() -> None:
             message = str(info.value)
             assert "SSL" in message or "TLS" in message, message
             assert info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("http://127.0.0.1:1/v1/realtime", "the scheme must be ws or wss, not 'http'"),
+        ("ws://[::1/v1/realtime", "Invalid IPv6 URL"),
+        ("ws://:8080/v1/realtime", "no host name"),
+        ("ws://127.0.0.1:99999/v1/realtime", "Port out of range"),
+        ("ws://127.0.0.1:port/v1/realtime", "Port could not be cast"),
+        ("", "empty"),
+    ],
+)
+async def test_a_malformed_url_says_what_is_wrong(url: str, detail: str) -> None:
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(ValueError, match="invalid WebSocket URL") as info:
+            await connect_websocket(nursery, url, HEADERS)
+    assert detail in str(info.value)
+
+
+async def test_connect_error_names_the_url_and_keeps_the_cause() -> None:
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(ConnectError) as info:
+            await connect_websocket(nursery, "ws://127.0.0.1:1/v1/realtime?model=m", HEADERS)
+    assert str(info.value).startswith("WebSocket connect to ws://127.0.0.1:1/v1/realtime")
+    assert isinstance(info.value.__cause__, OSError)
