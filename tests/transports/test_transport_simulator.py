@@ -646,3 +646,51 @@ async def test_wss_with_trusted_self_signed_certificate_succeeds(tmp_path: Path)
                 (k.lower(), v) for k, v in seen[0][1]
             ]
             server_nursery.cancel_scope.cancel()
+
+
+async def test_wss_pings_are_answered_while_the_consumer_is_away(tmp_path: Path) -> None:
+    # The idle reader over TLS: it answers the server's pings while nobody reads, and hands
+    # reading back (its pending read cancelled) each time the consumer returns, losing and
+    # reordering nothing.
+    cert_path, key_path = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert_path, key_path)
+    client_ctx = ssl.create_default_context(cafile=str(cert_path))
+    rounds = 3
+    pinged: list[float] = []
+
+    async def pinger(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        for i in range(rounds):
+            await ws.send_message(f"before {i}")
+            began = trio.current_time()
+            await ws.ping(f"ping {i}".encode())
+            pinged.append(trio.current_time() - began)
+            await ws.send_message(f"after {i}")
+            await ws.get_message()  # the client's go-ahead for the next round
+
+    with trio.fail_after(15):
+        async with trio.open_nursery() as server_nursery:
+            server = await server_nursery.start(serve_websocket, pinger, "127.0.0.1", 0, server_ctx)
+            async with trio.open_nursery() as nursery:
+                transport = await connect_websocket(
+                    nursery,
+                    f"wss://localhost:{server.port}/v1/realtime",
+                    realtime_headers(api_key=API_KEY, version="v2"),
+                    ssl_context=client_ctx,
+                )
+                for i in range(rounds):
+                    # Away until the ping of this round was answered.
+                    await _wait_for_count(pinged, i + 1)
+                    received: list[object] = []
+                    while len(received) < 2:
+                        received.extend(await transport.receive_batch())
+                    assert received == [f"before {i}", f"after {i}"]
+                    await transport.send_text("next")
+                await transport.aclose()
+            server_nursery.cancel_scope.cancel()
+    assert all(took < 1.5 for took in pinged), pinged
+
+
+async def _wait_for_count(items: list[float], n: int) -> None:
+    await wait_for(lambda: len(items) >= n)
