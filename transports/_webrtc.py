@@ -8,8 +8,10 @@ below, which ``TrioPort`` runs on the trio thread.
 Start sequence (codex-realtime.md §8.2): offer (one sendrecv audio transceiver, plus the
 ``oai-events`` data channel in ``datachannel`` control) with ICE gathering complete →
 ``POST <base>/realtime/calls`` (``_calls``) → apply the answer → either wait for the data
-channel to open (``datachannel_open_timeout``) or start joining the sideband WebSocket
-``?call_id=…`` in the background (``sideband``).
+channel to open or start joining the sideband WebSocket ``?call_id=…`` in the background
+(``sideband``). All of it, the data channel included, runs under one ``connect_timeout``
+deadline. The peer connection is always built with the caller's ``ice_servers`` (default
+none: aiortc's own default would be a public STUN server).
 
 Invariants:
 - ``connect_webrtc`` either returns a connected transport or raises ``ConnectError`` after
@@ -21,8 +23,9 @@ Invariants:
   ``1 + sideband_retries`` times with exponential backoff (``sideband_backoff * 2**n`` s);
   exhaustion ends the transport with ``TransportEnded("error", error=…)``. ``aclose()``
   during the join abandons it and emits nothing else.
-- The end of the sideband WebSocket, the data channel closing, or the peer connection
-  reaching ``failed``/``closed`` each end the transport (first one wins).
+- The end of the sideband WebSocket, the data channel closing, the peer connection
+  reaching ``failed``/``closed``, or the liveness watch each end the transport (first one
+  wins), by the rule in ``_abc``.
 - ``send_audio`` accepts 24 kHz mono PCM16 frames of any whole number of samples and
   refuses an odd byte count with ``ValueError`` (nothing queued, alignment kept); it never
   blocks (the outbound track buffers up to 2 s and counts the older audio it drops, in
