@@ -74,8 +74,10 @@ __all__ = ["WebRTCTransport", "connect_webrtc"]
 
 CLOSE_TIMEOUT_S: Final = 2.0
 DEFAULT_LIVENESS_TIMEOUT: Final = 5.0
-#: The liveness watch wakes this many times per ``liveness_timeout`` (a dead peer is
-#: noticed within ``liveness_timeout * (1 + 1 / LIVENESS_TICKS)``).
+#: The liveness watch wakes this many times per ``liveness_timeout``. Activity is seen at
+#: tick granularity, so the peer counts as dead after ``liveness_timeout - tick`` of
+#: observed quiet: between ``(1 - 1 / LIVENESS_TICKS)`` and 1 ``liveness_timeout`` after
+#: the last thing it sent, never later.
 LIVENESS_TICKS: Final = 10
 ControlChannel = Literal["datachannel", "sideband"]
 
@@ -236,7 +238,7 @@ class WebRTCTransport(Transport):
                 activity = self._activity()
                 if activity != last:
                     last, quiet_since = activity, now
-                elif now - quiet_since >= liveness_timeout:
+                elif now - quiet_since >= liveness_timeout - tick:
                     self.on_failed(
                         f"no audio and no event from the peer for {liveness_timeout:g} s "
                         "(liveness_timeout): the peer is gone"

@@ -419,17 +419,17 @@ async def test_a_silent_peer_ends_the_transport_within_liveness_timeout() -> Non
             assert ended.reason == "error"
             assert ended.error is not None
             assert "liveness_timeout" in ended.error
-            # within the timeout (plus one watch tick and the audio already in flight)
-            assert 0.4 <= took < 0.5 * 1.1 + 0.3, took
+            # within the timeout (plus the audio already in flight and scheduling)
+            assert 0.4 <= took < 0.5 + 0.25, took
             await transport.aclose()
 
 
 async def test_a_live_peer_is_not_ended_by_the_liveness_watch() -> None:
     with trio.fail_after(15):
         async with serve_answerer() as server, trio.open_nursery() as nursery:
-            transport = await _connect(nursery, server, liveness_timeout=0.3)
+            transport = await _connect(nursery, server, liveness_timeout=0.6)
             frames = 0
-            while frames < 60:  # 1.2 s of media, four liveness periods
+            while frames < 100:  # 2 s of media, more than three liveness periods
                 for item in await transport.receive_batch():
                     assert not isinstance(item, TransportEnded), item
                     frames += isinstance(item, AudioFrame)
