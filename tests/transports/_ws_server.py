@@ -135,12 +135,12 @@ def websocket_accept(request: bytes) -> bytes:
 
 @asynccontextmanager
 async def serve_raw(
-    answer: bytes | Callable[[bytes], bytes] | None,
+    answer: bytes | Callable[[bytes], bytes] | None, *, drain: bool = True
 ) -> AsyncIterator[RawServer]:
     """A TCP server that reads one HTTP request head, writes ``answer`` (bytes, or built from
     the request; ``None`` answers nothing) and then waits for the client to close, recording
-    the EOF. It never closes first, so a client that does not close its socket shows up in
-    ``open_connections``."""
+    the EOF (``drain=False``: it never reads again, like a stalled peer). It never closes
+    first, so a client that does not close its socket shows up in ``open_connections``."""
     server: RawServer
 
     async def handler(stream: trio.SocketStream) -> None:
@@ -151,6 +151,8 @@ async def serve_raw(
                 await stream.send_all(answer if isinstance(answer, bytes) else answer(conn.request))
             if b"\r\n\r\n" in conn.request:
                 conn.request, _, conn.received = conn.request.partition(b"\r\n\r\n")
+            if not drain:  # a peer that stops reading: the client's sends fill the window
+                await trio.sleep_forever()
             while data := await stream.receive_some(65536):
                 conn.received += data
         except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -9,7 +9,13 @@ import socket
 import pytest
 import trio
 
-from duplex.transports import TransportEnded, _websocket as websocket_module, connect_websocket
+from duplex.transports import (
+    TransportClosed,
+    TransportEnded,
+    WebSocketTransport,
+    _websocket as websocket_module,
+    connect_websocket,
+)
 
 from ._poll import wait_for
 from ._ws_server import serve, serve_raw, upgrade_then
@@ -112,3 +118,33 @@ async def test_liveness_timeout_must_be_positive() -> None:
     async with trio.open_nursery() as nursery:
         with pytest.raises(ValueError, match="liveness_timeout"):
             await connect_websocket(nursery, "ws://127.0.0.1:1/", HEADERS, liveness_timeout=0)
+
+
+async def test_a_send_blocked_on_a_stalled_peer_ends_with_the_transport() -> None:
+    # The peer stops reading: our sends fill the TCP window and block. Liveness still ends
+    # the connection (the ping cannot even be sent), and the blocked send_text raises
+    # TransportClosed then, not after the old 40 s.
+    with trio.fail_after(10):
+        async with (
+            serve_raw(upgrade_then(b""), drain=False) as server,
+            trio.open_nursery() as nursery,
+        ):
+            transport = await connect_websocket(
+                nursery, server.url(), HEADERS, liveness_timeout=0.4
+            )
+            began = trio.current_time()
+            with pytest.raises(TransportClosed):
+                await _send_until_blocked_and_failed(transport)
+            took = trio.current_time() - began
+            assert took < 0.4 + 0.5, took
+            items = await transport.receive_batch()
+            ended = items[-1]
+            assert isinstance(ended, TransportEnded)
+            assert ended.reason == "error"
+            await transport.aclose()
+
+
+async def _send_until_blocked_and_failed(transport: WebSocketTransport) -> None:
+    chunk = "x" * 65536
+    while True:
+        await transport.send_text(chunk)
