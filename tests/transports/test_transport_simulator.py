@@ -694,3 +694,26 @@ async def test_wss_pings_are_answered_while_the_consumer_is_away(tmp_path: Path)
 
 async def _wait_for_count(items: list[float], n: int) -> None:
     await wait_for(lambda: len(items) >= n)
+
+
+async def test_wss_with_an_untrusted_certificate_says_so(tmp_path: Path) -> None:
+    cert_path, key_path = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert_path, key_path)
+
+    async def never(request: WebSocketRequest) -> None:
+        raise AssertionError("the handshake must not get this far")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as server_nursery:
+            server = await server_nursery.start(serve_websocket, never, "127.0.0.1", 0, server_ctx)
+            url = f"wss://localhost:{server.port}/v1/realtime"
+            async with trio.open_nursery() as nursery:
+                with pytest.raises(ConnectError) as info:
+                    await connect_websocket(nursery, url, {})
+            server_nursery.cancel_scope.cancel()
+    message = str(info.value)
+    assert message.startswith(f"TLS handshake with {url} failed"), message
+    assert "SSLCertVerificationError" in message
+    assert "self-signed certificate" in message
+    assert isinstance(info.value.__cause__, trio.BrokenResourceError)
