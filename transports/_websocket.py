@@ -65,6 +65,7 @@ import contextlib
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any, Final, Literal, cast
 
 import trio
@@ -388,6 +389,7 @@ class WebSocketTransport(Transport):
         self._closed = trio.Event()  # aclose() has finished
         self._finished = False  # TransportEnded was delivered
         self._fatal: str | None = None  # set when something other than the peer ended it
+        self._tick = IDLE_TICK_MAX_S  # the keepalive's tick, set when it starts
 
     @property
     def kind(self) -> TransportKind:
@@ -464,16 +466,27 @@ class WebSocketTransport(Transport):
         counters.count_batch(len(batch))
         return batch
 
-    async def _read_until(self, done: Callable[[], bool]) -> None:
+    async def _read_until(self, done: Callable[[], bool], *, yielding: bool = False) -> None:
         """Read (when no one else is) until ``done()``; for waits that need the peer's answer
-        while the consumer may not be reading: a pong, the close reply."""
+        while the consumer may not be reading: a pong, the close reply. ``yielding``: each
+        read gives way to a consumer that comes back (``claim``), and reading resumes after
+        it, so the wait still ends only with ``done()``."""
         receiver = self._receiver
         while not done() and not receiver.reader_done:
             if receiver.read_lock.locked():
                 receiver.claim()
             async with receiver.read_lock:
-                if not done() and not receiver.reader_done:
+                if done() or receiver.reader_done:
+                    break
+                if not yielding:
                     await receiver.read_once()
+                    continue
+                with trio.CancelScope() as scope:
+                    receiver.idle_scope = scope
+                    try:
+                        await receiver.read_once()
+                    finally:
+                        receiver.idle_scope = None
 
     def _ended_item(self) -> TransportEnded:
         """How the connection ended, by the rule in ``_abc`` (``TransportEnded``)."""
@@ -527,7 +540,7 @@ class WebSocketTransport(Transport):
 
     async def _keepalive(self, ping_every: float, pong_wait: float) -> None:
         """Liveness and the idle reader (module docstring): one task, one timer."""
-        tick = min(IDLE_TICK_MAX_S, ping_every / 2)
+        tick = self._tick = min(IDLE_TICK_MAX_S, ping_every / 2)
         next_ping = trio.current_time() + ping_every
         seen = -1
         while True:
@@ -557,8 +570,8 @@ class WebSocketTransport(Transport):
             finally:
                 receiver.idle_scope = None
         if not scope.cancelled_caught:
-            # Stopped for the limit or the end: wait for the next ping or the consumer.
-            await trio.sleep_until(until)
+            # Stopped for the limit or the end: look again next tick.
+            await trio.sleep_until(min(until, trio.current_time() + self._tick))
 
     async def _ping(self, pong_wait: float) -> bool:
         """One ping; False (and the transport ended) when no pong came within ``pong_wait``."""
@@ -570,7 +583,10 @@ class WebSocketTransport(Transport):
                     # read here (messages stay queued for its next receive_batch).
                     pong = trio.Event()
                     receiver = self._receiver
-                    nursery.start_soon(self._read_until, lambda: pong.is_set() or receiver.full())
+                    nursery.start_soon(
+                        partial(self._read_until, yielding=True),
+                        lambda: pong.is_set() or receiver.full(),
+                    )
                     await ws.ping()
                     pong.set()
                     nursery.cancel_scope.cancel()
