@@ -16,7 +16,7 @@ import logging
 from ._abc import Inbound, Transport, TransportEnded, TransportKind, TransportStatistics
 from ._bridge import AsyncioBridge, TrioPort, get_bridge
 from ._calls import CallAnswer, create_call
-from ._errors import ConnectError, TransportClosed, TransportError
+from ._errors import ConnectError, TransportClosed, TransportError, printable, server_text
 from ._memory import MemoryPeer, MemoryTransport, memory_transport_pair
 from ._webrtc import WebRTCTransport, connect_webrtc
 from ._websocket import WebSocketTransport, connect_websocket
@@ -37,6 +37,10 @@ __all__ = [
     "ConnectError",
     "TransportClosed",
     "TransportError",
+    # text that came from a server, made safe for a log record or an error message
+    # (bounded, secrets removed, control characters escaped: SPEC §8)
+    "printable",
+    "server_text",
     # WebSocket
     "WebSocketTransport",
     "connect_websocket",

@@ -16,6 +16,23 @@ Invariants (checked by ``tests/transports/conformance.py`` for every implementat
 - ``aclose()`` is idempotent and never raises for an already-dead connection.
 - A frame the transport cannot carry upward (a binary WebSocket frame) is dropped and counted
   in ``TransportStatistics.binary_frames_dropped``; it never ends the transport.
+
+How a transport ended — one rule for every transport (``TransportEnded``):
+- ``reason="requested"``: ``aclose()`` was called here. ``error`` is ``None``.
+- ``reason="closed"``: the peer ended the connection gracefully: a WebSocket close handshake
+  with code 1000, 1001 or 1005 (no code), a WebRTC call the peer hung up (its data channel
+  or peer connection closed in order), a memory peer's ``close(1000)``. ``error`` is
+  ``None``.
+- ``reason="error"``: everything else: a drop without a close handshake (1006), a close
+  with any other code (1002 protocol error, 1011 server error, 4000+ application codes),
+  a protocol violation by the peer (invalid UTF-8, masked or RSV-flagged frames, a bad
+  close code, an oversized ping: the code wsproto fails the connection with), an oversized
+  message (1009), no liveness within ``liveness_timeout`` (keepalive, dead WebRTC peer),
+  ICE/DTLS failure, sideband join exhausted. ``error`` is always a message then.
+- ``code`` is a plain ``int`` (never an enum): the WebSocket close code when the end came
+  from a WebSocket (sideband included), else ``None``.
+- ``error`` never contains a secret or a raw control character: text from the server
+  passes ``_errors.server_text``.
 """
 
 from __future__ import annotations
@@ -37,6 +54,9 @@ __all__ = [
 
 TransportKind: TypeAlias = Literal["websocket", "webrtc", "memory"]
 
+#: WebSocket close codes that end a connection gracefully (``TransportEnded`` "closed").
+GRACEFUL_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
+
 #: ``TransportEnded.reason`` values.
 ENDED_REQUESTED: Final = "requested"  # local aclose()
 ENDED_CLOSED: Final = "closed"  # the peer closed cleanly (a close frame, a data channel close)
@@ -48,19 +68,30 @@ ENDED_ERROR: Final = "error"  # everything else: drops, read errors, ICE failure
 class TransportEnded:
     """The last inbound item of a transport.
 
+    See the module docstring for the rule every transport follows.
+
     Attributes:
         reason: ``"requested"`` (``aclose()`` was called here), ``"closed"`` (the peer closed
-            cleanly; see ``code``), or ``"error"`` (abrupt drop, read error, oversized
-            message, keepalive timeout, WebRTC connection failure, sideband join exhausted).
-        code: the WebSocket close code when one is known (1006 for a drop without a close
-            frame, 1009 for an oversized message), else ``None``.
-        error: human-readable detail: the peer's close-frame reason text, or what failed.
-            Never contains a secret.
+            gracefully), or ``"error"`` (everything else).
+        code: the WebSocket close code (a plain ``int``) when one is known (1006 for a drop
+            without a close frame, 1009 for an oversized message), else ``None``.
+        error: what went wrong, set exactly when ``reason == "error"``. Never contains a
+            secret or a raw control character.
     """
 
     reason: str
     code: int | None = None
     error: str | None = None
+
+
+def ended_by_peer_close(code: int, detail: str | None) -> TransportEnded:
+    """The end after the peer's close handshake with ``code``: graceful for 1000/1001/1005,
+    an error otherwise (``detail``: the peer's reason text, already made safe)."""
+    code = int(code)
+    if code in GRACEFUL_CLOSE_CODES:
+        return TransportEnded(ENDED_CLOSED, code, None)
+    message = f"the server closed the connection with code {code}"
+    return TransportEnded(ENDED_ERROR, code, f"{message}: {detail}" if detail else message)
 
 
 #: What ``receive_batch`` yields: a text frame (one undecoded JSON event), a decoded audio
@@ -76,6 +107,12 @@ class TransportStatistics:
     ``bytes_*`` count text payload length in characters (the wire carries UTF-8; the realtime
     protocol's JSON is ASCII except inside transcripts, and counting characters avoids an
     encode per message). Audio is counted in frames, not in ``bytes_*``.
+
+    Drops (SPEC §8: nothing lost silently; an engine adds these to its own statistics):
+    ``audio_in_dropped``: inbound audio frames dropped because the consumer fell behind;
+    ``audio_out_dropped``: host audio the WebRTC outbound track dropped because the host sent
+    faster than real time (counted in 20 ms frames of the track, not in host frames);
+    ``binary_frames_dropped``: binary frames (no event in them) dropped, sideband included.
     """
 
     kind: TransportKind

@@ -11,7 +11,8 @@ Invariants:
   missing or malformed ``Location`` raises ``ConnectError`` with codex's messages
   (``realtime call response missing Location`` / ``… does not contain a call id: …``).
 - Non-2xx raises ``ConnectError(status=…)`` whose message carries at most 200 characters of
-  the body, redacted (servers echo a prefix of a wrong key in their error message).
+  the body, redacted (servers echo a prefix of a wrong key in their error message) and with
+  control characters escaped (``server_text``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from duplex.protocol._urls import (
     realtime_headers,
 )
 
-from ._errors import ConnectError, map_exceptions, redact
+from ._errors import ConnectError, map_exceptions, server_text
 
 __all__ = ["CallAnswer", "create_call"]
 
@@ -86,9 +87,9 @@ async def create_call(
         async with httpx.AsyncClient(timeout=http_timeout) as client:
             response = await client.post(url, content=content, headers=request_headers)
     if not response.is_success:
-        preview = response.text[:_BODY_PREVIEW]
+        preview = server_text(response.text, [api_key], limit=_BODY_PREVIEW)
         raise ConnectError(
-            redact(f"POST /realtime/calls: HTTP {response.status_code}: {preview}", [api_key]),
+            f"POST /realtime/calls: HTTP {response.status_code}: {preview}",
             status=response.status_code,
         )
     try:

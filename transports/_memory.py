@@ -9,7 +9,8 @@ Invariants:
 - No I/O and no background tasks: everything happens on the caller's trio thread, so tests
   are deterministic.
 - Closing either side ends the other side's stream with exactly one ``TransportEnded``:
-  the client sees ``reason="closed"`` (peer ``close``) or ``"error"`` (peer ``drop``); the
+  the client sees what a WebSocket close with that code means (``_abc``: ``"closed"`` for
+  1000/1001/1005, else ``"error"``) or ``"error"`` (peer ``drop``); the
   peer sees ``reason="requested"`` when the client calls ``aclose()``.
 """
 
@@ -20,7 +21,6 @@ import trio
 from duplex.protocol._audio import AudioFrame
 
 from ._abc import (
-    ENDED_CLOSED,
     ENDED_ERROR,
     ENDED_REQUESTED,
     Counters,
@@ -29,8 +29,9 @@ from ._abc import (
     TransportEnded,
     TransportKind,
     TransportStatistics,
+    ended_by_peer_close,
 )
-from ._errors import TransportClosed
+from ._errors import TransportClosed, server_text
 from ._inbox import Inbox
 
 __all__ = ["MemoryPeer", "MemoryTransport", "memory_transport_pair"]
@@ -116,10 +117,12 @@ class MemoryPeer:
         self._client._inbox.put_audio(frame)
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close cleanly, as a server close frame would."""
+        """Close with a close handshake, as a server close frame would (``code`` decides
+        whether the client sees a graceful end or an error, as on a WebSocket)."""
         await trio.lowlevel.checkpoint()
-        self._client._inbox.end(TransportEnded(ENDED_CLOSED, code, reason))
-        self._inbox.end(TransportEnded(ENDED_CLOSED, code, reason))
+        ended = ended_by_peer_close(code, server_text(reason) if reason else None)
+        self._client._inbox.end(ended)
+        self._inbox.end(ended)
 
     async def drop(self, error: str = "connection lost") -> None:
         """End the connection abruptly (no close frame)."""

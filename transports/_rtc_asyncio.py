@@ -30,6 +30,10 @@ aiortc quirks (peer-libraries.md §3.4) and how they are handled here:
 - Offered direction not respected: the transceiver is created ``sendrecv`` explicitly.
 - Dead track busy-loop: the consumer returns on the first ``MediaStreamError``.
 - Stereo Opus decode: the resampler converts the layout as well as the rate.
+- Default STUN server: ``RTCPeerConnection()`` without a configuration gathers against
+  ``stun.l.google.com`` (``RTCIceGatherer.getDefaultIceServers``). The peer connection here
+  is always built with an explicit ``RTCConfiguration(iceServers=[...])`` from the caller's
+  ``ice_servers``; the default is an empty list, so nothing leaves this machine (SPEC §8).
 """
 
 from __future__ import annotations
@@ -37,13 +41,15 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
-from collections.abc import Callable
-from typing import Final, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Protocol
 
 import av
 from aiortc import (
     MediaStreamTrack,
+    RTCConfiguration,
     RTCDataChannel,
+    RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -53,7 +59,7 @@ from duplex.protocol._audio import AudioFrame
 
 from ._bridge import TrioPort
 
-__all__ = ["OutboundAudioTrack", "RtcSession", "RtcSink"]
+__all__ = ["IceServers", "OutboundAudioTrack", "RtcSession", "RtcSink", "ice_configuration"]
 
 SAMPLE_RATE: Final = 24_000
 FRAME_SAMPLES: Final = 480  # 20 ms at 24 kHz
@@ -62,6 +68,43 @@ FRAME_S: Final = FRAME_SAMPLES / SAMPLE_RATE
 _SILENCE: Final = bytes(FRAME_BYTES)
 _TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 DATA_CHANNEL_LABEL: Final = "oai-events"
+
+
+#: What ``connect_webrtc(ice_servers=...)`` takes: a URL (``"stun:host:port"``,
+#: ``"turn:host"``) or a mapping with ``urls`` (a URL or a list of them) and, for TURN,
+#: ``username`` and ``credential``.
+IceServers = Sequence[str | Mapping[str, Any]]
+
+
+def ice_configuration(ice_servers: IceServers) -> RTCConfiguration:
+    """The explicit configuration for a peer connection: exactly ``ice_servers``, never
+    aiortc's default public STUN server (an empty list means host candidates only).
+
+    Raises:
+        ValueError: an entry is neither a URL string nor a mapping with ``urls``.
+    """
+    servers: list[RTCIceServer] = []
+    for entry in ice_servers:
+        if isinstance(entry, str):
+            servers.append(RTCIceServer(urls=entry))
+            continue
+        if not isinstance(entry, Mapping) or "urls" not in entry:
+            raise ValueError(
+                f"ice_servers entries are URL strings or mappings with 'urls', got {entry!r}"
+            )
+        urls = entry["urls"]
+        if not isinstance(urls, str) and not (
+            isinstance(urls, Sequence) and all(isinstance(u, str) for u in urls)
+        ):
+            raise ValueError(f"ice_servers 'urls' must be a string or a list of strings: {urls!r}")
+        servers.append(
+            RTCIceServer(
+                urls=urls if isinstance(urls, str) else list(urls),
+                username=entry.get("username"),
+                credential=entry.get("credential"),
+            )
+        )
+    return RTCConfiguration(iceServers=servers)
 
 
 class RtcSink(Protocol):
@@ -75,7 +118,8 @@ class RtcSink(Protocol):
 
     def on_channel_open(self) -> None: ...
 
-    def on_channel_closed(self) -> None: ...
+    def on_channel_closed(self) -> None:
+        """The peer hung up in order: its data channel or the peer connection closed."""
 
     def on_failed(self, error: str) -> None: ...
 
@@ -152,8 +196,17 @@ async def _consume_remote_audio(
 class RtcSession:
     """One peer connection with its local track, optional data channel and remote consumer."""
 
-    def __init__(self, port: TrioPort, sink: RtcSink, *, data_channel: bool) -> None:
+    def __init__(
+        self,
+        port: TrioPort,
+        sink: RtcSink,
+        *,
+        data_channel: bool,
+        configuration: RTCConfiguration | None = None,
+    ) -> None:
         self._port = port
+        # Never None at the RTCPeerConnection: None would mean aiortc's public STUN server.
+        self._configuration = configuration or RTCConfiguration(iceServers=[])
         self._sink = sink
         self._want_channel = data_channel
         self.pc: RTCPeerConnection | None = None
@@ -165,7 +218,7 @@ class RtcSession:
     async def create_offer(self) -> str:
         """Build the offer (one sendrecv audio transceiver, optionally ``oai-events``) and
         return its SDP after ICE gathering completed (aiortc has no trickle ICE)."""
-        pc = self.pc = RTCPeerConnection()
+        pc = self.pc = RTCPeerConnection(configuration=self._configuration)
         port, sink = self._port, self._sink
         pc.addTransceiver(self.track, direction="sendrecv")
         if self._want_channel:
@@ -198,9 +251,13 @@ class RtcSession:
 
         @pc.on("connectionstatechange")
         def _state() -> None:
+            if self._closed:
+                return
             state = pc.connectionState
-            if state in ("failed", "closed") and not self._closed:
-                port.call(sink.on_failed, f"WebRTC connection {state}")
+            if state == "failed":  # ICE consent lost or DTLS failed: an error
+                port.call(sink.on_failed, "WebRTC connection failed (ICE/DTLS)")
+            elif state == "closed":  # the peer hung up in order (DTLS close_notify)
+                port.call(sink.on_channel_closed)
 
         await pc.setLocalDescription(await pc.createOffer())
         return str(pc.localDescription.sdp)

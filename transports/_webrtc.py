@@ -8,8 +8,10 @@ below, which ``TrioPort`` runs on the trio thread.
 Start sequence (codex-realtime.md §8.2): offer (one sendrecv audio transceiver, plus the
 ``oai-events`` data channel in ``datachannel`` control) with ICE gathering complete →
 ``POST <base>/realtime/calls`` (``_calls``) → apply the answer → either wait for the data
-channel to open (``datachannel_open_timeout``) or start joining the sideband WebSocket
-``?call_id=…`` in the background (``sideband``).
+channel to open or start joining the sideband WebSocket ``?call_id=…`` in the background
+(``sideband``). All of it, the data channel included, runs under one ``connect_timeout``
+deadline. The peer connection is always built with the caller's ``ice_servers`` (default
+none: aiortc's own default would be a public STUN server).
 
 Invariants:
 - ``connect_webrtc`` either returns a connected transport or raises ``ConnectError`` after
@@ -21,15 +23,24 @@ Invariants:
   ``1 + sideband_retries`` times with exponential backoff (``sideband_backoff * 2**n`` s);
   exhaustion ends the transport with ``TransportEnded("error", error=…)``. ``aclose()``
   during the join abandons it and emits nothing else.
-- The end of the sideband WebSocket, the data channel closing, or the peer connection
-  reaching ``failed``/``closed`` each end the transport (first one wins).
-- ``send_audio`` accepts 24 kHz mono PCM16 frames of any length; it never blocks (the
-  outbound track buffers up to 2 s and counts older audio it drops).
+- The end of the sideband WebSocket, the data channel closing, the peer connection
+  reaching ``failed``/``closed``, or the liveness watch each end the transport (first one
+  wins), by the rule in ``_abc``.
+- ``send_audio`` accepts 24 kHz mono PCM16 frames of any whole number of samples and
+  refuses an odd byte count with ``ValueError`` (nothing queued, alignment kept); it never
+  blocks (the outbound track buffers up to 2 s and counts the older audio it drops, in
+  20 ms frames, as ``TransportStatistics.audio_out_dropped``).
+- Liveness: a watch task (in the caller's nursery) ends the transport with an error when
+  no audio frame and no event arrived for ``liveness_timeout`` seconds (realtime servers
+  stream RTP continuously, silence included); ICE/DTLS ``failed`` ends it at once. A peer
+  that hangs up in order (data channel or peer connection ``closed``) ends it with
+  ``"closed"``. ``connect_timeout`` is one deadline for the whole start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
@@ -52,7 +63,7 @@ from ._abc import (
 )
 from ._bridge import AsyncioBridge, TrioPort, get_bridge
 from ._calls import create_call
-from ._errors import ConnectError, TransportClosed, describe, missing_extra, redact
+from ._errors import ConnectError, TransportClosed, describe, missing_extra, server_text
 from ._inbox import Inbox
 from ._websocket import WebSocketTransport, connect_websocket
 
@@ -62,6 +73,12 @@ if TYPE_CHECKING:
 __all__ = ["WebRTCTransport", "connect_webrtc"]
 
 CLOSE_TIMEOUT_S: Final = 2.0
+DEFAULT_LIVENESS_TIMEOUT: Final = 5.0
+#: The liveness watch wakes this many times per ``liveness_timeout``. Activity is seen at
+#: tick granularity, so the peer counts as dead after ``liveness_timeout - tick`` of
+#: observed quiet: between ``(1 - 1 / LIVENESS_TICKS)`` and 1 ``liveness_timeout`` after
+#: the last thing it sent, never later.
+LIVENESS_TICKS: Final = 10
 ControlChannel = Literal["datachannel", "sideband"]
 
 
@@ -86,6 +103,7 @@ class WebRTCTransport(Transport):
         )
         self._sideband: WebSocketTransport | None = None
         self._sideband_scope = trio.CancelScope()
+        self._liveness_scope = trio.CancelScope()
 
     # --- Transport -------------------------------------------------------------------------
 
@@ -126,6 +144,12 @@ class WebRTCTransport(Transport):
                 f"send_audio takes 24 kHz mono PCM16, got {frame.sample_rate} Hz "
                 f"× {frame.channels} channels"
             )
+        if len(frame.pcm) % 2:
+            # Whole samples only: one stray byte would shift every later sample on the
+            # track by a byte (noise for the rest of the call). Refused, not carried: a
+            # carry byte keeps alignment only when the host split a sample on purpose,
+            # and turns a single bad frame into a misaligned stream.
+            raise ValueError(f"send_audio takes whole PCM16 samples: {len(frame.pcm)} bytes is odd")
         self._check_open()
         await trio.lowlevel.checkpoint()
         self._bridge.call_soon(self._rtc.feed_audio, frame.pcm)
@@ -141,6 +165,7 @@ class WebRTCTransport(Transport):
         self._closing = True
         self._inbox.end(TransportEnded(ENDED_REQUESTED, None, None))
         self._outbound_send.close()
+        self._liveness_scope.cancel()
         with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
             if self._sideband is not None:
                 await self._sideband.aclose()
@@ -175,7 +200,10 @@ class WebRTCTransport(Transport):
         self._opened.set()
 
     def on_channel_closed(self) -> None:
-        self._end(TransportEnded(ENDED_CLOSED, None, "data channel closed"))
+        if not self._opened.is_set():  # still connecting: a failed start, not a hang-up
+            self.on_failed("the peer closed the connection before it was established")
+            return
+        self._end(TransportEnded(ENDED_CLOSED, None, None))  # the peer hung up in order
 
     def on_failed(self, error: str) -> None:
         if self._failure is None:
@@ -188,6 +216,34 @@ class WebRTCTransport(Transport):
             return
         self._inbox.end(ended)
         self._outbound_send.close()
+        self._liveness_scope.cancel()
+
+    # --- liveness ----------------------------------------------------------------------------
+
+    def _activity(self) -> int:
+        # Everything that proves the peer is there, from counters the hot path keeps anyway.
+        c = self._counters
+        return c.messages_in + c.audio_frames_in + c.audio_in_dropped
+
+    async def _watch_liveness(self, liveness_timeout: float) -> None:
+        """End the transport when the peer sent nothing for ``liveness_timeout`` (module
+        docstring). Runs in the caller's nursery until the transport ends."""
+        tick = liveness_timeout / LIVENESS_TICKS
+        with self._liveness_scope:
+            last = self._activity()
+            quiet_since = trio.current_time()
+            while not self._closing and not self._inbox.ended:
+                await trio.sleep(tick)
+                now = trio.current_time()
+                activity = self._activity()
+                if activity != last:
+                    last, quiet_since = activity, now
+                elif now - quiet_since >= liveness_timeout - tick:
+                    self.on_failed(
+                        f"no audio and no event from the peer for {liveness_timeout:g} s "
+                        "(liveness_timeout): the peer is gone"
+                    )
+                    return
 
     # --- sideband ----------------------------------------------------------------------------
 
@@ -198,6 +254,7 @@ class WebRTCTransport(Transport):
         retries: int,
         backoff: float,
         connect_timeout: float,
+        liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
     ) -> None:
         # Runs in the caller's nursery: nothing may escape from here, every failure becomes
         # the transport's TransportEnded.
@@ -205,7 +262,7 @@ class WebRTCTransport(Transport):
             with self._sideband_scope:
                 async with trio.open_nursery() as nursery:
                     ws = await self._join_sideband(
-                        nursery, url, headers, retries, backoff, connect_timeout
+                        nursery, url, headers, retries, backoff, connect_timeout, liveness_timeout
                     )
                     if ws is None:
                         return
@@ -214,7 +271,7 @@ class WebRTCTransport(Transport):
                     nursery.cancel_scope.cancel()
         except Exception as exc:
             self._end(
-                TransportEnded(ENDED_ERROR, None, redact(f"sideband failed: {describe(exc)}"))
+                TransportEnded(ENDED_ERROR, None, server_text(f"sideband failed: {describe(exc)}"))
             )
 
     async def _join_sideband(
@@ -225,10 +282,17 @@ class WebRTCTransport(Transport):
         retries: int,
         backoff: float,
         connect_timeout: float,
+        liveness_timeout: float,
     ) -> WebSocketTransport | None:
         for attempt in range(retries + 1):
             try:
-                ws = await connect_websocket(nursery, url, headers, connect_timeout=connect_timeout)
+                ws = await connect_websocket(
+                    nursery,
+                    url,
+                    headers,
+                    connect_timeout=connect_timeout,
+                    liveness_timeout=liveness_timeout,
+                )
             except ConnectError as exc:
                 if attempt == retries:
                     error = f"sideband join failed after {attempt + 1} attempts: {exc.message}"
@@ -273,34 +337,56 @@ async def connect_webrtc(
     sideband_base_url: str | None = None,
     headers: Mapping[str, str] | None = None,
     connect_timeout: float = 10.0,
-    datachannel_open_timeout: float = 5.0,
+    datachannel_open_timeout: float | None = None,
     sideband_retries: int = 5,
     sideband_backoff: float = 0.05,
     outbound_queue_size: int = 256,
+    ice_servers: Sequence[str | Mapping[str, Any]] = (),
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
 ) -> WebRTCTransport:
     """Start a WebRTC call with a realtime server.
 
     ``session`` is the initial session JSON posted with the offer (ignored with an ``ek_``
     key, whose session was fixed when it was minted). ``sideband_base_url`` defaults to
     ``base_url``; the sideband URL is ``realtime_websocket_url(…, call_id=<call id>)``.
-    ``connect_timeout`` bounds offer + POST + answer; the data channel then has
-    ``datachannel_open_timeout`` more. Background work (sideband join) runs in ``nursery``.
+    ``connect_timeout`` is one deadline for offer + POST + answer + the data channel opening
+    (``datachannel_open_timeout``, when given, bounds that last wait further; it never
+    extends the deadline). Background work (sideband join, liveness watch) runs in
+    ``nursery``. ``liveness_timeout``: a peer that sends no audio and no event for this many
+    seconds is dead (realtime servers stream RTP continuously, silence included), and so is
+    a connection whose ICE/DTLS state becomes ``failed``: the transport ends with an error.
+    ``ice_servers`` (STUN/TURN URLs, or mappings with ``urls``/``username``/``credential``)
+    are passed to the peer connection as they are; the default is none (host candidates
+    only: nothing is sent beyond this machine's own interfaces).
 
     Raises:
         ConnectError: the offer, the POST (``status`` set for HTTP errors), the answer, or the
             data channel failed or timed out.
+        ValueError: an ``ice_servers`` entry is malformed, or ``liveness_timeout`` is not
+            positive.
     """
+    if not liveness_timeout > 0:
+        raise ValueError(f"liveness_timeout must be > 0 seconds, not {liveness_timeout!r}")
     try:
         # aiortc and av are the optional `webrtc` extra: loaded on first use, so a
         # WebSocket-only host never imports them.
-        from ._rtc_asyncio import RtcSession
+        from ._rtc_asyncio import RtcSession, ice_configuration
     except ImportError as exc:
         raise missing_extra("the WebRTC transport", "webrtc", exc) from exc
+    configuration = ice_configuration(ice_servers)
     bridge = get_bridge()
     transport = WebRTCTransport(bridge, control, outbound_queue_size)
-    rtc = RtcSession(TrioPort.current(), transport, data_channel=control == "datachannel")
+    rtc = RtcSession(
+        TrioPort.current(),
+        transport,
+        data_channel=control == "datachannel",
+        configuration=configuration,
+    )
     transport._rtc = rtc
     connected = False
+    # One deadline for everything (issue 12.6): offer, POST, answer and, in datachannel
+    # control, the data channel opening. ``step`` names what was in progress for the message.
+    step = "creating the offer"
     try:
         try:
             with trio.fail_after(connect_timeout):
@@ -310,6 +396,7 @@ async def connect_webrtc(
                     raise ConnectError(
                         f"creating the WebRTC offer failed: {describe(exc)}"
                     ) from exc
+                step = "POST /realtime/calls"
                 answer = await create_call(
                     base_url=base_url,
                     api_key=api_key,
@@ -319,24 +406,30 @@ async def connect_webrtc(
                     version=version,
                     http_timeout=connect_timeout,
                 )
+                step = "applying the answer"
                 try:
                     await bridge.run(rtc.apply_answer, answer.sdp)
                 except Exception as exc:
                     raise ConnectError(f"the answer SDP was rejected: {describe(exc)}") from exc
+                transport.call_id = answer.call_id
+                if control == "datachannel":
+                    step = "waiting for the oai-events data channel to open"
+                    channel_wait = (
+                        math.inf if datachannel_open_timeout is None else datachannel_open_timeout
+                    )
+                    with trio.move_on_after(channel_wait):
+                        await transport._opened.wait()
+                    if transport._failure is not None:
+                        raise ConnectError(f"WebRTC connection failed: {transport._failure}")
+                    if not transport._opened.is_set():
+                        raise ConnectError(
+                            f"the oai-events data channel did not open within {channel_wait:g} s"
+                        )
         except trio.TooSlowError:
-            raise ConnectError(f"WebRTC connect timed out after {connect_timeout:g} s") from None
-        transport.call_id = answer.call_id
-        if control == "datachannel":
-            with trio.move_on_after(datachannel_open_timeout):
-                await transport._opened.wait()
-            if transport._failure is not None:
-                raise ConnectError(f"WebRTC connection failed: {transport._failure}")
-            if not transport._opened.is_set():
-                raise ConnectError(
-                    f"the oai-events data channel did not open within "
-                    f"{datachannel_open_timeout:g} s"
-                )
-        else:
+            raise ConnectError(
+                f"WebRTC connect timed out after {connect_timeout:g} s ({step})"
+            ) from None
+        if control == "sideband":
             try:
                 url = realtime_websocket_url(
                     sideband_base_url or base_url, version=version, call_id=answer.call_id
@@ -351,7 +444,10 @@ async def connect_webrtc(
                 sideband_retries,
                 sideband_backoff,
                 connect_timeout,
+                liveness_timeout,
             )
+        nursery.start_soon(transport._watch_liveness, liveness_timeout)
+        transport._opened.set()  # sideband: established from here on
         connected = True
         return transport
     finally:

@@ -17,14 +17,25 @@ Design (SPEC §3 hot-path rule, §4):
   steps per event from 4.15 to 2.15 (the engine's parser, then the host).
   This drives private names of trio-websocket 0.12 (the ``_handle_*_event`` handlers,
   ``_abort_web_socket``, ``_close_stream``, ``_initial_request``, ``_open_handshake``,
-  ``_close_handshake``, ``_close_reason``, ``_wsproto``, ``_send``);
-  ``test_transport_websocket.py`` pins each so an upgrade that changes them fails loudly.
-- **Who reads when the consumer does not.** Nothing is read between ``receive_batch``
-  calls: unread data waits in the kernel, where TCP flow control bounds it (no client-side
-  queue to bound). Two waits need the peer's answer regardless, so they read themselves
-  while nobody else is reading (``read_lock``; messages they read stay queued for the next
-  batch): the keepalive waiting for its pong, and ``aclose()`` waiting for the close reply.
-  A peer's ping or close is answered when read, i.e. by the next ``receive_batch``.
+  ``_close_handshake``, ``_close_reason``, ``_wsproto``, ``_send``): the dependency is
+  bounded ``<0.13`` and ``test_transport_websocket.py`` pins the behaviour built on them
+  (opening and close handshakes, ping replies, abort and 1006 on EOF or reset, 1009)
+  so an upgrade that changes it fails loudly.
+- **Who reads when the consumer does not.** Three waits need the peer's answer while the
+  consumer may be away, so they read themselves while nobody else is reading
+  (``read_lock``; messages they read stay queued, in order, for the next batch): the
+  keepalive waiting for its pong, ``aclose()`` waiting for the close reply, and the **idle
+  reader**. The idle reader lives in the keepalive task: on each tick (``liveness_timeout
+  / 4``, at most 0.5 s) where the consumer has been out of ``receive_batch`` since the
+  previous tick, it reads until the consumer comes back, so the peer's pings are answered
+  (and its close replied to) while the host or engine is not reading. It stops once
+  ``IDLE_READ_LIMIT`` characters of messages wait unread: beyond that, unread data waits
+  in the kernel, where TCP flow control bounds it (the keepalive's read for its pong stops
+  there too, and a ping whose pong is queued behind that much data counts as answered:
+  the peer is sending, the consumer is the slow one). A consumer that comes back while the idle
+  reader holds the lock cancels that read (a read is cancelled only while it waits for the
+  socket, so no byte is lost; the TLS handshake is long done) and takes over: the hop costs
+  one wakeup, once, after an idle period; a consumer that keeps reading never meets it.
 - **One writer.** All writes (our text frames, keepalive pings, trio-websocket's pongs and
   close replies) are serialised by trio-websocket's ``StrictFIFOLock``, in call order. A send
   never waits on reading (the write lock is never held across a read).
@@ -34,11 +45,15 @@ Design (SPEC §3 hot-path rule, §4):
 - **Lifecycle.** The handshake and the keepalive run in a private nursery started inside
   the caller's nursery, so a handshake rejection never cancels the caller's tasks; it becomes
   ``ConnectError``. After the handshake a read that fails ends the transport with
-  ``TransportEnded(reason="error")`` instead of raising into the reader. Keepalive: a ping
-  every ``ping_interval`` seconds; no pong within another ``ping_interval`` ends the
-  transport with ``TransportEnded("error", 1006, ...)``. ``aclose()`` discards messages not
-  yet received: the next batch is just ``TransportEnded("requested", 1000)``; after a peer
-  close, messages read before it come first.
+  ``TransportEnded(reason="error")`` instead of raising into the reader. Liveness: a ping
+  every ``liveness_timeout / 2`` seconds; no pong within another ``liveness_timeout / 2``
+  ends the transport with ``TransportEnded("error", 1006, "keepalive: ...")``, so a
+  half-open peer is noticed within ``liveness_timeout`` of its last answer (SPEC §3.4). An
+  explicit ``ping_interval`` keeps its old meaning (a ping every ``ping_interval``, the same
+  time for the pong); ``ping_interval=None`` turns keepalive and the idle reader off.
+  ``aclose()`` discards messages not yet received: the next batch is just
+  ``TransportEnded("requested", 1000)``; after a peer close, messages read before it come
+  first.
 - **TLS** verification is on for ``wss`` (``ssl.create_default_context()``), and the TLS
   handshake is completed inside ``connect_timeout`` so certificate errors surface as
   ``ConnectError`` instead of a hang.
@@ -50,7 +65,8 @@ import contextlib
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, cast
+from functools import partial
+from typing import Any, Final, Literal, cast
 
 import trio
 import trio_websocket
@@ -61,7 +77,6 @@ from wsproto.connection import ConnectionState
 from duplex.protocol._audio import AudioFrame
 
 from ._abc import (
-    ENDED_CLOSED,
     ENDED_ERROR,
     ENDED_REQUESTED,
     Counters,
@@ -70,8 +85,16 @@ from ._abc import (
     TransportEnded,
     TransportKind,
     TransportStatistics,
+    ended_by_peer_close,
 )
-from ._errors import ConnectError, TransportClosed, map_exceptions, redact
+from ._errors import (
+    ConnectError,
+    TransportClosed,
+    map_exceptions,
+    printable,
+    redact,
+    server_text,
+)
 from ._frames import FrameSplitter
 from ._lean_stream import wrap_stream
 
@@ -83,6 +106,11 @@ __all__ = [
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 2**20
 RECEIVE_BUFFER_SIZE: Final = 64 * 2**10
+#: The idle reader stops reading once this many characters of messages wait unread.
+IDLE_READ_LIMIT: Final = 2**20
+#: The idle reader's tick, at most (pings are answered within about two ticks).
+IDLE_TICK_MAX_S: Final = 0.5
+DEFAULT_LIVENESS_TIMEOUT: Final = 5.0
 CLOSE_TIMEOUT_S: Final = 2.0
 _SECRET_HEADERS: Final = frozenset({"authorization", "api-key", "openai-insecure-api-key"})
 
@@ -92,15 +120,20 @@ class _Receiver:
     ``read_once`` in whichever task is reading, and the list of complete text messages they
     fill. Everything runs on the trio thread."""
 
-    def __init__(self, max_message_size: int, stream: trio.abc.Stream) -> None:
+    def __init__(
+        self, max_message_size: int, stream: trio.abc.Stream, secrets: tuple[str, ...] = ()
+    ) -> None:
         self._max_message_size = max_message_size
         self._stream = stream
+        self.secrets = secrets  # removed from every text built from server data
         self.items: list[str] = []
         self.binary = 0  # binary messages dropped since the last batch
         # One reader at a time (receive_batch, the keepalive while it waits for a pong,
         # aclose while it waits for the close reply); never held while waiting to write
         # anything but a control frame (pong, close reply).
         self.read_lock = trio.Lock()
+        self.consumer_in = False  # receive_batch is reading (or waiting to)
+        self.idle_scope: trio.CancelScope | None = None  # the idle reader's current read
         self._parts: list[str | bytes] = []
         self._size = 0
         self.peer_closed = False  # a close frame arrived
@@ -108,6 +141,9 @@ class _Receiver:
         self.oversized = False
         self.opened = False  # the handshake completed
         self.error: str | None = None  # reading failed after the handshake
+        # The server broke the protocol (wsproto's close code and reason for it): an error,
+        # never a clean close.
+        self.violation: tuple[int, str] | None = None
         self.discard = False  # closing locally: drop what still arrives
         self._ws: trio_websocket.WebSocketConnection | None = None
         self._splitter: FrameSplitter | None = None  # set once the handshake is done
@@ -120,8 +156,16 @@ class _Receiver:
         original_close = ws._handle_close_connection_event
 
         async def on_close(event: wsproto.events.CloseConnection) -> None:
-            await original_close(event)
-            self.peer_closed = True
+            state = ws._wsproto.state
+            if state is ConnectionState.REMOTE_CLOSING or state is ConnectionState.CLOSED:
+                # A close frame from the peer: trio-websocket answers it.
+                await original_close(event)
+                self.peer_closed = True
+            else:
+                # wsproto reports a frame it could not parse (invalid UTF-8, a masked server
+                # frame, RSV bits, a bad close code, an oversized ping) as a CloseConnection
+                # without any close frame having arrived: that is a protocol violation.
+                await self._fail(int(event.code), event.reason or "protocol error")
 
         events = wsproto.events
         self._handlers = {
@@ -146,8 +190,12 @@ class _Receiver:
             except trio_websocket.ConnectionClosed:
                 self.reader_done = True
                 return
-        while not ws._open_handshake.is_set() and not self.reader_done:
-            await self.read_once()
+        # Under the read lock: the read that completes the handshake may carry frames after
+        # the 101 (even a close), and they are still being dispatched when connect returns;
+        # a receive_batch starting then must wait for them instead of reading past them.
+        async with self.read_lock:
+            while not ws._open_handshake.is_set() and not self.reader_done:
+                await self.read_once()
 
     async def read_once(self) -> None:
         """One socket read and the dispatch of every event in it: trio-websocket's reader
@@ -159,7 +207,7 @@ class _Receiver:
             if not self.opened:
                 raise
             self.reader_done = True
-            self.error = redact(f"{type(exc).__name__}: {exc}")
+            self.error = server_text(f"{type(exc).__name__}: {exc}", self.secrets)
 
     async def _read_once(self) -> None:
         ws = self._ws
@@ -219,11 +267,13 @@ class _Receiver:
             try:
                 proto.receive_data(data)
             except wsproto.utilities.RemoteProtocolError as err:
-                if err.event_hint is not None:
-                    with contextlib.suppress(trio_websocket.ConnectionClosed):
-                        await ws._send(err.event_hint)
-                await ws._close_stream()
-                self.reader_done = True
+                if not self.opened:
+                    # The answer to our upgrade is not a WebSocket handshake: nothing to send
+                    # back (the hint is an HTTP rejection only a server can send).
+                    raise ConnectError(_handshake_message(err)) from err
+                hint = err.event_hint
+                code = hint.code if isinstance(hint, wsproto.events.CloseConnection) else 1002
+                await self._fail(int(code), str(err))
                 return False
         handlers = self._handlers
         for event in proto.events():
@@ -272,6 +322,20 @@ class _Receiver:
         else:
             self.binary += 1
 
+    async def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection after a protocol violation (RFC 6455 §7.1.7): tell the server
+        why when the connection is still open, close the socket, stop reading."""
+        ws = self._ws
+        assert ws is not None
+        if self.violation is None:
+            self.violation = (code, server_text(reason, self.secrets))
+        if ws._wsproto.state is ConnectionState.OPEN:
+            with contextlib.suppress(trio_websocket.ConnectionClosed):
+                await ws._send(wsproto.events.CloseConnection(code=code))
+        await ws._close_stream()
+        await ws._abort_web_socket()  # trio-websocket's state: closed, nothing to wait for
+        self.reader_done = True
+
     async def _too_big(self) -> None:
         # What trio-websocket itself does for an oversized message: close with 1009 and
         # stop reading.
@@ -284,6 +348,16 @@ class _Receiver:
         ws._close_reason = trio_websocket.CloseReason(1009, reason)
         with contextlib.suppress(trio_websocket.ConnectionClosed):
             await ws._send(wsproto.events.CloseConnection(code=1009, reason=reason))
+
+    def full(self) -> bool:
+        """Enough unread messages wait: reading for an absent consumer stops here."""
+        return sum(map(len, self.items)) >= IDLE_READ_LIMIT
+
+    def claim(self) -> None:
+        """Someone needs the read lock: the idle reader gives it up at once."""
+        scope = self.idle_scope
+        if scope is not None:
+            scope.cancel()
 
     def stop(self) -> None:
         """Local close: what is unread is dropped, and so is whatever still arrives."""
@@ -315,6 +389,7 @@ class WebSocketTransport(Transport):
         self._closed = trio.Event()  # aclose() has finished
         self._finished = False  # TransportEnded was delivered
         self._fatal: str | None = None  # set when something other than the peer ended it
+        self._tick = IDLE_TICK_MAX_S  # the keepalive's tick, set when it starts
 
     @property
     def kind(self) -> TransportKind:
@@ -330,7 +405,8 @@ class WebSocketTransport(Transport):
         try:
             await self._ws.send_message(text)
         except trio_websocket.ConnectionClosed as exc:
-            raise TransportClosed(f"the WebSocket is closed ({_describe(exc.reason)})") from exc
+            reason = _describe(exc.reason, self._receiver.secrets)
+            raise TransportClosed(f"the WebSocket is closed ({reason})") from exc
         counters = self._counters
         counters.messages_out += 1
         counters.bytes_out += len(text)
@@ -357,15 +433,20 @@ class WebSocketTransport(Transport):
             # taken without a checkpoint when free, which is always but during a keepalive
             # ping or a close: the read itself is this call's checkpoint.)
             lock = receiver.read_lock
+            receiver.consumer_in = True
             try:
-                lock.acquire_nowait()
-            except trio.WouldBlock:
-                await lock.acquire()
-            try:
-                while not receiver.items and not self._ended():
-                    await receiver.read_once()
+                try:
+                    lock.acquire_nowait()
+                except trio.WouldBlock:
+                    receiver.claim()  # the idle reader yields at once
+                    await lock.acquire()
+                try:
+                    while not receiver.items and not self._ended():
+                        await receiver.read_once()
+                finally:
+                    lock.release()
             finally:
-                lock.release()
+                receiver.consumer_in = False
         counters = self._counters
         if receiver.binary:
             counters.binary_frames_dropped += receiver.binary
@@ -385,28 +466,48 @@ class WebSocketTransport(Transport):
         counters.count_batch(len(batch))
         return batch
 
-    async def _read_until(self, done: Callable[[], bool]) -> None:
+    async def _read_until(self, done: Callable[[], bool], *, yielding: bool = False) -> None:
         """Read (when no one else is) until ``done()``; for waits that need the peer's answer
-        while the consumer may not be reading: a pong, the close reply."""
+        while the consumer may not be reading: a pong, the close reply. ``yielding``: each
+        read gives way to a consumer that comes back (``claim``), and reading resumes after
+        it, so the wait still ends only with ``done()``."""
         receiver = self._receiver
         while not done() and not receiver.reader_done:
+            if receiver.read_lock.locked():
+                receiver.claim()
             async with receiver.read_lock:
-                if not done() and not receiver.reader_done:
+                if done() or receiver.reader_done:
+                    break
+                if not yielding:
                     await receiver.read_once()
+                    continue
+                with trio.CancelScope() as scope:
+                    receiver.idle_scope = scope
+                    try:
+                        await receiver.read_once()
+                    finally:
+                        receiver.idle_scope = None
 
     def _ended_item(self) -> TransportEnded:
+        """How the connection ended, by the rule in ``_abc`` (``TransportEnded``)."""
         receiver = self._receiver
         fatal = self._fatal or receiver.error
         if fatal is not None:
             return TransportEnded(ENDED_ERROR, 1006, fatal)
+        if receiver.violation is not None:
+            code, reason = receiver.violation
+            return TransportEnded(
+                ENDED_ERROR, code, f"the server broke the WebSocket protocol: {reason}"
+            )
         close = self._ws.closed
         if receiver.oversized and close is not None:
-            return TransportEnded(ENDED_ERROR, close.code, close.reason)
-        if close is None:
-            return TransportEnded(ENDED_ERROR, None, "the connection ended")
-        if close.code == 1006 or not receiver.peer_closed:
-            return TransportEnded(ENDED_ERROR, close.code, close.reason or "connection lost")
-        return TransportEnded(ENDED_CLOSED, close.code, close.reason)
+            return TransportEnded(ENDED_ERROR, int(close.code), close.reason)
+        if close is None or not receiver.peer_closed or close.code == 1006:
+            return TransportEnded(
+                ENDED_ERROR, 1006, "the connection was lost without a WebSocket close"
+            )
+        detail = server_text(close.reason, receiver.secrets) if close.reason else None
+        return ended_by_peer_close(close.code, detail)
 
     async def aclose(self) -> None:
         if self._closing:
@@ -417,6 +518,7 @@ class WebSocketTransport(Transport):
             return
         self._closing = True
         self._receiver.stop()
+        self._receiver.claim()
         ws = self._ws
         try:
             with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
@@ -436,44 +538,133 @@ class WebSocketTransport(Transport):
     def statistics(self) -> TransportStatistics:
         return self._counters.snapshot("websocket")
 
-    async def _keepalive(self, interval: float) -> None:
-        ws = self._ws
+    async def _keepalive(self, ping_every: float, pong_wait: float) -> None:
+        """Liveness and the idle reader (module docstring): one task, one timer."""
+        tick = self._tick = min(IDLE_TICK_MAX_S, ping_every / 2)
+        next_ping = trio.current_time() + ping_every
+        seen = -1
         while True:
-            await trio.sleep(interval)
+            if trio.current_time() >= next_ping:
+                if not await self._ping(pong_wait):
+                    return
+                next_ping = trio.current_time() + ping_every
+                continue
+            receiver = self._receiver
+            batches = self._counters.batches_in
+            idle = not receiver.consumer_in and batches == seen  # no batch since last tick
+            seen = batches
+            if idle and not receiver.read_lock.locked():
+                await self._idle_read(next_ping)
+            else:
+                await trio.sleep_until(min(next_ping, trio.current_time() + tick))
+
+    async def _idle_read(self, until: float) -> None:
+        """Read for an absent consumer until it returns, ``until``, the end, or the limit."""
+        receiver = self._receiver
+        with trio.CancelScope(deadline=until) as scope:
+            receiver.idle_scope = scope
             try:
-                with trio.move_on_after(interval) as timeout:
-                    async with trio.open_nursery() as nursery:
-                        # The consumer reads the pong when it is reading; if it is not,
-                        # read here (messages stay queued for its next receive_batch).
-                        pong = trio.Event()
-                        nursery.start_soon(self._read_until, pong.is_set)
-                        await ws.ping()
-                        pong.set()
-                        nursery.cancel_scope.cancel()
-            except trio_websocket.ConnectionClosed:
-                return
-            if timeout.cancelled_caught:
-                self._fatal = f"keepalive: no pong within {interval:g} s"
-                # The reader sees the closed stream, records 1006 and exits, which wakes
-                # receive_batch.
-                await trio.aclose_forcefully(self._stream)
-                return
+                async with receiver.read_lock:
+                    while not receiver.consumer_in and not self._ended() and not receiver.full():
+                        await receiver.read_once()
+            finally:
+                receiver.idle_scope = None
+        if not scope.cancelled_caught:
+            # Stopped for the limit or the end: look again next tick.
+            await trio.sleep_until(min(until, trio.current_time() + self._tick))
+
+    async def _ping(self, pong_wait: float) -> bool:
+        """One ping; False (and the transport ended) when no pong came within ``pong_wait``."""
+        ws = self._ws
+        try:
+            with trio.move_on_after(pong_wait) as timeout:
+                async with trio.open_nursery() as nursery:
+                    # The consumer reads the pong when it is reading; if it is not,
+                    # read here (messages stay queued for its next receive_batch).
+                    pong = trio.Event()
+                    receiver = self._receiver
+                    nursery.start_soon(
+                        partial(self._read_until, yielding=True),
+                        lambda: pong.is_set() or receiver.full(),
+                    )
+                    await ws.ping()
+                    pong.set()
+                    nursery.cancel_scope.cancel()
+        except trio_websocket.ConnectionClosed:
+            return False
+        if timeout.cancelled_caught:
+            if self._receiver.full():
+                # The pong is queued behind more unread messages than the idle limit: the
+                # peer is sending, the consumer is the slow one. Check again next time.
+                return True
+            self._fatal = f"keepalive: no answer to a ping within {pong_wait:g} s"
+            # The reader sees the closed stream, records 1006 and exits, which wakes
+            # receive_batch.
+            await trio.aclose_forcefully(self._stream)
+            return False
+        return True
 
 
-def _describe(close: trio_websocket.CloseReason | None) -> str:
+def _describe(close: trio_websocket.CloseReason | None, secrets: tuple[str, ...]) -> str:
     if close is None:
         return "no close reason"
-    return f"code {close.code}" + (f": {close.reason}" if close.reason else "")
+    reason = f": {server_text(close.reason, secrets)}" if close.reason else ""
+    return f"code {int(close.code)}{reason}"
+
+
+def _handshake_message(err: wsproto.utilities.RemoteProtocolError) -> str:
+    """What a broken answer to the upgrade request means, in the caller's terms."""
+    detail = str(err)
+    if "accept token" in detail:
+        return (
+            "WebSocket handshake failed: the server's Sec-WebSocket-Accept does not match the "
+            "Sec-WebSocket-Key sent (not a WebSocket server, or a proxy rewrote the answer)"
+        )
+    if detail == "Bad HTTP message":
+        return (
+            "WebSocket handshake failed: the server's answer is not HTTP (a TLS port reached "
+            "with ws:// instead of wss://, or not a web server)"
+        )
+    return f"WebSocket handshake failed: the server's answer is not a WebSocket upgrade ({detail})"
+
+
+def _tls_message(exc: trio.BrokenResourceError, url: str) -> str:
+    """A TLS handshake failure with the SSL error kept (trio wraps it, message empty)."""
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLError):
+        reason = cause.reason or cause.strerror or str(cause)
+        hint = ""
+        if cause.reason == "WRONG_VERSION_NUMBER":
+            hint = " (the port does not speak TLS: use ws:// for a plain server)"
+        elif isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or reason
+        return f"TLS handshake with {url} failed: {type(cause).__name__}: {reason}{hint}"
+    if cause is not None:
+        return f"TLS handshake with {url} failed: {type(cause).__name__}: {cause}"
+    return f"TLS handshake with {url} failed: the server closed the connection"
 
 
 def _split_url(url: str) -> tuple[str, int, str, bool]:
-    parts = urllib.parse.urlsplit(url)
+    """Host, port, resource and TLS flag of a ws/wss URL; ``ValueError`` saying what is
+    wrong with it otherwise."""
+    shown = printable(redact(url))
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"invalid WebSocket URL {shown!r}: {what}")
+
+    if not isinstance(url, str) or not url.strip():
+        raise bad("empty")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        raise bad(str(exc)) from None
     if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"WebSocket URL scheme must be ws or wss, not {parts.scheme!r}")
+        raise bad(f"the scheme must be ws or wss, not {parts.scheme!r}")
     if not parts.hostname:
-        raise ValueError("WebSocket URL has no host")
+        raise bad("no host name")
     secure = parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
+    port = port or (443 if secure else 80)
     resource = parts.path or "/"
     if parts.query:
         resource += "?" + parts.query
@@ -529,47 +720,61 @@ async def connect_websocket(
     *,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     connect_timeout: float = 10.0,
-    ping_interval: float | None = 20.0,
+    ping_interval: float | Literal["auto"] | None = "auto",
     ssl_context: ssl.SSLContext | None = None,
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
 ) -> WebSocketTransport:
     """Open a realtime WebSocket to ``url`` (``ws://`` or ``wss://``).
 
     The connection's background tasks run in ``nursery``; ``aclose()`` the transport to end
     them. ``headers`` are sent with the upgrade request (``Authorization`` among them).
 
+    ``liveness_timeout``: a peer that answers nothing (half-open, vanished without a FIN) is
+    noticed within this many seconds: a ping every half of it, the other half for the pong.
+    ``ping_interval``: ``"auto"`` (derive from ``liveness_timeout``), a number of seconds
+    (ping that often, wait as long for the pong), or ``None`` (no keepalive, no idle reader).
+
     Raises:
         ConnectError: TCP, TLS or the upgrade failed, or ``connect_timeout`` elapsed;
             ``status`` holds the HTTP status of a rejected upgrade.
-        ValueError: ``url`` is not a ws/wss URL.
+        ValueError: ``url`` is not a ws/wss URL (the message says what is wrong), or
+            ``liveness_timeout`` is not positive.
     """
     host, port, resource, secure = _split_url(url)
+    if not liveness_timeout > 0:
+        raise ValueError(f"liveness_timeout must be > 0 seconds, not {liveness_timeout!r}")
     if secure and ssl_context is None:
         ssl_context = ssl.create_default_context()
     elif not secure:
         ssl_context = None
     host_header = host if port in (80, 443) else f"{host}:{port}"
     extra_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    secrets = [v for k, v in headers.items() if k.lower() in _SECRET_HEADERS]
-    secrets += [v.split()[-1] for v in secrets if " " in v]
+    secret_values = [v for k, v in headers.items() if k.lower() in _SECRET_HEADERS]
+    secrets = tuple(secret_values + [v.split()[-1] for v in secret_values if " " in v])
+    shown_url = printable(redact(url, secrets))
 
     async def run_connection(task_status: trio.TaskStatus[WebSocketTransport]) -> None:
         scope = trio.CancelScope()
         transport: WebSocketTransport | None = None
+        opened: trio.abc.AsyncResource | None = None  # closed here if connecting fails
         try:
             with scope:
                 async with trio.open_nursery() as inner:
                     stream: trio.abc.Stream
-                    tcp = wrap_stream(await trio.open_tcp_stream(host, port))
+                    tcp = opened = wrap_stream(await trio.open_tcp_stream(host, port))
                     if ssl_context is None:
                         stream = tcp
                     else:
                         ssl_stream = trio.SSLStream(
                             tcp, ssl_context, server_hostname=host, https_compatible=True
                         )
-                        await ssl_stream.do_handshake()
+                        try:
+                            await ssl_stream.do_handshake()
+                        except trio.BrokenResourceError as exc:
+                            raise ConnectError(_tls_message(exc, shown_url)) from exc
                         stream = ssl_stream
                     handshake = trio.CancelScope()
-                    receiver = _Receiver(max_message_size, stream)
+                    receiver = _Receiver(max_message_size, stream, secrets)
                     with handshake:
                         ws = await trio_websocket.wrap_client_stream(
                             _ReaderStarter(inner, receiver, handshake.cancel),  # type: ignore[arg-type]
@@ -588,23 +793,40 @@ async def connect_websocket(
                     receiver.opened = True
                     transport = WebSocketTransport(ws, stream, scope, receiver)
                     task_status.started(transport)
-                    if ping_interval is not None:
-                        inner.start_soon(transport._keepalive, ping_interval)
+                    if ping_interval == "auto":
+                        half = liveness_timeout / 2
+                        inner.start_soon(transport._keepalive, half, half)
+                    elif ping_interval is not None:
+                        inner.start_soon(transport._keepalive, ping_interval, ping_interval)
         except BaseException as exc:
             leaf = _leaf(exc)
             if transport is None:
+                # A failed connect releases its socket now, not when the garbage collector
+                # finds the traceback cycle (issue 12.5): 401, 429, timeout, TLS, bad accept.
+                if opened is not None:
+                    await trio.aclose_forcefully(opened)
                 if leaf is exc:
                     raise
-                raise leaf from None
+                raise leaf from leaf.__cause__  # keeps the leaf's own cause
             if isinstance(leaf, Exception):
                 # After the handshake nothing may escape into the caller's nursery (the
                 # keepalive task, say): record it and wake receive_batch to report the end.
-                transport._fatal = redact(f"{type(leaf).__name__}: {leaf}", secrets)
+                transport._fatal = server_text(f"{type(leaf).__name__}: {leaf}", secrets)
                 transport._receiver.reader_done = True
                 await trio.aclose_forcefully(transport._stream)
             else:
                 raise
 
-    with map_exceptions("WebSocket connect", secrets=secrets), trio.fail_after(connect_timeout):
-        transport: WebSocketTransport = await nursery.start(run_connection)
+    try:
+        with (
+            map_exceptions(f"WebSocket connect to {shown_url}", secrets=secrets),
+            trio.fail_after(connect_timeout),
+        ):
+            transport: WebSocketTransport = await nursery.start(run_connection)
+    except ConnectError as exc:
+        if isinstance(exc.__cause__, trio.TooSlowError):
+            raise ConnectError(
+                f"WebSocket connect to {shown_url} timed out after {connect_timeout:g} s"
+            ) from exc.__cause__
+        raise
     return transport

@@ -2,7 +2,8 @@
 (trio) and an aiortc peer connection on the duplex asyncio bridge loop.
 
 ``serve_answerer()`` yields an ``AnswerServer``; each accepted call becomes an ``AnswerPeer``
-the test drives from trio: send/receive data channel text, close the channel, read the audio
+the test drives from trio: send/receive data channel text, close the channel, go silent
+(``go_silent_bl``), read the audio
 the client sent, and (always) stream a tone to the client: ``tone_hz`` for ``tone_ms``, then
 silence. Fault knobs on ``AnswerServer``: ``status`` (non-201), ``location`` (``None`` omits
 the header), ``garbage_sdp`` (answer with nonsense), ``dead`` (answer, then close the peer
@@ -26,7 +27,13 @@ import av
 import numpy as np
 import orjson
 import trio
-from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError
 from hypercorn.config import Config
 from hypercorn.trio import serve
@@ -87,7 +94,8 @@ class AnswerPeer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def answer_bl(self, offer: str) -> str:
-        pc = self._pc = RTCPeerConnection()
+        # No ICE servers: aiortc's default is a public STUN server (nothing leaves loopback).
+        pc = self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         port = self._port
 
         @pc.on("datachannel")
@@ -125,6 +133,11 @@ class AnswerPeer:
     def _send_bl(self, text: str) -> None:
         assert self._channel is not None
         self._channel.send(text)
+
+    def go_silent_bl(self) -> None:
+        """Stop sending anything (RTP and data) while the connection stays up: a peer that
+        hung or died behind a path that still answers ICE consent checks."""
+        self._tone.stop()
 
     def _close_channel_bl(self) -> None:
         if self._channel is not None:

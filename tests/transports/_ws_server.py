@@ -9,8 +9,11 @@ Every connection is released (and closed) when the server's ``serve`` context ex
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import trio
 import trio_websocket
@@ -84,3 +87,127 @@ async def serve(reject_first: int = 0) -> AsyncIterator[WsServer]:
             for conn in conns:
                 conn.release.set()
             nursery.cancel_scope.cancel()
+
+
+class RawConn:
+    """One connection to ``serve_raw``: what the client sent, and when it closed."""
+
+    def __init__(self) -> None:
+        self.request = b""
+        self.received = b""  # what the client sent after the request head
+        self.eof = trio.Event()  # the client closed its side (or reset the connection)
+
+
+class RawServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conns: list[RawConn] = []
+
+    def url(self, path: str = "/v1/realtime", scheme: str = "ws") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    @property
+    def open_connections(self) -> int:
+        """Connections whose client side has not closed yet."""
+        return sum(not conn.eof.is_set() for conn in self.conns)
+
+
+async def _read_head(stream: trio.SocketStream, conn: RawConn) -> bool:
+    # A TLS ClientHello (first byte 0x16) is answered at once, as a plain HTTP server
+    # answers a request it cannot parse.
+    while b"\r\n\r\n" not in conn.request and conn.request[:1] != b"\x16":
+        data = await stream.receive_some(65536)
+        if not data:
+            return False
+        conn.request += data
+    return True
+
+
+def websocket_accept(request: bytes) -> bytes:
+    """The correct ``Sec-WebSocket-Accept`` value for a client's upgrade request."""
+    for line in request.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            digest = hashlib.sha1(value.strip() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+            return base64.b64encode(digest.digest())
+    raise ValueError("no Sec-WebSocket-Key")
+
+
+@asynccontextmanager
+async def serve_raw(
+    answer: bytes | Callable[[bytes], bytes] | None, *, drain: bool = True
+) -> AsyncIterator[RawServer]:
+    """A TCP server that reads one HTTP request head, writes ``answer`` (bytes, or built from
+    the request; ``None`` answers nothing) and then waits for the client to close, recording
+    the EOF (``drain=False``: it never reads again, like a stalled peer). It never closes
+    first, so a client that does not close its socket shows up in ``open_connections``."""
+    server: RawServer
+
+    async def handler(stream: trio.SocketStream) -> None:
+        conn = RawConn()
+        server.conns.append(conn)
+        try:
+            if await _read_head(stream, conn) and answer is not None:
+                await stream.send_all(answer if isinstance(answer, bytes) else answer(conn.request))
+            if b"\r\n\r\n" in conn.request:
+                conn.request, _, conn.received = conn.request.partition(b"\r\n\r\n")
+            if not drain:  # a peer that stops reading: the client's sends fill the window
+                await trio.sleep_forever()
+            while data := await stream.receive_some(65536):
+                conn.received += data
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            conn.eof.set()
+            await trio.aclose_forcefully(stream)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+        server = RawServer(listeners[0].socket.getsockname()[1])
+        try:
+            yield server
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def upgrade_then(frames: bytes) -> Callable[[bytes], bytes]:
+    """A ``serve_raw`` answer: a correct 101 upgrade, then ``frames`` (raw server frames)."""
+
+    def answer(request: bytes) -> bytes:
+        return (
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+            b"connection: Upgrade\r\nsec-websocket-accept: "
+            + websocket_accept(request)
+            + b"\r\n\r\n"
+            + frames
+        )
+
+    return answer
+
+
+def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0) -> bytes:
+    """One unmasked server frame (payload < 64 KiB)."""
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    if len(payload) < 126:
+        return head + bytes([len(payload)]) + payload
+    return head + bytes([126]) + len(payload).to_bytes(2, "big") + payload
+
+
+def client_close_code(data: bytes) -> int | None:
+    """The code of the first close frame in what a client sent (client frames are masked)."""
+    pos = 0
+    while pos + 6 <= len(data):
+        opcode = data[pos] & 0x0F
+        length = data[pos + 1] & 0x7F
+        head = 2
+        if length == 126:
+            length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+            head = 4
+        mask = data[pos + head : pos + head + 4]
+        payload = bytes(
+            b ^ mask[i % 4] for i, b in enumerate(data[pos + head + 4 : pos + head + 4 + length])
+        )
+        if opcode == 0x8:
+            return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+        pos += head + 4 + length
+    return None

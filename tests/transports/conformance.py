@@ -104,18 +104,43 @@ async def case_send_while_receiving(harness: Harness) -> None:
 
 
 async def case_peer_close(harness: Harness) -> None:
+    # A graceful close: reason "closed", the code as a plain int, no error.
     async with harness.connect() as (transport, peer):
         await peer.send_text("before close")
         # let it arrive before the close: a data channel close may overtake queued data
         await harness.until_buffered(transport, 1)
-        await peer.close(4001, "scripted")
+        await peer.close(1000, "bye")
         items = await receive_until_ended(transport)
         assert [item for item in items[:-1] if not isinstance(item, AudioFrame)] == ["before close"]
         ended = items[-1]
         assert isinstance(ended, TransportEnded)
         assert ended.reason == "closed"
+        assert ended.error is None
         if harness.close_codes:
-            assert (ended.code, ended.error) == (4001, "scripted")
+            assert ended.code == 1000
+            assert type(ended.code) is int
+        with pytest.raises(TransportClosed):
+            await transport.receive_batch()
+        with pytest.raises(TransportClosed):
+            await transport.send_text("too late")
+
+
+async def case_peer_close_with_error_code(harness: Harness) -> None:
+    # Any close code but 1000/1001/1005 is an error carrying the code and the peer's reason.
+    if not harness.close_codes:
+        return
+    async with harness.connect() as (transport, peer):
+        await peer.send_text("before close")
+        await harness.until_buffered(transport, 1)
+        await peer.close(4001, "scripted\r\nforged: line")
+        items = await receive_until_ended(transport)
+        assert [item for item in items[:-1] if not isinstance(item, AudioFrame)] == ["before close"]
+        ended = items[-1]
+        assert isinstance(ended, TransportEnded)
+        assert (ended.reason, ended.code) == ("error", 4001)
+        assert type(ended.code) is int
+        assert ended.error is not None
+        assert "scripted\\x0d\\x0aforged: line" in ended.error  # escaped, one line
         with pytest.raises(TransportClosed):
             await transport.receive_batch()
         with pytest.raises(TransportClosed):
@@ -155,6 +180,7 @@ CASES: list[Callable[[Harness], Awaitable[None]]] = [
     case_burst_one_batch,
     case_send_while_receiving,
     case_peer_close,
+    case_peer_close_with_error_code,
     case_local_close,
     case_close_wakes_pending_receive,
 ]

@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from duplex.transports import ConnectError, TransportClosed, TransportError
-from duplex.transports._errors import map_exceptions, redact
+from duplex.transports._errors import map_exceptions, printable, redact, server_text
 
 
 def test_redact_hides_registered_secrets_and_key_shaped_tokens() -> None:
@@ -45,3 +45,25 @@ def test_map_exceptions_leaves_other_errors_alone() -> None:
         raise KeyError("not ours")
     with pytest.raises(TransportClosed), map_exceptions("step"):
         raise TransportClosed("already translated")
+
+
+def test_a_short_secret_is_only_redacted_as_a_whole_token() -> None:
+    assert redact("WebSocket connect failed", ["k"]) == "WebSocket connect failed"
+    assert redact("bad key k here", ["k"]) == "bad key [redacted] here"
+    long_key = "abcdefgh12345"
+    assert redact(f"echo:{long_key}xyz", [long_key]) == "echo:[redacted]xyz"
+
+
+def test_server_text_is_bounded_redacted_and_printable() -> None:
+    text = server_text("a\r\nb\x1b[1mc\x00 sk-live-0123456789 " + "x" * 500, limit=60)
+    for raw in ("\r", "\n", "\x1b", "\x00"):
+        assert raw not in text
+    assert text.startswith("a\\x0d\\x0ab\\x1b[1mc\\x00 [redacted] ")
+    assert len(text) < 80
+    assert printable("line\u2028two\x7f") == "line\\u2028two\\x7f"
+
+
+def test_transport_error_messages_are_one_printable_line() -> None:
+    error = ConnectError("HTTP 500: oops\r\nINFO forged record")
+    assert "\n" not in str(error)
+    assert "oops\\x0d\\x0aINFO forged record" in str(error)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import numpy as np
 import pytest
 import trio
+from aioice import stun
+from aiortc import RTCIceGatherer, RTCIceServer
 
 from duplex.protocol._audio import AudioFrame
 from duplex.transports import (
@@ -269,7 +273,9 @@ async def test_peer_hangup_ends_transport_once() -> None:
                 items.extend(await transport.receive_batch())
             ended = [item for item in items if isinstance(item, TransportEnded)]
             assert len(ended) == 1
-            assert ended[0].reason in ("closed", "error")
+            # A peer that hangs up in order is a graceful end (the rule in _abc), whichever of
+            # the data channel or the peer connection reports it first.
+            assert ended[0] == TransportEnded("closed", None, None)
             with pytest.raises(TransportClosed):
                 await transport.send_text("gone")
             with pytest.raises(TransportClosed):
@@ -298,3 +304,172 @@ async def test_close_while_sideband_joining_abandons_the_join() -> None:
             assert await transport.receive_batch() == [TransportEnded("requested", None, None)]
             await trio.sleep(0.2)
             assert len(sideband.requests) == attempts  # no join attempt after close
+
+
+class _StunServer:
+    """A loopback STUN server: records every binding request and answers it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.requests: list[tuple[str, int]] = []
+
+
+@asynccontextmanager
+async def _stun_server() -> AsyncIterator[_StunServer]:
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await sock.bind(("127.0.0.1", 0))
+    server = _StunServer(sock.getsockname()[1])
+
+    async def answer() -> None:
+        while True:
+            data, addr = await sock.recvfrom(2048)
+            try:
+                request = stun.parse_message(data)
+            except ValueError:
+                continue
+            server.requests.append(addr)
+            response = stun.Message(
+                message_method=stun.Method.BINDING,
+                message_class=stun.Class.RESPONSE,
+                transaction_id=request.transaction_id,
+            )
+            response.attributes["XOR-MAPPED-ADDRESS"] = addr
+            await sock.sendto(bytes(response), addr)
+
+    with sock:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer)
+            yield server
+            nursery.cancel_scope.cancel()
+
+
+async def test_no_stun_server_is_contacted_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    # aiortc falls back to RTCIceGatherer.getDefaultIceServers() (a public STUN server) when
+    # a peer connection gets no configuration. Point that default at a loopback STUN server:
+    # the transport must never contact it, because it passes its own (empty) list.
+    async with _stun_server() as stun_server:
+        default = [f"stun:127.0.0.1:{stun_server.port}"]
+        monkeypatch.setattr(
+            RTCIceGatherer,
+            "getDefaultIceServers",
+            classmethod(lambda cls: [RTCIceServer(u) for u in default]),
+        )
+        with trio.fail_after(15):
+            async with serve_answerer() as server, trio.open_nursery() as nursery:
+                transport = await _connect(nursery, server)
+                # The offer was sent after ICE gathering completed: any STUN request would
+                # already have been made.
+                assert "srflx" not in server.requests[0]["offer"]
+                await transport.aclose()
+        assert stun_server.requests == []
+
+
+@pytest.mark.parametrize("form", ["url", "mapping"])
+async def test_ice_servers_are_passed_through(form: str) -> None:
+    async with _stun_server() as stun_server:
+        url = f"stun:127.0.0.1:{stun_server.port}"
+        ice_servers = [url] if form == "url" else [{"urls": [url]}]
+        with trio.fail_after(15):
+            async with serve_answerer() as server, trio.open_nursery() as nursery:
+                transport = await _connect(nursery, server, ice_servers=ice_servers)
+                await transport.aclose()
+        assert stun_server.requests  # the gatherer asked our server
+
+
+async def test_malformed_ice_servers_are_refused_before_connecting() -> None:
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(ValueError, match="ice_servers"):
+            await connect_webrtc(
+                nursery,
+                base_url="http://127.0.0.1:1/v1",
+                api_key=API_KEY,
+                session=SESSION,
+                ice_servers=[{"url": "stun:127.0.0.1:3478"}],
+            )
+
+
+async def test_connect_timeout_is_one_deadline_for_the_whole_start() -> None:
+    # ICE can never connect (the answerer closed its side): the start fails at
+    # connect_timeout, not at a hard-coded data channel timeout on top of it.
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            server.dead = True
+            began = trio.current_time()
+            with pytest.raises(ConnectError, match=r"timed out after 1 s \(waiting for the oai"):
+                await _connect(nursery, server, connect_timeout=1.0)
+            took = trio.current_time() - began
+            assert 1.0 <= took < 1.5, took
+
+
+async def test_a_silent_peer_ends_the_transport_within_liveness_timeout() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            transport = await _connect(nursery, server, liveness_timeout=0.5)
+            peer = await server.accept()
+            items: list[object] = []
+            while not any(isinstance(item, AudioFrame) for item in items):
+                items.extend(await transport.receive_batch())  # media flows
+            get_bridge().call_soon(peer.go_silent_bl)
+            silent_at = trio.current_time()
+            while not isinstance(items[-1], TransportEnded):
+                items.extend(await transport.receive_batch())
+            took = trio.current_time() - silent_at
+            ended = items[-1]
+            assert isinstance(ended, TransportEnded)
+            assert ended.reason == "error"
+            assert ended.error is not None
+            assert "liveness_timeout" in ended.error
+            # within the timeout (plus the audio already in flight and scheduling)
+            assert 0.4 <= took < 0.5 + 0.25, took
+            await transport.aclose()
+
+
+async def test_a_live_peer_is_not_ended_by_the_liveness_watch() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            transport = await _connect(nursery, server, liveness_timeout=0.6)
+            frames = 0
+            while frames < 100:  # 2 s of media, more than three liveness periods
+                for item in await transport.receive_batch():
+                    assert not isinstance(item, TransportEnded), item
+                    frames += isinstance(item, AudioFrame)
+            await transport.aclose()
+
+
+async def test_odd_length_audio_is_refused_and_alignment_kept() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            transport = await _connect(nursery, server)
+            with pytest.raises(ValueError, match="odd"):
+                await transport.send_audio(AudioFrame(b"\x00" * 961))
+            assert transport.statistics().audio_frames_out == 0
+            await transport.aclose()
+
+
+async def test_outbound_drops_are_counted_in_transport_statistics() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            transport = await _connect(nursery, server)
+            # 5 s of audio at once: the track keeps 2 s and drops the older 3 s (150 frames
+            # of 20 ms, give or take the frames it already sent meanwhile).
+            for _ in range(250):
+                await transport.send_audio(AudioFrame(b"\x00\x00" * 480))
+            await wait_for(lambda: transport.statistics().audio_out_dropped >= 140)
+            stats = transport.statistics()
+            assert stats.audio_frames_out == 250
+            assert 140 <= stats.audio_out_dropped <= 150
+            await transport.aclose()
+
+
+async def test_call_error_body_is_escaped_and_redacted() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            server.status = 400
+            server.error_body = f"bad\r\nFORGED: {API_KEY}\x1b[2J\x00".encode()
+            with pytest.raises(ConnectError) as info:
+                await _connect(nursery, server)
+            message = str(info.value)
+            for raw in ("\r", "\n", "\x1b", "\x00"):
+                assert raw not in message
+            assert API_KEY not in message
+            assert "bad\\x0d\\x0aFORGED: [redacted]\\x1b[2J\\x00" in message
