@@ -5,8 +5,11 @@ Layout (one concept per private module; this file is the whole public surface):
 - ``_events``: the host-visible event vocabulary both dialects feed (SPEC §2).
 - ``_client_events``, ``_session``, ``_items``, ``_audio``: the values carried on the wire.
 - ``_parse_common`` / ``_parse_v1`` / ``_parse_v2`` / ``_parse_client``: wire → events.
-- ``_build_common`` / ``_build_v1`` / ``_build_v2`` / ``_builders``: events → wire.
-- ``_codec``: the one version switch (``parse_server_event`` … ``encode_server_event``).
+- ``_server_parser``: ``ServerEventParser``, one dispatch table per dialect and tool names.
+- ``_encode_common`` / ``_encode_v1`` / ``_encode_v2``: each dialect's wire shapes, events →
+  wire dicts (server role) and the dialect-specific client pieces.
+- ``_client_builders``: what a client sends, one function per intent for both dialects.
+- ``_codec``: the version switch (``parse_server_event`` … ``encode_server_event``).
 - ``_urls``, ``_transcript``, ``_handoff``: URLs and headers, the running transcript, handoff
   argument extraction and reply texts.
 
@@ -25,9 +28,7 @@ from ._audio import (
     duration_ms as duration_ms,
     pcm_bytes_for_ms as pcm_bytes_for_ms,
 )
-from ._builders import (
-    audio_append_event as audio_append_event,
-    audio_append_text as audio_append_text,
+from ._client_builders import (
     call_session_payload as call_session_payload,
     handoff_output_events as handoff_output_events,
     noop_reply_event as noop_reply_event,
@@ -55,8 +56,6 @@ from ._client_events import (
     SessionUpdate as SessionUpdate,
 )
 from ._codec import (
-    DEFAULT_HANDOFF_TOOL_NAME as DEFAULT_HANDOFF_TOOL_NAME,
-    DEFAULT_SILENCE_TOOL_NAME as DEFAULT_SILENCE_TOOL_NAME,
     client_event_payload as client_event_payload,
     client_event_types as client_event_types,
     encode_client_event as encode_client_event,
@@ -65,6 +64,7 @@ from ._codec import (
     parse_server_event as parse_server_event,
     server_event_payload as server_event_payload,
 )
+from ._encode_common import audio_append_text as audio_append_text
 from ._enums import (
     DEFAULT_VOICE as DEFAULT_VOICE,
     FATAL_ERROR_CODES as FATAL_ERROR_CODES,
@@ -121,6 +121,12 @@ from ._items import (
     Usage as Usage,
 )
 from ._resample import Resampler as Resampler
+from ._server_parser import (
+    DEFAULT_HANDOFF_TOOL_NAME as DEFAULT_HANDOFF_TOOL_NAME,
+    DEFAULT_SILENCE_TOOL_NAME as DEFAULT_SILENCE_TOOL_NAME,
+    ServerEventParser as ServerEventParser,
+    server_event_parser as server_event_parser,
+)
 from ._session import (
     PCM_24K as PCM_24K,
     AudioConfig as AudioConfig,

@@ -40,10 +40,10 @@ from ._parse_common import (
     req_dict,
 )
 
-__all__ = ["V2_CLIENT_HANDLERS", "V2_SERVER_HANDLERS"]
+__all__ = ["V2_CLIENT_HANDLERS", "V2_SERVER_HANDLERS", "item_done_handler", "v2_server_handlers"]
 
 
-def _audio(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _audio(obj: dict[str, Any]) -> ServerEvent:
     # The hot path (half the events of a spoken turn): every field is read once, the checks
     # are `type(...) is` comparisons, and the only real work is the one base64 decode.
     delta = obj.get("delta")
@@ -77,7 +77,7 @@ def _audio(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     )
 
 
-def _output_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _output_delta(obj: dict[str, Any]) -> ServerEvent:
     delta = obj.get("delta")
     if type(delta) is not str:
         raise FieldError("missing required field 'delta'")
@@ -90,7 +90,7 @@ def _output_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     )
 
 
-def _input_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _input_delta(obj: dict[str, Any]) -> ServerEvent:
     # GA marks "delta" optional (whisper may put the whole turn in one event); absent = "".
     delta = obj.get("delta", "")
     if type(delta) is not str:
@@ -98,24 +98,40 @@ def _input_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     return InputTranscriptDelta(delta, opt_str(obj, "item_id"))
 
 
-def _item_done(obj: dict[str, Any], handoff_tool: str, silence_tool: str) -> ServerEvent:
-    raw = req_dict(obj, "item")
-    item_id = opt_str(raw, "id")
-    if raw.get("type") == "function_call":
-        name = raw.get("name")
-        call_id = opt_str(raw, "call_id")
-        call = call_id or item_id
-        owner = item_id or call_id
-        # The Rust original's fallbacks: either id stands in for the other.
-        if name in (handoff_tool, silence_tool) and call is not None and owner is not None:
-            if name == handoff_tool:
-                arguments = raw.get("arguments")
-                text = extract_handoff_text(arguments if type(arguments) is str else "")
-                return HandoffRequested(call, owner, text)
-            return NoopRequested(call, owner)
-    if item_id is None:
-        raise FieldError("missing required field 'item.id'")
-    return ConversationItemDone(item_id)
+def item_done_handler(handoff_tool: str | None, silence_tool: str | None) -> Handler:
+    """The ``conversation.item.done`` handler of a session whose handoff and silence tools have
+    these names (``None``: the session has no such tool)."""
+
+    def item_done(obj: dict[str, Any]) -> ServerEvent:
+        raw = req_dict(obj, "item")
+        item_id = opt_str(raw, "id")
+        if raw.get("type") == "function_call":
+            name = raw.get("name")
+            call_id = opt_str(raw, "call_id")
+            call = call_id or item_id
+            owner = item_id or call_id
+            # The Rust original's fallbacks: either id stands in for the other.
+            if name is not None and call is not None and owner is not None:
+                if name == handoff_tool:
+                    arguments = raw.get("arguments")
+                    text = extract_handoff_text(arguments if type(arguments) is str else "")
+                    return HandoffRequested(call, owner, text)
+                if name == silence_tool:
+                    return NoopRequested(call, owner)
+        if item_id is None:
+            raise FieldError("missing required field 'item.id'")
+        return ConversationItemDone(item_id)
+
+    return item_done
+
+
+def v2_server_handlers(handoff_tool: str | None, silence_tool: str | None) -> dict[str, Handler]:
+    """The v2 server-event table of a session with these tool names (built once per pair by
+    ``ServerEventParser``; only ``conversation.item.done`` depends on them)."""
+    return {
+        **V2_SERVER_HANDLERS,
+        "conversation.item.done": item_done_handler(handoff_tool, silence_tool),
+    }
 
 
 V2_SERVER_HANDLERS: Final[dict[str, Handler]] = {
@@ -132,7 +148,7 @@ V2_SERVER_HANDLERS: Final[dict[str, Handler]] = {
     "response.text.done": output_done_text,
     "response.output_audio_transcript.done": output_done_transcript,
     "response.audio_transcript.done": output_done_transcript,
-    "conversation.item.done": _item_done,
+    "conversation.item.done": item_done_handler(None, None),
 }
 
 # GA has no client session.create and no conversation.handoff.append: a GA server answers

@@ -80,8 +80,8 @@ from duplex.protocol import (
     parse_client_event,
     parse_server_event,
 )
-from duplex.protocol._build_v1 import V1_SERVER_PAYLOADS
-from duplex.protocol._build_v2 import V2_SERVER_PAYLOADS
+from duplex.protocol._encode_v1 import V1_SERVER_PAYLOADS
+from duplex.protocol._encode_v2 import v2_server_payloads
 from duplex.protocol._parse_v1 import V1_CLIENT_HANDLERS, V1_SERVER_HANDLERS
 from duplex.protocol._parse_v2 import V2_CLIENT_HANDLERS, V2_SERVER_HANDLERS
 
@@ -442,7 +442,7 @@ SHARED_SERVER_STRATEGIES: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
 SERVER_STRATEGIES = {"v1": V1_SERVER_STRATEGIES, "v2": V2_SERVER_STRATEGIES}
 SERVER_PAYLOADS: dict[str, dict[type[ServerEvent], Any]] = {
     "v1": V1_SERVER_PAYLOADS,
-    "v2": V2_SERVER_PAYLOADS,
+    "v2": v2_server_payloads("codex", "remain_silent"),
 }
 SERVER_CLASSES: list[type[ServerEvent]] = sorted(
     {*V1_SERVER_STRATEGIES, *V2_SERVER_STRATEGIES}, key=lambda c: c.__name__

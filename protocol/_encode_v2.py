@@ -17,9 +17,10 @@ from typing import Any, Final
 import orjson
 
 from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, b64encode_pcm
-from ._build_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
 from ._client_events import ClientEvent, ConversationItemCreate, SessionUpdate
+from ._encode_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
 from ._enums import OutputModality, ProtocolVersion, SessionMode, validate_voice
+from ._errors import LocalProtocolError
 from ._events import (
     AudioOut,
     ConversationItemDone,
@@ -53,6 +54,7 @@ __all__ = [
     "function_call_output",
     "handoff_tool",
     "silence_tool",
+    "v2_server_payloads",
     "v2_handoff_output",
     "v2_session_start",
     "v2_session_type",
@@ -104,7 +106,7 @@ def v2_session_start(
     instructions: str | None,
     voice: str | None,
     output_modality: OutputModality,
-    handoff_tool_name: str,
+    handoff_tool_name: str | None,
     silence_tool_name: str | None,
     transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
 ) -> SessionUpdate:
@@ -116,7 +118,7 @@ def v2_session_start(
             audio=AudioConfig(input=AudioInputConfig(format=PCM_24K, transcription=transcription)),
         )
         return SessionUpdate(session=session)
-    tools = [handoff_tool(handoff_tool_name)]
+    tools = [] if handoff_tool_name is None else [handoff_tool(handoff_tool_name)]
     if silence_tool_name is not None:
         tools.append(silence_tool(silence_tool_name))
     session = SessionConfig(
@@ -192,12 +194,12 @@ def _locator(item_id: str | None, response_id: str | None) -> dict[str, Any]:
     )
 
 
-def _session_created(e: SessionCreated, _h: str, _s: str) -> dict[str, Any]:
+def _session_created(e: SessionCreated) -> dict[str, Any]:
     session = drop_none({"id": e.session_id, "type": "realtime", "object": "realtime.session"})
     return {"type": e.TYPE, "session": session}
 
 
-def _session_updated(e: SessionUpdated, _h: str, _s: str) -> dict[str, Any]:
+def _session_updated(e: SessionUpdated) -> dict[str, Any]:
     session = drop_none(
         {
             "id": e.session_id,
@@ -209,7 +211,7 @@ def _session_updated(e: SessionUpdated, _h: str, _s: str) -> dict[str, Any]:
     return {"type": e.TYPE, "session": session}
 
 
-def _audio(e: AudioOut, _h: str, _s: str) -> dict[str, Any]:
+def _audio(e: AudioOut) -> dict[str, Any]:
     frame = e.frame
     payload = {"type": e.TYPE, **_locator(e.item_id, e.response_id)}
     payload["delta"] = b64encode_pcm(frame.pcm)
@@ -221,25 +223,25 @@ def _audio(e: AudioOut, _h: str, _s: str) -> dict[str, Any]:
     return payload
 
 
-def _input_delta(e: InputTranscriptDelta, _h: str, _s: str) -> dict[str, Any]:
+def _input_delta(e: InputTranscriptDelta) -> dict[str, Any]:
     return drop_none({"type": e.TYPE, "item_id": e.item_id, "content_index": 0, "delta": e.delta})
 
 
-def _input_done(e: InputTranscriptDone, _h: str, _s: str) -> dict[str, Any]:
+def _input_done(e: InputTranscriptDone) -> dict[str, Any]:
     return drop_none(
         {"type": e.TYPE, "item_id": e.item_id, "content_index": 0, "transcript": e.text}
     )
 
 
-def _output_delta(e: OutputTranscriptDelta, _h: str, _s: str) -> dict[str, Any]:
+def _output_delta(e: OutputTranscriptDelta) -> dict[str, Any]:
     return {"type": e.TYPE, **_locator(e.item_id, e.response_id), "delta": e.delta}
 
 
-def _output_done(e: OutputTranscriptDone, _h: str, _s: str) -> dict[str, Any]:
+def _output_done(e: OutputTranscriptDone) -> dict[str, Any]:
     return {"type": e.TYPE, **_locator(e.item_id, e.response_id), "transcript": e.text}
 
 
-def _item_done(e: ConversationItemDone, _h: str, _s: str) -> dict[str, Any]:
+def _item_done(e: ConversationItemDone) -> dict[str, Any]:
     item = {
         "id": e.item_id,
         "object": "realtime.item",
@@ -264,13 +266,35 @@ def _function_call_done(call_id: str, item_id: str, name: str, arguments: str) -
     return {"type": "conversation.item.done", "previous_item_id": None, "item": item}
 
 
-def _handoff(e: HandoffRequested, handoff_tool_name: str, _s: str) -> dict[str, Any]:
-    arguments = orjson.dumps({"prompt": e.input_transcript}).decode()
-    return _function_call_done(e.handoff_id, e.item_id, handoff_tool_name, arguments)
+def _handoff_payload(handoff_tool_name: str | None) -> ServerPayload:
+    def handoff(e: HandoffRequested) -> dict[str, Any]:
+        if handoff_tool_name is None:
+            raise LocalProtocolError("HandoffRequested needs a handoff tool; it is disabled")
+        arguments = orjson.dumps({"prompt": e.input_transcript}).decode()
+        return _function_call_done(e.handoff_id, e.item_id, handoff_tool_name, arguments)
+
+    return handoff
 
 
-def _noop(e: NoopRequested, _h: str, silence_tool_name: str) -> dict[str, Any]:
-    return _function_call_done(e.call_id, e.item_id, silence_tool_name, "{}")
+def _noop_payload(silence_tool_name: str | None) -> ServerPayload:
+    def noop(e: NoopRequested) -> dict[str, Any]:
+        if silence_tool_name is None:
+            raise LocalProtocolError("NoopRequested needs a silence tool; it is disabled")
+        return _function_call_done(e.call_id, e.item_id, silence_tool_name, "{}")
+
+    return noop
+
+
+def v2_server_payloads(
+    handoff_tool_name: str | None, silence_tool_name: str | None
+) -> dict[type[ServerEvent], ServerPayload]:
+    """The v2 server-role payload table for a session with these tool names (``None``: the
+    session has no such tool, so the matching event cannot be encoded)."""
+    return {
+        **V2_SERVER_PAYLOADS,
+        HandoffRequested: _handoff_payload(handoff_tool_name),
+        NoopRequested: _noop_payload(silence_tool_name),
+    }
 
 
 V2_SERVER_PAYLOADS: Final[dict[type[ServerEvent], ServerPayload]] = {
@@ -283,6 +307,4 @@ V2_SERVER_PAYLOADS: Final[dict[type[ServerEvent], ServerPayload]] = {
     OutputTranscriptDelta: _output_delta,
     OutputTranscriptDone: _output_done,
     ConversationItemDone: _item_done,
-    HandoffRequested: _handoff,
-    NoopRequested: _noop,
 }

@@ -1,17 +1,28 @@
-"""Version-dispatching builders: what a client sends, expressed once for both dialects.
+"""Client builders: what a client sends, expressed once for both dialects.
 
-The engine calls these with its session's version; each delegates to ``_build_v1`` or
-``_build_v2``. Everything returns typed ``ClientEvent`` values (encode them with
-``encode_client_event``), except ``audio_append_text`` which is the pre-encoded hot path.
+The engine calls these with its session's version; where the dialects differ each delegates
+to the dialect's encoding module (``_encode_v1`` / ``_encode_v2``, which also hold the
+server-role payloads). Everything returns typed ``ClientEvent`` values (encode them with
+``encode_client_event``), except ``audio_append_text`` (from ``_encode_common``), the
+pre-encoded upload hot path.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._build_common import append_text, client_payload, require_text
-from ._build_v1 import v1_handoff_output, v1_session_start, v1_session_type, v1_text_item
-from ._build_v2 import (
+from ._client_events import (
+    ClientEvent,
+    ConversationItemCreate,
+    ConversationItemDelete,
+    ConversationItemTruncate,
+    ResponseCreate,
+    SessionCreate,
+    SessionUpdate,
+)
+from ._encode_common import client_payload, require_text
+from ._encode_v1 import v1_handoff_output, v1_session_start, v1_session_type, v1_text_item
+from ._encode_v2 import (
     DEFAULT_TRANSCRIPTION_MODEL,
     function_call_output,
     v2_handoff_output,
@@ -19,25 +30,13 @@ from ._build_v2 import (
     v2_session_type,
     v2_text_item,
 )
-from ._client_events import (
-    ClientEvent,
-    ConversationItemCreate,
-    ConversationItemDelete,
-    ConversationItemTruncate,
-    InputAudioBufferAppend,
-    ResponseCreate,
-    SessionCreate,
-    SessionUpdate,
-)
-from ._codec import DEFAULT_HANDOFF_TOOL_NAME, DEFAULT_SILENCE_TOOL_NAME
 from ._enums import OutputModality, ProtocolVersion, SessionMode, coerce_version
 from ._errors import LocalProtocolError
 from ._handoff import STEERING_ACK_TEXT
+from ._server_parser import DEFAULT_HANDOFF_TOOL_NAME, DEFAULT_SILENCE_TOOL_NAME
 from ._session import SessionConfig
 
 __all__ = [
-    "audio_append_event",
-    "audio_append_text",
     "call_session_payload",
     "handoff_output_events",
     "noop_reply_event",
@@ -58,7 +57,7 @@ def session_start_event(
     conversation_id: str | None = None,
     voice: str | None = None,
     output_modality: OutputModality | str = OutputModality.AUDIO,
-    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME,
+    handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
     silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
     transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
 ) -> SessionCreate | SessionUpdate:
@@ -144,16 +143,6 @@ def noop_reply_event(version: ProtocolVersion | str, call_id: str) -> Conversati
     """v2: the empty reply to a ``remain_silent`` call (no ``response.create`` follows)."""
     _require_v2(version, "no-op tool replies")
     return function_call_output(call_id, "")
-
-
-def audio_append_event(pcm: bytes) -> InputAudioBufferAppend:
-    """``input_audio_buffer.append`` of 24 kHz mono PCM16."""
-    return InputAudioBufferAppend(audio=pcm)
-
-
-def audio_append_text(pcm: bytes) -> str:
-    """Pre-encoded ``input_audio_buffer.append`` JSON (the WebSocket upload hot path)."""
-    return append_text(pcm)
 
 
 def response_create_event() -> ResponseCreate:
