@@ -78,6 +78,7 @@ from ._enums import (
 )
 from ._errors import LocalProtocolError as LocalProtocolError, ProtocolError as ProtocolError
 from ._events import (
+    AudioInterrupted as AudioInterrupted,
     AudioOut as AudioOut,
     ConversationItemAdded as ConversationItemAdded,
     ConversationItemDeleted as ConversationItemDeleted,
@@ -91,6 +92,7 @@ from ._events import (
     InputTranscriptDelta as InputTranscriptDelta,
     InputTranscriptDone as InputTranscriptDone,
     NoopRequested as NoopRequested,
+    OutputAudioDone as OutputAudioDone,
     OutputTranscriptDelta as OutputTranscriptDelta,
     OutputTranscriptDone as OutputTranscriptDone,
     ParseFailure as ParseFailure,
@@ -101,7 +103,34 @@ from ._events import (
     ServerEvent as ServerEvent,
     SessionCreated as SessionCreated,
     SessionUpdated as SessionUpdated,
+    ToolCallRequested as ToolCallRequested,
     UnknownEvent as UnknownEvent,
+)
+from ._ga_events import (
+    ContentPartAdded as ContentPartAdded,
+    ContentPartDone as ContentPartDone,
+    ConversationCreated as ConversationCreated,
+    ConversationItemRetrieved as ConversationItemRetrieved,
+    FunctionCallArgumentsDelta as FunctionCallArgumentsDelta,
+    FunctionCallArgumentsDone as FunctionCallArgumentsDone,
+    InputAudioCleared as InputAudioCleared,
+    InputAudioDtmfReceived as InputAudioDtmfReceived,
+    InputAudioTimeoutTriggered as InputAudioTimeoutTriggered,
+    InputTranscriptFailed as InputTranscriptFailed,
+    InputTranscriptSegment as InputTranscriptSegment,
+    McpCallArgumentsDelta as McpCallArgumentsDelta,
+    McpCallArgumentsDone as McpCallArgumentsDone,
+    McpCallCompleted as McpCallCompleted,
+    McpCallFailed as McpCallFailed,
+    McpCallInProgress as McpCallInProgress,
+    McpListToolsCompleted as McpListToolsCompleted,
+    McpListToolsFailed as McpListToolsFailed,
+    McpListToolsInProgress as McpListToolsInProgress,
+    OutputAudioBufferCleared as OutputAudioBufferCleared,
+    OutputAudioBufferStarted as OutputAudioBufferStarted,
+    OutputAudioBufferStopped as OutputAudioBufferStopped,
+    OutputItemAdded as OutputItemAdded,
+    OutputItemDone as OutputItemDone,
 )
 from ._handoff import (
     AGENT_FINAL_MESSAGE_PREFIX as AGENT_FINAL_MESSAGE_PREFIX,

@@ -33,7 +33,9 @@ from ._events import (
     ServerEvent,
     SessionCreated,
     SessionUpdated,
+    ToolCallRequested,
 )
+from ._ga_wire import GA_SERVER_PAYLOADS
 from ._handoff import BACKEND_PREFIX, USER_PREFIX, prefix_text
 from ._items import ContentPart, ConversationItem
 from ._session import (
@@ -266,6 +268,13 @@ def _function_call_done(call_id: str, item_id: str, name: str, arguments: str) -
     return {"type": "conversation.item.done", "previous_item_id": None, "item": item}
 
 
+def _tool_call(e: ToolCallRequested) -> dict[str, Any]:
+    payload = _function_call_done(e.call_id, e.item_id, e.name, e.arguments)
+    if e.response_id is not None:  # not a GA field; the parser reads it back if present
+        payload["response_id"] = e.response_id
+    return payload
+
+
 def _handoff_payload(handoff_tool_name: str | None) -> ServerPayload:
     def handoff(e: HandoffRequested) -> dict[str, Any]:
         if handoff_tool_name is None:
@@ -307,4 +316,6 @@ V2_SERVER_PAYLOADS: Final[dict[type[ServerEvent], ServerPayload]] = {
     OutputTranscriptDelta: _output_delta,
     OutputTranscriptDone: _output_done,
     ConversationItemDone: _item_done,
+    ToolCallRequested: _tool_call,
+    **GA_SERVER_PAYLOADS,
 }

@@ -5,11 +5,15 @@ GA names plus the beta aliases a transitional server may still emit (openai-pyth
 litellm #29662): ``response.audio.*``, ``response.audio_transcript.*``, ``response.text.*``,
 ``conversation.item.created``. Audio deltas default to 24 kHz mono when they carry no shape.
 
-The handoff path: a ``function_call`` item in ``conversation.item.done`` named after the
+Every type of the official ``RealtimeServerEvent`` union is typed: the core vocabulary here and
+in ``_parse_common``, the rest through ``_ga_wire``.
+
+The function-call path: a ``function_call`` item in ``conversation.item.done`` named after the
 session's handoff tool becomes ``HandoffRequested`` — the same event v1's
-``conversation.handoff.requested`` produces — and one named after the silence tool becomes
-``NoopRequested``. Function calls inside ``response.done`` are not handoffs (the item event
-already carried them; acting on both would answer one call twice).
+``conversation.handoff.requested`` produces — one named after the silence tool becomes
+``NoopRequested``, and any other becomes ``ToolCallRequested``. Function calls inside
+``response.done`` / ``response.output_item.done`` are not calls again (the item event already
+carried them; acting on both would answer one call twice).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from ._events import (
     NoopRequested,
     OutputTranscriptDelta,
     ServerEvent,
+    ToolCallRequested,
 )
+from ._ga_wire import GA_SERVER_HANDLERS
 from ._handoff import extract_handoff_text
 from ._parse_client import COMMON_CLIENT_HANDLERS, ClientHandler, session_handler
 from ._parse_common import (
@@ -100,7 +106,8 @@ def _input_delta(obj: dict[str, Any]) -> ServerEvent:
 
 def item_done_handler(handoff_tool: str | None, silence_tool: str | None) -> Handler:
     """The ``conversation.item.done`` handler of a session whose handoff and silence tools have
-    these names (``None``: the session has no such tool)."""
+    these names (``None``: the session has no such tool). A ``function_call`` item of any other
+    name is a host tool call."""
 
     def item_done(obj: dict[str, Any]) -> ServerEvent:
         raw = req_dict(obj, "item")
@@ -111,13 +118,17 @@ def item_done_handler(handoff_tool: str | None, silence_tool: str | None) -> Han
             call = call_id or item_id
             owner = item_id or call_id
             # The Rust original's fallbacks: either id stands in for the other.
-            if name is not None and call is not None and owner is not None:
+            if type(name) is str and call is not None and owner is not None:
+                arguments = raw.get("arguments")
+                if type(arguments) is not str:
+                    arguments = ""
                 if name == handoff_tool:
-                    arguments = raw.get("arguments")
-                    text = extract_handoff_text(arguments if type(arguments) is str else "")
-                    return HandoffRequested(call, owner, text)
+                    return HandoffRequested(call, owner, extract_handoff_text(arguments))
                 if name == silence_tool:
                     return NoopRequested(call, owner)
+                # GA names no response here; a server that does (duplex's own encoder) puts it
+                # beside the item.
+                return ToolCallRequested(call, name, arguments, owner, opt_str(obj, "response_id"))
         if item_id is None:
             raise FieldError("missing required field 'item.id'")
         return ConversationItemDone(item_id)
@@ -136,6 +147,7 @@ def v2_server_handlers(handoff_tool: str | None, silence_tool: str | None) -> di
 
 V2_SERVER_HANDLERS: Final[dict[str, Handler]] = {
     **COMMON_SERVER_HANDLERS,
+    **GA_SERVER_HANDLERS,
     "response.output_audio.delta": _audio,
     "response.audio.delta": _audio,
     "conversation.item.input_audio_transcription.delta": _input_delta,

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -26,6 +27,7 @@ from duplex.protocol import (
     AudioFormat,
     AudioFrame,
     AudioInputConfig,
+    AudioInterrupted,
     AudioOut,
     AudioOutputConfig,
     ClientEvent,
@@ -52,9 +54,11 @@ from duplex.protocol import (
     InputTranscriptDelta,
     InputTranscriptDone,
     InputTranscription,
+    LocalProtocolError,
     NoiseReduction,
     NoopRequested,
     OutputAudioBufferClear,
+    OutputAudioDone,
     OutputTranscriptDelta,
     OutputTranscriptDone,
     ParseFailure,
@@ -71,9 +75,11 @@ from duplex.protocol import (
     SessionCreated,
     SessionUpdate,
     SessionUpdated,
+    ToolCallRequested,
     TurnDetection,
     UnknownEvent,
     Usage,
+    _ga_events as ga_events,
     encode_client_event,
     encode_server_event,
     is_fatal_error_code,
@@ -426,6 +432,39 @@ def server_strategies(*, v2_safe: bool) -> dict[type[ServerEvent], st.SearchStra
     }
 
 
+def ga_strategy(cls: type[ServerEvent]) -> st.SearchStrategy[Any]:
+    """A strategy for a flat GA event class, derived from its attrs fields (annotations are
+    strings: ``from __future__ import annotations`` in ``_ga_events``)."""
+    kinds: dict[str, st.SearchStrategy[Any]] = {
+        "str": texts,
+        "str | None": opt(texts),
+        "int": int64,
+        "float": floats,
+        "ConversationItem": conversation_items,
+        "ContentPart": content_parts,
+    }
+    fields: Any = attrs.fields(cls)  # type: ignore[arg-type]
+    return st.builds(cls, *[kinds[str(f.type)] for f in fields])
+
+
+GA_CLASSES: list[type[ServerEvent]] = [
+    OutputAudioDone,
+    *(getattr(ga_events, name) for name in ga_events.__all__),
+]
+# A host tool is any function name other than the session's handoff/silence tools.
+host_tool_names = texts.filter(lambda t: t not in TOOL_NAMES)
+
+
+def v2_only_strategies() -> dict[type[ServerEvent], st.SearchStrategy[Any]]:
+    found: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
+        cls: ga_strategy(cls) for cls in GA_CLASSES
+    }
+    found[ToolCallRequested] = st.builds(
+        ToolCallRequested, ids, host_tool_names, texts, ids, opt(texts)
+    )
+    return found
+
+
 V1_SERVER_STRATEGIES: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
     **server_strategies(v2_safe=False),
     UnknownEvent: unknown_events(V1_SERVER_HANDLERS),
@@ -433,6 +472,7 @@ V1_SERVER_STRATEGIES: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
 V2_SERVER_STRATEGIES: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
     **server_strategies(v2_safe=True),
     NoopRequested: st.builds(NoopRequested, ids, ids),
+    **v2_only_strategies(),
     UnknownEvent: unknown_events(V2_SERVER_HANDLERS),
 }
 SHARED_SERVER_STRATEGIES: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
@@ -457,18 +497,26 @@ def test_round_trip_strategies_cover_every_server_event_class_the_dialect_encode
     assert set(SERVER_STRATEGIES[version]) == set(SERVER_PAYLOADS[version])
 
 
-def test_every_vocabulary_class_except_parse_failure_round_trips_in_some_dialect() -> None:
+def test_every_vocabulary_class_with_a_wire_form_round_trips_in_some_dialect() -> None:
     import duplex.protocol._events as events_module
 
     vocabulary = {
         cls
-        for name in events_module.__all__
-        if isinstance(cls := getattr(events_module, name), type)
+        for module in (events_module, ga_events)
+        for name in module.__all__
+        if isinstance(cls := getattr(module, name), type)
         and issubclass(cls, ServerEvent)
         and cls is not ServerEvent
     }
     covered = set(V1_SERVER_STRATEGIES) | set(V2_SERVER_STRATEGIES)
-    assert vocabulary - covered == {ParseFailure}
+    # ParseFailure is not a wire event; AudioInterrupted is built by the engine.
+    assert vocabulary - covered == {ParseFailure, AudioInterrupted}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_engine_built_audio_interrupted_has_no_wire_form(version: str) -> None:
+    with pytest.raises(LocalProtocolError, match="cannot be encoded"):
+        encode_server_event(AudioInterrupted("item_1", 640), version)
 
 
 def _server_events(version: str) -> st.SearchStrategy[ServerEvent]:
