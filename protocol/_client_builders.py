@@ -9,6 +9,7 @@ pre-encoded upload hot path.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ._client_events import (
@@ -16,32 +17,37 @@ from ._client_events import (
     ConversationItemCreate,
     ConversationItemDelete,
     ConversationItemTruncate,
-    ResponseCreate,
     SessionCreate,
     SessionUpdate,
 )
 from ._encode_common import client_payload, require_text
 from ._encode_v1 import v1_handoff_output, v1_session_start, v1_session_type, v1_text_item
 from ._encode_v2 import (
-    DEFAULT_TRANSCRIPTION_MODEL,
     function_call_output,
     v2_handoff_output,
-    v2_session_start,
     v2_session_type,
     v2_text_item,
 )
-from ._enums import OutputModality, ProtocolVersion, SessionMode, coerce_version
+from ._enums import OutputModality, ProtocolVersion, SessionMode, coerce_version, validate_voice
 from ._errors import LocalProtocolError
 from ._handoff import STEERING_ACK_TEXT
 from ._server_parser import DEFAULT_HANDOFF_TOOL_NAME, DEFAULT_SILENCE_TOOL_NAME
-from ._session import SessionConfig
+from ._session import (
+    AudioConfig,
+    AudioFormat,
+    AudioInputConfig,
+    FunctionTool,
+    InputTranscription,
+    WireSession,
+)
+from ._session_builder import audio_format_object, session_update_event
+from ._session_config import DEFAULT_TRANSCRIPTION_MODEL, SessionConfig
 
 __all__ = [
     "call_session_payload",
     "handoff_output_events",
     "noop_reply_event",
     "prompt_update_event",
-    "response_create_event",
     "session_start_event",
     "steering_ack_event",
     "text_item_event",
@@ -60,17 +66,30 @@ def session_start_event(
     handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
     silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
     transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
+    session: SessionConfig | None = None,
+    tools: Iterable[FunctionTool] = (),
+    audio_format: str | AudioFormat = "pcm16",
 ) -> SessionCreate | SessionUpdate:
     """The first event a client sends: v1 ``session.create``, v2 ``session.update``.
 
+    On v2 this is ``session_update_event``: ``session`` is the host's ``SessionConfig``; when
+    it is ``None``, ``voice``, ``output_modality`` and ``transcription_model`` build one (they
+    are ignored when ``session`` is given). v1 carries only the instructions, the
+    ``conversation_id`` and a v1 voice: ``session``, ``tools`` or a non-PCM ``audio_format``
+    there raise.
+
     Raises:
         LocalProtocolError: unknown voice for the version, text modality on v1, an empty tool
-            name, or an unknown mode/modality string.
+            name, an invalid tool, or an unknown mode/modality/format string.
     """
     v = coerce_version(version)
     m = _coerce(SessionMode, mode, "session mode")
     modality = _coerce(OutputModality, output_modality, "output modality")
     if v is ProtocolVersion.V1:
+        if session is not None or tuple(tools) or audio_format != "pcm16":
+            raise LocalProtocolError(
+                "the v1 dialect carries no session configuration, tools or audio format"
+            )
         return v1_session_start(
             mode=m,
             instructions=instructions,
@@ -78,14 +97,30 @@ def session_start_event(
             voice=voice,
             output_modality=modality,
         )
-    return v2_session_start(
+    if session is None and m is SessionMode.TRANSCRIPTION and not tuple(tools):
+        # codex's transcription handshake: the format and the model, server defaults for
+        # the rest (no turn detection or noise reduction sent).
+        transcription = InputTranscription(model=transcription_model)
+        audio_in = AudioInputConfig(
+            format=audio_format_object(audio_format), transcription=transcription
+        )
+        return SessionUpdate(
+            session=WireSession(type="transcription", audio=AudioConfig(input=audio_in))
+        )
+    if session is None:
+        session = SessionConfig(
+            output_modalities=(modality.value,),
+            voice=validate_voice(v, voice),
+            transcription=InputTranscription(model=transcription_model),
+        )
+    return session_update_event(
+        session,
         mode=m,
-        instructions=instructions,
-        voice=voice,
-        output_modality=modality,
+        instructions=None if m is SessionMode.TRANSCRIPTION else instructions,
+        tools=tools,
         handoff_tool_name=handoff_tool_name,
         silence_tool_name=silence_tool_name,
-        transcription_model=transcription_model,
+        audio_format=audio_format,
     )
 
 
@@ -110,7 +145,7 @@ def prompt_update_event(
     if m is SessionMode.TRANSCRIPTION:
         raise LocalProtocolError("transcription sessions have no instructions")
     kind = v1_session_type(m) if v is ProtocolVersion.V1 else v2_session_type(m)
-    return SessionUpdate(session=SessionConfig(type=kind, instructions=instructions))
+    return SessionUpdate(session=WireSession(type=kind, instructions=instructions))
 
 
 def text_item_event(
@@ -143,10 +178,6 @@ def noop_reply_event(version: ProtocolVersion | str, call_id: str) -> Conversati
     """v2: the empty reply to a ``remain_silent`` call (no ``response.create`` follows)."""
     _require_v2(version, "no-op tool replies")
     return function_call_output(call_id, "")
-
-
-def response_create_event() -> ResponseCreate:
-    return ResponseCreate()
 
 
 def truncate_event(

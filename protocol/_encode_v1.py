@@ -35,7 +35,7 @@ from ._session import (
     AudioConfig,
     AudioInputConfig,
     AudioOutputConfig,
-    SessionConfig,
+    WireSession,
 )
 
 __all__ = [
@@ -67,13 +67,13 @@ def v1_session_start(
         raise LocalProtocolError("text realtime output modality requires realtime v2")
     audio_in = AudioInputConfig(format=PCM_24K)
     if mode is SessionMode.TRANSCRIPTION:
-        session = SessionConfig(
+        session = WireSession(
             type="transcription",
             conversation_id=conversation_id,
             audio=AudioConfig(input=audio_in),
         )
     else:
-        session = SessionConfig(
+        session = WireSession(
             type=V1_SESSION_TYPE,
             instructions=instructions if instructions is not None else "",
             conversation_id=conversation_id,

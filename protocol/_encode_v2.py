@@ -17,9 +17,9 @@ from typing import Any, Final
 import orjson
 
 from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, b64encode_pcm
-from ._client_events import ClientEvent, ConversationItemCreate, SessionUpdate
+from ._client_events import ClientEvent, ConversationItemCreate
 from ._encode_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
-from ._enums import OutputModality, ProtocolVersion, SessionMode, validate_voice
+from ._enums import SessionMode
 from ._errors import LocalProtocolError
 from ._events import (
     AudioOut,
@@ -39,31 +39,20 @@ from ._ga_wire import GA_SERVER_PAYLOADS
 from ._handoff import BACKEND_PREFIX, USER_PREFIX, prefix_text
 from ._items import ContentPart, ConversationItem
 from ._session import (
-    PCM_24K,
-    AudioConfig,
-    AudioInputConfig,
-    AudioOutputConfig,
     FunctionTool,
-    InputTranscription,
-    NoiseReduction,
-    SessionConfig,
-    TurnDetection,
 )
 
 __all__ = [
-    "DEFAULT_TRANSCRIPTION_MODEL",
     "V2_SERVER_PAYLOADS",
     "function_call_output",
     "handoff_tool",
     "silence_tool",
     "v2_server_payloads",
     "v2_handoff_output",
-    "v2_session_start",
     "v2_session_type",
     "v2_text_item",
 ]
 
-DEFAULT_TRANSCRIPTION_MODEL: Final = "gpt-4o-mini-transcribe"
 HANDOFF_TOOL_DESCRIPTION: Final = (
     "Send the user's request to the background agent. Pass the user's own words along "
     "without rephrasing. If the agent is busy, the request steers its current task."
@@ -100,53 +89,6 @@ def silence_tool(name: str) -> FunctionTool:
 
 def v2_session_type(mode: SessionMode) -> str:
     return "transcription" if mode is SessionMode.TRANSCRIPTION else "realtime"
-
-
-def v2_session_start(
-    *,
-    mode: SessionMode,
-    instructions: str | None,
-    voice: str | None,
-    output_modality: OutputModality,
-    handoff_tool_name: str | None,
-    silence_tool_name: str | None,
-    transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
-) -> SessionUpdate:
-    """The ``session.update`` a v2 client sends first (codex-realtime.md §4.2/§4.3)."""
-    transcription = InputTranscription(model=transcription_model)
-    if mode is SessionMode.TRANSCRIPTION:
-        session = SessionConfig(
-            type="transcription",
-            audio=AudioConfig(input=AudioInputConfig(format=PCM_24K, transcription=transcription)),
-        )
-        return SessionUpdate(session=session)
-    tools = [] if handoff_tool_name is None else [handoff_tool(handoff_tool_name)]
-    if silence_tool_name is not None:
-        tools.append(silence_tool(silence_tool_name))
-    session = SessionConfig(
-        type="realtime",
-        instructions=instructions if instructions is not None else "",
-        output_modalities=(output_modality.value,),
-        audio=AudioConfig(
-            input=AudioInputConfig(
-                format=PCM_24K,
-                noise_reduction=NoiseReduction(type="near_field"),
-                transcription=transcription,
-                turn_detection=TurnDetection(
-                    type="server_vad",
-                    interrupt_response=True,
-                    create_response=True,
-                    silence_duration_ms=500,
-                ),
-            ),
-            output=AudioOutputConfig(
-                format=PCM_24K, voice=validate_voice(ProtocolVersion.V2, voice)
-            ),
-        ),
-        tools=tuple(tools),
-        tool_choice="auto",
-    )
-    return SessionUpdate(session=session)
 
 
 def v2_text_item(text: str, *, user_prefix: bool) -> ConversationItemCreate:

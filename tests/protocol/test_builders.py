@@ -24,9 +24,9 @@ from duplex.protocol import (
     ParseFailure,
     ProtocolError,
     ProtocolVersion,
-    SessionConfig,
     SessionCreate,
     SessionUpdate,
+    WireSession,
     audio_append_text,
     call_session_payload,
     encode_client_event,
@@ -497,7 +497,7 @@ def test_empty_tool_names_are_rejected() -> None:
 
 
 def test_encoding_session_create_in_v2_is_rejected() -> None:
-    event = SessionCreate(session=SessionConfig(type="realtime"))
+    event = SessionCreate(session=WireSession(type="realtime"))
     with pytest.raises(LocalProtocolError, match=r"session\.create exists only in the v1"):
         encode_client_event(event, "v2")
 

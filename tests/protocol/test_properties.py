@@ -70,7 +70,6 @@ from duplex.protocol import (
     ResponseCreated,
     ResponseDone,
     ServerEvent,
-    SessionConfig,
     SessionCreate,
     SessionCreated,
     SessionUpdate,
@@ -79,6 +78,7 @@ from duplex.protocol import (
     TurnDetection,
     UnknownEvent,
     Usage,
+    WireSession,
     _ga_events as ga_events,
     encode_client_event,
     encode_server_event,
@@ -569,7 +569,7 @@ def test_logical_event_encoded_in_v1_and_v2_parses_to_the_same_vocabulary_event(
 
 audio_formats = st.builds(AudioFormat, type=texts, rate=int64)
 session_configs = st.builds(
-    SessionConfig,
+    WireSession,
     type=texts,
     id=opt(texts),
     model=opt(texts),
@@ -723,7 +723,7 @@ def test_client_session_round_trip_keeps_g711_format_without_rate(version: str) 
     # AudioFormat documents that G.711 formats carry no rate (rate=None), but the encoder
     # omits None and the parser then fills the class default 24000 back in.
     event = SessionUpdate(
-        session=SessionConfig(
+        session=WireSession(
             type="realtime",
             audio=AudioConfig(
                 input=AudioInputConfig(format=AudioFormat(type="audio/pcmu", rate=None))
