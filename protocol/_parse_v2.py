@@ -18,8 +18,9 @@ carried them; acting on both would answer one call twice).
 
 from __future__ import annotations
 
-from binascii import a2b_base64
 from typing import Any, Final
+
+import pybase64
 
 from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, AudioFrame
 from ._events import (
@@ -69,7 +70,7 @@ def _audio(obj: dict[str, Any]) -> ServerEvent:
     if sample_rate <= 0 or channels <= 0:
         raise FieldError(f"invalid audio shape: {sample_rate} Hz, {channels} channels")
     try:
-        pcm = a2b_base64(delta, strict_mode=True)
+        pcm = pybase64.b64decode(delta, validate=True)
     except ValueError:
         raise FieldError("'delta' is not valid base64") from None
     if len(pcm) % (2 * channels):

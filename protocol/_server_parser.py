@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Final, final
 
+from orjson import JSONDecodeError, loads
+
 from ._enums import ProtocolVersion, coerce_version
 from ._errors import LocalProtocolError
 from ._events import ParseFailure, ServerEvent, UnknownEvent
@@ -32,6 +34,7 @@ from ._parse_v2 import v2_server_handlers
 __all__ = [
     "DEFAULT_HANDOFF_TOOL_NAME",
     "DEFAULT_SILENCE_TOOL_NAME",
+    "PARSERS",
     "ServerEventParser",
     "server_event_parser",
 ]
@@ -113,10 +116,15 @@ class ServerEventParser:
     def parse(self, data: str | bytes) -> ServerEvent:
         """Parse one server frame (a WebSocket text frame or data-channel message, ``str`` or
         UTF-8 ``bytes``). Never raises."""
-        obj = decode_envelope(data)
-        if type(obj) is not dict:
-            return obj  # type: ignore[return-value]  # a ParseFailure
-        kind: str = obj["type"]
+        # The envelope checks of decode_envelope, inlined for the well-formed case (the hot
+        # path); anything unusual takes the full path for its ParseFailure.
+        try:
+            obj = loads(data)
+        except (JSONDecodeError, TypeError):
+            obj = None
+        kind = obj.get("type") if type(obj) is dict else None
+        if type(kind) is not str:
+            return decode_envelope(data)  # type: ignore[return-value]  # a ParseFailure
         handler = self._handlers.get(kind)
         if handler is None:
             return UnknownEvent(kind, obj)
@@ -132,7 +140,8 @@ class ServerEventParser:
 # One parser per configuration. Bounded: a caller cycling through made-up tool names must
 # not grow memory without limit (real sessions use one or two configurations).
 _CACHE_LIMIT: Final = 64
-_PARSERS: dict[tuple[Any, str | None, str | None], ServerEventParser] = {}
+#: the cache behind ``server_event_parser`` (read directly by ``parse_server_event``)
+PARSERS: dict[tuple[Any, str | None, str | None], ServerEventParser] = {}
 
 
 def server_event_parser(
@@ -145,7 +154,7 @@ def server_event_parser(
     # A StrEnum hashes and compares like its value, so "v2" and ProtocolVersion.V2 share a row.
     key = (version, handoff_tool_name, silence_tool_name)
     try:
-        parser = _PARSERS.get(key)
+        parser = PARSERS.get(key)
     except TypeError:  # an unhashable version or name: say what is wrong with it
         coerce_version(version)
         check_tool_names(handoff_tool_name, silence_tool_name)
@@ -154,7 +163,7 @@ def server_event_parser(
         parser = ServerEventParser(
             version, handoff_tool_name=handoff_tool_name, silence_tool_name=silence_tool_name
         )
-        if len(_PARSERS) >= _CACHE_LIMIT:
-            _PARSERS.clear()
-        _PARSERS[key] = parser
+        if len(PARSERS) >= _CACHE_LIMIT:
+            PARSERS.clear()
+        PARSERS[key] = parser
     return parser
