@@ -27,12 +27,15 @@ Renamed in this release: the wire ``session`` object class is ``WireSession`` (i
 from __future__ import annotations
 
 from ._audio import (
+    AUDIO_ENCODINGS as AUDIO_ENCODINGS,
+    G711_SAMPLE_RATE as G711_SAMPLE_RATE,
     WIRE_CHANNELS as WIRE_CHANNELS,
     WIRE_SAMPLE_RATE as WIRE_SAMPLE_RATE,
     AudioFrame as AudioFrame,
     b64decode_pcm as b64decode_pcm,
     b64encode_pcm as b64encode_pcm,
     duration_ms as duration_ms,
+    encoding_of as encoding_of,
     pcm_bytes_for_ms as pcm_bytes_for_ms,
 )
 from ._client_builders import (
@@ -365,12 +368,15 @@ __all__ = [
     "RateLimit",
     "TranscriptEntry",
     "Usage",
+    "AUDIO_ENCODINGS",
+    "G711_SAMPLE_RATE",
     "WIRE_CHANNELS",
     "WIRE_SAMPLE_RATE",
     "AudioFrame",
     "b64decode_pcm",
     "b64encode_pcm",
     "duration_ms",
+    "encoding_of",
     "pcm_bytes_for_ms",
     "Resampler",
     # Vocabularies, errors

@@ -70,6 +70,7 @@ def parse_server_event(
     *,
     handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
     silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
+    audio_format: str = "pcm16",
 ) -> ServerEvent:
     """Parse one server frame into the event vocabulary. Never raises for any ``data``.
 
@@ -80,17 +81,22 @@ def parse_server_event(
             handoff disabled).
         silence_tool_name: v2 function-call name that means "say nothing" (``None``: no
             silence tool).
+        audio_format: ``"pcm16"`` (default) or, on v2, ``"pcmu"`` / ``"pcma"``: what the
+            session's audio deltas hold (``AudioFrame.encoding``).
 
     A long-lived caller may hold ``server_event_parser(...)`` instead; this wrapper looks the
     same cached parser up on every call.
     """
     try:
-        parser = PARSERS.get((version, handoff_tool_name, silence_tool_name))
+        parser = PARSERS.get((version, handoff_tool_name, silence_tool_name, audio_format))
     except TypeError:  # unhashable arguments: server_event_parser says what is wrong
         parser = None
     if parser is None:  # first use of this configuration (or an invalid one: raises)
         parser = server_event_parser(
-            version, handoff_tool_name=handoff_tool_name, silence_tool_name=silence_tool_name
+            version,
+            handoff_tool_name=handoff_tool_name,
+            silence_tool_name=silence_tool_name,
+            audio_format=audio_format,
         )
     return parser.parse(data)
 

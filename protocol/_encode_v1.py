@@ -114,6 +114,8 @@ def _session_updated(e: SessionUpdated) -> dict[str, Any]:
 
 def _audio(e: AudioOut) -> dict[str, Any]:
     frame = e.frame
+    if frame.encoding != "pcm16":
+        raise LocalProtocolError("the v1 dialect carries only PCM16 audio")
     return drop_none(
         {
             "type": "conversation.output_audio.delta",

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import orjson
 
-from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, b64encode_pcm
+from ._audio import G711_SAMPLE_RATE, WIRE_CHANNELS, WIRE_SAMPLE_RATE, b64encode_pcm
 from ._client_events import ClientEvent, ConversationItemCreate
 from ._encode_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
 from ._enums import SessionMode
@@ -159,8 +159,9 @@ def _audio(e: AudioOut) -> dict[str, Any]:
     frame = e.frame
     payload = {"type": e.TYPE, **_locator(e.item_id, e.response_id)}
     payload["delta"] = b64encode_pcm(frame.pcm)
-    # GA audio is always 24 kHz mono; a shape field appears only when it says otherwise.
-    if frame.sample_rate != WIRE_SAMPLE_RATE:
+    # GA audio is 24 kHz mono PCM16 (8 kHz mono for G.711, which the session's format names);
+    # a shape field appears only when it says otherwise.
+    if frame.sample_rate != (WIRE_SAMPLE_RATE if frame.encoding == "pcm16" else G711_SAMPLE_RATE):
         payload["sample_rate"] = frame.sample_rate
     if frame.channels != WIRE_CHANNELS:
         payload["channels"] = frame.channels

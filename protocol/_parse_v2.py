@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import pybase64
 
-from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, AudioFrame
+from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, AudioFrame, encoding_of
 from ._events import (
     AudioOut,
     ConversationItemDone,
@@ -47,7 +47,13 @@ from ._parse_common import (
     req_dict,
 )
 
-__all__ = ["V2_CLIENT_HANDLERS", "V2_SERVER_HANDLERS", "item_done_handler", "v2_server_handlers"]
+__all__ = [
+    "V2_CLIENT_HANDLERS",
+    "V2_SERVER_HANDLERS",
+    "g711_audio_handler",
+    "item_done_handler",
+    "v2_server_handlers",
+]
 
 
 def _audio(obj: dict[str, Any]) -> ServerEvent:
@@ -137,13 +143,54 @@ def item_done_handler(handoff_tool: str | None, silence_tool: str | None) -> Han
     return item_done
 
 
-def v2_server_handlers(handoff_tool: str | None, silence_tool: str | None) -> dict[str, Handler]:
-    """The v2 server-event table of a session with these tool names (built once per pair by
-    ``ServerEventParser``; only ``conversation.item.done`` depends on them)."""
-    return {
+def g711_audio_handler(encoding: str) -> Handler:
+    """Audio deltas of a G.711 session (``"pcmu"`` / ``"pcma"``): the bytes pass through
+    untranscoded, 8 kHz mono unless the event says otherwise."""
+    _, default_rate = encoding_of(encoding)
+
+    def audio(obj: dict[str, Any]) -> ServerEvent:
+        delta = obj.get("delta")
+        if type(delta) is not str:
+            raise FieldError("missing required field 'delta'")
+        sample_rate = obj.get("sample_rate")
+        if sample_rate is None:
+            sample_rate = default_rate
+        channels = obj.get("channels")
+        if channels is None:
+            channels = WIRE_CHANNELS
+        if type(sample_rate) is not int or type(channels) is not int:
+            raise FieldError("'sample_rate' and 'channels' must be integers")
+        if sample_rate <= 0 or channels <= 0:
+            raise FieldError(f"invalid audio shape: {sample_rate} Hz, {channels} channels")
+        try:
+            data = pybase64.b64decode(delta, validate=True)
+        except ValueError:
+            raise FieldError("'delta' is not valid base64") from None
+        if len(data) % channels:
+            raise FieldError(f"audio delta of {len(data)} bytes is not whole G.711 frames")
+        return AudioOut(
+            AudioFrame(data, sample_rate, channels, encoding),
+            opt_str(obj, "item_id"),
+            opt_str(obj, "response_id"),
+        )
+
+    return audio
+
+
+def v2_server_handlers(
+    handoff_tool: str | None, silence_tool: str | None, audio_format: str = "pcm16"
+) -> dict[str, Handler]:
+    """The v2 server-event table of a session with these tool names and audio format (built
+    once per configuration by ``ServerEventParser``; only ``conversation.item.done`` and, for
+    G.711, the audio deltas depend on them)."""
+    table = {
         **V2_SERVER_HANDLERS,
         "conversation.item.done": item_done_handler(handoff_tool, silence_tool),
     }
+    if audio_format != "pcm16":
+        audio = g711_audio_handler(audio_format)
+        table["response.output_audio.delta"] = table["response.audio.delta"] = audio
+    return table
 
 
 V2_SERVER_HANDLERS: Final[dict[str, Handler]] = {

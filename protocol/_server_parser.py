@@ -24,6 +24,7 @@ from typing import Any, Final, final
 
 from orjson import JSONDecodeError, loads
 
+from ._audio import encoding_of
 from ._enums import ProtocolVersion, coerce_version
 from ._errors import LocalProtocolError
 from ._events import ParseFailure, ServerEvent, UnknownEvent
@@ -72,15 +73,18 @@ class ServerEventParser:
             ``""``: the session has no handoff tool, so such a call is an ordinary tool call).
         silence_tool_name: v2 function name meaning "say nothing" (``None`` or ``""``: no
             silence tool).
+        audio_format: the session's audio format: ``"pcm16"`` (24 kHz PCM16, the default), or
+            ``"pcmu"`` / ``"pcma"`` (8 kHz G.711, v2 only; frames pass through untranscoded).
 
     v1 has no tools; the names are accepted and ignored there.
     """
 
-    __slots__ = ("_handlers", "handoff_tool_name", "silence_tool_name", "version")
+    __slots__ = ("_handlers", "audio_format", "handoff_tool_name", "silence_tool_name", "version")
 
     version: ProtocolVersion
     handoff_tool_name: str | None
     silence_tool_name: str | None
+    audio_format: str
     _handlers: dict[str, Handler]
 
     def __init__(
@@ -89,23 +93,29 @@ class ServerEventParser:
         *,
         handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
         silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
+        audio_format: str = "pcm16",
     ) -> None:
         handoff_tool_name, silence_tool_name = check_tool_names(
             handoff_tool_name, silence_tool_name
         )
         self.version = coerce_version(version)
+        encoding_of(audio_format)  # raises for an unknown format
         self.handoff_tool_name = handoff_tool_name
         self.silence_tool_name = silence_tool_name
+        self.audio_format = audio_format
         if self.version is ProtocolVersion.V1:
+            if audio_format != "pcm16":
+                raise LocalProtocolError("the v1 dialect carries only PCM16 audio")
             self._handlers = V1_SERVER_HANDLERS
         else:
-            self._handlers = v2_server_handlers(handoff_tool_name, silence_tool_name)
+            self._handlers = v2_server_handlers(handoff_tool_name, silence_tool_name, audio_format)
 
     def __repr__(self) -> str:
         return (
             f"ServerEventParser({self.version.value!r}, "
             f"handoff_tool_name={self.handoff_tool_name!r}, "
-            f"silence_tool_name={self.silence_tool_name!r})"
+            f"silence_tool_name={self.silence_tool_name!r}, "
+            f"audio_format={self.audio_format!r})"
         )
 
     @property
@@ -141,7 +151,7 @@ class ServerEventParser:
 # not grow memory without limit (real sessions use one or two configurations).
 _CACHE_LIMIT: Final = 64
 #: the cache behind ``server_event_parser`` (read directly by ``parse_server_event``)
-PARSERS: dict[tuple[Any, str | None, str | None], ServerEventParser] = {}
+PARSERS: dict[tuple[Any, str | None, str | None, str], ServerEventParser] = {}
 
 
 def server_event_parser(
@@ -149,10 +159,11 @@ def server_event_parser(
     *,
     handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
     silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
+    audio_format: str = "pcm16",
 ) -> ServerEventParser:
     """The shared ``ServerEventParser`` for this configuration (built on first use)."""
     # A StrEnum hashes and compares like its value, so "v2" and ProtocolVersion.V2 share a row.
-    key = (version, handoff_tool_name, silence_tool_name)
+    key = (version, handoff_tool_name, silence_tool_name, audio_format)
     try:
         parser = PARSERS.get(key)
     except TypeError:  # an unhashable version or name: say what is wrong with it
@@ -161,7 +172,10 @@ def server_event_parser(
         raise
     if parser is None:
         parser = ServerEventParser(
-            version, handoff_tool_name=handoff_tool_name, silence_tool_name=silence_tool_name
+            version,
+            handoff_tool_name=handoff_tool_name,
+            silence_tool_name=silence_tool_name,
+            audio_format=audio_format,
         )
         if len(PARSERS) >= _CACHE_LIMIT:
             PARSERS.clear()
