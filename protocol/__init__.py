@@ -134,6 +134,7 @@ from ._events import (
     UnknownEvent as UnknownEvent,
 )
 from ._ga_events import (
+    DETAIL_EVENTS as DETAIL_EVENTS,
     ContentPartAdded as ContentPartAdded,
     ContentPartDone as ContentPartDone,
     ConversationCreated as ConversationCreated,
@@ -273,6 +274,7 @@ __all__ = [
     "ToolCallRequested",
     "UnknownEvent",
     # Server events: the rest of the GA union
+    "DETAIL_EVENTS",
     "ContentPartAdded",
     "ContentPartDone",
     "ConversationCreated",

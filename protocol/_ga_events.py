@@ -13,7 +13,7 @@ Invariants (as in ``_events``):
 
 from __future__ import annotations
 
-from typing import ClassVar, final
+from typing import ClassVar, Final, final
 
 import attrs
 
@@ -21,6 +21,7 @@ from ._events import ServerEvent
 from ._items import ContentPart, ConversationItem
 
 __all__ = [
+    "DETAIL_EVENTS",
     "ContentPartAdded",
     "ContentPartDone",
     "ConversationCreated",
@@ -305,3 +306,24 @@ class McpCallFailed(ServerEvent):
     TYPE: ClassVar[str] = "response.mcp_call.failed"
     item_id: str
     output_index: int = 0
+
+
+#: The GA events that restate, step by step, what the core vocabulary already delivers: a
+#: response's output items and content parts opening and closing, function-call and MCP
+#: argument streaming (the call itself arrives as ``ToolCallRequested`` / ``HandoffRequested``),
+#: and ``conversation.created``. An engine may keep these behind a switch (issue 13: the events
+#: a host acts on — output-audio-buffer, idle timeout, transcription segment/failure, item
+#: retrieval, MCP list/call status — are forwarded by default). Parsing types them all alike.
+DETAIL_EVENTS: Final[frozenset[type[ServerEvent]]] = frozenset(
+    {
+        ConversationCreated,
+        OutputItemAdded,
+        OutputItemDone,
+        ContentPartAdded,
+        ContentPartDone,
+        FunctionCallArgumentsDelta,
+        FunctionCallArgumentsDone,
+        McpCallArgumentsDelta,
+        McpCallArgumentsDone,
+    }
+)

@@ -174,7 +174,11 @@ _HAND_WRITTEN: Final[dict[type[ServerEvent], tuple[Handler, ServerPayload]]] = {
 }
 _CLASSES: Final[tuple[type[ServerEvent], ...]] = (
     OutputAudioDone,
-    *(getattr(ga, name) for name in ga.__all__),
+    *(
+        cls
+        for name in ga.__all__
+        if isinstance(cls := getattr(ga, name), type) and issubclass(cls, ServerEvent)
+    ),
 )
 
 

@@ -112,3 +112,16 @@ def test_ga_fixture_frames_are_valid_official_events() -> None:
     for case in json.loads(GA_FIXTURES.read_text()):
         if case["expect"]["class"] != "ParseFailure" and case["name"] not in lenient:
             adapter.validate_python(case["frame"])
+
+
+def test_detail_events_are_typed_ga_events_a_host_rarely_acts_on() -> None:
+    from duplex.protocol import (
+        DETAIL_EVENTS,
+        ContentPartDone,
+        InputAudioTimeoutTriggered,
+        OutputAudioBufferStopped,
+        OutputItemDone,
+    )
+
+    assert {OutputItemDone, ContentPartDone} <= DETAIL_EVENTS
+    assert not {OutputAudioBufferStopped, InputAudioTimeoutTriggered} & DETAIL_EVENTS

@@ -449,7 +449,11 @@ def ga_strategy(cls: type[ServerEvent]) -> st.SearchStrategy[Any]:
 
 GA_CLASSES: list[type[ServerEvent]] = [
     OutputAudioDone,
-    *(getattr(ga_events, name) for name in ga_events.__all__),
+    *(
+        cls
+        for name in ga_events.__all__
+        if isinstance(cls := getattr(ga_events, name), type) and issubclass(cls, ServerEvent)
+    ),
 ]
 # A host tool is any function name other than the session's handoff/silence tools.
 host_tool_names = texts.filter(lambda t: t not in TOOL_NAMES)
@@ -568,6 +572,20 @@ def test_logical_event_encoded_in_v1_and_v2_parses_to_the_same_vocabulary_event(
 # --- client events -------------------------------------------------------------------------
 
 audio_formats = st.builds(AudioFormat, type=texts, rate=int64)
+NULLABLE_INPUT = ("noise_reduction", "transcription", "turn_detection")
+
+
+def with_nulls(audio_in: AudioInputConfig) -> st.SearchStrategy[AudioInputConfig]:
+    """Mark some absent fields as explicit JSON nulls (GA's "off"), in wire order."""
+    absent = [name for name in NULLABLE_INPUT if getattr(audio_in, name) is None]
+    if not absent:
+        return st.just(audio_in)
+    return st.sets(st.sampled_from(absent)).map(
+        lambda chosen: attrs.evolve(audio_in, nulls=tuple(n for n in NULLABLE_INPUT if n in chosen))
+    )
+
+
+string_or_object = texts | json_objects
 session_configs = st.builds(
     WireSession,
     type=texts,
@@ -602,13 +620,13 @@ session_configs = st.builds(
                             eagerness=opt(texts),
                         )
                     ),
-                )
+                ).flatmap(with_nulls)
             ),
             output=opt(
                 st.builds(
                     AudioOutputConfig,
                     format=opt(audio_formats),
-                    voice=opt(texts),
+                    voice=opt(string_or_object),
                     speed=opt(floats),
                 )
             ),
@@ -626,7 +644,13 @@ session_configs = st.builds(
             max_size=3,
         ).map(tuple)
     ),
-    tool_choice=opt(texts),
+    tool_choice=opt(string_or_object),
+    max_output_tokens=opt(int64 | texts),
+    truncation=opt(string_or_object),
+    tracing=opt(string_or_object),
+    prompt=opt(json_objects),
+    include=opt(st.lists(texts, max_size=2).map(tuple)),
+    reasoning=opt(json_objects),
 )
 event_ids = opt(texts)
 
