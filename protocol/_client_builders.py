@@ -20,10 +20,10 @@ from ._client_events import (
     SessionCreate,
     SessionUpdate,
 )
+from ._control_builders import tool_output_event
 from ._encode_common import client_payload, require_text
 from ._encode_v1 import v1_handoff_output, v1_session_start, v1_session_type, v1_text_item
 from ._encode_v2 import (
-    function_call_output,
     v2_handoff_output,
     v2_session_type,
     v2_text_item,
@@ -171,13 +171,13 @@ def handoff_output_events(
 def steering_ack_event(version: ProtocolVersion | str, call_id: str) -> ConversationItemCreate:
     """v2: the immediate reply to a second handoff while one is active."""
     _require_v2(version, "steering acknowledgements")
-    return function_call_output(call_id, STEERING_ACK_TEXT)
+    return tool_output_event(call_id, STEERING_ACK_TEXT)
 
 
 def noop_reply_event(version: ProtocolVersion | str, call_id: str) -> ConversationItemCreate:
     """v2: the empty reply to a ``remain_silent`` call (no ``response.create`` follows)."""
     _require_v2(version, "no-op tool replies")
-    return function_call_output(call_id, "")
+    return tool_output_event(call_id, "")
 
 
 def truncate_event(

@@ -18,6 +18,7 @@ import orjson
 
 from ._audio import G711_SAMPLE_RATE, WIRE_CHANNELS, WIRE_SAMPLE_RATE, b64encode_pcm
 from ._client_events import ClientEvent, ConversationItemCreate
+from ._control_builders import tool_output_event
 from ._encode_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
 from ._enums import SessionMode
 from ._errors import LocalProtocolError
@@ -44,7 +45,6 @@ from ._session import (
 
 __all__ = [
     "V2_SERVER_PAYLOADS",
-    "function_call_output",
     "handoff_tool",
     "silence_tool",
     "v2_server_payloads",
@@ -101,23 +101,12 @@ def v2_text_item(text: str, *, user_prefix: bool) -> ConversationItemCreate:
     )
 
 
-def function_call_output(call_id: str, output: str) -> ConversationItemCreate:
-    """The reply to a function call (handoff result, steering ack, no-op ``""``)."""
-    return ConversationItemCreate(
-        item=ConversationItem(
-            type="function_call_output",
-            call_id=require_text(call_id, "handoff id"),
-            output=output,
-        )
-    )
-
-
 def v2_handoff_output(handoff_id: str, text: str, *, final: bool) -> list[ClientEvent]:
     """Final: ``function_call_output`` for the call. Progress: a ``[BACKEND] `` user message
     (the call stays open until the final reply). The caller requests ``response.create``."""
     require_text(handoff_id, "handoff id")
     if final:
-        return [function_call_output(handoff_id, text)]
+        return [tool_output_event(handoff_id, text)]
     return [
         ConversationItemCreate(
             item=ConversationItem(

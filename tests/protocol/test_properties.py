@@ -130,6 +130,12 @@ def parse_both_roles(data: str | bytes, version: str) -> None:
     server_event = parse_server_event(data, version)
     server_root(server_event)
     bounded_failure(server_event)
+    if version == "v2":  # the other tables a v2 session can have: no tools, G.711 audio
+        other = parse_server_event(
+            data, version, handoff_tool_name=None, silence_tool_name=None, audio_format="pcmu"
+        )
+        server_root(other)
+        bounded_failure(other)
     client_event = parse_client_event(data, version)
     client_root(client_event)
     bounded_failure(client_event)
