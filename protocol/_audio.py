@@ -49,7 +49,7 @@ AUDIO_ENCODINGS: Final[dict[str, tuple[int, int]]] = {
 
 def encoding_of(audio_format: str) -> tuple[int, int]:
     """(bytes per sample, sample rate) of ``"pcm16"``, ``"pcmu"`` or ``"pcma"``."""
-    found = AUDIO_ENCODINGS.get(audio_format)
+    found = AUDIO_ENCODINGS.get(audio_format) if isinstance(audio_format, str) else None
     if found is None:
         names = ", ".join(repr(n) for n in AUDIO_ENCODINGS)
         raise LocalProtocolError(f"unknown audio format {audio_format!r}; expected one of {names}")

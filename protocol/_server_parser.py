@@ -134,7 +134,10 @@ class ServerEventParser:
             obj = None
         kind = obj.get("type") if type(obj) is dict else None
         if type(kind) is not str:
-            return decode_envelope(data)  # type: ignore[return-value]  # a ParseFailure
+            failure = decode_envelope(data)  # the same checks, now for the reason and preview
+            if isinstance(failure, ParseFailure):
+                return failure
+            return ParseFailure("malformed frame", preview(data))
         handler = self._handlers.get(kind)
         if handler is None:
             return UnknownEvent(kind, obj)
@@ -166,9 +169,10 @@ def server_event_parser(
     key = (version, handoff_tool_name, silence_tool_name, audio_format)
     try:
         parser = PARSERS.get(key)
-    except TypeError:  # an unhashable version or name: say what is wrong with it
+    except TypeError:  # an unhashable argument: say what is wrong with it
         coerce_version(version)
         check_tool_names(handoff_tool_name, silence_tool_name)
+        encoding_of(audio_format)
         raise
     if parser is None:
         parser = ServerEventParser(

@@ -47,6 +47,8 @@ def test_unknown_audio_format_is_rejected() -> None:
         ServerEventParser("v2", audio_format="opus")
     with pytest.raises(LocalProtocolError, match="only PCM16"):
         ServerEventParser("v1", audio_format="pcmu")
+    with pytest.raises(LocalProtocolError, match="unknown audio format"):
+        parse_server_event("{}", "v2", audio_format=["pcmu"])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("encoding", G711)
