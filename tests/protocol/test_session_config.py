@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from duplex.protocol import (
     CustomVoice,
@@ -250,3 +251,81 @@ def test_handoff_tool_name_none_advertises_no_handoff_tool() -> None:
     assert validate_tools([FunctionTool("codex")], handoff_tool_name=None) == (
         FunctionTool("codex"),
     )
+
+
+# --- property: whatever a host can configure, a GA server parses back whole -------------------
+
+
+names = st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True)
+small_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+vads = (
+    st.none()
+    | st.builds(
+        ServerVad,
+        threshold=st.none() | st.floats(0.0, 1.0),
+        prefix_padding_ms=st.none() | st.integers(0, 5000),
+        silence_duration_ms=st.none() | st.integers(0, 5000),
+        idle_timeout_ms=st.none() | st.integers(0, 60_000),
+        create_response=st.none() | st.booleans(),
+        interrupt_response=st.none() | st.booleans(),
+    )
+    | st.builds(SemanticVad, eagerness=st.sampled_from(["low", "medium", "high", "auto"]))
+)
+configs = st.builds(
+    SessionConfig,
+    output_modalities=st.sampled_from([("audio",), ("text",)]),
+    voice=st.none() | st.sampled_from(["marin", "cedar", "alloy"]) | names.map(CustomVoice),
+    speed=st.none() | st.floats(0.25, 1.5),
+    turn_detection=vads,
+    noise_reduction=st.sampled_from([None, "near_field", "far_field"]),
+    transcription=st.none()
+    | st.builds(
+        InputTranscription,
+        model=names,
+        language=st.none() | st.sampled_from(["en", "de"]),
+        prompt=st.none() | small_text,
+    ),
+    max_output_tokens=st.none() | st.integers(1, 4096) | st.just("inf"),
+    tool_choice=st.none() | st.sampled_from(["auto", "none", "required"]),
+    truncation=st.none() | st.sampled_from(["auto", "disabled"]) | st.floats(0.01, 1.0),
+    tracing=st.none() | st.just("auto") | st.builds(Tracing, workflow_name=small_text),
+    prompt=st.none() | st.builds(PromptReference, id=names, version=st.none() | names),
+    include=st.none() | st.just(("item.input_audio_transcription.logprobs",)),
+    reasoning=st.none() | st.builds(Reasoning, st.sampled_from(["low", "high"])),
+)
+tool_lists = st.lists(
+    st.builds(
+        FunctionTool, names.filter(lambda n: n not in ("codex", "remain_silent")), small_text
+    ),
+    max_size=3,
+    unique_by=lambda t: t.name,
+)
+
+
+@settings(max_examples=60)
+@given(
+    config=configs,
+    tools=tool_lists,
+    mode=st.sampled_from(["conversational", "transcription"]),
+    audio_format=st.sampled_from(["pcm16", "pcmu", "pcma"]),
+)
+def test_any_valid_config_reaches_a_ga_server_whole(
+    config: SessionConfig, tools: list[FunctionTool], mode: str, audio_format: str
+) -> None:
+    if mode == "transcription":
+        tools = []
+    event = session_update_event(
+        config,
+        mode=mode,
+        tools=tools,
+        audio_format=audio_format,
+        instructions=None if mode == "transcription" else "hi",
+    )
+    text = encode_client_event(event, "v2")
+    parsed = parse_client_event(text, "v2")
+    assert isinstance(parsed, SessionUpdate)
+    assert parsed.session.unknown_fields == ()
+    assert json.loads(encode_client_event(parsed, "v2")) == json.loads(text)
+    payload = json.loads(text)["session"]
+    payload.pop("reasoning", None)  # newer than the installed models
+    official_session(payload)
