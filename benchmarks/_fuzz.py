@@ -99,6 +99,16 @@ def _seeds(version: str) -> list[str]:
             p.ResponseDone("resp_1", "completed", p.Usage(total_tokens=1)),
         ):
             seeds.append(p.encode_server_event(event, version))
+        if version == "v2":  # GA-only shapes: a host tool call, nested items and parts
+            item = p.ConversationItem(type="message", id="item_1", role="assistant")
+            ga_events: tuple[p.ServerEvent, ...] = (
+                p.ToolCallRequested("call_2", "get_time", '{"zone":"UTC"}', "item_2"),
+                p.OutputItemDone(item, "resp_1", 0),
+                p.ContentPartDone("item_1", p.ContentPart(type="audio", transcript="hi")),
+                p.InputTranscriptSegment("item_3", "seg_1", "hi", 0.0, 0.5, "A"),
+                p.OutputAudioBufferStopped("resp_1"),
+            )
+            seeds.extend(p.encode_server_event(event, version) for event in ga_events)
         seeds.append(p.encode_client_event(p.session_start_event(version), version))
     return seeds
 

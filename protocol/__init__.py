@@ -2,37 +2,47 @@
 
 Layout (one concept per private module; this file is the whole public surface):
 
-- ``_events``: the host-visible event vocabulary both dialects feed (SPEC §2).
+- ``_events``: the host-visible event vocabulary both dialects feed (SPEC §2);
+  ``_ga_events``: one class per remaining GA server event type.
 - ``_client_events``, ``_session``, ``_items``, ``_audio``: the values carried on the wire.
-- ``_parse_common`` / ``_parse_v1`` / ``_parse_v2`` / ``_parse_client``: wire → events.
-- ``_build_common`` / ``_build_v1`` / ``_build_v2`` / ``_builders``: events → wire.
-- ``_codec``: the one version switch (``parse_server_event`` … ``encode_server_event``).
+- ``_parse_common`` / ``_parse_v1`` / ``_parse_v2`` / ``_parse_client`` / ``_ga_wire``: wire →
+  events; ``_server_parser``: ``ServerEventParser``, one table per dialect and tool names.
+- ``_encode_common`` / ``_encode_v1`` / ``_encode_v2`` (and ``_ga_wire``): each dialect's wire
+  shapes, events → wire dicts (server role) and the dialect-specific client pieces.
+- ``_client_builders`` (handshake, prompt, handoff replies), ``_control_builders`` (turn
+  control, items, images) and ``_session_builder`` (``SessionConfig`` → ``session.update``):
+  what a client sends, one function per intent.
+- ``_session_config``: the host's validated ``SessionConfig``.
+- ``_codec``: the version switch (``parse_server_event`` … ``encode_server_event``).
 - ``_urls``, ``_transcript``, ``_handoff``: URLs and headers, the running transcript, handoff
   argument extraction and reply texts.
 
 Nothing here does I/O, reads a clock or generates ids: callers pass those in. The package
-imports only the standard library, attrs, cattrs and orjson (a test enforces it).
+imports only the standard library, attrs, cattrs, orjson and pybase64 (a test enforces it).
+
+Renamed in this release: the wire ``session`` object class is ``WireSession`` (it was
+``SessionConfig``, a name that now means the host's configuration, SPEC §3.3).
 """
 
 from __future__ import annotations
 
 from ._audio import (
+    AUDIO_ENCODINGS as AUDIO_ENCODINGS,
+    G711_SAMPLE_RATE as G711_SAMPLE_RATE,
     WIRE_CHANNELS as WIRE_CHANNELS,
     WIRE_SAMPLE_RATE as WIRE_SAMPLE_RATE,
     AudioFrame as AudioFrame,
     b64decode_pcm as b64decode_pcm,
     b64encode_pcm as b64encode_pcm,
     duration_ms as duration_ms,
+    encoding_of as encoding_of,
     pcm_bytes_for_ms as pcm_bytes_for_ms,
 )
-from ._builders import (
-    audio_append_event as audio_append_event,
-    audio_append_text as audio_append_text,
+from ._client_builders import (
     call_session_payload as call_session_payload,
     handoff_output_events as handoff_output_events,
     noop_reply_event as noop_reply_event,
     prompt_update_event as prompt_update_event,
-    response_create_event as response_create_event,
     session_start_event as session_start_event,
     steering_ack_event as steering_ack_event,
     text_item_event as text_item_event,
@@ -55,8 +65,6 @@ from ._client_events import (
     SessionUpdate as SessionUpdate,
 )
 from ._codec import (
-    DEFAULT_HANDOFF_TOOL_NAME as DEFAULT_HANDOFF_TOOL_NAME,
-    DEFAULT_SILENCE_TOOL_NAME as DEFAULT_SILENCE_TOOL_NAME,
     client_event_payload as client_event_payload,
     client_event_types as client_event_types,
     encode_client_event as encode_client_event,
@@ -64,6 +72,22 @@ from ._codec import (
     parse_client_event as parse_client_event,
     parse_server_event as parse_server_event,
     server_event_payload as server_event_payload,
+)
+from ._control_builders import (
+    IMAGE_MIME_TYPES as IMAGE_MIME_TYPES,
+    clear_audio_event as clear_audio_event,
+    commit_audio_event as commit_audio_event,
+    delete_item_event as delete_item_event,
+    image_item_event as image_item_event,
+    message_item_event as message_item_event,
+    output_audio_clear_event as output_audio_clear_event,
+    response_cancel_event as response_cancel_event,
+    response_create_event as response_create_event,
+    retrieve_item_event as retrieve_item_event,
+    tool_output_event as tool_output_event,
+)
+from ._encode_common import (
+    audio_append_text as audio_append_text,
 )
 from ._enums import (
     DEFAULT_VOICE as DEFAULT_VOICE,
@@ -76,8 +100,12 @@ from ._enums import (
     is_fatal_error_code as is_fatal_error_code,
     validate_voice as validate_voice,
 )
-from ._errors import LocalProtocolError as LocalProtocolError, ProtocolError as ProtocolError
+from ._errors import (
+    LocalProtocolError as LocalProtocolError,
+    ProtocolError as ProtocolError,
+)
 from ._events import (
+    AudioInterrupted as AudioInterrupted,
     AudioOut as AudioOut,
     ConversationItemAdded as ConversationItemAdded,
     ConversationItemDeleted as ConversationItemDeleted,
@@ -91,6 +119,7 @@ from ._events import (
     InputTranscriptDelta as InputTranscriptDelta,
     InputTranscriptDone as InputTranscriptDone,
     NoopRequested as NoopRequested,
+    OutputAudioDone as OutputAudioDone,
     OutputTranscriptDelta as OutputTranscriptDelta,
     OutputTranscriptDone as OutputTranscriptDone,
     ParseFailure as ParseFailure,
@@ -101,7 +130,35 @@ from ._events import (
     ServerEvent as ServerEvent,
     SessionCreated as SessionCreated,
     SessionUpdated as SessionUpdated,
+    ToolCallRequested as ToolCallRequested,
     UnknownEvent as UnknownEvent,
+)
+from ._ga_events import (
+    DETAIL_EVENTS as DETAIL_EVENTS,
+    ContentPartAdded as ContentPartAdded,
+    ContentPartDone as ContentPartDone,
+    ConversationCreated as ConversationCreated,
+    ConversationItemRetrieved as ConversationItemRetrieved,
+    FunctionCallArgumentsDelta as FunctionCallArgumentsDelta,
+    FunctionCallArgumentsDone as FunctionCallArgumentsDone,
+    InputAudioCleared as InputAudioCleared,
+    InputAudioDtmfReceived as InputAudioDtmfReceived,
+    InputAudioTimeoutTriggered as InputAudioTimeoutTriggered,
+    InputTranscriptFailed as InputTranscriptFailed,
+    InputTranscriptSegment as InputTranscriptSegment,
+    McpCallArgumentsDelta as McpCallArgumentsDelta,
+    McpCallArgumentsDone as McpCallArgumentsDone,
+    McpCallCompleted as McpCallCompleted,
+    McpCallFailed as McpCallFailed,
+    McpCallInProgress as McpCallInProgress,
+    McpListToolsCompleted as McpListToolsCompleted,
+    McpListToolsFailed as McpListToolsFailed,
+    McpListToolsInProgress as McpListToolsInProgress,
+    OutputAudioBufferCleared as OutputAudioBufferCleared,
+    OutputAudioBufferStarted as OutputAudioBufferStarted,
+    OutputAudioBufferStopped as OutputAudioBufferStopped,
+    OutputItemAdded as OutputItemAdded,
+    OutputItemDone as OutputItemDone,
 )
 from ._handoff import (
     AGENT_FINAL_MESSAGE_PREFIX as AGENT_FINAL_MESSAGE_PREFIX,
@@ -120,9 +177,20 @@ from ._items import (
     TranscriptEntry as TranscriptEntry,
     Usage as Usage,
 )
-from ._resample import Resampler as Resampler
+from ._resample import (
+    Resampler as Resampler,
+)
+from ._server_parser import (
+    DEFAULT_HANDOFF_TOOL_NAME as DEFAULT_HANDOFF_TOOL_NAME,
+    DEFAULT_SILENCE_TOOL_NAME as DEFAULT_SILENCE_TOOL_NAME,
+    ServerEventParser as ServerEventParser,
+    server_event_parser as server_event_parser,
+)
 from ._session import (
+    AUDIO_FORMATS as AUDIO_FORMATS,
     PCM_24K as PCM_24K,
+    PCMA as PCMA,
+    PCMU as PCMU,
     AudioConfig as AudioConfig,
     AudioFormat as AudioFormat,
     AudioInputConfig as AudioInputConfig,
@@ -130,10 +198,31 @@ from ._session import (
     FunctionTool as FunctionTool,
     InputTranscription as InputTranscription,
     NoiseReduction as NoiseReduction,
-    SessionConfig as SessionConfig,
     TurnDetection as TurnDetection,
+    WireSession as WireSession,
 )
-from ._transcript import TranscriptAccumulator as TranscriptAccumulator
+from ._session_builder import (
+    audio_format_object as audio_format_object,
+    session_payload as session_payload,
+    session_update_event as session_update_event,
+    validate_tools as validate_tools,
+)
+from ._session_config import (
+    DEFAULT_TRANSCRIPTION_MODEL as DEFAULT_TRANSCRIPTION_MODEL,
+    EAGERNESS_VALUES as EAGERNESS_VALUES,
+    NOISE_REDUCTION_TYPES as NOISE_REDUCTION_TYPES,
+    CustomVoice as CustomVoice,
+    PromptReference as PromptReference,
+    Reasoning as Reasoning,
+    SemanticVad as SemanticVad,
+    ServerVad as ServerVad,
+    SessionConfig as SessionConfig,
+    Tracing as Tracing,
+    TurnDetectionConfig as TurnDetectionConfig,
+)
+from ._transcript import (
+    TranscriptAccumulator as TranscriptAccumulator,
+)
 from ._urls import (
     call_id_from_location as call_id_from_location,
     merge_headers as merge_headers,
@@ -143,4 +232,181 @@ from ._urls import (
     realtime_websocket_url as realtime_websocket_url,
 )
 
-__all__ = [name for name in dir() if not name.startswith("_") and name != "annotations"]
+__all__ = [
+    # Entry points: parse and encode, both roles
+    "client_event_payload",
+    "client_event_types",
+    "encode_client_event",
+    "encode_server_event",
+    "parse_client_event",
+    "parse_server_event",
+    "server_event_payload",
+    "DEFAULT_HANDOFF_TOOL_NAME",
+    "DEFAULT_SILENCE_TOOL_NAME",
+    "ServerEventParser",
+    "server_event_parser",
+    # Server events: the host-visible vocabulary
+    "AudioInterrupted",
+    "AudioOut",
+    "ConversationItemAdded",
+    "ConversationItemDeleted",
+    "ConversationItemDone",
+    "ConversationItemTruncated",
+    "Error",
+    "HandoffRequested",
+    "InputAudioCommitted",
+    "InputAudioSpeechStarted",
+    "InputAudioSpeechStopped",
+    "InputTranscriptDelta",
+    "InputTranscriptDone",
+    "NoopRequested",
+    "OutputAudioDone",
+    "OutputTranscriptDelta",
+    "OutputTranscriptDone",
+    "ParseFailure",
+    "RateLimitsUpdated",
+    "ResponseCancelled",
+    "ResponseCreated",
+    "ResponseDone",
+    "ServerEvent",
+    "SessionCreated",
+    "SessionUpdated",
+    "ToolCallRequested",
+    "UnknownEvent",
+    # Server events: the rest of the GA union
+    "DETAIL_EVENTS",
+    "ContentPartAdded",
+    "ContentPartDone",
+    "ConversationCreated",
+    "ConversationItemRetrieved",
+    "FunctionCallArgumentsDelta",
+    "FunctionCallArgumentsDone",
+    "InputAudioCleared",
+    "InputAudioDtmfReceived",
+    "InputAudioTimeoutTriggered",
+    "InputTranscriptFailed",
+    "InputTranscriptSegment",
+    "McpCallArgumentsDelta",
+    "McpCallArgumentsDone",
+    "McpCallCompleted",
+    "McpCallFailed",
+    "McpCallInProgress",
+    "McpListToolsCompleted",
+    "McpListToolsFailed",
+    "McpListToolsInProgress",
+    "OutputAudioBufferCleared",
+    "OutputAudioBufferStarted",
+    "OutputAudioBufferStopped",
+    "OutputItemAdded",
+    "OutputItemDone",
+    # Client events
+    "ClientEvent",
+    "ConversationItemCreate",
+    "ConversationItemDelete",
+    "ConversationItemRetrieve",
+    "ConversationItemTruncate",
+    "HandoffAppend",
+    "InputAudioBufferAppend",
+    "InputAudioBufferClear",
+    "InputAudioBufferCommit",
+    "OutputAudioBufferClear",
+    "ResponseCancel",
+    "ResponseCreate",
+    "SessionCreate",
+    "SessionUpdate",
+    # Builders: what a client sends
+    "call_session_payload",
+    "handoff_output_events",
+    "noop_reply_event",
+    "prompt_update_event",
+    "session_start_event",
+    "steering_ack_event",
+    "text_item_event",
+    "truncate_event",
+    "IMAGE_MIME_TYPES",
+    "clear_audio_event",
+    "commit_audio_event",
+    "delete_item_event",
+    "image_item_event",
+    "message_item_event",
+    "output_audio_clear_event",
+    "response_cancel_event",
+    "response_create_event",
+    "retrieve_item_event",
+    "tool_output_event",
+    "audio_append_text",
+    # Session configuration (host side) and its wire form
+    "DEFAULT_TRANSCRIPTION_MODEL",
+    "EAGERNESS_VALUES",
+    "NOISE_REDUCTION_TYPES",
+    "CustomVoice",
+    "PromptReference",
+    "Reasoning",
+    "SemanticVad",
+    "ServerVad",
+    "SessionConfig",
+    "Tracing",
+    "TurnDetectionConfig",
+    "audio_format_object",
+    "session_payload",
+    "session_update_event",
+    "validate_tools",
+    "AUDIO_FORMATS",
+    "PCMA",
+    "PCMU",
+    "PCM_24K",
+    "AudioConfig",
+    "AudioFormat",
+    "AudioInputConfig",
+    "AudioOutputConfig",
+    "FunctionTool",
+    "InputTranscription",
+    "NoiseReduction",
+    "TurnDetection",
+    "WireSession",
+    # Values carried in events
+    "ContentPart",
+    "ConversationItem",
+    "RateLimit",
+    "TranscriptEntry",
+    "Usage",
+    "AUDIO_ENCODINGS",
+    "G711_SAMPLE_RATE",
+    "WIRE_CHANNELS",
+    "WIRE_SAMPLE_RATE",
+    "AudioFrame",
+    "b64decode_pcm",
+    "b64encode_pcm",
+    "duration_ms",
+    "encoding_of",
+    "pcm_bytes_for_ms",
+    "Resampler",
+    # Vocabularies, errors
+    "DEFAULT_VOICE",
+    "FATAL_ERROR_CODES",
+    "VOICES",
+    "OutputModality",
+    "ProtocolVersion",
+    "SessionMode",
+    "coerce_version",
+    "is_fatal_error_code",
+    "validate_voice",
+    "LocalProtocolError",
+    "ProtocolError",
+    # Handoff texts, transcript, URLs
+    "AGENT_FINAL_MESSAGE_PREFIX",
+    "BACKEND_PREFIX",
+    "FINAL_OUTPUT_TEXT",
+    "STEERING_ACK_TEXT",
+    "USER_PREFIX",
+    "delegation_text",
+    "extract_handoff_text",
+    "prefix_text",
+    "TranscriptAccumulator",
+    "call_id_from_location",
+    "merge_headers",
+    "multipart_call_body",
+    "realtime_calls_url",
+    "realtime_headers",
+    "realtime_websocket_url",
+]

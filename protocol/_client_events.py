@@ -16,7 +16,7 @@ from typing import Any, ClassVar, final
 import attrs
 
 from ._items import ConversationItem
-from ._session import SessionConfig
+from ._session import WireSession
 
 __all__ = [
     "ClientEvent",
@@ -49,7 +49,7 @@ class SessionCreate(ClientEvent):
     """v1 handshake: create the quicksilver (or transcription) session."""
 
     TYPE: ClassVar[str] = "session.create"
-    session: SessionConfig
+    session: WireSession
     event_id: str | None = None
 
 
@@ -59,7 +59,7 @@ class SessionUpdate(ClientEvent):
     """Change the session configuration (v2 handshake; prompt changes in both dialects)."""
 
     TYPE: ClassVar[str] = "session.update"
-    session: SessionConfig
+    session: WireSession
     event_id: str | None = None
 
 

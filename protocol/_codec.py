@@ -18,21 +18,26 @@ from typing import Any, Final
 
 import orjson
 
-from ._build_common import ServerPayload, client_payload
-from ._build_v1 import V1_SERVER_PAYLOADS
-from ._build_v2 import V2_SERVER_PAYLOADS
 from ._client_events import ClientEvent, HandoffAppend, SessionCreate
+from ._encode_common import ServerPayload, client_payload
+from ._encode_v1 import V1_SERVER_PAYLOADS
+from ._encode_v2 import v2_server_payloads
 from ._enums import ProtocolVersion, coerce_version
 from ._errors import LocalProtocolError
 from ._events import ParseFailure, ServerEvent, UnknownEvent
 from ._parse_client import ClientHandler
-from ._parse_common import FieldError, Handler, decode_envelope, preview
-from ._parse_v1 import V1_CLIENT_HANDLERS, V1_SERVER_HANDLERS
-from ._parse_v2 import V2_CLIENT_HANDLERS, V2_SERVER_HANDLERS
+from ._parse_common import FieldError, decode_envelope, preview
+from ._parse_v1 import V1_CLIENT_HANDLERS
+from ._parse_v2 import V2_CLIENT_HANDLERS
+from ._server_parser import (
+    DEFAULT_HANDOFF_TOOL_NAME,
+    DEFAULT_SILENCE_TOOL_NAME,
+    PARSERS,
+    check_tool_names,
+    server_event_parser,
+)
 
 __all__ = [
-    "DEFAULT_HANDOFF_TOOL_NAME",
-    "DEFAULT_SILENCE_TOOL_NAME",
     "client_event_payload",
     "client_event_types",
     "encode_client_event",
@@ -42,28 +47,17 @@ __all__ = [
     "server_event_payload",
 ]
 
-DEFAULT_HANDOFF_TOOL_NAME: Final = "codex"
-DEFAULT_SILENCE_TOOL_NAME: Final = "remain_silent"
-
 # Keyed by ProtocolVersion; a StrEnum hashes like its value, so "v1"/"v2" hit the same rows
 # without a conversion on the hot path.
-_SERVER_HANDLERS: Final[dict[str, dict[str, Handler]]] = {
-    ProtocolVersion.V1: V1_SERVER_HANDLERS,
-    ProtocolVersion.V2: V2_SERVER_HANDLERS,
-}
 _CLIENT_HANDLERS: Final[dict[str, dict[str, ClientHandler]]] = {
     ProtocolVersion.V1: V1_CLIENT_HANDLERS,
     ProtocolVersion.V2: V2_CLIENT_HANDLERS,
 }
-_SERVER_PAYLOADS: Final[dict[str, dict[type[ServerEvent], ServerPayload]]] = {
-    ProtocolVersion.V1: V1_SERVER_PAYLOADS,
-    ProtocolVersion.V2: V2_SERVER_PAYLOADS,
-}
 _V1_ONLY_CLIENT: Final = (SessionCreate, HandoffAppend)
 
 
-def _table(tables: dict[str, Any], version: ProtocolVersion | str) -> Any:
-    table = tables.get(version)
+def _client_table(version: ProtocolVersion | str) -> dict[str, ClientHandler]:
+    table = _CLIENT_HANDLERS.get(version)
     if table is None:
         coerce_version(version)  # raises with a clear message
         raise AssertionError("unreachable")
@@ -74,38 +68,44 @@ def parse_server_event(
     data: str | bytes,
     version: ProtocolVersion | str,
     *,
-    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME,
-    silence_tool_name: str = DEFAULT_SILENCE_TOOL_NAME,
+    handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
+    silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
+    audio_format: str = "pcm16",
 ) -> ServerEvent:
     """Parse one server frame into the event vocabulary. Never raises for any ``data``.
 
     Args:
         data: one WebSocket text frame or data-channel message (``str`` or UTF-8 ``bytes``).
         version: the session's dialect.
-        handoff_tool_name: v2 function-call name that means "hand off to the host".
-        silence_tool_name: v2 function-call name that means "say nothing".
+        handoff_tool_name: v2 function-call name that means "hand off to the host" (``None``:
+            handoff disabled).
+        silence_tool_name: v2 function-call name that means "say nothing" (``None``: no
+            silence tool).
+        audio_format: ``"pcm16"`` (default) or, on v2, ``"pcmu"`` / ``"pcma"``: what the
+            session's audio deltas hold (``AudioFrame.encoding``).
+
+    A long-lived caller may hold ``server_event_parser(...)`` instead; this wrapper looks the
+    same cached parser up on every call.
     """
-    handlers: dict[str, Handler] = _table(_SERVER_HANDLERS, version)
-    obj = decode_envelope(data)
-    if isinstance(obj, ParseFailure):
-        return obj
-    kind: str = obj["type"]
-    handler = handlers.get(kind)
-    if handler is None:
-        return UnknownEvent(kind, obj)
     try:
-        return handler(obj, handoff_tool_name, silence_tool_name)
-    except FieldError as exc:
-        return ParseFailure(f"{kind}: {exc}", preview(obj))
-    except Exception as exc:  # a bug in a handler must not become the host's crash
-        return ParseFailure(f"{kind}: internal parser error {type(exc).__name__}", preview(obj))
+        parser = PARSERS.get((version, handoff_tool_name, silence_tool_name, audio_format))
+    except TypeError:  # unhashable arguments: server_event_parser says what is wrong
+        parser = None
+    if parser is None:  # first use of this configuration (or an invalid one: raises)
+        parser = server_event_parser(
+            version,
+            handoff_tool_name=handoff_tool_name,
+            silence_tool_name=silence_tool_name,
+            audio_format=audio_format,
+        )
+    return parser.parse(data)
 
 
 def parse_client_event(
     data: str | bytes, version: ProtocolVersion | str
 ) -> ClientEvent | UnknownEvent | ParseFailure:
     """Parse one client frame (server role). Never raises for any ``data``."""
-    handlers: dict[str, ClientHandler] = _table(_CLIENT_HANDLERS, version)
+    handlers = _client_table(version)
     obj = decode_envelope(data)
     if isinstance(obj, ParseFailure):
         return obj
@@ -123,7 +123,7 @@ def parse_client_event(
 
 def client_event_types(version: ProtocolVersion | str) -> tuple[str, ...]:
     """The client event tags a server of ``version`` accepts (sorted)."""
-    return tuple(sorted(_table(_CLIENT_HANDLERS, version)))
+    return tuple(sorted(_client_table(version)))
 
 
 def client_event_payload(event: ClientEvent, version: ProtocolVersion | str) -> dict[str, Any]:
@@ -139,12 +139,34 @@ def encode_client_event(event: ClientEvent, version: ProtocolVersion | str) -> s
     return orjson.dumps(client_event_payload(event, version)).decode()
 
 
+# Server role: one payload table per (version, handoff tool, silence tool), like the parser.
+_PAYLOAD_CACHE_LIMIT: Final = 64
+_PAYLOADS: dict[tuple[ProtocolVersion, str | None, str | None], dict[type[Any], ServerPayload]] = {}
+
+
+def _payload_table(
+    version: ProtocolVersion | str, handoff: str | None, silence: str | None
+) -> dict[type[Any], ServerPayload]:
+    v = coerce_version(version)
+    key = (v, handoff, silence)
+    table = _PAYLOADS.get(key)
+    if table is None:
+        handoff, silence = check_tool_names(handoff, silence)
+        table = (
+            V1_SERVER_PAYLOADS if v is ProtocolVersion.V1 else v2_server_payloads(handoff, silence)
+        )
+        if len(_PAYLOADS) >= _PAYLOAD_CACHE_LIMIT:
+            _PAYLOADS.clear()
+        _PAYLOADS[key] = table
+    return table
+
+
 def server_event_payload(
     event: ServerEvent,
     version: ProtocolVersion | str,
     *,
-    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME,
-    silence_tool_name: str = DEFAULT_SILENCE_TOOL_NAME,
+    handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
+    silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
 ) -> dict[str, Any]:
     """The wire dict of a vocabulary event in ``version`` (server role).
 
@@ -152,21 +174,20 @@ def server_event_payload(
         LocalProtocolError: the dialect cannot carry ``event`` (e.g. ``NoopRequested`` on
             v1, or a ``ParseFailure``, which is not a wire event).
     """
-    payloads: dict[type[ServerEvent], ServerPayload] = _table(_SERVER_PAYLOADS, version)
-    encode = payloads.get(type(event))
+    encode = _payload_table(version, handoff_tool_name, silence_tool_name).get(type(event))
     if encode is None:
         raise LocalProtocolError(
             f"{type(event).__name__} cannot be encoded in the {coerce_version(version)} dialect"
         )
-    return encode(event, handoff_tool_name, silence_tool_name)
+    return encode(event)
 
 
 def encode_server_event(
     event: ServerEvent,
     version: ProtocolVersion | str,
     *,
-    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME,
-    silence_tool_name: str = DEFAULT_SILENCE_TOOL_NAME,
+    handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
+    silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
 ) -> str:
     """JSON text of a vocabulary event in ``version`` (server role)."""
     payload = server_event_payload(

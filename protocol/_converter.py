@@ -15,7 +15,8 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Any, Final, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
@@ -29,8 +30,8 @@ from ._session import (
     FunctionTool,
     InputTranscription,
     NoiseReduction,
-    SessionConfig,
     TurnDetection,
+    WireSession,
 )
 
 __all__ = ["CONVERTER", "StructureError", "structure", "unknown_paths", "unstructure"]
@@ -64,6 +65,32 @@ def _make_converter() -> cattrs.Converter:
             raise StructureError(f"expected object, got {type(value).__name__}")
         return value
 
+    json_kinds: dict[Any, type[Any]] = {str: str, int: int, float: float, bool: bool}
+
+    def is_json_union(kind: Any) -> bool:
+        # "A string or an object" style GA fields (str | dict[str, Any] | None, int | str |
+        # None); plain Optional[X] keeps cattrs' own handling.
+        args = get_args(kind)
+        if get_origin(kind) not in (Union, UnionType) or len(args) < 2:
+            return False
+        real = [a for a in args if a is not type(None)]
+        return len(real) >= 2 and all(a in json_kinds or a == dict[str, Any] for a in real)
+
+    def json_union_factory(kind: Any) -> Callable[[Any, Any], Any]:
+        args = get_args(kind)
+        allowed = tuple(
+            dict if a == dict[str, Any] else json_kinds[a] for a in args if a is not type(None)
+        )
+
+        def hook(value: Any, _: Any) -> Any:
+            if type(value) in allowed:
+                return value
+            raise StructureError(
+                f"expected {' or '.join(k.__name__ for k in allowed)}, got {type(value).__name__}"
+            )
+
+        return hook
+
     conv.register_structure_hook(str, strict(str))
     conv.register_structure_hook(int, strict(int))
     conv.register_structure_hook(bool, strict(bool))
@@ -84,8 +111,12 @@ def _make_converter() -> cattrs.Converter:
 
     def omit_none_factory(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
         # Only None is omitted, never a default value: PCM_24K must still say
-        # {"type": "audio/pcm", "rate": 24000}. unknown_fields is parser bookkeeping.
-        names = tuple(a.name for a in attrs.fields(cls) if a.name != "unknown_fields")
+        # {"type": "audio/pcm", "rate": 24000}. unknown_fields is parser bookkeeping; extra
+        # (unmodelled wire fields) is merged in last.
+        skip = {"unknown_fields", "extra", "nulls"}
+        names = tuple(a.name for a in attrs.fields(cls) if a.name not in skip)
+        has_extra = any(a.name == "extra" for a in attrs.fields(cls))
+        has_nulls = any(a.name == "nulls" for a in attrs.fields(cls))
         unstructure_value = conv.unstructure
 
         def hook(obj: Any) -> dict[str, Any]:
@@ -94,6 +125,11 @@ def _make_converter() -> cattrs.Converter:
                 value = getattr(obj, name)
                 if value is not None:
                     out[name] = unstructure_value(value)
+            if has_nulls:
+                for name in obj.nulls:
+                    out[name] = None
+            if has_extra and obj.extra:
+                out.update(obj.extra)
             return out
 
         return hook
@@ -102,6 +138,7 @@ def _make_converter() -> cattrs.Converter:
         return get_origin(kind) is tuple
 
     conv.register_structure_hook_factory(is_tuple, tuple_factory)
+    conv.register_structure_hook_factory(is_json_union, json_union_factory)
     conv.register_unstructure_hook_factory(attrs.has, omit_none_factory)
     return conv
 
@@ -134,13 +171,10 @@ def unstructure(value: Any) -> Any:
 
 # Keys a GA server accepts in ``session`` that duplex does not model: accepted, ignored.
 _GA_SESSION_EXTRAS: Final = frozenset(
-    {
-        "object", "expires_at", "include", "max_output_tokens", "prompt", "tracing",
-        "truncation", "reasoning", "parallel_tool_calls", "client_secret",
-    }
-)  # fmt: skip
+    {"object", "expires_at", "parallel_tool_calls", "client_secret"}
+)
 _NESTED: Final[dict[type[Any], dict[str, type[Any]]]] = {
-    SessionConfig: {"audio": AudioConfig},
+    WireSession: {"audio": AudioConfig},
     AudioConfig: {"input": AudioInputConfig, "output": AudioOutputConfig},
     AudioInputConfig: {"format": AudioFormat},
     AudioOutputConfig: {"format": AudioFormat},
@@ -153,7 +187,7 @@ _LEAF_CLASSES: Final = (
 
 def unknown_paths(
     raw: Mapping[str, Any],
-    cls: type[Any] = SessionConfig,
+    cls: type[Any] = WireSession,
     *,
     allowed_extra: frozenset[str] = _GA_SESSION_EXTRAS,
     drop: frozenset[str] = frozenset(),
@@ -164,7 +198,7 @@ def unknown_paths(
     ``allowed_extra`` names top-level keys a dialect accepts without modelling them; ``drop``
     names modelled keys the dialect nevertheless does not accept (``conversation_id`` on GA).
     """
-    known = {a.name for a in attrs.fields(cls)} - {"unknown_fields"} - drop
+    known = {a.name for a in attrs.fields(cls)} - {"unknown_fields", "extra", "nulls"} - drop
     found: list[str] = []
     for key, value in raw.items():
         path = f"{prefix}.{key}"

@@ -21,6 +21,7 @@ from ._audio import AudioFrame
 from ._items import ConversationItem, RateLimit, TranscriptEntry, Usage
 
 __all__ = [
+    "AudioInterrupted",
     "AudioOut",
     "ConversationItemAdded",
     "ConversationItemDeleted",
@@ -34,6 +35,7 @@ __all__ = [
     "InputTranscriptDelta",
     "InputTranscriptDone",
     "NoopRequested",
+    "OutputAudioDone",
     "OutputTranscriptDelta",
     "OutputTranscriptDone",
     "ParseFailure",
@@ -44,6 +46,7 @@ __all__ = [
     "ServerEvent",
     "SessionCreated",
     "SessionUpdated",
+    "ToolCallRequested",
     "UnknownEvent",
 ]
 
@@ -159,6 +162,32 @@ class AudioOut(ServerEvent):
 
 @final
 @attrs.frozen(slots=True)
+class OutputAudioDone(ServerEvent):
+    """The model finished an item's audio: no ``AudioOut`` of ``item_id`` follows. (GA
+    ``response.output_audio.done``; on WebRTC the engine builds it from the media side.)"""
+
+    TYPE: ClassVar[str] = "response.output_audio.done"
+    item_id: str | None = None
+    response_id: str | None = None
+
+
+@final
+@attrs.frozen(slots=True)
+class AudioInterrupted(ServerEvent):
+    """Barge-in: the engine cut ``item_id``'s audio at ``played_ms`` (what the user heard) and
+    the host should flush its playback.
+
+    Built by the engine, never parsed: it has no wire form in any dialect, so encoding it
+    raises ``LocalProtocolError`` (the round-trip property covers every *wire* class).
+    """
+
+    TYPE: ClassVar[str] = "output_audio.interrupted"
+    item_id: str
+    played_ms: int
+
+
+@final
+@attrs.frozen(slots=True)
 class ResponseCreated(ServerEvent):
     """A model response started (the single-active-response slot is now taken)."""
 
@@ -240,6 +269,26 @@ class HandoffRequested(ServerEvent):
     item_id: str
     input_transcript: str
     active_transcript: tuple[TranscriptEntry, ...] = ()
+
+
+@final
+@attrs.frozen(slots=True)
+class ToolCallRequested(ServerEvent):
+    """The model called one of the host's function tools (v2 ``conversation.item.done`` with
+    a ``function_call`` item that is neither the handoff nor the silence tool).
+
+    ``arguments`` is the raw JSON text the model wrote (it may be invalid JSON: the host
+    decides). ``response_id`` is ``None`` unless the server names the response on the item
+    event (GA does not); the engine knows the active response. The parser reports every call
+    it sees; acting on each ``call_id`` once is the engine's rule.
+    """
+
+    TYPE: ClassVar[str] = "function_call.requested"
+    call_id: str
+    name: str
+    arguments: str
+    item_id: str
+    response_id: str | None = None
 
 
 @final

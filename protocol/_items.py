@@ -33,6 +33,9 @@ class ContentPart:
     text: str | None = None
     transcript: str | None = None
     audio: str | None = None
+    #: ``input_image``: a ``data:<mime>;base64,…`` URL, and optionally ``"auto" | "low" | "high"``
+    image_url: str | None = None
+    detail: str | None = None
 
 
 @final

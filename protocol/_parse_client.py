@@ -5,7 +5,7 @@ Which tags a dialect accepts is decided by the tables in ``_parse_v1`` / ``_pars
 missing there becomes ``UnknownEvent`` so a strict server can answer ``invalid_value``.
 
 ``session.create`` / ``session.update`` record the keys the dialect does not know in
-``SessionConfig.unknown_fields`` (GA answers those with ``unknown_parameter``): beta spellings
+``WireSession.unknown_fields`` (GA answers those with ``unknown_parameter``): beta spellings
 such as ``session.voice`` or ``session.input_audio_format`` on a GA session, and v1's
 ``conversation_id`` on GA.
 """
@@ -36,7 +36,7 @@ from ._client_events import (
 )
 from ._converter import StructureError, structure, unknown_paths
 from ._parse_common import FieldError, item, opt_str, req_dict, req_str
-from ._session import SessionConfig
+from ._session import WireSession
 
 __all__ = ["COMMON_CLIENT_HANDLERS", "ClientHandler", "handoff_append", "session_handler"]
 
@@ -122,6 +122,31 @@ def handoff_append(obj: dict[str, Any]) -> ClientEvent:
 
 
 _GA_DROPS: Final = frozenset({"conversation_id"})
+# GA-only session fields: a v1 session reports them as unknown (and ignores them).
+_V1_DROPS: Final = frozenset(
+    {"max_output_tokens", "truncation", "tracing", "prompt", "include", "reasoning"}
+)
+
+
+_NULLABLE_INPUT: Final = ("noise_reduction", "transcription", "turn_detection")
+
+
+def _with_nulls(session: WireSession, raw: dict[str, Any]) -> WireSession:
+    """Record which ``audio.input`` fields the client sent as JSON null (GA's "off").
+
+    ``extra`` and ``nulls`` are bookkeeping, not wire keys: whatever a client sent under those
+    names is dropped here (and reported as unknown by ``unknown_paths``)."""
+    if session.extra is not None:
+        session = attrs.evolve(session, extra=None)
+    audio = raw.get("audio")
+    given = audio.get("input") if type(audio) is dict else None
+    if type(given) is not dict or session.audio is None or session.audio.input is None:
+        return session
+    nulls = tuple(k for k in _NULLABLE_INPUT if k in given and given[k] is None)
+    if nulls == session.audio.input.nulls:
+        return session
+    audio_in = attrs.evolve(session.audio.input, nulls=nulls)
+    return attrs.evolve(session, audio=attrs.evolve(session.audio, input=audio_in))
 
 
 def session_handler(*, create: bool, ga: bool) -> ClientHandler:
@@ -130,13 +155,14 @@ def session_handler(*, create: bool, ga: bool) -> ClientHandler:
     def handle(obj: dict[str, Any]) -> ClientEvent:
         raw = req_dict(obj, "session")
         try:
-            session = structure(raw, SessionConfig)
+            session = structure(raw, WireSession)
         except StructureError as exc:
             raise FieldError(f"invalid 'session': {exc}") from None
+        session = _with_nulls(session, raw)
         unknown = (
             unknown_paths(raw, drop=_GA_DROPS)
             if ga
-            else unknown_paths(raw, allowed_extra=frozenset())
+            else unknown_paths(raw, allowed_extra=frozenset(), drop=_V1_DROPS)
         )
         if unknown:
             session = attrs.evolve(session, unknown_fields=unknown)

@@ -69,8 +69,8 @@ _B64_RUN: Final = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
 _AUDIO_VALUE: Final = re.compile(r'("(?:delta|audio|data)"\s*:\s*")([^"]*)("?)')
 _SCAN_LIMIT: Final = 4 * PREVIEW_LIMIT
 
-# (decoded frame, handoff tool name, silence tool name) -> event
-Handler = Callable[[dict[str, Any], str, str], ServerEvent]
+# decoded frame -> event; raises FieldError for a missing or mistyped required field
+Handler = Callable[[dict[str, Any]], ServerEvent]
 
 
 class FieldError(Exception):
@@ -183,12 +183,12 @@ def _response_id(obj: dict[str, Any]) -> str | None:
     return opt_str(obj, "response_id")
 
 
-def session_created(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def session_created(obj: dict[str, Any]) -> ServerEvent:
     session = obj.get("session")
     return SessionCreated(opt_str(session, "id") if type(session) is dict else None)
 
 
-def session_updated(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def session_updated(obj: dict[str, Any]) -> ServerEvent:
     session = req_dict(obj, "session")
     session_id = session.get("id")
     if type(session_id) is not str:
@@ -196,7 +196,7 @@ def session_updated(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     return SessionUpdated(session_id, opt_str(session, "instructions"))
 
 
-def error(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def error(obj: dict[str, Any]) -> ServerEvent:
     # Message precedence follows the Rust original: top-level message, then error.message,
     # then the error object itself serialised.
     detail = obj.get("error")
@@ -214,27 +214,27 @@ def error(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     return Error(message, code, event_id, is_fatal_error_code(code))
 
 
-def speech_started(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def speech_started(obj: dict[str, Any]) -> ServerEvent:
     return InputAudioSpeechStarted(opt_str(obj, "item_id"), opt_int(obj, "audio_start_ms"))
 
 
-def speech_stopped(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def speech_stopped(obj: dict[str, Any]) -> ServerEvent:
     return InputAudioSpeechStopped(opt_str(obj, "item_id"), opt_int(obj, "audio_end_ms"))
 
 
-def committed(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def committed(obj: dict[str, Any]) -> ServerEvent:
     return InputAudioCommitted(opt_str(obj, "item_id"), opt_str(obj, "previous_item_id"))
 
 
-def response_created(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def response_created(obj: dict[str, Any]) -> ServerEvent:
     return ResponseCreated(_response_id(obj))
 
 
-def response_cancelled(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def response_cancelled(obj: dict[str, Any]) -> ServerEvent:
     return ResponseCancelled(_response_id(obj))
 
 
-def response_done(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def response_done(obj: dict[str, Any]) -> ServerEvent:
     # Function calls inside response.output are deliberately not handoffs: the item events
     # already delivered them, and acting twice would answer one call_id twice.
     response = obj.get("response")
@@ -258,11 +258,11 @@ def item(obj: dict[str, Any]) -> ConversationItem:
         raise FieldError(f"invalid 'item': {exc}") from None
 
 
-def item_added(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def item_added(obj: dict[str, Any]) -> ServerEvent:
     return ConversationItemAdded(item(obj))
 
 
-def item_done(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def item_done(obj: dict[str, Any]) -> ServerEvent:
     raw = req_dict(obj, "item")
     return ConversationItemDone(_item_id(raw))
 
@@ -274,7 +274,7 @@ def _item_id(raw: dict[str, Any]) -> str:
     return item_id
 
 
-def item_truncated(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def item_truncated(obj: dict[str, Any]) -> ServerEvent:
     return ConversationItemTruncated(
         req_str(obj, "item_id"),
         opt_int(obj, "content_index") or 0,
@@ -282,11 +282,11 @@ def item_truncated(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     )
 
 
-def item_deleted(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def item_deleted(obj: dict[str, Any]) -> ServerEvent:
     return ConversationItemDeleted(req_str(obj, "item_id"))
 
 
-def rate_limits(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def rate_limits(obj: dict[str, Any]) -> ServerEvent:
     raw = obj.get("rate_limits")
     if type(raw) is not list:
         raise FieldError(_field_problem("rate_limits", raw, "array"))
@@ -297,17 +297,17 @@ def rate_limits(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     return RateLimitsUpdated(limits)
 
 
-def input_done(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def input_done(obj: dict[str, Any]) -> ServerEvent:
     return InputTranscriptDone(req_str(obj, "transcript"), opt_str(obj, "item_id"))
 
 
-def output_done_transcript(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def output_done_transcript(obj: dict[str, Any]) -> ServerEvent:
     return OutputTranscriptDone(
         req_str(obj, "transcript"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
     )
 
 
-def output_done_text(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def output_done_text(obj: dict[str, Any]) -> ServerEvent:
     return OutputTranscriptDone(
         req_str(obj, "text"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
     )

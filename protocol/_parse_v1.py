@@ -60,7 +60,7 @@ def audio_frame(obj: dict[str, Any], sample_rate: int, channels: int) -> AudioFr
     return AudioFrame(pcm, sample_rate, channels)
 
 
-def _audio_v1(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _audio_v1(obj: dict[str, Any]) -> ServerEvent:
     sample_rate = opt_int(obj, "sample_rate")
     if sample_rate is None:
         raise FieldError("missing required field 'sample_rate'")
@@ -76,7 +76,7 @@ def _audio_v1(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     )
 
 
-def _audio_beta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _audio_beta(obj: dict[str, Any]) -> ServerEvent:
     return AudioOut(
         audio_frame(obj, WIRE_SAMPLE_RATE, WIRE_CHANNELS),
         opt_str(obj, "item_id"),
@@ -84,17 +84,17 @@ def _audio_beta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     )
 
 
-def _input_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _input_delta(obj: dict[str, Any]) -> ServerEvent:
     return InputTranscriptDelta(req_str(obj, "delta"), opt_str(obj, "item_id"))
 
 
-def _output_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _output_delta(obj: dict[str, Any]) -> ServerEvent:
     return OutputTranscriptDelta(
         req_str(obj, "delta"), opt_str(obj, "item_id"), opt_str(obj, "response_id")
     )
 
 
-def _handoff(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _handoff(obj: dict[str, Any]) -> ServerEvent:
     return HandoffRequested(
         req_str(obj, "handoff_id"), req_str(obj, "item_id"), req_str(obj, "input_transcript")
     )

@@ -5,19 +5,24 @@ GA names plus the beta aliases a transitional server may still emit (openai-pyth
 litellm #29662): ``response.audio.*``, ``response.audio_transcript.*``, ``response.text.*``,
 ``conversation.item.created``. Audio deltas default to 24 kHz mono when they carry no shape.
 
-The handoff path: a ``function_call`` item in ``conversation.item.done`` named after the
+Every type of the official ``RealtimeServerEvent`` union is typed: the core vocabulary here and
+in ``_parse_common``, the rest through ``_ga_wire``.
+
+The function-call path: a ``function_call`` item in ``conversation.item.done`` named after the
 session's handoff tool becomes ``HandoffRequested`` — the same event v1's
-``conversation.handoff.requested`` produces — and one named after the silence tool becomes
-``NoopRequested``. Function calls inside ``response.done`` are not handoffs (the item event
-already carried them; acting on both would answer one call twice).
+``conversation.handoff.requested`` produces — one named after the silence tool becomes
+``NoopRequested``, and any other becomes ``ToolCallRequested``. Function calls inside
+``response.done`` / ``response.output_item.done`` are not calls again (the item event already
+carried them; acting on both would answer one call twice).
 """
 
 from __future__ import annotations
 
-from binascii import a2b_base64
 from typing import Any, Final
 
-from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, AudioFrame
+import pybase64
+
+from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, AudioFrame, encoding_of
 from ._events import (
     AudioOut,
     ConversationItemDone,
@@ -26,7 +31,9 @@ from ._events import (
     NoopRequested,
     OutputTranscriptDelta,
     ServerEvent,
+    ToolCallRequested,
 )
+from ._ga_wire import GA_SERVER_HANDLERS
 from ._handoff import extract_handoff_text
 from ._parse_client import COMMON_CLIENT_HANDLERS, ClientHandler, session_handler
 from ._parse_common import (
@@ -40,10 +47,16 @@ from ._parse_common import (
     req_dict,
 )
 
-__all__ = ["V2_CLIENT_HANDLERS", "V2_SERVER_HANDLERS"]
+__all__ = [
+    "V2_CLIENT_HANDLERS",
+    "V2_SERVER_HANDLERS",
+    "g711_audio_handler",
+    "item_done_handler",
+    "v2_server_handlers",
+]
 
 
-def _audio(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _audio(obj: dict[str, Any]) -> ServerEvent:
     # The hot path (half the events of a spoken turn): every field is read once, the checks
     # are `type(...) is` comparisons, and the only real work is the one base64 decode.
     delta = obj.get("delta")
@@ -63,7 +76,7 @@ def _audio(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     if sample_rate <= 0 or channels <= 0:
         raise FieldError(f"invalid audio shape: {sample_rate} Hz, {channels} channels")
     try:
-        pcm = a2b_base64(delta, strict_mode=True)
+        pcm = pybase64.b64decode(delta, validate=True)
     except ValueError:
         raise FieldError("'delta' is not valid base64") from None
     if len(pcm) % (2 * channels):
@@ -77,7 +90,7 @@ def _audio(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     )
 
 
-def _output_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _output_delta(obj: dict[str, Any]) -> ServerEvent:
     delta = obj.get("delta")
     if type(delta) is not str:
         raise FieldError("missing required field 'delta'")
@@ -90,7 +103,7 @@ def _output_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     )
 
 
-def _input_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
+def _input_delta(obj: dict[str, Any]) -> ServerEvent:
     # GA marks "delta" optional (whisper may put the whole turn in one event); absent = "".
     delta = obj.get("delta", "")
     if type(delta) is not str:
@@ -98,28 +111,91 @@ def _input_delta(obj: dict[str, Any], _h: str, _s: str) -> ServerEvent:
     return InputTranscriptDelta(delta, opt_str(obj, "item_id"))
 
 
-def _item_done(obj: dict[str, Any], handoff_tool: str, silence_tool: str) -> ServerEvent:
-    raw = req_dict(obj, "item")
-    item_id = opt_str(raw, "id")
-    if raw.get("type") == "function_call":
-        name = raw.get("name")
-        call_id = opt_str(raw, "call_id")
-        call = call_id or item_id
-        owner = item_id or call_id
-        # The Rust original's fallbacks: either id stands in for the other.
-        if name in (handoff_tool, silence_tool) and call is not None and owner is not None:
-            if name == handoff_tool:
+def item_done_handler(handoff_tool: str | None, silence_tool: str | None) -> Handler:
+    """The ``conversation.item.done`` handler of a session whose handoff and silence tools have
+    these names (``None``: the session has no such tool). A ``function_call`` item of any other
+    name is a host tool call."""
+
+    def item_done(obj: dict[str, Any]) -> ServerEvent:
+        raw = req_dict(obj, "item")
+        item_id = opt_str(raw, "id")
+        if raw.get("type") == "function_call":
+            name = raw.get("name")
+            call_id = opt_str(raw, "call_id")
+            call = call_id or item_id
+            owner = item_id or call_id
+            # The Rust original's fallbacks: either id stands in for the other.
+            if type(name) is str and call is not None and owner is not None:
                 arguments = raw.get("arguments")
-                text = extract_handoff_text(arguments if type(arguments) is str else "")
-                return HandoffRequested(call, owner, text)
-            return NoopRequested(call, owner)
-    if item_id is None:
-        raise FieldError("missing required field 'item.id'")
-    return ConversationItemDone(item_id)
+                if type(arguments) is not str:
+                    arguments = ""
+                if name == handoff_tool:
+                    return HandoffRequested(call, owner, extract_handoff_text(arguments))
+                if name == silence_tool:
+                    return NoopRequested(call, owner)
+                # GA names no response here; a server that does (duplex's own encoder) puts it
+                # beside the item.
+                return ToolCallRequested(call, name, arguments, owner, opt_str(obj, "response_id"))
+        if item_id is None:
+            raise FieldError("missing required field 'item.id'")
+        return ConversationItemDone(item_id)
+
+    return item_done
+
+
+def g711_audio_handler(encoding: str) -> Handler:
+    """Audio deltas of a G.711 session (``"pcmu"`` / ``"pcma"``): the bytes pass through
+    untranscoded, 8 kHz mono unless the event says otherwise."""
+    _, default_rate = encoding_of(encoding)
+
+    def audio(obj: dict[str, Any]) -> ServerEvent:
+        delta = obj.get("delta")
+        if type(delta) is not str:
+            raise FieldError("missing required field 'delta'")
+        sample_rate = obj.get("sample_rate")
+        if sample_rate is None:
+            sample_rate = default_rate
+        channels = obj.get("channels")
+        if channels is None:
+            channels = WIRE_CHANNELS
+        if type(sample_rate) is not int or type(channels) is not int:
+            raise FieldError("'sample_rate' and 'channels' must be integers")
+        if sample_rate <= 0 or channels <= 0:
+            raise FieldError(f"invalid audio shape: {sample_rate} Hz, {channels} channels")
+        try:
+            data = pybase64.b64decode(delta, validate=True)
+        except ValueError:
+            raise FieldError("'delta' is not valid base64") from None
+        if len(data) % channels:
+            raise FieldError(f"audio delta of {len(data)} bytes is not whole G.711 frames")
+        return AudioOut(
+            AudioFrame(data, sample_rate, channels, encoding),
+            opt_str(obj, "item_id"),
+            opt_str(obj, "response_id"),
+        )
+
+    return audio
+
+
+def v2_server_handlers(
+    handoff_tool: str | None, silence_tool: str | None, audio_format: str = "pcm16"
+) -> dict[str, Handler]:
+    """The v2 server-event table of a session with these tool names and audio format (built
+    once per configuration by ``ServerEventParser``; only ``conversation.item.done`` and, for
+    G.711, the audio deltas depend on them)."""
+    table = {
+        **V2_SERVER_HANDLERS,
+        "conversation.item.done": item_done_handler(handoff_tool, silence_tool),
+    }
+    if audio_format != "pcm16":
+        audio = g711_audio_handler(audio_format)
+        table["response.output_audio.delta"] = table["response.audio.delta"] = audio
+    return table
 
 
 V2_SERVER_HANDLERS: Final[dict[str, Handler]] = {
     **COMMON_SERVER_HANDLERS,
+    **GA_SERVER_HANDLERS,
     "response.output_audio.delta": _audio,
     "response.audio.delta": _audio,
     "conversation.item.input_audio_transcription.delta": _input_delta,
@@ -132,7 +208,7 @@ V2_SERVER_HANDLERS: Final[dict[str, Handler]] = {
     "response.text.done": output_done_text,
     "response.output_audio_transcript.done": output_done_transcript,
     "response.audio_transcript.done": output_done_transcript,
-    "conversation.item.done": _item_done,
+    "conversation.item.done": item_done_handler(None, None),
 }
 
 # GA has no client session.create and no conversation.handoff.append: a GA server answers

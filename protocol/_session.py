@@ -1,4 +1,6 @@
-"""Session configuration as the wire carries it, for both dialects.
+"""Session configuration as the wire carries it, for both dialects (``WireSession``: the
+``session`` object of ``session.create`` / ``session.update``). The host-facing, validated
+``SessionConfig`` lives in ``_session_config``; ``_session_builder`` turns one into the other.
 
 The classes mirror the GA nested shape (``type``, ``audio.input.*``, ``audio.output.*``,
 ``tools``); the v1 "quicksilver" session uses a subset of the same keys plus
@@ -6,9 +8,13 @@ The classes mirror the GA nested shape (``type``, ``audio.input.*``, ``audio.out
 
 Invariants:
 - ``None`` means "absent on the wire"; encoders omit it.
-- ``SessionConfig.unknown_fields`` is filled only when *parsing* a client's session (server
+- ``WireSession.unknown_fields`` is filled only when *parsing* a client's session (server
   role): the dotted paths of keys the dialect does not know, so a strict server can answer
   ``unknown_parameter``. Encoders never emit it.
+- ``WireSession.extra`` is merged into the top level of the encoded object last (fields this
+  release does not model); parsing never fills it.
+- Fields whose GA value is "a string or an object" (``voice``, ``tool_choice``,
+  ``truncation``, ``tracing``, ``max_output_tokens``) hold the JSON value as is.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from typing import Any, Final, final
 import attrs
 
 __all__ = [
+    "AUDIO_FORMATS",
+    "PCMA",
+    "PCMU",
     "PCM_24K",
     "AudioConfig",
     "AudioFormat",
@@ -26,7 +35,7 @@ __all__ = [
     "FunctionTool",
     "InputTranscription",
     "NoiseReduction",
-    "SessionConfig",
+    "WireSession",
     "TurnDetection",
 ]
 
@@ -42,6 +51,11 @@ class AudioFormat:
 
 
 PCM_24K: Final = AudioFormat(type="audio/pcm", rate=24_000)
+#: G.711 μ-law / A-law, 8 kHz mono (telephony); GA names no rate for them
+PCMU: Final = AudioFormat(type="audio/pcmu")
+PCMA: Final = AudioFormat(type="audio/pcma")
+#: ``audio_format`` names → wire format objects
+AUDIO_FORMATS: Final[dict[str, AudioFormat]] = {"pcm16": PCM_24K, "pcmu": PCMU, "pcma": PCMA}
 
 
 @final
@@ -80,12 +94,17 @@ class TurnDetection:
 @final
 @attrs.frozen(slots=True, kw_only=True)
 class AudioInputConfig:
-    """``session.audio.input``."""
+    """``session.audio.input``.
+
+    ``nulls`` names the fields sent as JSON ``null`` (GA's "off": ``turn_detection`` null is
+    manual turns), as opposed to ``None`` fields, which are absent ("keep").
+    """
 
     format: AudioFormat | None = None
     noise_reduction: NoiseReduction | None = None
     transcription: InputTranscription | None = None
     turn_detection: TurnDetection | None = None
+    nulls: tuple[str, ...] = ()
 
 
 @final
@@ -94,7 +113,8 @@ class AudioOutputConfig:
     """``session.audio.output``."""
 
     format: AudioFormat | None = None
-    voice: str | None = None
+    # A built-in voice name, or {"id": "voice_…"} for a custom voice.
+    voice: str | dict[str, Any] | None = attrs.field(default=None, hash=False)
     speed: float | None = None
 
 
@@ -108,9 +128,13 @@ class AudioConfig:
 
 
 @final
-@attrs.frozen(slots=True, kw_only=True)
+@attrs.frozen(slots=True)
 class FunctionTool:
-    """A function tool the model may call. ``parameters`` is a JSON Schema object."""
+    """A function tool the model may call: ``FunctionTool(name, description, parameters)``,
+    ``parameters`` a JSON Schema object. The class holds any wire value (the server role
+    parses clients' tools into it); ``_session_builder`` validates a host's tools before
+    they are sent.
+    """
 
     name: str
     description: str | None = None
@@ -120,7 +144,7 @@ class FunctionTool:
 
 @final
 @attrs.frozen(slots=True, kw_only=True)
-class SessionConfig:
+class WireSession:
     """The ``session`` object of ``session.create`` / ``session.update``.
 
     ``type`` is ``"quicksilver"`` or ``"transcription"`` on v1 and ``"realtime"`` or
@@ -135,12 +159,24 @@ class SessionConfig:
     output_modalities: tuple[str, ...] | None = None
     audio: AudioConfig | None = None
     tools: tuple[FunctionTool, ...] | None = None
-    tool_choice: str | None = None
+    tool_choice: str | dict[str, Any] | None = attrs.field(default=None, hash=False)
+    max_output_tokens: int | str | None = None
+    truncation: str | dict[str, Any] | None = attrs.field(default=None, hash=False)
+    tracing: str | dict[str, Any] | None = attrs.field(default=None, hash=False)
+    prompt: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    include: tuple[str, ...] | None = None
+    reasoning: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    extra: dict[str, Any] | None = attrs.field(default=None, hash=False)
     unknown_fields: tuple[str, ...] = attrs.field(default=(), eq=False)
 
     @property
     def voice(self) -> str | None:
-        """The output voice, if the session sets one."""
+        """The output voice name, if the session sets a built-in one (a custom voice's id
+        otherwise)."""
         if self.audio is None or self.audio.output is None:
             return None
-        return self.audio.output.voice
+        voice = self.audio.output.voice
+        if isinstance(voice, dict):
+            custom = voice.get("id")
+            return custom if isinstance(custom, str) else None
+        return voice

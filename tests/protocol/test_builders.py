@@ -24,10 +24,9 @@ from duplex.protocol import (
     ParseFailure,
     ProtocolError,
     ProtocolVersion,
-    SessionConfig,
     SessionCreate,
     SessionUpdate,
-    audio_append_event,
+    WireSession,
     audio_append_text,
     call_session_payload,
     encode_client_event,
@@ -273,7 +272,7 @@ def test_prompt_update_in_transcription_mode_is_rejected(version: str) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_audio_append_encodes_only_base64_audio(version: str) -> None:
     pcm = bytes(range(256)) * 4
-    assert wire(audio_append_event(pcm), version) == {
+    assert wire(InputAudioBufferAppend(audio=pcm), version) == {
         "type": "input_audio_buffer.append",
         "audio": base64.b64encode(pcm).decode(),
     }
@@ -284,7 +283,7 @@ def test_audio_append_encodes_only_base64_audio(version: str) -> None:
 def test_audio_append_text_decodes_to_the_same_json_as_the_encoded_event(
     version: str, pcm: bytes
 ) -> None:
-    assert json.loads(audio_append_text(pcm)) == wire(audio_append_event(pcm), version)
+    assert json.loads(audio_append_text(pcm)) == wire(InputAudioBufferAppend(audio=pcm), version)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -498,7 +497,7 @@ def test_empty_tool_names_are_rejected() -> None:
 
 
 def test_encoding_session_create_in_v2_is_rejected() -> None:
-    event = SessionCreate(session=SessionConfig(type="realtime"))
+    event = SessionCreate(session=WireSession(type="realtime"))
     with pytest.raises(LocalProtocolError, match=r"session\.create exists only in the v1"):
         encode_client_event(event, "v2")
 
@@ -532,7 +531,7 @@ def test_append_text_with_event_id_round_trips_or_is_rejected(event_id: str) -> 
     # The pre-encoded fast path splices event_id into JSON text unescaped; it must never
     # produce a frame the parser rejects. (Currently quotes and backslashes are rejected but
     # control characters, which JSON strings must escape, slip through.)
-    from duplex.protocol._build_common import append_text
+    from duplex.protocol import audio_append_text as append_text
 
     rejection = ""
     try:

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -26,6 +27,7 @@ from duplex.protocol import (
     AudioFormat,
     AudioFrame,
     AudioInputConfig,
+    AudioInterrupted,
     AudioOut,
     AudioOutputConfig,
     ClientEvent,
@@ -52,9 +54,11 @@ from duplex.protocol import (
     InputTranscriptDelta,
     InputTranscriptDone,
     InputTranscription,
+    LocalProtocolError,
     NoiseReduction,
     NoopRequested,
     OutputAudioBufferClear,
+    OutputAudioDone,
     OutputTranscriptDelta,
     OutputTranscriptDone,
     ParseFailure,
@@ -66,22 +70,24 @@ from duplex.protocol import (
     ResponseCreated,
     ResponseDone,
     ServerEvent,
-    SessionConfig,
     SessionCreate,
     SessionCreated,
     SessionUpdate,
     SessionUpdated,
+    ToolCallRequested,
     TurnDetection,
     UnknownEvent,
     Usage,
+    WireSession,
+    _ga_events as ga_events,
     encode_client_event,
     encode_server_event,
     is_fatal_error_code,
     parse_client_event,
     parse_server_event,
 )
-from duplex.protocol._build_v1 import V1_SERVER_PAYLOADS
-from duplex.protocol._build_v2 import V2_SERVER_PAYLOADS
+from duplex.protocol._encode_v1 import V1_SERVER_PAYLOADS
+from duplex.protocol._encode_v2 import v2_server_payloads
 from duplex.protocol._parse_v1 import V1_CLIENT_HANDLERS, V1_SERVER_HANDLERS
 from duplex.protocol._parse_v2 import V2_CLIENT_HANDLERS, V2_SERVER_HANDLERS
 
@@ -124,6 +130,12 @@ def parse_both_roles(data: str | bytes, version: str) -> None:
     server_event = parse_server_event(data, version)
     server_root(server_event)
     bounded_failure(server_event)
+    if version == "v2":  # the other tables a v2 session can have: no tools, G.711 audio
+        other = parse_server_event(
+            data, version, handoff_tool_name=None, silence_tool_name=None, audio_format="pcmu"
+        )
+        server_root(other)
+        bounded_failure(other)
     client_event = parse_client_event(data, version)
     client_root(client_event)
     bounded_failure(client_event)
@@ -426,6 +438,43 @@ def server_strategies(*, v2_safe: bool) -> dict[type[ServerEvent], st.SearchStra
     }
 
 
+def ga_strategy(cls: type[ServerEvent]) -> st.SearchStrategy[Any]:
+    """A strategy for a flat GA event class, derived from its attrs fields (annotations are
+    strings: ``from __future__ import annotations`` in ``_ga_events``)."""
+    kinds: dict[str, st.SearchStrategy[Any]] = {
+        "str": texts,
+        "str | None": opt(texts),
+        "int": int64,
+        "float": floats,
+        "ConversationItem": conversation_items,
+        "ContentPart": content_parts,
+    }
+    fields: Any = attrs.fields(cls)  # type: ignore[arg-type]
+    return st.builds(cls, *[kinds[str(f.type)] for f in fields])
+
+
+GA_CLASSES: list[type[ServerEvent]] = [
+    OutputAudioDone,
+    *(
+        cls
+        for name in ga_events.__all__
+        if isinstance(cls := getattr(ga_events, name), type) and issubclass(cls, ServerEvent)
+    ),
+]
+# A host tool is any function name other than the session's handoff/silence tools.
+host_tool_names = texts.filter(lambda t: t not in TOOL_NAMES)
+
+
+def v2_only_strategies() -> dict[type[ServerEvent], st.SearchStrategy[Any]]:
+    found: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
+        cls: ga_strategy(cls) for cls in GA_CLASSES
+    }
+    found[ToolCallRequested] = st.builds(
+        ToolCallRequested, ids, host_tool_names, texts, ids, opt(texts)
+    )
+    return found
+
+
 V1_SERVER_STRATEGIES: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
     **server_strategies(v2_safe=False),
     UnknownEvent: unknown_events(V1_SERVER_HANDLERS),
@@ -433,6 +482,7 @@ V1_SERVER_STRATEGIES: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
 V2_SERVER_STRATEGIES: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
     **server_strategies(v2_safe=True),
     NoopRequested: st.builds(NoopRequested, ids, ids),
+    **v2_only_strategies(),
     UnknownEvent: unknown_events(V2_SERVER_HANDLERS),
 }
 SHARED_SERVER_STRATEGIES: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
@@ -442,7 +492,7 @@ SHARED_SERVER_STRATEGIES: dict[type[ServerEvent], st.SearchStrategy[Any]] = {
 SERVER_STRATEGIES = {"v1": V1_SERVER_STRATEGIES, "v2": V2_SERVER_STRATEGIES}
 SERVER_PAYLOADS: dict[str, dict[type[ServerEvent], Any]] = {
     "v1": V1_SERVER_PAYLOADS,
-    "v2": V2_SERVER_PAYLOADS,
+    "v2": v2_server_payloads("codex", "remain_silent"),
 }
 SERVER_CLASSES: list[type[ServerEvent]] = sorted(
     {*V1_SERVER_STRATEGIES, *V2_SERVER_STRATEGIES}, key=lambda c: c.__name__
@@ -457,18 +507,26 @@ def test_round_trip_strategies_cover_every_server_event_class_the_dialect_encode
     assert set(SERVER_STRATEGIES[version]) == set(SERVER_PAYLOADS[version])
 
 
-def test_every_vocabulary_class_except_parse_failure_round_trips_in_some_dialect() -> None:
+def test_every_vocabulary_class_with_a_wire_form_round_trips_in_some_dialect() -> None:
     import duplex.protocol._events as events_module
 
     vocabulary = {
         cls
-        for name in events_module.__all__
-        if isinstance(cls := getattr(events_module, name), type)
+        for module in (events_module, ga_events)
+        for name in module.__all__
+        if isinstance(cls := getattr(module, name), type)
         and issubclass(cls, ServerEvent)
         and cls is not ServerEvent
     }
     covered = set(V1_SERVER_STRATEGIES) | set(V2_SERVER_STRATEGIES)
-    assert vocabulary - covered == {ParseFailure}
+    # ParseFailure is not a wire event; AudioInterrupted is built by the engine.
+    assert vocabulary - covered == {ParseFailure, AudioInterrupted}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_engine_built_audio_interrupted_has_no_wire_form(version: str) -> None:
+    with pytest.raises(LocalProtocolError, match="cannot be encoded"):
+        encode_server_event(AudioInterrupted("item_1", 640), version)
 
 
 def _server_events(version: str) -> st.SearchStrategy[ServerEvent]:
@@ -520,8 +578,22 @@ def test_logical_event_encoded_in_v1_and_v2_parses_to_the_same_vocabulary_event(
 # --- client events -------------------------------------------------------------------------
 
 audio_formats = st.builds(AudioFormat, type=texts, rate=int64)
+NULLABLE_INPUT = ("noise_reduction", "transcription", "turn_detection")
+
+
+def with_nulls(audio_in: AudioInputConfig) -> st.SearchStrategy[AudioInputConfig]:
+    """Mark some absent fields as explicit JSON nulls (GA's "off"), in wire order."""
+    absent = [name for name in NULLABLE_INPUT if getattr(audio_in, name) is None]
+    if not absent:
+        return st.just(audio_in)
+    return st.sets(st.sampled_from(absent)).map(
+        lambda chosen: attrs.evolve(audio_in, nulls=tuple(n for n in NULLABLE_INPUT if n in chosen))
+    )
+
+
+string_or_object = texts | json_objects
 session_configs = st.builds(
-    SessionConfig,
+    WireSession,
     type=texts,
     id=opt(texts),
     model=opt(texts),
@@ -554,13 +626,13 @@ session_configs = st.builds(
                             eagerness=opt(texts),
                         )
                     ),
-                )
+                ).flatmap(with_nulls)
             ),
             output=opt(
                 st.builds(
                     AudioOutputConfig,
                     format=opt(audio_formats),
-                    voice=opt(texts),
+                    voice=opt(string_or_object),
                     speed=opt(floats),
                 )
             ),
@@ -578,7 +650,13 @@ session_configs = st.builds(
             max_size=3,
         ).map(tuple)
     ),
-    tool_choice=opt(texts),
+    tool_choice=opt(string_or_object),
+    max_output_tokens=opt(int64 | texts),
+    truncation=opt(string_or_object),
+    tracing=opt(string_or_object),
+    prompt=opt(json_objects),
+    include=opt(st.lists(texts, max_size=2).map(tuple)),
+    reasoning=opt(json_objects),
 )
 event_ids = opt(texts)
 
@@ -675,7 +753,7 @@ def test_client_session_round_trip_keeps_g711_format_without_rate(version: str) 
     # AudioFormat documents that G.711 formats carry no rate (rate=None), but the encoder
     # omits None and the parser then fills the class default 24000 back in.
     event = SessionUpdate(
-        session=SessionConfig(
+        session=WireSession(
             type="realtime",
             audio=AudioConfig(
                 input=AudioInputConfig(format=AudioFormat(type="audio/pcmu", rate=None))

@@ -31,11 +31,11 @@ from duplex.protocol import (
     ResponseCancel,
     ResponseCreate,
     ResponseDone,
-    SessionConfig,
     SessionCreate,
     SessionMode,
     SessionUpdate,
     SessionUpdated,
+    WireSession,
     parse_server_event,
 )
 from duplex.simulator import IdGenerator, ScriptedModel, SimulatorConfig, synthesize, tone
@@ -146,7 +146,7 @@ def test_cancel_frees_the_slot_and_ends_with_done() -> None:
 def test_commit_threshold_is_100ms() -> None:
     model = _model()
     model.receive(
-        SessionUpdate(session=SessionConfig(type="realtime")),
+        SessionUpdate(session=WireSession(type="realtime")),
         0.0,
         {"session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}}},
     )
@@ -182,7 +182,7 @@ def test_v2_events_parse_with_duplex_parser() -> None:
     }
     events = model.session_created()
     events += model.receive(
-        SessionUpdate(session=SessionConfig(type="realtime")),
+        SessionUpdate(session=WireSession(type="realtime")),
         0.0,
         {"session": {"type": "realtime", "tools": [tool]}},
     )
@@ -204,7 +204,7 @@ def test_v2_events_parse_with_duplex_parser() -> None:
 
 def test_v1_events_match_spec_shapes() -> None:
     model = _model(V1)
-    session = SessionConfig(type="quicksilver", instructions="prompt")
+    session = WireSession(type="quicksilver", instructions="prompt")
     events = model.receive(SessionCreate(session=session), 0.0)
     assert [e["type"] for e in events] == ["session.created", "session.updated"]
     events += model.receive(_text("hello"), 0.0) + _drain(model)
@@ -257,7 +257,7 @@ def test_silence_tool_call_parses_as_noop() -> None:
         {"type": "function", "name": "remain_silent", "parameters": {"type": "object"}},
     ]
     model.receive(
-        SessionUpdate(session=SessionConfig(type="realtime")),
+        SessionUpdate(session=WireSession(type="realtime")),
         0.0,
         {"session": {"type": "realtime", "tools": tools}},
     )
@@ -275,10 +275,10 @@ def test_silence_tool_call_parses_as_noop() -> None:
 
 def test_v1_session_update_first_still_greets() -> None:
     model = _model(V1)
-    out = model.receive(SessionUpdate(session=SessionConfig(type="quicksilver")), 0.0)
+    out = model.receive(SessionUpdate(session=WireSession(type="quicksilver")), 0.0)
     assert [e["type"] for e in out] == ["session.created", "session.updated"]
     again = model.receive(
-        SessionUpdate(session=SessionConfig(type="quicksilver", instructions="x")), 0.0
+        SessionUpdate(session=WireSession(type="quicksilver", instructions="x")), 0.0
     )
     assert [e["type"] for e in again] == ["session.updated"]
 

@@ -1,48 +1,53 @@
-"""Version-dispatching builders: what a client sends, expressed once for both dialects.
+"""Client builders: what a client sends, expressed once for both dialects.
 
-The engine calls these with its session's version; each delegates to ``_build_v1`` or
-``_build_v2``. Everything returns typed ``ClientEvent`` values (encode them with
-``encode_client_event``), except ``audio_append_text`` which is the pre-encoded hot path.
+The engine calls these with its session's version; where the dialects differ each delegates
+to the dialect's encoding module (``_encode_v1`` / ``_encode_v2``, which also hold the
+server-role payloads). Everything returns typed ``ClientEvent`` values (encode them with
+``encode_client_event``), except ``audio_append_text`` (from ``_encode_common``), the
+pre-encoded upload hot path.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from ._build_common import append_text, client_payload, require_text
-from ._build_v1 import v1_handoff_output, v1_session_start, v1_session_type, v1_text_item
-from ._build_v2 import (
-    DEFAULT_TRANSCRIPTION_MODEL,
-    function_call_output,
-    v2_handoff_output,
-    v2_session_start,
-    v2_session_type,
-    v2_text_item,
-)
 from ._client_events import (
     ClientEvent,
     ConversationItemCreate,
     ConversationItemDelete,
     ConversationItemTruncate,
-    InputAudioBufferAppend,
-    ResponseCreate,
     SessionCreate,
     SessionUpdate,
 )
-from ._codec import DEFAULT_HANDOFF_TOOL_NAME, DEFAULT_SILENCE_TOOL_NAME
-from ._enums import OutputModality, ProtocolVersion, SessionMode, coerce_version
+from ._control_builders import tool_output_event
+from ._encode_common import client_payload, require_text
+from ._encode_v1 import v1_handoff_output, v1_session_start, v1_session_type, v1_text_item
+from ._encode_v2 import (
+    v2_handoff_output,
+    v2_session_type,
+    v2_text_item,
+)
+from ._enums import OutputModality, ProtocolVersion, SessionMode, coerce_version, validate_voice
 from ._errors import LocalProtocolError
 from ._handoff import STEERING_ACK_TEXT
-from ._session import SessionConfig
+from ._server_parser import DEFAULT_HANDOFF_TOOL_NAME, DEFAULT_SILENCE_TOOL_NAME
+from ._session import (
+    AudioConfig,
+    AudioFormat,
+    AudioInputConfig,
+    FunctionTool,
+    InputTranscription,
+    WireSession,
+)
+from ._session_builder import audio_format_object, session_update_event
+from ._session_config import DEFAULT_TRANSCRIPTION_MODEL, SessionConfig
 
 __all__ = [
-    "audio_append_event",
-    "audio_append_text",
     "call_session_payload",
     "handoff_output_events",
     "noop_reply_event",
     "prompt_update_event",
-    "response_create_event",
     "session_start_event",
     "steering_ack_event",
     "text_item_event",
@@ -58,20 +63,33 @@ def session_start_event(
     conversation_id: str | None = None,
     voice: str | None = None,
     output_modality: OutputModality | str = OutputModality.AUDIO,
-    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME,
+    handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
     silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
     transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
+    session: SessionConfig | None = None,
+    tools: Iterable[FunctionTool] = (),
+    audio_format: str | AudioFormat = "pcm16",
 ) -> SessionCreate | SessionUpdate:
     """The first event a client sends: v1 ``session.create``, v2 ``session.update``.
 
+    On v2 this is ``session_update_event``: ``session`` is the host's ``SessionConfig``; when
+    it is ``None``, ``voice``, ``output_modality`` and ``transcription_model`` build one (they
+    are ignored when ``session`` is given). v1 carries only the instructions, the
+    ``conversation_id`` and a v1 voice: ``session``, ``tools`` or a non-PCM ``audio_format``
+    there raise.
+
     Raises:
         LocalProtocolError: unknown voice for the version, text modality on v1, an empty tool
-            name, or an unknown mode/modality string.
+            name, an invalid tool, or an unknown mode/modality/format string.
     """
     v = coerce_version(version)
     m = _coerce(SessionMode, mode, "session mode")
     modality = _coerce(OutputModality, output_modality, "output modality")
     if v is ProtocolVersion.V1:
+        if session is not None or tuple(tools) or audio_format != "pcm16":
+            raise LocalProtocolError(
+                "the v1 dialect carries no session configuration, tools or audio format"
+            )
         return v1_session_start(
             mode=m,
             instructions=instructions,
@@ -79,14 +97,30 @@ def session_start_event(
             voice=voice,
             output_modality=modality,
         )
-    return v2_session_start(
+    if session is None and m is SessionMode.TRANSCRIPTION and not tuple(tools):
+        # codex's transcription handshake: the format and the model, server defaults for
+        # the rest (no turn detection or noise reduction sent).
+        transcription = InputTranscription(model=transcription_model)
+        audio_in = AudioInputConfig(
+            format=audio_format_object(audio_format), transcription=transcription
+        )
+        return SessionUpdate(
+            session=WireSession(type="transcription", audio=AudioConfig(input=audio_in))
+        )
+    if session is None:
+        session = SessionConfig(
+            output_modalities=(modality.value,),
+            voice=validate_voice(v, voice),
+            transcription=InputTranscription(model=transcription_model),
+        )
+    return session_update_event(
+        session,
         mode=m,
-        instructions=instructions,
-        voice=voice,
-        output_modality=modality,
+        instructions=None if m is SessionMode.TRANSCRIPTION else instructions,
+        tools=tools,
         handoff_tool_name=handoff_tool_name,
         silence_tool_name=silence_tool_name,
-        transcription_model=transcription_model,
+        audio_format=audio_format,
     )
 
 
@@ -111,7 +145,7 @@ def prompt_update_event(
     if m is SessionMode.TRANSCRIPTION:
         raise LocalProtocolError("transcription sessions have no instructions")
     kind = v1_session_type(m) if v is ProtocolVersion.V1 else v2_session_type(m)
-    return SessionUpdate(session=SessionConfig(type=kind, instructions=instructions))
+    return SessionUpdate(session=WireSession(type=kind, instructions=instructions))
 
 
 def text_item_event(
@@ -137,27 +171,13 @@ def handoff_output_events(
 def steering_ack_event(version: ProtocolVersion | str, call_id: str) -> ConversationItemCreate:
     """v2: the immediate reply to a second handoff while one is active."""
     _require_v2(version, "steering acknowledgements")
-    return function_call_output(call_id, STEERING_ACK_TEXT)
+    return tool_output_event(call_id, STEERING_ACK_TEXT)
 
 
 def noop_reply_event(version: ProtocolVersion | str, call_id: str) -> ConversationItemCreate:
     """v2: the empty reply to a ``remain_silent`` call (no ``response.create`` follows)."""
     _require_v2(version, "no-op tool replies")
-    return function_call_output(call_id, "")
-
-
-def audio_append_event(pcm: bytes) -> InputAudioBufferAppend:
-    """``input_audio_buffer.append`` of 24 kHz mono PCM16."""
-    return InputAudioBufferAppend(audio=pcm)
-
-
-def audio_append_text(pcm: bytes) -> str:
-    """Pre-encoded ``input_audio_buffer.append`` JSON (the WebSocket upload hot path)."""
-    return append_text(pcm)
-
-
-def response_create_event() -> ResponseCreate:
-    return ResponseCreate()
+    return tool_output_event(call_id, "")
 
 
 def truncate_event(

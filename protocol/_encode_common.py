@@ -39,14 +39,14 @@ from ._events import (
 __all__ = [
     "COMMON_SERVER_PAYLOADS",
     "ServerPayload",
-    "append_text",
+    "audio_append_text",
     "client_payload",
     "drop_none",
     "require_text",
 ]
 
-# (event, handoff tool name, silence tool name) -> wire dict
-ServerPayload = Callable[[Any, str, str], dict[str, Any]]
+# vocabulary event -> wire dict
+ServerPayload = Callable[[Any], dict[str, Any]]
 
 
 def require_text(value: str, what: str) -> str:
@@ -71,7 +71,7 @@ def client_payload(event: ClientEvent) -> dict[str, Any]:
     return body
 
 
-def append_text(pcm: bytes, event_id: str | None = None) -> str:
+def audio_append_text(pcm: bytes, event_id: str | None = None) -> str:
     """JSON text of ``input_audio_buffer.append`` without a dict or a JSON encoder in between:
     this is the WebSocket audio upload hot path, and base64 needs no JSON escaping."""
     if event_id is None:
@@ -86,15 +86,15 @@ def append_text(pcm: bytes, event_id: str | None = None) -> str:
     )
 
 
-def _speech_started(e: InputAudioSpeechStarted, _h: str, _s: str) -> dict[str, Any]:
+def _speech_started(e: InputAudioSpeechStarted) -> dict[str, Any]:
     return drop_none({"type": e.TYPE, "item_id": e.item_id, "audio_start_ms": e.audio_start_ms})
 
 
-def _speech_stopped(e: InputAudioSpeechStopped, _h: str, _s: str) -> dict[str, Any]:
+def _speech_stopped(e: InputAudioSpeechStopped) -> dict[str, Any]:
     return drop_none({"type": e.TYPE, "item_id": e.item_id, "audio_end_ms": e.audio_end_ms})
 
 
-def _committed(e: InputAudioCommitted, _h: str, _s: str) -> dict[str, Any]:
+def _committed(e: InputAudioCommitted) -> dict[str, Any]:
     # GA always sends previous_item_id, null for the first item.
     return drop_none({"type": e.TYPE, "item_id": e.item_id}) | {
         "previous_item_id": e.previous_item_id
@@ -105,15 +105,15 @@ def _response(response_id: str | None, status: str, **extra: Any) -> dict[str, A
     return drop_none({"id": response_id, "object": "realtime.response", "status": status, **extra})
 
 
-def _response_created(e: ResponseCreated, _h: str, _s: str) -> dict[str, Any]:
+def _response_created(e: ResponseCreated) -> dict[str, Any]:
     return {"type": e.TYPE, "response": _response(e.response_id, "in_progress", output=[])}
 
 
-def _response_cancelled(e: ResponseCancelled, _h: str, _s: str) -> dict[str, Any]:
+def _response_cancelled(e: ResponseCancelled) -> dict[str, Any]:
     return {"type": e.TYPE, "response": _response(e.response_id, "cancelled")}
 
 
-def _response_done(e: ResponseDone, _h: str, _s: str) -> dict[str, Any]:
+def _response_done(e: ResponseDone) -> dict[str, Any]:
     usage = unstructure(e.usage) if e.usage is not None else None
     response = drop_none(
         {"id": e.response_id, "object": "realtime.response", "status": e.status, "usage": usage}
@@ -121,11 +121,11 @@ def _response_done(e: ResponseDone, _h: str, _s: str) -> dict[str, Any]:
     return {"type": e.TYPE, "response": response}
 
 
-def _item_added(e: ConversationItemAdded, _h: str, _s: str) -> dict[str, Any]:
+def _item_added(e: ConversationItemAdded) -> dict[str, Any]:
     return {"type": e.TYPE, "previous_item_id": None, "item": unstructure(e.item)}
 
 
-def _item_truncated(e: ConversationItemTruncated, _h: str, _s: str) -> dict[str, Any]:
+def _item_truncated(e: ConversationItemTruncated) -> dict[str, Any]:
     return {
         "type": e.TYPE,
         "item_id": e.item_id,
@@ -134,15 +134,15 @@ def _item_truncated(e: ConversationItemTruncated, _h: str, _s: str) -> dict[str,
     }
 
 
-def _item_deleted(e: ConversationItemDeleted, _h: str, _s: str) -> dict[str, Any]:
+def _item_deleted(e: ConversationItemDeleted) -> dict[str, Any]:
     return {"type": e.TYPE, "item_id": e.item_id}
 
 
-def _rate_limits(e: RateLimitsUpdated, _h: str, _s: str) -> dict[str, Any]:
+def _rate_limits(e: RateLimitsUpdated) -> dict[str, Any]:
     return {"type": e.TYPE, "rate_limits": [unstructure(limit) for limit in e.limits]}
 
 
-def _error(e: Error, _h: str, _s: str) -> dict[str, Any]:
+def _error(e: Error) -> dict[str, Any]:
     # fatal is not on the wire: the parser derives it from the code.
     return {
         "type": e.TYPE,
@@ -156,7 +156,7 @@ def _error(e: Error, _h: str, _s: str) -> dict[str, Any]:
     }
 
 
-def _unknown(e: UnknownEvent, _h: str, _s: str) -> dict[str, Any]:
+def _unknown(e: UnknownEvent) -> dict[str, Any]:
     return {**e.payload, "type": e.type}
 
 

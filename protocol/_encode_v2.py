@@ -16,10 +16,12 @@ from typing import Any, Final
 
 import orjson
 
-from ._audio import WIRE_CHANNELS, WIRE_SAMPLE_RATE, b64encode_pcm
-from ._build_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
-from ._client_events import ClientEvent, ConversationItemCreate, SessionUpdate
-from ._enums import OutputModality, ProtocolVersion, SessionMode, validate_voice
+from ._audio import G711_SAMPLE_RATE, WIRE_CHANNELS, WIRE_SAMPLE_RATE, b64encode_pcm
+from ._client_events import ClientEvent, ConversationItemCreate
+from ._control_builders import tool_output_event
+from ._encode_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
+from ._enums import SessionMode
+from ._errors import LocalProtocolError
 from ._events import (
     AudioOut,
     ConversationItemDone,
@@ -32,34 +34,25 @@ from ._events import (
     ServerEvent,
     SessionCreated,
     SessionUpdated,
+    ToolCallRequested,
 )
+from ._ga_wire import GA_SERVER_PAYLOADS
 from ._handoff import BACKEND_PREFIX, USER_PREFIX, prefix_text
 from ._items import ContentPart, ConversationItem
 from ._session import (
-    PCM_24K,
-    AudioConfig,
-    AudioInputConfig,
-    AudioOutputConfig,
     FunctionTool,
-    InputTranscription,
-    NoiseReduction,
-    SessionConfig,
-    TurnDetection,
 )
 
 __all__ = [
-    "DEFAULT_TRANSCRIPTION_MODEL",
     "V2_SERVER_PAYLOADS",
-    "function_call_output",
     "handoff_tool",
     "silence_tool",
+    "v2_server_payloads",
     "v2_handoff_output",
-    "v2_session_start",
     "v2_session_type",
     "v2_text_item",
 ]
 
-DEFAULT_TRANSCRIPTION_MODEL: Final = "gpt-4o-mini-transcribe"
 HANDOFF_TOOL_DESCRIPTION: Final = (
     "Send the user's request to the background agent. Pass the user's own words along "
     "without rephrasing. If the agent is busy, the request steers its current task."
@@ -98,53 +91,6 @@ def v2_session_type(mode: SessionMode) -> str:
     return "transcription" if mode is SessionMode.TRANSCRIPTION else "realtime"
 
 
-def v2_session_start(
-    *,
-    mode: SessionMode,
-    instructions: str | None,
-    voice: str | None,
-    output_modality: OutputModality,
-    handoff_tool_name: str,
-    silence_tool_name: str | None,
-    transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
-) -> SessionUpdate:
-    """The ``session.update`` a v2 client sends first (codex-realtime.md §4.2/§4.3)."""
-    transcription = InputTranscription(model=transcription_model)
-    if mode is SessionMode.TRANSCRIPTION:
-        session = SessionConfig(
-            type="transcription",
-            audio=AudioConfig(input=AudioInputConfig(format=PCM_24K, transcription=transcription)),
-        )
-        return SessionUpdate(session=session)
-    tools = [handoff_tool(handoff_tool_name)]
-    if silence_tool_name is not None:
-        tools.append(silence_tool(silence_tool_name))
-    session = SessionConfig(
-        type="realtime",
-        instructions=instructions if instructions is not None else "",
-        output_modalities=(output_modality.value,),
-        audio=AudioConfig(
-            input=AudioInputConfig(
-                format=PCM_24K,
-                noise_reduction=NoiseReduction(type="near_field"),
-                transcription=transcription,
-                turn_detection=TurnDetection(
-                    type="server_vad",
-                    interrupt_response=True,
-                    create_response=True,
-                    silence_duration_ms=500,
-                ),
-            ),
-            output=AudioOutputConfig(
-                format=PCM_24K, voice=validate_voice(ProtocolVersion.V2, voice)
-            ),
-        ),
-        tools=tuple(tools),
-        tool_choice="auto",
-    )
-    return SessionUpdate(session=session)
-
-
 def v2_text_item(text: str, *, user_prefix: bool) -> ConversationItemCreate:
     """A user text message, optionally with the ``[USER] `` prefix (off by default, SPEC §3)."""
     body = prefix_text(text, USER_PREFIX) if user_prefix else text
@@ -155,23 +101,12 @@ def v2_text_item(text: str, *, user_prefix: bool) -> ConversationItemCreate:
     )
 
 
-def function_call_output(call_id: str, output: str) -> ConversationItemCreate:
-    """The reply to a function call (handoff result, steering ack, no-op ``""``)."""
-    return ConversationItemCreate(
-        item=ConversationItem(
-            type="function_call_output",
-            call_id=require_text(call_id, "handoff id"),
-            output=output,
-        )
-    )
-
-
 def v2_handoff_output(handoff_id: str, text: str, *, final: bool) -> list[ClientEvent]:
     """Final: ``function_call_output`` for the call. Progress: a ``[BACKEND] `` user message
     (the call stays open until the final reply). The caller requests ``response.create``."""
     require_text(handoff_id, "handoff id")
     if final:
-        return [function_call_output(handoff_id, text)]
+        return [tool_output_event(handoff_id, text)]
     return [
         ConversationItemCreate(
             item=ConversationItem(
@@ -192,12 +127,12 @@ def _locator(item_id: str | None, response_id: str | None) -> dict[str, Any]:
     )
 
 
-def _session_created(e: SessionCreated, _h: str, _s: str) -> dict[str, Any]:
+def _session_created(e: SessionCreated) -> dict[str, Any]:
     session = drop_none({"id": e.session_id, "type": "realtime", "object": "realtime.session"})
     return {"type": e.TYPE, "session": session}
 
 
-def _session_updated(e: SessionUpdated, _h: str, _s: str) -> dict[str, Any]:
+def _session_updated(e: SessionUpdated) -> dict[str, Any]:
     session = drop_none(
         {
             "id": e.session_id,
@@ -209,37 +144,38 @@ def _session_updated(e: SessionUpdated, _h: str, _s: str) -> dict[str, Any]:
     return {"type": e.TYPE, "session": session}
 
 
-def _audio(e: AudioOut, _h: str, _s: str) -> dict[str, Any]:
+def _audio(e: AudioOut) -> dict[str, Any]:
     frame = e.frame
     payload = {"type": e.TYPE, **_locator(e.item_id, e.response_id)}
     payload["delta"] = b64encode_pcm(frame.pcm)
-    # GA audio is always 24 kHz mono; a shape field appears only when it says otherwise.
-    if frame.sample_rate != WIRE_SAMPLE_RATE:
+    # GA audio is 24 kHz mono PCM16 (8 kHz mono for G.711, which the session's format names);
+    # a shape field appears only when it says otherwise.
+    if frame.sample_rate != (WIRE_SAMPLE_RATE if frame.encoding == "pcm16" else G711_SAMPLE_RATE):
         payload["sample_rate"] = frame.sample_rate
     if frame.channels != WIRE_CHANNELS:
         payload["channels"] = frame.channels
     return payload
 
 
-def _input_delta(e: InputTranscriptDelta, _h: str, _s: str) -> dict[str, Any]:
+def _input_delta(e: InputTranscriptDelta) -> dict[str, Any]:
     return drop_none({"type": e.TYPE, "item_id": e.item_id, "content_index": 0, "delta": e.delta})
 
 
-def _input_done(e: InputTranscriptDone, _h: str, _s: str) -> dict[str, Any]:
+def _input_done(e: InputTranscriptDone) -> dict[str, Any]:
     return drop_none(
         {"type": e.TYPE, "item_id": e.item_id, "content_index": 0, "transcript": e.text}
     )
 
 
-def _output_delta(e: OutputTranscriptDelta, _h: str, _s: str) -> dict[str, Any]:
+def _output_delta(e: OutputTranscriptDelta) -> dict[str, Any]:
     return {"type": e.TYPE, **_locator(e.item_id, e.response_id), "delta": e.delta}
 
 
-def _output_done(e: OutputTranscriptDone, _h: str, _s: str) -> dict[str, Any]:
+def _output_done(e: OutputTranscriptDone) -> dict[str, Any]:
     return {"type": e.TYPE, **_locator(e.item_id, e.response_id), "transcript": e.text}
 
 
-def _item_done(e: ConversationItemDone, _h: str, _s: str) -> dict[str, Any]:
+def _item_done(e: ConversationItemDone) -> dict[str, Any]:
     item = {
         "id": e.item_id,
         "object": "realtime.item",
@@ -264,13 +200,42 @@ def _function_call_done(call_id: str, item_id: str, name: str, arguments: str) -
     return {"type": "conversation.item.done", "previous_item_id": None, "item": item}
 
 
-def _handoff(e: HandoffRequested, handoff_tool_name: str, _s: str) -> dict[str, Any]:
-    arguments = orjson.dumps({"prompt": e.input_transcript}).decode()
-    return _function_call_done(e.handoff_id, e.item_id, handoff_tool_name, arguments)
+def _tool_call(e: ToolCallRequested) -> dict[str, Any]:
+    payload = _function_call_done(e.call_id, e.item_id, e.name, e.arguments)
+    if e.response_id is not None:  # not a GA field; the parser reads it back if present
+        payload["response_id"] = e.response_id
+    return payload
 
 
-def _noop(e: NoopRequested, _h: str, silence_tool_name: str) -> dict[str, Any]:
-    return _function_call_done(e.call_id, e.item_id, silence_tool_name, "{}")
+def _handoff_payload(handoff_tool_name: str | None) -> ServerPayload:
+    def handoff(e: HandoffRequested) -> dict[str, Any]:
+        if handoff_tool_name is None:
+            raise LocalProtocolError("HandoffRequested needs a handoff tool; it is disabled")
+        arguments = orjson.dumps({"prompt": e.input_transcript}).decode()
+        return _function_call_done(e.handoff_id, e.item_id, handoff_tool_name, arguments)
+
+    return handoff
+
+
+def _noop_payload(silence_tool_name: str | None) -> ServerPayload:
+    def noop(e: NoopRequested) -> dict[str, Any]:
+        if silence_tool_name is None:
+            raise LocalProtocolError("NoopRequested needs a silence tool; it is disabled")
+        return _function_call_done(e.call_id, e.item_id, silence_tool_name, "{}")
+
+    return noop
+
+
+def v2_server_payloads(
+    handoff_tool_name: str | None, silence_tool_name: str | None
+) -> dict[type[ServerEvent], ServerPayload]:
+    """The v2 server-role payload table for a session with these tool names (``None``: the
+    session has no such tool, so the matching event cannot be encoded)."""
+    return {
+        **V2_SERVER_PAYLOADS,
+        HandoffRequested: _handoff_payload(handoff_tool_name),
+        NoopRequested: _noop_payload(silence_tool_name),
+    }
 
 
 V2_SERVER_PAYLOADS: Final[dict[type[ServerEvent], ServerPayload]] = {
@@ -283,6 +248,6 @@ V2_SERVER_PAYLOADS: Final[dict[type[ServerEvent], ServerPayload]] = {
     OutputTranscriptDelta: _output_delta,
     OutputTranscriptDone: _output_done,
     ConversationItemDone: _item_done,
-    HandoffRequested: _handoff,
-    NoopRequested: _noop,
+    ToolCallRequested: _tool_call,
+    **GA_SERVER_PAYLOADS,
 }

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ._audio import b64encode_pcm
-from ._build_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
 from ._client_events import ClientEvent, ConversationItemCreate, HandoffAppend, SessionCreate
+from ._encode_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
 from ._enums import OutputModality, ProtocolVersion, SessionMode, validate_voice
 from ._errors import LocalProtocolError
 from ._events import (
@@ -35,7 +35,7 @@ from ._session import (
     AudioConfig,
     AudioInputConfig,
     AudioOutputConfig,
-    SessionConfig,
+    WireSession,
 )
 
 __all__ = [
@@ -67,13 +67,13 @@ def v1_session_start(
         raise LocalProtocolError("text realtime output modality requires realtime v2")
     audio_in = AudioInputConfig(format=PCM_24K)
     if mode is SessionMode.TRANSCRIPTION:
-        session = SessionConfig(
+        session = WireSession(
             type="transcription",
             conversation_id=conversation_id,
             audio=AudioConfig(input=audio_in),
         )
     else:
-        session = SessionConfig(
+        session = WireSession(
             type=V1_SESSION_TYPE,
             instructions=instructions if instructions is not None else "",
             conversation_id=conversation_id,
@@ -101,19 +101,21 @@ def v1_handoff_output(handoff_id: str, text: str, *, final: bool) -> list[Client
     return [HandoffAppend(handoff_id=handoff_id, output_text=output)]
 
 
-def _session_created(e: SessionCreated, _h: str, _s: str) -> dict[str, Any]:
+def _session_created(e: SessionCreated) -> dict[str, Any]:
     return {"type": e.TYPE, "session": drop_none({"id": e.session_id, "type": V1_SESSION_TYPE})}
 
 
-def _session_updated(e: SessionUpdated, _h: str, _s: str) -> dict[str, Any]:
+def _session_updated(e: SessionUpdated) -> dict[str, Any]:
     session = drop_none(
         {"id": e.session_id, "type": V1_SESSION_TYPE, "instructions": e.instructions}
     )
     return {"type": e.TYPE, "session": session}
 
 
-def _audio(e: AudioOut, _h: str, _s: str) -> dict[str, Any]:
+def _audio(e: AudioOut) -> dict[str, Any]:
     frame = e.frame
+    if frame.encoding != "pcm16":
+        raise LocalProtocolError("the v1 dialect carries only PCM16 audio")
     return drop_none(
         {
             "type": "conversation.output_audio.delta",
@@ -127,17 +129,17 @@ def _audio(e: AudioOut, _h: str, _s: str) -> dict[str, Any]:
     )
 
 
-def _input_delta(e: InputTranscriptDelta, _h: str, _s: str) -> dict[str, Any]:
+def _input_delta(e: InputTranscriptDelta) -> dict[str, Any]:
     return drop_none(
         {"type": "conversation.input_transcript.delta", "delta": e.delta, "item_id": e.item_id}
     )
 
 
-def _input_done(e: InputTranscriptDone, _h: str, _s: str) -> dict[str, Any]:
+def _input_done(e: InputTranscriptDone) -> dict[str, Any]:
     return drop_none({"type": e.TYPE, "transcript": e.text, "item_id": e.item_id})
 
 
-def _output_delta(e: OutputTranscriptDelta, _h: str, _s: str) -> dict[str, Any]:
+def _output_delta(e: OutputTranscriptDelta) -> dict[str, Any]:
     return drop_none(
         {
             "type": "conversation.output_transcript.delta",
@@ -148,17 +150,17 @@ def _output_delta(e: OutputTranscriptDelta, _h: str, _s: str) -> dict[str, Any]:
     )
 
 
-def _output_done(e: OutputTranscriptDone, _h: str, _s: str) -> dict[str, Any]:
+def _output_done(e: OutputTranscriptDone) -> dict[str, Any]:
     return drop_none(
         {"type": e.TYPE, "transcript": e.text, "item_id": e.item_id, "response_id": e.response_id}
     )
 
 
-def _item_done(e: ConversationItemDone, _h: str, _s: str) -> dict[str, Any]:
+def _item_done(e: ConversationItemDone) -> dict[str, Any]:
     return {"type": e.TYPE, "item": {"id": e.item_id}}
 
 
-def _handoff(e: HandoffRequested, _h: str, _s: str) -> dict[str, Any]:
+def _handoff(e: HandoffRequested) -> dict[str, Any]:
     return {
         "type": e.TYPE,
         "handoff_id": e.handoff_id,
