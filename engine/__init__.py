@@ -54,6 +54,7 @@ from ._errors import (
     EngineClosed as EngineClosed,
     EngineError as EngineError,
     HandoffNotActive as HandoffNotActive,
+    InvalidAudioFrame as InvalidAudioFrame,
     UnsupportedByDialect as UnsupportedByDialect,
 )
 from ._host_events import HostEvent as HostEvent
@@ -72,6 +73,7 @@ __all__ = [
     "ConversationNotRunning",
     "ConversationStartError",
     "HandoffNotActive",
+    "InvalidAudioFrame",
     "UnsupportedByDialect",
     "EngineClosed",
     # audio in and out
