@@ -72,9 +72,9 @@ BYTES_PER_SAMPLE: Final = 2
 class Conversation:
     """A conversation; created by the engine and run with ``nursery.start(conv.run)``.
 
-    The engine talks to it through ``run``/``go``, ``close``, ``replace``, the host calls
-    (``send_text``, ``send_handoff_output``, ``update_prompt``, ``submit_audio``),
-    ``delivered`` and ``statistics`` — nothing else.
+    The engine talks to it through ``run``/``go``, ``close``, ``replace``, ``running``, the
+    host calls (``send_text``, ``send_handoff_output``, ``update_prompt``, ``submit_audio``),
+    ``delivered``, ``counters`` and ``queue_depths`` — nothing else.
     """
 
     def __init__(
@@ -313,6 +313,10 @@ class Conversation:
             return False
         self.counters.audio_in += 1
         return True
+
+    @property
+    def running(self) -> bool:
+        return self.state.running
 
     def _precheck(self) -> None:
         if not self.state.running or self._outbox.closed:

@@ -435,7 +435,7 @@ class Engine:
     def _running(self) -> Conversation:
         self._check_open()
         conversation = self._current
-        if conversation is None or not conversation.state.running:
+        if conversation is None or not conversation.running:
             raise ConversationNotRunning()
         return conversation
 
@@ -519,7 +519,7 @@ class Engine:
         transport_dropped = getattr(tstats, "audio_out_dropped", 0) if tstats else 0
         return EngineStatistics(
             conversations_started=self._started,
-            running=conversation is not None and conversation.state.running,
+            running=conversation is not None and conversation.running,
             server_events=counters.server_events if counters else 0,
             host_events=self._host_events,
             parse_failures=counters.parse_failures if counters else 0,

@@ -206,26 +206,36 @@ async def test_a_cancelled_nursery_around_start_sees_only_its_cancellation() -> 
 
 async def test_a_cancelled_start_never_leaves_conversation_started_in_the_stream() -> None:
     """Issue 12 item 2: a start() cancelled while the host queue was full left its
-    ConversationStarted behind, never followed by a ConversationClosed."""
+    ConversationStarted behind, never followed by a ConversationClosed. The cancellation is
+    swept over every scheduler checkpoint of start()."""
     config = EngineConfig(api_key=API_KEY, event_queue_size=1)
-    with trio.fail_after(20):
+    returned: list[ConversationStarted] = []
+    with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             server = MemoryServer(nursery, _peer)
             async with open_engine(config, transport_factory=server) as engine:
-                returned: list[ConversationStarted] = []
-                for i in range(40):
-                    with trio.move_on_after(0) if i % 2 else trio.CancelScope() as scope:
-                        for _ in range(i % 5):
-                            await trio.lowlevel.checkpoint()
+                await engine.start()
+                for checkpoints in range(16):
+                    await _flood(server.peers[-1], 3)  # the host queue is full
+
+                    async def attempt() -> None:
                         returned.append(await engine.start())
-                    assert scope.cancelled_caught or returned
+
+                    async with trio.open_nursery() as starting:
+                        starting.start_soon(attempt)
+                        for _ in range(checkpoints):
+                            await trio.lowlevel.checkpoint()
+                        starting.cancel_scope.cancel()
+                    if not engine.statistics().running:
+                        # The cancelled start replaced the running one: start another.
+                        returned.append(await engine.start())
                 await engine.close()
                 async with host_events(engine) as events:
                     await events.until(of_type(ConversationClosed))
                     await events.nothing_for(0.05)
-                starts = [e for e in events.log if isinstance(e, ConversationStarted)]
-                assert set(starts) <= set(returned)
             nursery.cancel_scope.cancel()
+    starts = [e for e in events.log if isinstance(e, ConversationStarted)]
+    assert set(starts) <= set(returned), "a Started that no start() returned"
 
 
 async def test_leaving_open_engine_during_a_start_is_prompt_and_ends_it_with_engine_closed(
@@ -435,3 +445,49 @@ async def test_transport_drops_are_visible_in_engine_statistics() -> None:
         stats = engine.statistics()
     assert stats.binary_frames_dropped == 3
     assert stats.audio_frames_dropped == 5
+
+
+async def test_a_connect_that_succeeds_during_shutdown_ends_the_start_with_engine_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 12 item 3, second half: a connect completing while open_engine exits made
+    start() raise trio.ClosedResourceError and log an ERROR traceback."""
+    caplog.set_level(logging.WARNING)
+    outcome: list[BaseException] = []
+    finished = trio.Event()
+    peers: list[Any] = []
+    connected = trio.Event()
+
+    async def slow_uncancellable_connect(_nursery: trio.Nursery) -> Transport:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(0.1)
+        client, peer = memory_transport_pair()
+        peers.append(peer)
+        connected.set()
+        return client
+
+    async def starter(engine: Any) -> None:
+        try:
+            await engine.start()
+        except BaseException as exc:
+            outcome.append(exc)
+            if isinstance(exc, trio.Cancelled):
+                raise
+        finally:
+            finished.set()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as outer:
+            async with open_engine(
+                EngineConfig(api_key=API_KEY), transport_factory=slow_uncancellable_connect
+            ) as engine:
+                outer.start_soon(starter, engine)
+                await trio.testing.wait_all_tasks_blocked()
+            await finished.wait()
+            with trio.fail_after(2):
+                await connected.wait()
+                batch = await peers[0].receive_batch()
+                while not any(type(item).__name__ == "TransportEnded" for item in batch):
+                    batch = await peers[0].receive_batch()
+    assert isinstance(outcome[0], EngineClosed | trio.Cancelled), outcome
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
