@@ -230,8 +230,12 @@ class Conversation:
                     assert isinstance(item, TransportEnded)
                     ended = item
             step = receive(events, ended)
-            if step.send and not self._outbox.push_control(self._encode(step.send)):
-                step.end = None  # superseded by the failure's end
+            if (
+                step.send
+                and not self._outbox.push_control(self._encode(step.send))
+                and step.end is None
+            ):
+                # Never dropped: a writer this far behind ends the conversation instead.
                 stalled = self.state.fail("the connection stopped accepting writes")
                 step.forward.extend(stalled.forward)
                 step.end = stalled.end

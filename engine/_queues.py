@@ -167,12 +167,12 @@ class Outbox:
         self._frames.extend(frames)
         self._readable.unpark()
 
-    def push_control(self, frames: Iterable[str]) -> bool:
+    def push_control(self, frames: list[str]) -> bool:
         """Append without waiting. False when the backlog shows a writer that has stalled
         for good (see ``CONTROL_BACKLOG``); nothing is appended then."""
         if self._closed:
             return True  # the end is already on its way to the host
-        if len(self._frames) >= OUTBOUND_FRAMES + CONTROL_BACKLOG:
+        if len(self._frames) + len(frames) > OUTBOUND_FRAMES + CONTROL_BACKLOG:
             return False
         self._frames.extend(frames)
         self._readable.unpark()

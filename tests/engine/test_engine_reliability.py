@@ -25,11 +25,13 @@ from duplex.engine import (
     EngineConfig,
     Error,
     InvalidAudioFrame,
+    NoopRequested,
     ParseFailure,
     SessionCreated,
     SessionUpdated,
     open_engine,
 )
+from duplex.engine._queues import CONTROL_BACKLOG, OUTBOUND_FRAMES
 from duplex.simulator import Scenario, ScenarioStep, open_simulator
 from duplex.transports import (
     MemoryTransport,
@@ -177,6 +179,39 @@ async def test_send_text_blocked_on_a_stalled_socket_ends_when_the_conversation_
                     await blocked.wait()
             assert len(result) == 1, result
             assert isinstance(result[0], ConversationNotRunning), result
+
+
+async def test_a_stalled_writer_never_stops_the_reader_and_a_huge_backlog_ends_the_call() -> None:
+    """Reading never waits on writing: with the socket accepting no writes, the reader goes
+    on delivering events while control replies queue; past the documented backlog the
+    conversation ends with an error instead of dropping a structural reply."""
+    pairs: list[Any] = []
+
+    async def factory(_nursery: trio.Nursery) -> Transport:
+        client, peer = memory_transport_pair()
+        stalling = _StallingTransport.__new__(_StallingTransport)
+        stalling.__dict__.update(client.__dict__)
+        peer._client = stalling
+        pairs.append(peer)
+        return stalling
+
+    total = OUTBOUND_FRAMES + CONTROL_BACKLOG + 10
+    with trio.fail_after(20):
+        async with (
+            open_engine(EngineConfig(api_key=API_KEY), transport_factory=factory) as engine,
+            host_events(engine) as events,
+        ):
+            await engine.start()
+            for i in range(total):
+                pairs[0].send_text_nowait(wire(NoopRequested(f"call_{i}", f"item_{i}")))
+                if i % 50 == 0:
+                    await trio.testing.wait_all_tasks_blocked()
+            taken = await events.until(of_type(ConversationClosed))
+    noops = [e for e in taken if isinstance(e, NoopRequested)]
+    assert len(noops) > OUTBOUND_FRAMES  # the reader kept going while nothing was written
+    closed = taken[-1]
+    assert closed.reason == "error"
+    assert closed.error == "the connection stopped accepting writes"
 
 
 # ---- cancellation and shutdown around start() ------------------------------------------
