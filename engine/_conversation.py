@@ -197,7 +197,7 @@ class Conversation:
         version = self._version
         handoff_tool = self.config.handoff_tool_name
         silence_tool = self.config.silence_tool_name or ""
-        media_audio = transport.audio_native
+        drop_event_audio = self.state.drop_event_audio
         debug_wire = wire_logger.isEnabledFor(logging.DEBUG)
         receive = self.state.receive
         host = self._host
@@ -219,10 +219,8 @@ class Conversation:
                     )
                     if debug_wire:
                         wire_logger.debug("← %s (%d chars)", event.TYPE, len(item))
-                    if media_audio and type(event) is AudioOut:
-                        # On WebRTC the media track is the audio; a server that also sends
-                        # deltas on the data channel would double it.
-                        continue
+                    if drop_event_audio and type(event) is AudioOut:
+                        continue  # the state machine's rule: media audio only (WebRTC)
                     events.append(event)
                 elif type(item) is AudioFrame:
                     events.append(AudioOut(item))

@@ -309,6 +309,7 @@ class ConversationState:
         self._user_prefix = user_text_prefix
         self._secrets = tuple(s for s in secrets if s)
         self._truncate_on_speech = False
+        self.drop_event_audio = False
         self._observe = TranscriptAccumulator().observe
         self._current_item: str | None = None  # for tagging WebRTC media audio
         self._current_response: str | None = None
@@ -346,6 +347,9 @@ class ConversationState:
         # Barge-in truncation is ours on v2 over WebSocket. Over WebRTC the server knows what
         # was played and truncates by itself (openai-realtime-protocol.md §6).
         self._truncate_on_speech = self._v2 and not audio_native
+        # On an audio-native transport the media track is the audio; a server that also
+        # sends deltas on the event channel would double it, so the reader drops them.
+        self.drop_event_audio = audio_native
         step.send.append(start_event)
         step.forward.append(ConversationStarted(session_id, self.version.value, transport))
         return step
