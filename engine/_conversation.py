@@ -159,7 +159,10 @@ class Conversation:
                 raise  # a connect failure: start() translates it
             # A bug or an unexpected transport fault after start: never take the engine down.
             logger.exception("conversation %s failed", self.session_id)
-            self._emit_end(self.state.fail(f"internal error: {type(exc).__name__}: {exc}"))
+            leaf: BaseException = exc
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]  # name the fault, not the nursery's group
+            self._emit_end(self.state.fail(f"internal error: {type(leaf).__name__}: {leaf}"))
         finally:
             self.done.set()
 
