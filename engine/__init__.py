@@ -1,8 +1,24 @@
-"""duplex.engine — the host API: actors in one nursery per conversation, one interface on
-every transport and both dialects (SPEC §3).
+"""duplex.engine — the host API: one interface on every transport and both dialects (SPEC §3).
 
 A host imports everything it needs from here: the engine, its config and errors, the
 lifecycle events, and the protocol's event vocabulary and ``AudioFrame``.
+
+How it is built (one inbound event, and one ``send_audio``, each cross at most these files)::
+
+    _engine.py         Engine / open_engine: lifecycle calls, the host queue, events(), the one
+                       exception mapping at the boundary (host_exception)
+    _conversation.py   one conversation's tasks, in one nursery:
+                         reader     transport.receive_batch() → parse → state → host queue
+                         writer     outbox → transport.send_text (the only text writer)
+                         audio-mux  host audio → whole samples → 24 kHz → outbox | RTP
+    _state_machine.py  ConversationState: every rule (lifecycle, responses, barge-in,
+                       handoffs, error policy, what is forwarded); sync, trio-free
+    _queues.py         HostQueue (host events) and Outbox (client frames): bounded for
+                       producers that may wait, open to structural items
+    _errors.py         exceptions and the lifecycle events; _config.py, _host_events.py
+
+Reading never waits on writing: the reader queues the state machine's control messages
+without waiting; only the host queue (a slow host) can hold it back.
 """
 
 from __future__ import annotations
@@ -54,6 +70,7 @@ from ._errors import (
     EngineClosed as EngineClosed,
     EngineError as EngineError,
     HandoffNotActive as HandoffNotActive,
+    InvalidAudioFrame as InvalidAudioFrame,
     UnsupportedByDialect as UnsupportedByDialect,
 )
 from ._host_events import HostEvent as HostEvent
@@ -72,6 +89,7 @@ __all__ = [
     "ConversationNotRunning",
     "ConversationStartError",
     "HandoffNotActive",
+    "InvalidAudioFrame",
     "UnsupportedByDialect",
     "EngineClosed",
     # audio in and out

@@ -1,27 +1,33 @@
 """``open_engine`` and ``Engine``: the host-facing API (SPEC §3).
 
-The engine owns one nursery for its whole life and at most one conversation at a time.
+The engine owns one nursery for its whole life, at most one conversation at a time, and the
+host event queue. It talks to a conversation through a handful of methods (``run``/``go``,
+``close``, ``replace``, the host calls, ``delivered``); every conversation rule is the state
+machine's (``_state_machine.py``).
 
 Invariants:
-- ``start()`` while a conversation runs replaces it: the old one is cancelled and emits
-  nothing more. Its events still sitting in the host channel are dropped by ``events()``,
-  which skips the generations that were replaced while running, so nothing stale reaches
+- ``start()`` while a conversation runs replaces it: the old one is cancelled, emits nothing
+  more, and its undelivered events are dropped from the host queue, so nothing stale reaches
   the host after ``start()`` returns. (A closed or ended conversation's events, its
   ``ConversationClosed`` included, are still delivered after the next ``start()``.)
-- ``close()`` of a running conversation emits exactly one ``ConversationClosed("requested")``;
-  with nothing running it does nothing (there is no conversation to close).
-- A failed ``start()`` raises ``ConversationStartError`` and emits no ``ConversationClosed``.
+- ``ConversationStarted`` is queued by ``start()`` itself, after the last point where it can
+  fail or be cancelled: a failed or cancelled ``start()`` leaves nothing in the host stream.
+- ``close()`` of a running conversation emits exactly one ``ConversationClosed("requested")``
+  without waiting for the host to read; with nothing running it does nothing.
+- A failed ``start()`` raises ``ConversationStartError`` and emits no ``ConversationClosed``;
+  a cancelled one raises the cancellation to the scope that cancelled it; one cut short by
+  leaving ``open_engine`` raises ``EngineClosed``.
 - ``send_audio`` never blocks: a full queue drops the frame and counts it.
-- Structural events are never dropped: the host channel is bounded, so a host that stops
+- Structural events are never dropped: the host queue is bounded, so a host that stops
   reading slows the engine's reading of the network instead (backpressure).
+- Exceptions reach the host through one mapping (``host_exception``): never an exception
+  group, never a trio or transport exception.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, final
@@ -34,31 +40,26 @@ from duplex.protocol import (
     AudioOut,
     LocalProtocolError,
     ProtocolVersion,
-    SessionMode,
     call_session_payload,
-    prompt_update_event,
     realtime_headers,
     realtime_websocket_url,
     session_start_event,
-    text_item_event,
 )
 from duplex.transports import Transport, TransportError, connect_webrtc, connect_websocket
 
 from ._config import EngineConfig
-from ._conversation import CLOSING, REPLACED, RUNNING, Conversation, HostBatch
+from ._conversation import Conversation
 from ._errors import (
-    ConversationClosed,
     ConversationNotRunning,
     ConversationStarted,
     ConversationStartError,
     EngineClosed,
     EngineError,
-    HandoffNotActive,
-    UnsupportedByDialect,
 )
 from ._host_events import HostEvent
+from ._queues import HostQueue
 
-__all__ = ["Engine", "EngineStatistics", "EventStream", "open_engine"]
+__all__ = ["Engine", "EngineStatistics", "EventStream", "host_exception", "open_engine"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,11 @@ logger = logging.getLogger(__name__)
 class EngineStatistics:
     """A snapshot of the engine's counters (of the current or last conversation).
 
-    ``queue_depths`` maps each internal queue (``audio_in``, ``outbound``, ``handoff``,
-    ``parsed``, ``host``) to the number of items waiting in it.
+    ``queue_depths`` maps each internal queue (``audio_in``, ``outbound``, ``host``) to the
+    number of items waiting in it. ``audio_frames_dropped`` counts host frames dropped
+    because the audio queue was full plus frames the transport dropped on the way out
+    (WebRTC's outbound track when audio is sent faster than real time);
+    ``binary_frames_dropped`` counts inbound binary WebSocket frames (the protocol is text).
     """
 
     conversations_started: int
@@ -87,6 +91,7 @@ class EngineStatistics:
     bytes_in: int
     bytes_out: int
     queue_depths: dict[str, int] = attrs.field(factory=dict)
+    binary_frames_dropped: int = 0
 
 
 TransportFactory = Callable[[trio.Nursery], Awaitable[Transport]]
@@ -103,58 +108,131 @@ async def open_engine(
         transport_factory: connect with this instead of ``config.transport`` (a custom or
             in-memory transport); it is called with the conversation's nursery.
 
-    On exit any running conversation is cancelled (no further events) and ``events()``
-    iterators end.
+    On exit any running conversation is cancelled (no further events), a ``start()`` still
+    connecting ends with ``EngineClosed``, and ``events()`` iterators end.
     """
-    body_error: BaseException | None = None
+    host_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             engine = Engine(config, nursery, transport_factory=transport_factory)
             try:
                 yield engine
             except BaseException as exc:
-                body_error = exc
+                host_error = exc
                 raise
             finally:
                 await engine._shutdown()
                 nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        escaping = _unwrap(group, body_error)
+    except BaseException as exc:
+        escaping = host_exception(exc, host_error=host_error)
+        if escaping is exc:
+            raise
     else:
         return
     # Raised outside the ``except`` so the host's exception is not chained to the group.
     raise escaping
 
 
-def _unwrap(group: BaseExceptionGroup[Any], body_error: BaseException | None) -> BaseException:
-    """The one exception a host should see for a group leaving the engine's nursery.
+# ---- the boundary: one mapping from what leaves the engine's tasks to what a host sees ----
 
-    The nursery wraps whatever ends it in an exception group; a host must see its own
-    exception (a ``ValueError``, ``KeyboardInterrupt``, a ``ConversationStartError`` from
-    ``start()``) as itself. Cancellations of the engine's own tasks are noise; any other
-    exception from an engine task is a defect and surfaces as ``EngineError`` with the
-    original as ``__cause__``.
+
+def host_exception(
+    exc: BaseException,
+    *,
+    host_error: BaseException | None = None,
+    start_url: str | None = None,
+    connect_timeout: float | None = None,
+) -> BaseException:
+    """The one exception a host sees for ``exc`` (an exception or an exception group)
+    leaving the engine — from ``open_engine``'s nursery or from a ``start()``.
+
+    The table, first match wins, over the group's leaves:
+
+    ==========================================  ============================================
+    leaf                                         the host sees
+    ==========================================  ============================================
+    ``KeyboardInterrupt`` / ``SystemExit``       itself
+    (anything, when the host's own code raised)  the host's exception, as itself
+    ``EngineError``                              itself
+    ``trio.Cancelled``                           itself: the scope that cancelled catches it
+    ``TransportError`` (start)                   ``ConversationStartError`` (status, URL)
+    ``trio.TooSlowError`` (start)                ``ConversationStartError`` (timed out)
+    anything else (start)                        ``ConversationStartError`` (``__cause__``)
+    anything else (engine task)                  ``EngineError("internal error …")``
+    ==========================================  ============================================
     """
-    from_body: set[int] = set()
-    if body_error is not None:
-        from_body.add(id(body_error))
-        if isinstance(body_error, BaseExceptionGroup):
-            from_body.update(id(leaf) for leaf in _leaves(body_error))
-    internal = [
-        leaf
-        for leaf in _leaves(group)
-        if id(leaf) not in from_body and not isinstance(leaf, trio.Cancelled)
-    ]
-    for leaf in internal:
+    leaves = _leaves(exc)
+    from_host: set[int] = set()
+    if host_error is not None:
+        from_host.add(id(host_error))
+        from_host.update(id(leaf) for leaf in _leaves(host_error))
+    own = [leaf for leaf in leaves if id(leaf) not in from_host]
+    for leaf in own:
         if isinstance(leaf, KeyboardInterrupt | SystemExit):
             return leaf
-    if body_error is not None:
-        return body_error  # the host's own exception (a group only if the host raised one)
-    if internal:
-        error = EngineError(f"internal error: {type(internal[0]).__name__}: {internal[0]}")
-        error.__cause__ = internal[0]
-        return error
-    return group
+    if host_error is not None:
+        return host_error  # the host's own exception (a group only if the host raised one)
+    for leaf in own:
+        if isinstance(leaf, EngineError):
+            return leaf
+    for leaf in own:
+        if isinstance(leaf, trio.Cancelled):
+            return leaf
+    if start_url is not None:
+        for leaf in own:
+            if isinstance(leaf, TransportError):
+                return _cause(_transport_start_error(leaf, start_url, connect_timeout), leaf)
+        for leaf in own:
+            if isinstance(leaf, trio.TooSlowError):
+                timeout = f" after {connect_timeout:g} s" if connect_timeout is not None else ""
+                return _cause(
+                    ConversationStartError(
+                        f"connecting to {start_url} timed out{timeout} "
+                        "(EngineConfig.connect_timeout)",
+                        url=start_url,
+                    ),
+                    leaf,
+                )
+        first = own[0] if own else exc
+        return _cause(
+            ConversationStartError(
+                f"starting the conversation with {start_url} failed: "
+                f"{type(first).__name__}: {first}",
+                url=start_url,
+            ),
+            first,
+        )
+    if own:
+        return _cause(EngineError(f"internal error: {type(own[0]).__name__}: {own[0]}"), own[0])
+    return exc
+
+
+def _cause(error: BaseException, cause: BaseException) -> BaseException:
+    error.__cause__ = cause
+    return error
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(exc)
+    return leaves
+
+
+def _transport_start_error(
+    exc: TransportError, url: str, timeout: float | None = None
+) -> ConversationStartError:
+    message = f"connecting to {url} failed: {exc}"
+    if timeout is not None and "timed out" in str(exc) and f"{timeout:g} s" not in str(exc):
+        message += f" (EngineConfig.connect_timeout = {timeout:g} s)"
+    return ConversationStartError(message, status=getattr(exc, "status", None), url=url)
 
 
 class Engine:
@@ -170,23 +248,14 @@ class Engine:
         self.config = config
         self._transport_factory = transport_factory
         self._nursery = nursery
-        # Bounded host channel: see EngineConfig.event_queue_size (batches, not events).
-        self._host_send, self._host_recv = trio.open_memory_channel[HostBatch](
-            config.event_queue_size
-        )
+        # Bounded host queue: see EngineConfig.event_queue_size (batches, not events).
+        self._host = HostQueue(config.event_queue_size)
         self._generation = 0
-        # Generations replaced while running: their undelivered events are dropped. Only
-        # these: a closed or naturally ended conversation keeps its ConversationClosed even
-        # when the host reads it after the next start().
-        self._replaced: set[int] = set()
         self._current: Conversation | None = None
         self._lock = trio.Lock()  # start/close are serialised: one lifecycle change at a time
-        self._late_closed: trio.Event | None = None  # see close()
+        self._starting: trio.CancelScope | None = None  # a start() connecting; shutdown cancels
         self._started = 0
         self._host_events = 0
-        # Events of the batch being handed out (the host takes them one at a time).
-        self._pending: deque[HostEvent] = deque()
-        self._pending_conversation: Conversation | None = None
         self._closed = False  # the open_engine block has exited
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -203,6 +272,8 @@ class Engine:
         Raises:
             ConversationStartError: invalid settings (voice, modality) or the connection
                 failed (``status`` holds the HTTP status when the server refused).
+            EngineClosed: the ``open_engine`` block exited (before or during the start).
+            trio.Cancelled: the caller's scope was cancelled; nothing was emitted.
         """
         self._check_open()
         config = self.config
@@ -215,10 +286,7 @@ class Engine:
             )
         async with self._lock:
             self._check_open()
-            if self._late_closed is not None:
-                await self._late_closed.wait()
-                self._late_closed = None
-            await self._stop_current(REPLACED)
+            await self._replace_current()
             session_id = f"duplex_{uuid.uuid4().hex}"
             try:
                 start_event = session_start_event(
@@ -242,25 +310,28 @@ class Engine:
                 session_id=session_id,
                 connect=connect,
                 start_event=start_event,
-                host_send=self._host_send,
-                send_late=self._spawn_late,
+                host=self._host,
             )
             url = self._display_url()
+            scope = self._starting = trio.CancelScope()
             try:
-                with trio.fail_after(config.connect_timeout + config.close_timeout):
+                with scope, trio.fail_after(config.connect_timeout + config.close_timeout):
                     started: ConversationStarted = await self._nursery.start(conversation.run)
-            except trio.TooSlowError as exc:
-                raise ConversationStartError(
-                    f"connecting to {url} timed out after {config.connect_timeout:g} s "
-                    "(EngineConfig.connect_timeout)",
-                    url=url,
-                ) from exc
-            except TransportError as exc:
-                raise _transport_start_error(exc, url, config.connect_timeout) from exc
-            except BaseExceptionGroup as group:
-                raise _start_error(group, url, config.connect_timeout) from _first_leaf(group)
+            except BaseException as exc:
+                error = host_exception(exc, start_url=url, connect_timeout=config.connect_timeout)
+                if error is exc:
+                    raise
+                raise error  # noqa: B904 — the cause is set by host_exception
+            finally:
+                self._starting = None
+            # No checkpoint from here to the return: the start can no longer be cancelled.
+            if scope.cancelled_caught or self._closed:
+                conversation.replace()
+                raise EngineClosed()
+            self._host.push_nowait(conversation.generation, [started])
             self._current = conversation
             self._started += 1
+            conversation.go()
             return started
 
     def _check_open(self) -> None:
@@ -332,55 +403,39 @@ class Engine:
         self._check_open()
         async with self._lock:
             conversation = self._current
-            if conversation is None or conversation.state != RUNNING:
+            if conversation is None or not conversation.close():
                 return False
-            await self._stop_current(CLOSING)
-            closed = (conversation.generation, [ConversationClosed("requested")])
-            try:
-                self._host_send.send_nowait(closed)
-            except trio.WouldBlock:
-                # The host channel is full and the host may be the caller itself: close()
-                # must not wait for it to read. A task delivers the event; the next start()
-                # waits until it is queued, so it still precedes the next Started.
-                queued = trio.Event()
-                self._late_closed = queued
-                self._spawn_late(closed, queued)
+            with trio.CancelScope(shield=True):
+                await conversation.done.wait()  # bounded by close_timeout (transport aclose)
             return True
 
-    def _spawn_late(self, item: HostBatch, queued: trio.Event) -> None:
-        self._nursery.start_soon(self._send_late, item, queued)
-
-    async def _send_late(self, item: HostBatch, queued: trio.Event) -> None:
-        # send() parks this task in the channel's FIFO of senders before its first yield,
-        # so once anyone observes ``queued`` the item is already ahead of later sends.
-        queued.set()
-        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-            await self._host_send.send(item)  # the engine may be shutting down
-
-    async def _stop_current(self, new_state: str) -> None:
+    async def _replace_current(self) -> None:
         conversation = self._current
         if conversation is None:
             return
-        if conversation.cancel(new_state) and new_state == REPLACED:
-            self._replaced.add(conversation.generation)
-        await conversation.done.wait()
-        self._current = None if new_state == REPLACED else conversation
+        conversation.replace()
+        self._current = None
+        with trio.CancelScope(shield=True):
+            await conversation.done.wait()
 
     async def _shutdown(self) -> None:
         self._closed = True
         with trio.CancelScope(shield=True):
-            if self._current is not None:
-                self._current.cancel(REPLACED)
+            if self._starting is not None:
+                self._starting.cancel()  # start() then raises EngineClosed
+            conversation = self._current
+            if conversation is not None:
+                conversation.replace()
                 with trio.move_on_after(self.config.close_timeout):
-                    await self._current.done.wait()
-            await self._host_send.aclose()
+                    await conversation.done.wait()
+            self._host.close()
 
     # ---- input ----------------------------------------------------------------------
 
     def _running(self) -> Conversation:
         self._check_open()
         conversation = self._current
-        if conversation is None or conversation.state != RUNNING:
+        if conversation is None or not conversation.running:
             raise ConversationNotRunning()
         return conversation
 
@@ -393,6 +448,8 @@ class Engine:
 
         Raises:
             ConversationNotRunning: no conversation is running.
+            InvalidAudioFrame: ``sample_rate`` or ``channels`` is not positive (a
+                ``ValueError``); the frame is refused and the conversation goes on.
         """
         return self._running().submit_audio(frame)
 
@@ -403,17 +460,14 @@ class Engine:
         response queue. A v1 backend answers text items by itself (the Rust original never
         sends ``response.create`` on v1), so there ``respond`` only documents intent.
 
+        Waits only while the outbound queue is full (a stalled socket), and no longer than
+        the conversation lives.
+
         Raises:
-            ConversationNotRunning: no conversation is running.
+            ConversationNotRunning: no conversation is running (or it ended meanwhile).
             UnsupportedByDialect: the session is a transcription session.
         """
-        conversation = self._running()
-        if conversation.transcription:
-            raise UnsupportedByDialect("transcription sessions do not take text input")
-        item = text_item_event(self.config.version, text, user_prefix=self.config.user_text_prefix)
-        await conversation.send_client_event(item)
-        if respond and self.config.version is ProtocolVersion.V2:
-            await conversation.request_response()
+        await self._running().send_text(text, respond=respond)
 
     async def send_handoff_output(self, handoff_id: str, text: str, *, final: bool = True) -> None:
         """Answer a ``HandoffRequested``: progress (``final=False``) or the final result.
@@ -423,13 +477,7 @@ class Engine:
             HandoffNotActive: ``handoff_id`` is not a handoff the engine is waiting on (never
                 requested, already finished, or a v2 steering request that was acknowledged).
         """
-        conversation = self._running()
-        if handoff_id not in conversation.handoffs.answerable:
-            raise HandoffNotActive(f"no active handoff with id {handoff_id!r}")
-        if final:
-            # Decided here, synchronously, so a second final for the same id is refused at once.
-            conversation.handoffs.answerable.discard(handoff_id)
-        await conversation.submit_handoff_output(handoff_id, text, final=final)
+        await self._running().send_handoff_output(handoff_id, text, final=final)
 
     async def update_prompt(self, prompt: str) -> None:
         """Change the session instructions (``session.update``).
@@ -437,11 +485,7 @@ class Engine:
         Raises:
             ConversationNotRunning: no conversation is running.
         """
-        conversation = self._running()
-        mode: SessionMode = self.config.mode
-        await conversation.send_client_event(
-            prompt_update_event(self.config.version, prompt, mode=mode)
-        )
+        await self._running().update_prompt(prompt)
 
     # ---- output ---------------------------------------------------------------------
 
@@ -455,21 +499,11 @@ class Engine:
         return EventStream(self)
 
     async def _next_event(self) -> HostEvent:
-        pending = self._pending
-        while not pending:
-            try:
-                generation, batch = await self._host_recv.receive()
-            except (trio.EndOfChannel, trio.ClosedResourceError):
-                raise StopAsyncIteration from None
-            if generation in self._replaced:
-                continue  # a replaced conversation's leftovers
-            # Only whole batches are taken, so every pending event is of this generation.
-            self._pending_conversation = self._current if generation == self._generation else None
-            pending.extend(batch)
-        event = pending.popleft()
-        conversation = self._pending_conversation
-        if conversation is not None and type(event) is AudioOut:
-            conversation.delivered(event)
+        generation, event = await self._host.next()
+        if type(event) is AudioOut:
+            conversation = self._current
+            if conversation is not None and conversation.generation == generation:
+                conversation.delivered(event)
         self._host_events += 1
         return event
 
@@ -477,26 +511,29 @@ class Engine:
         """A frozen snapshot of counters and queue depths."""
         conversation = self._current
         transport = conversation.transport if conversation is not None else None
-        tstats = transport.statistics() if transport is not None else None
+        tstats: Any = transport.statistics() if transport is not None else None
         counters = conversation.counters if conversation is not None else None
         depths = conversation.queue_depths() if conversation is not None else {}
-        depths["host"] = self._host_send.statistics().current_buffer_used
+        depths["host"] = self._host.depth()
+        # Fields a transport may not have yet read as 0 (getattr): the counters are optional.
+        transport_dropped = getattr(tstats, "audio_out_dropped", 0) if tstats else 0
         return EngineStatistics(
             conversations_started=self._started,
-            running=conversation is not None and conversation.state == RUNNING,
+            running=conversation is not None and conversation.running,
             server_events=counters.server_events if counters else 0,
             host_events=self._host_events,
             parse_failures=counters.parse_failures if counters else 0,
             unknown_events=counters.unknown_events if counters else 0,
             client_events=counters.client_events if counters else 0,
             audio_frames_in=counters.audio_in if counters else 0,
-            audio_frames_dropped=counters.audio_in_dropped if counters else 0,
+            audio_frames_dropped=(counters.audio_in_dropped if counters else 0) + transport_dropped,
             audio_frames_out=counters.audio_out if counters else 0,
             stale_audio_dropped=counters.stale_audio_dropped if counters else 0,
             truncations=counters.truncations if counters else 0,
             bytes_in=tstats.bytes_in if tstats else 0,
             bytes_out=tstats.bytes_out if tstats else 0,
             queue_depths=depths,
+            binary_frames_dropped=getattr(tstats, "binary_frames_dropped", 0) if tstats else 0,
         )
 
     @property
@@ -521,51 +558,3 @@ class EventStream:
 
     async def aclose(self) -> None:
         """Nothing to release (kept so ``contextlib.aclosing`` works)."""
-
-
-def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    return leaves
-
-
-def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException | None:
-    leaves = _leaves(group)
-    for leaf in leaves:
-        if isinstance(leaf, TransportError):
-            return leaf
-    return leaves[0] if leaves else None
-
-
-def _transport_start_error(
-    exc: TransportError, url: str, timeout: float | None = None
-) -> ConversationStartError:
-    message = f"connecting to {url} failed: {exc}"
-    if timeout is not None and "timed out" in str(exc) and f"{timeout:g} s" not in str(exc):
-        message += f" (EngineConfig.connect_timeout = {timeout:g} s)"
-    return ConversationStartError(message, status=getattr(exc, "status", None), url=url)
-
-
-def _start_error(
-    group: BaseExceptionGroup[Any], url: str, timeout: float
-) -> ConversationStartError:
-    """The single meaningful error inside a connect failure's exception group."""
-    leaves = _leaves(group)
-    for leaf in leaves:
-        if isinstance(leaf, TransportError):
-            return _transport_start_error(leaf, url, timeout)
-    for leaf in leaves:
-        if isinstance(leaf, trio.TooSlowError):
-            return ConversationStartError(f"connecting to {url} timed out", url=url)
-    first = leaves[0] if leaves else group
-    return ConversationStartError(
-        f"starting the conversation with {url} failed: {type(first).__name__}: {first}", url=url
-    )

@@ -7,10 +7,16 @@ The tree::
     ├── ConversationStartError   start() failed: bad arguments, connect refused, HTTP status
     ├── HandoffNotActive         send_handoff_output for an id the engine is not handling
     ├── UnsupportedByDialect     a call the dialect or session mode cannot express
+    ├── InvalidAudioFrame        send_audio with sample_rate/channels <= 0 (also a ValueError)
     └── EngineClosed             any call after the ``open_engine`` block has exited
 
+Trio and transport exceptions never reach the host: ``_engine.host_exception`` maps them once,
+at the engine boundary (one table), to these, to the host's own exception, or to the
+``Cancelled`` of the scope that cancelled.
+
 Messages never contain the API key: transport errors are already redacted at their boundary,
-and nothing here formats the config.
+messages the engine builds from server text pass through ``clean_text`` (control characters
+escaped, the key redacted), and nothing here formats the config.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ __all__ = [
     "EngineClosed",
     "EngineError",
     "HandoffNotActive",
+    "InvalidAudioFrame",
     "UnsupportedByDialect",
 ]
 
@@ -67,6 +74,12 @@ class UnsupportedByDialect(EngineError):
     to a transcription session, tools on v1, …). Nothing was sent."""
 
 
+class InvalidAudioFrame(EngineError, ValueError):
+    """``send_audio`` was given a frame with ``sample_rate <= 0`` or ``channels <= 0``. The
+    frame is refused (nothing queued); the conversation goes on. A ``ValueError`` too, so a
+    host's generic argument check catches it."""
+
+
 class EngineClosed(EngineError):
     """The engine's ``open_engine`` block has exited; the engine takes no more calls."""
 
@@ -100,12 +113,17 @@ class ConversationClosed:
     """The last event of a conversation; emitted exactly once per started conversation
     (never for one replaced by ``start()``).
 
-    Attributes:
-        reason: ``"requested"`` (``close()``), ``"transport_closed"`` (the server closed
-            normally) or ``"error"`` (a fatal server error, a close code ≥ 4000, a dropped
-            connection, a failed sideband join).
-        code: the WebSocket close code when there was one.
-        error: what went wrong, for ``reason == "error"``.
+    One rule on every transport:
+
+    - ``reason``: ``"requested"`` (``close()``), ``"transport_closed"`` (the peer closed
+      cleanly: a close frame with a code below 4000, a data channel or call that ended), or
+      ``"error"`` (a fatal server error, a close code ≥ 4000, a dropped connection, a
+      keepalive timeout, a failed sideband join, an engine fault).
+    - ``code``: the close code as a plain ``int`` when the transport reported one (a WebSocket
+      close frame; 1006 for a drop without one), else ``None``.
+    - ``error``: what went wrong, set **only** for ``reason == "error"`` (``None`` otherwise,
+      even when the peer's close frame carried a reason text). Control characters are
+      escaped and the API key is redacted.
     """
 
     TYPE: ClassVar[str] = "conversation.closed"

@@ -4,13 +4,16 @@ transport with a tiny scripted peer that tags every event with its connection nu
 - exactly one ``ConversationClosed`` per conversation that started and was not replaced
   (and ended before the engine exited), none for a replaced one;
 - no event of a replaced conversation reaches the host after the replacing ``start()``;
-- ``send_*`` with nothing running raises ``ConversationNotRunning``; ``close()`` says whether
-  something was running;
+- ``send_*`` with nothing running raises ``ConversationNotRunning`` (also when racing the
+  server's close: never a trio exception); ``close()`` says whether something was running;
+- a ``start()`` cancelled at any point raises only the cancellation, to the scope that
+  cancelled it, and leaves no ``ConversationStarted`` behind;
 - no engine task survives ``open_engine``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import attrs
@@ -35,7 +38,22 @@ from duplex.protocol import Error as WireError
 
 from ._engine_helpers import API_KEY, MemoryServer, PeerHandle, host_events, wire
 
-OPS = ("start", "close", "text", "audio", "server_close", "server_error", "drop", "tick")
+OPS = (
+    "start",
+    "close",
+    "text",
+    "audio",
+    "server_close",
+    "server_error",
+    "drop",
+    "tick",
+    # start() cancelled by its caller after 0, 2 or 5 scheduler checkpoints
+    "cancel_start_0",
+    "cancel_start_2",
+    "cancel_start_5",
+    # send_text racing the server's close
+    "text_race_close",
+)
 FRAME = AudioFrame(b"\x00\x00" * 480, 24000, 1)
 
 
@@ -78,7 +96,6 @@ def _all_tasks() -> set[trio.lowlevel.Task]:
 @attrs.define
 class Model:
     running: int | None = None  # connection index of the running conversation
-    started: int = 0
     replaced: set[int] = attrs.field(factory=set)
     ended: dict[int, str] = attrs.field(factory=dict)  # connection → expected close reason
 
@@ -92,10 +109,26 @@ async def _wait_closed(log: list[Any], k_started: ConversationStarted) -> None:
         await trio.sleep(0.002)
 
 
+async def _cancelled_start(engine: Any, checkpoints: int) -> ConversationStarted | None:
+    """``start()`` in a nursery cancelled after ``checkpoints`` scheduler checkpoints: its
+    result, or ``None`` if the cancellation won (anything else escapes and fails the test)."""
+    result: list[ConversationStarted] = []
+
+    async def attempt() -> None:
+        result.append(await engine.start())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(attempt)
+        for _ in range(checkpoints):
+            await trio.lowlevel.checkpoint()
+        nursery.cancel_scope.cancel()
+    return result[0] if result else None
+
+
 async def _run_ops(ops: list[str]) -> None:
     before = _all_tasks()
     model = Model()
-    started_events: list[ConversationStarted] = []
+    started_events: dict[int, ConversationStarted] = {}  # by connection index
     with trio.fail_after(15):
         async with trio.open_nursery() as peers:
             server = MemoryServer(peers, _peer)
@@ -120,9 +153,33 @@ async def _run_ops(ops: list[str]) -> None:
                         if op == "start":
                             if k is not None:
                                 model.replaced.add(k)
-                            started_events.append(await engine.start())
-                            model.running = model.started
-                            model.started += 1
+                            started = await engine.start()
+                            model.running = len(server.peers) - 1
+                            started_events[model.running] = started
+                        elif op.startswith("cancel_start_"):
+                            checkpoints = int(op.rsplit("_", 1)[1])
+                            started_or_none = await _cancelled_start(engine, checkpoints)
+                            if started_or_none is not None:
+                                if k is not None:
+                                    model.replaced.add(k)
+                                model.running = len(server.peers) - 1
+                                started_events[model.running] = started_or_none
+                            elif k is not None and not engine.statistics().running:
+                                model.replaced.add(k)  # replaced before the connect was cut
+                                model.running = None
+                        elif op == "text_race_close":
+                            if k is None:
+                                with pytest.raises(ConversationNotRunning):
+                                    await engine.send_text("hi")
+                                continue
+                            async with trio.open_nursery() as race:
+                                race.start_soon(server.peers[k].peer.close, 1000)
+                                for _ in range(3):
+                                    with contextlib.suppress(ConversationNotRunning):
+                                        await engine.send_text("hi")
+                            model.ended[k] = "transport_closed"
+                            await _wait_closed(log, started_events[k])
+                            model.running = None
                         elif op == "close":
                             assert await engine.close() is (k is not None)
                             if k is not None:
@@ -165,11 +222,19 @@ async def _run_ops(ops: list[str]) -> None:
     assert after <= before, f"leaked tasks: {[t.name for t in after - before]}"
 
     starts = [e for e in log if isinstance(e, ConversationStarted)]
-    assert starts == started_events
+    # Every start is seen, in order — except that a replaced conversation's Started goes
+    # with the rest of its unread events when the host had not taken it before the
+    # replacing start() (nothing of a replaced conversation arrives after that start).
+    index_of = {started: k for k, started in started_events.items()}
+    assert all(s in index_of for s in starts), "a Started that no start() returned"
+    seen = [index_of[s] for s in starts]
+    assert seen == sorted(set(seen))
+    assert set(started_events) - set(seen) <= model.replaced
     bounds = [log.index(s) for s in starts] + [len(log)]
     assert not any(isinstance(e, ConversationClosed) for e in log[: bounds[0]])
-    for k in range(len(starts)):
-        segment = log[bounds[k] : bounds[k + 1]]
+    assert all(_tag(e) is None for e in log[: bounds[0]])
+    for i, k in enumerate(seen):
+        segment = log[bounds[i] : bounds[i + 1]]
         for event in segment:
             tag = _tag(event)
             assert tag is None or tag == k, f"event of conversation {tag} in {k}: {event!r}"

@@ -1,0 +1,202 @@
+"""The engine's two FIFOs: host events out (``HostQueue``) and client frames to the wire
+(``Outbox``). Both are bounded for producers that may wait and open to structural items that
+must never wait nor be dropped.
+
+Why not trio memory channels: a channel's sender either waits (the reading task would then wait
+on the writer or on the host) or fails when full (a structural event would be lost). Here the
+bound applies to the producers that *may* wait — the reader's event batches, the host's calls,
+the audio mux — while lifecycle events and the state machine's control messages are appended
+at once; their count is bounded by the protocol, not by the queue (see each class).
+
+Invariants:
+- FIFO: items leave in the order they were appended, whichever way they were appended.
+- Closing wakes every waiter: ``HostQueue`` readers drain what is left and then stop;
+  ``Outbox`` producers raise ``ConversationNotRunning``, the writer stops.
+- Cancel-safe: a cancelled wait takes nothing and loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Final
+
+import trio
+
+from ._errors import ConversationNotRunning
+from ._host_events import HostEvent
+
+__all__ = ["CONTROL_BACKLOG", "OUTBOUND_FRAMES", "HostQueue", "Outbox"]
+
+# The writer's bound for producers that wait (host text, handoff output, prompt updates,
+# WebSocket audio appends): the Rust original's text and handoff-out bound, enough for a burst
+# of typed input, small enough that a stalled socket shows up as backpressure within ~1 s of
+# audio (64 frames of 20 ms).
+OUTBOUND_FRAMES: Final = 64
+
+# Control messages (response.create, truncate, steering acks, no-op replies) are appended by
+# the reading task without waiting. Each answers a server event that itself needed a server
+# turn (≤ 1–2 per response or tool call), so even a long-stalled socket accumulates few; this
+# many queued beyond the producers' bound means the peer has not taken a write for hundreds
+# of turns, and the conversation ends with an error rather than grow without limit.
+CONTROL_BACKLOG: Final = 256
+
+
+class HostQueue:
+    """Batches of host events, tagged with their conversation's generation.
+
+    ``push`` (the reader) waits while ``size`` batches are queued: a host that stops reading
+    slows the network reading instead (backpressure, SPEC §3.1). ``push_nowait`` (lifecycle:
+    ``ConversationStarted``, the batch ending in ``ConversationClosed``) never waits; at most
+    two per conversation, so the queue stays bounded by ``size`` + 2 per start.
+    """
+
+    __slots__ = (
+        "_batches",
+        "_closed",
+        "_events",
+        "_events_generation",
+        "_purged",
+        "_readable",
+        "_size",
+        "_writable",
+    )
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._batches: deque[tuple[int, list[HostEvent]]] = deque()
+        # The batch being handed out, one event at a time.
+        self._events: deque[HostEvent] = deque()
+        self._events_generation = 0
+        self._purged = 0  # the newest replaced generation
+        self._readable = trio.lowlevel.ParkingLot()
+        self._writable = trio.lowlevel.ParkingLot()
+        self._closed = False
+
+    async def push(self, generation: int, batch: list[HostEvent]) -> None:
+        while len(self._batches) >= self._size:
+            if self._closed:
+                return
+            await self._writable.park()
+        self.push_nowait(generation, batch)
+
+    def push_nowait(self, generation: int, batch: list[HostEvent]) -> None:
+        if generation <= self._purged:
+            return  # a replaced conversation's task, still on its way out
+        self._batches.append((generation, batch))
+        self._readable.unpark()
+
+    def purge(self, generation: int) -> None:
+        """Drop every undelivered event of ``generation`` (a replaced conversation), and
+        refuse its later pushes. Generations only grow, and an older conversation that was
+        not replaced had stopped before the next ``start()``: nothing legitimate is refused."""
+        self._purged = max(self._purged, generation)
+        if self._events_generation == generation:
+            self._events.clear()
+        if any(g == generation for g, _ in self._batches):
+            kept = [item for item in self._batches if item[0] != generation]
+            self._batches.clear()
+            self._batches.extend(kept)
+            self._writable.unpark_all()
+
+    def close(self) -> None:
+        self._closed = True
+        self._readable.unpark_all()
+        self._writable.unpark_all()
+
+    async def next(self) -> tuple[int, HostEvent]:
+        """The next event and its generation. Raises ``StopAsyncIteration`` once closed and
+        drained. One checkpoint per batch (the park, or an explicit one when a batch was
+        already waiting), none per event."""
+        events = self._events
+        if not events:
+            batches = self._batches
+            if batches:
+                await trio.lowlevel.checkpoint()  # a cancel point, and fairness
+            while not batches:
+                if self._closed:
+                    raise StopAsyncIteration
+                await self._readable.park()
+            generation, batch = batches.popleft()
+            self._writable.unpark()
+            events.extend(batch)
+            self._events_generation = generation
+        return self._events_generation, events.popleft()
+
+    def depth(self) -> int:
+        return len(self._batches)
+
+
+class Outbox:
+    """Encoded client frames for the writer, the only task that sends on the transport.
+
+    Producers that may wait call ``wait_writable()`` before deciding what to send (so a
+    cancelled wait never leaves the state machine believing something was sent), then
+    ``push``. The reading task's control messages use ``push_control``, which never waits:
+    reading never waits on writing (SPEC §3.1).
+    """
+
+    __slots__ = ("_closed", "_frames", "_readable", "_writable")
+
+    def __init__(self) -> None:
+        self._frames: deque[str] = deque()
+        self._readable = trio.lowlevel.ParkingLot()
+        self._writable = trio.lowlevel.ParkingLot()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def wait_writable(self) -> None:
+        """Wait until a waiting producer may append. Raises ``ConversationNotRunning`` once
+        the outbox is closed (the conversation or its connection has ended)."""
+        if len(self._frames) < OUTBOUND_FRAMES and not self._closed:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return
+        while True:
+            if self._closed:
+                raise ConversationNotRunning("the conversation's connection has ended")
+            if len(self._frames) < OUTBOUND_FRAMES:
+                return
+            await self._writable.park()
+
+    def push(self, frames: Iterable[str]) -> None:
+        if self._closed:
+            raise ConversationNotRunning("the conversation's connection has ended")
+        self._frames.extend(frames)
+        self._readable.unpark()
+
+    def push_control(self, frames: list[str]) -> bool:
+        """Append without waiting. False when the backlog shows a writer that has stalled
+        for good (see ``CONTROL_BACKLOG``); nothing is appended then."""
+        if self._closed:
+            return True  # the end is already on its way to the host
+        if len(self._frames) + len(frames) > OUTBOUND_FRAMES + CONTROL_BACKLOG:
+            return False
+        self._frames.extend(frames)
+        self._readable.unpark()
+        return True
+
+    async def next(self) -> str | None:
+        """The writer's next frame, or ``None`` once closed."""
+        frames = self._frames
+        while not frames:
+            if self._closed:
+                return None
+            await self._readable.park()
+        if self._closed:
+            return None
+        frame = frames.popleft()
+        if len(frames) < OUTBOUND_FRAMES:
+            self._writable.unpark_all()
+        return frame
+
+    def close(self) -> None:
+        self._closed = True
+        self._frames.clear()
+        self._readable.unpark_all()
+        self._writable.unpark_all()
+
+    def depth(self) -> int:
+        return len(self._frames)

@@ -1,0 +1,604 @@
+"""``ConversationState``: every rule of one conversation, synchronous and trio-free.
+
+Rule 1 (after h11's ``_state.py``): everything that decides what a conversation does lives in
+this module — its lifecycle, the single-active-response queue, the barge-in audio ledger,
+handoff and tool-call bookkeeping, the error policy and what reaches the host. Rule 2: nothing
+here does I/O, awaits or knows about trio; ``_conversation.py`` applies the decisions.
+
+Events in, decisions out. Every entry point returns a ``Step``:
+
+- ``forward``: host events, in order;
+- ``send``: client events for the wire, in order (the writer's queue; never dropped);
+- ``end``: the conversation's ``ConversationClosed`` when this step ended it.
+
+Lifecycle (SPEC §3.1, codex-realtime.md §7.4/§7.9)::
+
+    CONNECTING ──connected()──► RUNNING ──close()──────────► CLOSING   end = Closed("requested")
+        │                          ├──replace()────────► REPLACED  nothing emitted
+        └──replace()──► REPLACED   └──receive()/fail()─► ENDED     end = Closed("transport_closed"
+                                                                                  | "error")
+
+Invariants (``tests/engine/test_state_machine.py`` checks them with a hypothesis state machine):
+
+- ``end`` is returned at most once, and only on the way out of RUNNING: one
+  ``ConversationClosed`` per started conversation, none for a replaced one or a failed start.
+- Outside RUNNING every entry point returns an empty ``Step`` and host calls raise
+  ``ConversationNotRunning``: nothing is forwarded or sent after the end.
+- At most one ``response.create`` is in flight; a request while one is active is deferred and
+  sent when the active response finishes (codex-realtime.md §7.7).
+- Every ``call_id`` (handoff or silence tool) is acted on once; a final handoff output makes
+  its id unanswerable at once, so a second final is refused.
+- ``ConversationClosed.code`` is a plain ``int``; ``error`` is set only for ``reason="error"``.
+- Messages the engine builds from server bytes have control characters escaped and the API
+  key (and anything key-shaped) redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+import attrs
+
+from duplex.protocol import (
+    AudioFrame,
+    AudioOut,
+    ClientEvent,
+    ConversationItemAdded,
+    Error,
+    HandoffRequested,
+    InputAudioSpeechStarted,
+    NoopRequested,
+    OutputTranscriptDelta,
+    ParseFailure,
+    ProtocolVersion,
+    ResponseCancelled,
+    ResponseCreated,
+    ResponseDone,
+    ServerEvent,
+    SessionMode,
+    TranscriptAccumulator,
+    UnknownEvent,
+    handoff_output_events,
+    noop_reply_event,
+    prompt_update_event,
+    response_create_event,
+    steering_ack_event,
+    text_item_event,
+    truncate_event,
+)
+from duplex.transports import TransportEnded
+
+from ._errors import (
+    ConversationClosed,
+    ConversationNotRunning,
+    ConversationStarted,
+    HandoffNotActive,
+    InvalidAudioFrame,
+    UnsupportedByDialect,
+)
+from ._host_events import HostEvent
+
+__all__ = [
+    "CLOSING",
+    "CONNECTING",
+    "ENDED",
+    "REPLACED",
+    "RUNNING",
+    "AudioLedger",
+    "ConversationState",
+    "Counters",
+    "HandoffState",
+    "ResponseQueue",
+    "Step",
+    "clean_text",
+]
+
+logger = logging.getLogger(__name__)
+
+CONNECTING: Final = "connecting"
+RUNNING: Final = "running"
+CLOSING: Final = "closing"  # close(): ConversationClosed("requested") was emitted
+REPLACED: Final = "replaced"  # start() replaced it: nothing more is emitted
+ENDED: Final = "ended"  # it ended by itself and emitted ConversationClosed
+
+ACTIVE_RESPONSE_CODE: Final = "conversation_already_has_active_response"
+
+# Close codes from 4000 up are application codes: the server ended the session on purpose.
+APPLICATION_CLOSE_CODES: Final = 4000
+
+
+class Step:
+    """The decisions of one state-machine call (see the module docstring)."""
+
+    __slots__ = ("end", "forward", "send")
+
+    def __init__(self) -> None:
+        self.forward: list[HostEvent] = []
+        self.send: list[ClientEvent] = []
+        self.end: ConversationClosed | None = None
+
+    def __repr__(self) -> str:
+        return f"Step(forward={self.forward!r}, send={self.send!r}, end={self.end!r})"
+
+
+@attrs.define
+class Counters:
+    """Mutable per-conversation counters behind ``EngineStatistics`` (the trio side counts
+    what it moves: client events and host audio)."""
+
+    server_events: int = 0
+    parse_failures: int = 0
+    unknown_events: int = 0
+    client_events: int = 0
+    audio_in: int = 0
+    audio_in_dropped: int = 0
+    audio_out: int = 0
+    stale_audio_dropped: int = 0
+    truncations: int = 0
+    duplicate_calls: int = 0
+
+
+# ---- the small rule sets ---------------------------------------------------------------
+
+
+class ResponseQueue:
+    """At most one ``response.create`` in flight; later requests wait for the active one."""
+
+    __slots__ = ("active", "pending", "sent")
+
+    def __init__(self) -> None:
+        self.active = False
+        self.pending = False
+        self.sent = 0
+
+    def request(self) -> bool:
+        """A response is wanted. True: send ``response.create`` now. False: deferred."""
+        if self.active:
+            self.pending = True
+            return False
+        # Optimistic: the slot is taken from the moment we send, not from response.created,
+        # so two requests in quick succession cannot both go out.
+        self.active = True
+        self.sent += 1
+        return True
+
+    def started(self) -> None:
+        """``response.created`` arrived (ours, or one server VAD created)."""
+        self.active = True
+
+    def finished(self) -> bool:
+        """``response.done``/``cancelled`` arrived. True: send the deferred create now."""
+        self.active = False
+        if self.pending:
+            self.pending = False
+            self.active = True
+            self.sent += 1
+            return True
+        return False
+
+    def rejected_as_active(self) -> None:
+        """The server refused a create because another response is active: wait for it to
+        finish and then send ours (the Rust original's recovery)."""
+        self.active = True
+        self.pending = True
+
+
+class AudioLedger:
+    """Received vs delivered assistant audio per item, in milliseconds."""
+
+    __slots__ = ("current", "delivered_ms", "received_ms", "truncated")
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+        self.received_ms: dict[str, float] = {}
+        self.delivered_ms: dict[str, float] = {}
+        self.truncated: set[str] = set()
+
+    def received(self, item_id: str, ms: float) -> None:
+        if item_id != self.current:
+            # A new assistant item: forget the previous one (bounded memory on long calls).
+            if self.current is not None:
+                self._forget(self.current)
+            self.current = item_id
+        self.received_ms[item_id] = self.received_ms.get(item_id, 0.0) + ms
+
+    def delivered(self, item_id: str, ms: float) -> None:
+        if item_id in self.received_ms:
+            self.delivered_ms[item_id] = self.delivered_ms.get(item_id, 0.0) + ms
+
+    def barge_in_point(self, *, response_active: bool) -> tuple[str, int] | None:
+        """Where to cut the current item when the user starts speaking, or ``None``.
+
+        Only an item that is still arriving (its response is active) or that the host has not
+        fully taken counts as playing; truncating a fully delivered, finished item would only
+        make the model think it was interrupted (openai-agents-python #2370).
+        """
+        item = self.current
+        if item is None or item in self.truncated:
+            return None
+        received = self.received_ms.get(item, 0.0)
+        delivered = min(self.delivered_ms.get(item, 0.0), received)
+        if not response_active and delivered >= received:
+            return None
+        self.truncated.add(item)
+        return item, int(delivered)
+
+    def is_truncated(self, item_id: str | None) -> bool:
+        return item_id is not None and item_id in self.truncated
+
+    def _forget(self, item_id: str) -> None:
+        self.received_ms.pop(item_id, None)
+        self.delivered_ms.pop(item_id, None)
+        self.truncated.discard(item_id)
+
+
+class HandoffState:
+    """Which handoff is active and which call ids were already acted on."""
+
+    __slots__ = ("active", "answerable", "seen")
+
+    def __init__(self) -> None:
+        self.active: str | None = None
+        self.seen: set[str] = set()
+        self.answerable: set[str] = set()
+
+    def first_time(self, call_id: str) -> bool:
+        """True the first time ``call_id`` is seen; the engine acts on each call once."""
+        if call_id in self.seen:
+            return False
+        self.seen.add(call_id)
+        return True
+
+    def finish(self, handoff_id: str) -> None:
+        self.answerable.discard(handoff_id)
+        if self.active == handoff_id:
+            self.active = None
+
+
+# ---- message hygiene --------------------------------------------------------------------
+
+# Tokens shaped like OpenAI keys (sk-…, ek_…) or a bearer credential: hidden even when the
+# engine was never told the key (a server may echo a prefix of a wrong one).
+_TOKEN_RE: Final = re.compile(r"\b(?:sk-|ek_|Bearer\s+)[A-Za-z0-9_\-\.]{6,}")
+# C0 controls, DEL and C1 controls: newlines, CR, ANSI escapes and NUL forge log lines.
+_CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A secret shorter than this is not searched for: replacing one character would mangle
+# every message ('WebSoc[redacted]et connect') while hiding nothing worth hiding.
+_MIN_SECRET: Final = 8
+
+
+def clean_text(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` safe for a log line or a host-visible message: control characters escaped
+    (``\\n``, ``\\x1b`` …), every secret and key-shaped token replaced by ``[redacted]``."""
+    for secret in secrets:
+        if secret and len(secret) >= _MIN_SECRET and secret in text:
+            text = text.replace(secret, "[redacted]")
+    text = _TOKEN_RE.sub("[redacted]", text)
+    if _CONTROL_RE.search(text) is not None:
+        text = _CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+    return text
+
+
+# ---- the conversation -------------------------------------------------------------------
+
+
+class ConversationState:
+    """One conversation's rules (see the module docstring). Not thread-safe; one owner."""
+
+    def __init__(
+        self,
+        *,
+        version: ProtocolVersion,
+        mode: SessionMode = SessionMode.CONVERSATIONAL,
+        forward_unknown_events: bool = False,
+        user_text_prefix: bool = False,
+        secrets: Sequence[str | None] = (),
+    ) -> None:
+        self.version = version
+        self.mode = mode
+        self.status: str = CONNECTING
+        self.counters = Counters()
+        self.responses = ResponseQueue()
+        self.ledger = AudioLedger()
+        self.handoffs = HandoffState()
+        self._v2 = version is ProtocolVersion.V2
+        self._forward_unknown = forward_unknown_events
+        self._user_prefix = user_text_prefix
+        self._secrets = tuple(s for s in secrets if s)
+        self._truncate_on_speech = False
+        self.drop_event_audio = False
+        self._observe = TranscriptAccumulator().observe
+        self._current_item: str | None = None  # for tagging WebRTC media audio
+        self._current_response: str | None = None
+        # Per event type: a side effect returning whether to forward the event to the host.
+        self._effects: dict[type[Any], Callable[[Any, list[ClientEvent]], bool]] = {
+            ResponseCreated: self._on_response_created,
+            ResponseDone: self._on_response_finished,
+            ResponseCancelled: self._on_response_finished,
+            InputAudioSpeechStarted: self._on_speech_started,
+            Error: self._on_error,
+            HandoffRequested: self._on_handoff,
+            NoopRequested: self._on_noop,
+            UnknownEvent: self._on_unknown,
+            ParseFailure: self._on_parse_failure,
+            OutputTranscriptDelta: self._on_output_text,
+            ConversationItemAdded: self._on_item_added,
+        }
+        self._fatal: Error | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == RUNNING
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def connected(
+        self, *, session_id: str, transport: str, audio_native: bool, start_event: ClientEvent
+    ) -> Step:
+        """The transport is up: send the handshake; ``forward`` holds ``ConversationStarted``
+        (the engine announces it once ``start()`` can no longer fail)."""
+        step = Step()
+        if self.status != CONNECTING:
+            return step
+        self.status = RUNNING
+        # Barge-in truncation is ours on v2 over WebSocket. Over WebRTC the server knows what
+        # was played and truncates by itself (openai-realtime-protocol.md §6).
+        self._truncate_on_speech = self._v2 and not audio_native
+        # On an audio-native transport the media track is the audio; a server that also
+        # sends deltas on the event channel would double it, so the reader drops them.
+        self.drop_event_audio = audio_native
+        step.send.append(start_event)
+        step.forward.append(ConversationStarted(session_id, self.version.value, transport))
+        return step
+
+    def close(self) -> Step:
+        """The host's ``close()``: ``end`` = ``ConversationClosed("requested")`` if running."""
+        step = Step()
+        if self.status == RUNNING:
+            self.status = CLOSING
+            step.end = ConversationClosed("requested")
+        return step
+
+    def replace(self) -> bool:
+        """``start()`` replaces this conversation (or abandons its connect): nothing more is
+        emitted. True if it was running (its undelivered events are then dropped)."""
+        was_running = self.status == RUNNING
+        if self.status in (RUNNING, CONNECTING):
+            self.status = REPLACED
+        return was_running
+
+    def fail(self, message: str) -> Step:
+        """An engine-side fault (a bug, a stalled writer): the conversation ends with
+        ``Error`` + ``ConversationClosed("error")``."""
+        step = Step()
+        if self.status == RUNNING:
+            message = self._clean(message)
+            step.forward.append(Error(message, None, None, True))
+            step.end = self._end(ConversationClosed("error", None, message))
+        return step
+
+    def _end(self, closed: ConversationClosed) -> ConversationClosed:
+        self.status = ENDED
+        return closed
+
+    # ---- server events --------------------------------------------------------------
+
+    def receive(self, events: Sequence[ServerEvent], ended: TransportEnded | None = None) -> Step:
+        """One network wakeup: the parsed events in arrival order and, last, the transport's
+        end if it ended. Events after a fatal error are not forwarded."""
+        step = Step()
+        if self.status != RUNNING:
+            return step
+        forward = step.forward
+        send = step.send
+        observe = self._observe
+        effects = self._effects
+        counters = self.counters
+        counters.server_events += len(events)
+        for event in events:
+            kind = type(event)
+            if kind is AudioOut:
+                audio = self._audio_out(event)  # type: ignore[arg-type]
+                if audio is not None:
+                    forward.append(audio)
+                continue
+            event = observe(event)
+            effect = effects.get(kind)
+            if effect is None:
+                forward.append(event)  # type: ignore[arg-type]
+                continue
+            if effect(event, send):
+                forward.append(self._sanitized(event))
+            if self._fatal is not None:
+                step.end = self._end(ConversationClosed("error", None, self._fatal.message))
+                return step
+        if ended is not None:
+            self._transport_ended(ended, step)
+        return step
+
+    def _transport_ended(self, ended: TransportEnded, step: Step) -> None:
+        code = None if ended.code is None else int(ended.code)
+        if ended.reason == "closed" and (code is None or code < APPLICATION_CLOSE_CODES):
+            # A clean close by the peer: not an error, so no error text (SPEC §3.1).
+            step.end = self._end(ConversationClosed("transport_closed", code, None))
+            return
+        if ended.reason == "requested":
+            # Only our own aclose() ends a transport this way, and that happens after the
+            # conversation left RUNNING; if it ever does not, end cleanly rather than hang.
+            step.end = self._end(ConversationClosed("transport_closed", code, None))
+            return
+        message = self._clean(ended.error or f"connection closed with code {code}")
+        step.forward.append(Error(f"transport failed: {message}", None, None, True))
+        step.end = self._end(ConversationClosed("error", code, message))
+
+    def _audio_out(self, event: AudioOut) -> AudioOut | None:
+        item_id = event.item_id
+        if item_id is None and self._current_item is not None:
+            # WebRTC media audio carries no ids: attribute it to the item being spoken.
+            event = AudioOut(event.frame, self._current_item, self._current_response)
+            item_id = self._current_item
+        if item_id is not None:
+            if self.ledger.is_truncated(item_id):
+                self.counters.stale_audio_dropped += 1
+                return None
+            self.ledger.received(item_id, event.frame.duration_ms)
+        self.counters.audio_out += 1
+        return event
+
+    def _on_response_created(self, event: ResponseCreated, send: list[ClientEvent]) -> bool:
+        self.responses.started()
+        self._current_response = event.response_id
+        return True
+
+    def _on_response_finished(
+        self, event: ResponseDone | ResponseCancelled, send: list[ClientEvent]
+    ) -> bool:
+        if self.responses.finished():
+            send.append(response_create_event())
+        return True
+
+    def _on_output_text(self, event: OutputTranscriptDelta, send: list[ClientEvent]) -> bool:
+        if event.item_id is not None:
+            self._current_item = event.item_id
+        return True
+
+    def _on_item_added(self, event: ConversationItemAdded, send: list[ClientEvent]) -> bool:
+        item = event.item
+        if item.role == "assistant" and item.id is not None:
+            self._current_item = item.id
+        return True
+
+    def _on_speech_started(self, event: InputAudioSpeechStarted, send: list[ClientEvent]) -> bool:
+        if self._truncate_on_speech:
+            point = self.ledger.barge_in_point(response_active=self.responses.active)
+            if point is not None:
+                self.counters.truncations += 1
+                send.append(truncate_event(point[0], point[1]))
+        return True
+
+    def _on_error(self, event: Error, send: list[ClientEvent]) -> bool:
+        # The error policy: the parser marks the codes after which the session cannot go on
+        # (protocol.FATAL_ERROR_CODES); every other error is a race and is only forwarded.
+        if event.fatal:
+            self._fatal = self._sanitized(event)
+        elif event.code == ACTIVE_RESPONSE_CODE:
+            self.responses.rejected_as_active()
+        return True
+
+    def _on_handoff(self, event: HandoffRequested, send: list[ClientEvent]) -> bool:
+        state = self.handoffs
+        if not state.first_time(event.handoff_id):
+            self.counters.duplicate_calls += 1
+            return False
+        if self._v2 and state.active is not None:
+            # A second request while one runs steers the first: acknowledge the new call now.
+            send.append(steering_ack_event(self.version, event.handoff_id))
+            self._request_response(send)
+            return True
+        state.active = event.handoff_id
+        state.answerable.add(event.handoff_id)
+        return True
+
+    def _on_noop(self, event: NoopRequested, send: list[ClientEvent]) -> bool:
+        if not self.handoffs.first_time(event.call_id):
+            self.counters.duplicate_calls += 1
+            return False
+        # No response.create: the model chose silence.
+        send.append(noop_reply_event(self.version, event.call_id))
+        return True
+
+    def _on_unknown(self, event: UnknownEvent, send: list[ClientEvent]) -> bool:
+        self.counters.unknown_events += 1
+        return self._forward_unknown
+
+    def _on_parse_failure(self, event: ParseFailure, send: list[ClientEvent]) -> bool:
+        self.counters.parse_failures += 1
+        logger.warning(
+            "unparseable server frame: %s (%s)",
+            self._clean(event.reason),
+            self._clean(event.preview),
+        )
+        return True
+
+    def _sanitized(self, event: Any) -> Any:
+        """``Error``/``ParseFailure`` carry server text to the host: escape and redact it."""
+        kind = type(event)
+        if kind is Error:
+            message = self._clean(event.message)
+            if message != event.message:
+                return attrs.evolve(event, message=message)
+        elif kind is ParseFailure:
+            preview = self._clean(event.preview)
+            reason = self._clean(event.reason)
+            if preview != event.preview or reason != event.reason:
+                return attrs.evolve(event, reason=reason, preview=preview)
+        return event
+
+    def _clean(self, text: str) -> str:
+        return clean_text(text, self._secrets)
+
+    # ---- host calls -----------------------------------------------------------------
+
+    def _require_running(self) -> None:
+        if self.status != RUNNING:
+            raise ConversationNotRunning()
+
+    def _request_response(self, send: list[ClientEvent]) -> None:
+        if self.responses.request():
+            send.append(response_create_event())
+
+    def send_text(self, text: str, *, respond: bool) -> Step:
+        """A user text message; on v2 with ``respond``, a response through the queue (a v1
+        backend answers text items by itself)."""
+        self._require_running()
+        if self.mode is SessionMode.TRANSCRIPTION:
+            raise UnsupportedByDialect("transcription sessions do not take text input")
+        step = Step()
+        step.send.append(text_item_event(self.version, text, user_prefix=self._user_prefix))
+        if respond and self._v2:
+            self._request_response(step.send)
+        return step
+
+    def check_handoff(self, handoff_id: str) -> None:
+        """Raise unless ``handoff_id`` may be answered now."""
+        self._require_running()
+        if handoff_id not in self.handoffs.answerable:
+            raise HandoffNotActive(f"no active handoff with id {handoff_id!r}")
+
+    def handoff_output(self, handoff_id: str, text: str, *, final: bool) -> Step:
+        """The host's answer to a ``HandoffRequested``: progress or the final result."""
+        self.check_handoff(handoff_id)
+        step = Step()
+        step.send.extend(handoff_output_events(self.version, handoff_id, text, final=final))
+        if final:
+            # Unanswerable from this moment: a second final for the same id is refused.
+            self.handoffs.finish(handoff_id)
+            if self._v2:
+                # Progress is context for the model ([BACKEND] items); only the final output
+                # asks it to speak, as in the Rust original.
+                self._request_response(step.send)
+        return step
+
+    def update_prompt(self, prompt: str) -> Step:
+        self._require_running()
+        step = Step()
+        step.send.append(prompt_update_event(self.version, prompt, mode=self.mode))
+        return step
+
+    def check_audio(self, frame: AudioFrame) -> None:
+        """Host audio must have a real shape; refused otherwise (so it never reaches the
+        audio mux, where it would end the conversation)."""
+        self._require_running()
+        rate, channels = frame.sample_rate, frame.channels
+        if not isinstance(rate, int) or rate <= 0:
+            raise InvalidAudioFrame(f"sample_rate must be a positive int, got {rate!r}")
+        if not isinstance(channels, int) or channels <= 0:
+            raise InvalidAudioFrame(f"channels must be a positive int, got {channels!r}")
+
+    def audio_delivered(self, event: AudioOut) -> None:
+        """The host took ``event`` from ``events()``: that much of the item reached it."""
+        if event.item_id is not None:
+            self.ledger.delivered(event.item_id, event.frame.duration_ms)
