@@ -71,6 +71,11 @@ class EngineConfig:
             network (backpressure; structural events are never dropped).
         forward_unknown_events: deliver ``UnknownEvent`` to the host (default: count only).
         max_message_size: largest inbound WebSocket message accepted.
+        liveness_timeout: seconds of silence from the peer after which it is taken as dead
+            (WebSocket: keepalive pings and their pongs fit in it; WebRTC: no audio and no
+            event for that long) and the conversation ends (SPEC §3.4).
+        ice_servers: STUN/TURN servers for WebRTC, as URLs or ``RTCIceServer``-shaped
+            mappings. Default: none, so nothing is sent beyond the server's own address.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -98,6 +103,10 @@ class EngineConfig:
     event_queue_size: int = attrs.field(default=16, validator=_positive)
     forward_unknown_events: bool = False
     max_message_size: int = attrs.field(default=16 * 2**20, validator=_positive)
+    liveness_timeout: float = attrs.field(default=5.0, validator=_positive)
+    ice_servers: tuple[str | Mapping[str, Any], ...] = attrs.field(
+        default=(), converter=tuple, repr=False
+    )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> EngineConfig:

@@ -48,9 +48,9 @@ from duplex.protocol import (
     ClientEvent,
     Resampler,
     ServerEvent,
+    ServerEventParser,
     audio_append_text,
     encode_client_event,
-    parse_server_event,
 )
 from duplex.transports import Transport, TransportClosed, TransportEnded
 
@@ -198,8 +198,11 @@ class Conversation:
     async def _reader(self, transport: Transport) -> None:
         """Batches of frames → the state machine → its decisions, applied in order."""
         version = self._version
-        handoff_tool = self.config.handoff_tool_name
-        silence_tool = self.config.silence_tool_name or ""
+        parse = ServerEventParser(
+            version,
+            handoff_tool_name=self.config.handoff_tool_name,
+            silence_tool_name=self.config.silence_tool_name,
+        ).parse
         drop_event_audio = self.state.drop_event_audio
         debug_wire = wire_logger.isEnabledFor(logging.DEBUG)
         receive = self.state.receive
@@ -214,12 +217,7 @@ class Conversation:
             ended: TransportEnded | None = None
             for item in batch:
                 if type(item) is str:
-                    event = parse_server_event(
-                        item,
-                        version,
-                        handoff_tool_name=handoff_tool,
-                        silence_tool_name=silence_tool,
-                    )
+                    event = parse(item)
                     if debug_wire:
                         wire_logger.debug("← %s (%d chars)", event.TYPE, len(item))
                     if drop_event_audio and type(event) is AudioOut:

@@ -376,6 +376,7 @@ class Engine:
                     headers,
                     max_message_size=config.max_message_size,
                     connect_timeout=config.connect_timeout,
+                    liveness_timeout=config.liveness_timeout,
                 )
             transport: Transport = await connect_webrtc(
                 nursery,
@@ -386,6 +387,8 @@ class Engine:
                 version=config.version.value,
                 headers=headers,
                 connect_timeout=config.connect_timeout,
+                liveness_timeout=config.liveness_timeout,
+                ice_servers=config.ice_servers,
             )
             return transport
 

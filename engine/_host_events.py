@@ -11,19 +11,45 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from duplex.protocol import (
+    AudioInterrupted,
     AudioOut,
+    ContentPartAdded,
+    ContentPartDone,
+    ConversationCreated,
     ConversationItemAdded,
     ConversationItemDeleted,
     ConversationItemDone,
+    ConversationItemRetrieved,
     ConversationItemTruncated,
     Error,
+    FunctionCallArgumentsDelta,
+    FunctionCallArgumentsDone,
     HandoffRequested,
+    InputAudioCleared,
     InputAudioCommitted,
+    InputAudioDtmfReceived,
     InputAudioSpeechStarted,
     InputAudioSpeechStopped,
+    InputAudioTimeoutTriggered,
     InputTranscriptDelta,
     InputTranscriptDone,
+    InputTranscriptFailed,
+    InputTranscriptSegment,
+    McpCallArgumentsDelta,
+    McpCallArgumentsDone,
+    McpCallCompleted,
+    McpCallFailed,
+    McpCallInProgress,
+    McpListToolsCompleted,
+    McpListToolsFailed,
+    McpListToolsInProgress,
     NoopRequested,
+    OutputAudioBufferCleared,
+    OutputAudioBufferStarted,
+    OutputAudioBufferStopped,
+    OutputAudioDone,
+    OutputItemAdded,
+    OutputItemDone,
     OutputTranscriptDelta,
     OutputTranscriptDone,
     ParseFailure,
@@ -33,6 +59,7 @@ from duplex.protocol import (
     ResponseDone,
     SessionCreated,
     SessionUpdated,
+    ToolCallRequested,
     UnknownEvent,
 )
 
@@ -66,4 +93,33 @@ HostEvent: TypeAlias = (
     | Error
     | UnknownEvent
     | ParseFailure
+    # forwarded by default since the full GA vocabulary (issue 13)
+    | OutputAudioDone
+    | AudioInterrupted
+    | ToolCallRequested
+    | ConversationItemRetrieved
+    | InputAudioCleared
+    | InputAudioTimeoutTriggered
+    | InputAudioDtmfReceived
+    | InputTranscriptSegment
+    | InputTranscriptFailed
+    | McpListToolsInProgress
+    | McpListToolsCompleted
+    | McpListToolsFailed
+    | McpCallInProgress
+    | McpCallCompleted
+    | McpCallFailed
+    # forwarded only with EngineConfig.forward_unknown_events (detail and WebRTC-only events)
+    | ContentPartAdded
+    | ContentPartDone
+    | ConversationCreated
+    | FunctionCallArgumentsDelta
+    | FunctionCallArgumentsDone
+    | McpCallArgumentsDelta
+    | McpCallArgumentsDone
+    | OutputAudioBufferCleared
+    | OutputAudioBufferStarted
+    | OutputAudioBufferStopped
+    | OutputItemAdded
+    | OutputItemDone
 )

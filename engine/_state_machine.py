@@ -43,6 +43,7 @@ from typing import Any, Final
 import attrs
 
 from duplex.protocol import (
+    DETAIL_EVENTS,
     AudioFrame,
     AudioOut,
     ClientEvent,
@@ -51,6 +52,9 @@ from duplex.protocol import (
     HandoffRequested,
     InputAudioSpeechStarted,
     NoopRequested,
+    OutputAudioBufferCleared,
+    OutputAudioBufferStarted,
+    OutputAudioBufferStopped,
     OutputTranscriptDelta,
     ParseFailure,
     ProtocolVersion,
@@ -59,6 +63,7 @@ from duplex.protocol import (
     ResponseDone,
     ServerEvent,
     SessionMode,
+    ToolCallRequested,
     TranscriptAccumulator,
     UnknownEvent,
     handoff_output_events,
@@ -139,6 +144,7 @@ class Counters:
     stale_audio_dropped: int = 0
     truncations: int = 0
     duplicate_calls: int = 0
+    detail_events: int = 0
 
 
 # ---- the small rule sets ---------------------------------------------------------------
@@ -326,7 +332,20 @@ class ConversationState:
             ParseFailure: self._on_parse_failure,
             OutputTranscriptDelta: self._on_output_text,
             ConversationItemAdded: self._on_item_added,
+            ToolCallRequested: self._on_tool_call,
         }
+        # Not forwarded by default (``forward_unknown_events`` forwards them): the GA detail
+        # events a host rarely acts on, and the WebRTC-only output buffer events, which a
+        # WebSocket session never sees — forwarding them would make the host's event stream
+        # depend on the transport (SPEC §3.4). OutputAudioDone and AudioInterrupted are their
+        # transport-neutral equivalents.
+        for kind in (
+            *DETAIL_EVENTS,
+            OutputAudioBufferStarted,
+            OutputAudioBufferStopped,
+            OutputAudioBufferCleared,
+        ):
+            self._effects[kind] = self._on_detail
         self._fatal: Error | None = None
 
     @property
@@ -509,6 +528,17 @@ class ConversationState:
         # No response.create: the model chose silence.
         send.append(noop_reply_event(self.version, event.call_id))
         return True
+
+    def _on_tool_call(self, event: ToolCallRequested, send: list[ClientEvent]) -> bool:
+        # A call seen again (in response.done's output, or a retried item) is not re-emitted.
+        if not self.handoffs.first_time(event.call_id):
+            self.counters.duplicate_calls += 1
+            return False
+        return True
+
+    def _on_detail(self, event: ServerEvent, send: list[ClientEvent]) -> bool:
+        self.counters.detail_events += 1
+        return self._forward_unknown
 
     def _on_unknown(self, event: UnknownEvent, send: list[ClientEvent]) -> bool:
         self.counters.unknown_events += 1

@@ -184,19 +184,12 @@ def test_an_unexpected_attempt_fails_the_test_that_made_it(tmp_path: Path) -> No
 def test_the_websocket_demo_stays_on_this_machine(
     network_guard: NetworkGuard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``duplex demo`` in-process under the guard: it completes, and nothing was blocked.
-
-    WebSocket only: on this branch the WebRTC leg still trips the guard (aiortc's default STUN
-    server) until EngineConfig.ice_servers and the simulator's empty ICE list land."""
+    """``duplex demo`` in-process under the guard: it completes, and nothing was blocked."""
     assert main(["demo", "--transport", "websocket", "--out-dir", str(tmp_path)]) == 0
     assert network_guard.take() == []
     assert "websocket  yes" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the WebRTC leg asks aiortc's default public STUN server until the engine and the "
-    "simulator pass an empty ICE server list (issue 10.7); remove this mark once they do",
-)
-def test_the_webrtc_demo_stays_on_this_machine(tmp_path: Path) -> None:
+def test_the_webrtc_demo_stays_on_this_machine(network_guard: NetworkGuard, tmp_path: Path) -> None:
     assert main(["demo", "--transport", "webrtc", "--out-dir", str(tmp_path)]) == 0
+    assert network_guard.take() == []

@@ -17,6 +17,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 
 from duplex.simulator import Simulator, SimulatorConfig, run_server, serve_simulator
 
+from .._netguard import NetworkGuard
 from ._simhelpers import close_code, self_signed_cert
 
 
@@ -175,12 +176,23 @@ async def test_busy_port_is_a_one_line_bind_error() -> None:
             assert "\n" not in message
 
 
-async def test_unknown_host_is_a_bind_error() -> None:
-    from duplex.simulator import SimulatorBindError, open_simulator
+async def _open_on(host: str) -> None:
+    from duplex.simulator import open_simulator
 
-    with trio.fail_after(10), pytest.raises(SimulatorBindError) as info:
-        async with open_simulator(SimulatorConfig(host="no-such-host.invalid")):
-            pass
+    async with open_simulator(SimulatorConfig(host=host)):
+        pass
+
+
+async def test_unknown_host_is_a_bind_error(network_guard: NetworkGuard) -> None:
+    from duplex.simulator import SimulatorBindError
+
+    # The lookup would leave this machine; the suite's guard fails it as a resolver would.
+    with (
+        network_guard.expect_blocked(),
+        trio.fail_after(10),
+        pytest.raises(SimulatorBindError) as info,
+    ):
+        await _open_on("no-such-host.invalid")
     assert "no-such-host.invalid" in str(info.value)
 
 

@@ -21,7 +21,12 @@ import numpy as np
 import pydantic
 import pytest
 import trio
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from openai.types.realtime import RealtimeServerEvent
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
@@ -81,7 +86,7 @@ class RtcClient:
         self._tasks: set[asyncio.Future[None]] = set()
 
     async def offer(self) -> str:  # (asyncio)
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: loopback only
         self.pc = pc
         pc.addTrack(self.mic)
         if self.with_channel:
