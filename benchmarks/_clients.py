@@ -9,10 +9,11 @@ Every client does the same work against the load server (``_load_server``):
   time, and record host-visible latency (the moment the host's loop sees the event).
 
 Clients: ``duplex`` (the engine: events are parsed, pass through the actors and are taken
-from ``Engine.events()``), ``bare`` (trio-websocket + ``orjson.loads``: the floor any
-Python client pays), ``openai`` (the ``openai`` SDK's ``realtime.connect``, asyncio,
-``async for event in connection``) and ``agents`` (``openai-agents`` ``RealtimeSession``,
-``async for event in session``).
+from ``Engine.events()``), ``aio`` (the same engine under ``asyncio.run`` through
+``duplex.aio``, trio in guest mode; ``aio-thread``: trio on a thread instead), ``bare``
+(trio-websocket + ``orjson.loads``: the floor any Python client pays), ``openai`` (the
+``openai`` SDK's ``realtime.connect``, asyncio, ``async for event in connection``) and
+``agents`` (``openai-agents`` ``RealtimeSession``, ``async for event in session``).
 
 Run: ``python -m benchmarks._clients CLIENT SCENARIO URL [--events N] [--conversations C]
 [--seconds S]``; prints one JSON object.
@@ -27,10 +28,13 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
+
+if TYPE_CHECKING:
+    from duplex.aio import Mechanism
 
 __all__ = ["main"]
 
@@ -185,6 +189,59 @@ async def _duplex_paced(url: str, conversations: int, seconds: float) -> dict[st
         await window.run_trio()
         nursery.cancel_scope.cancel()
     return window.summary()
+
+
+# ---- duplex.aio (the same engine under an asyncio host) ------------------------------
+
+
+async def _aio_burst(url: str, expected: int, mechanism: Mechanism = "guest") -> dict[str, Any]:
+    from duplex.aio import open_engine
+    from duplex.engine import ResponseDone, SessionUpdated
+
+    async with open_engine(_duplex_config(url), mechanism=mechanism) as engine:
+        await engine.start(prompt="")
+        events = engine.events()
+        async for event in events:
+            if isinstance(event, SessionUpdated):
+                break
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await engine.send_text("go")
+        count = 0
+        async for event in events:
+            count += 1
+            if isinstance(event, ResponseDone):
+                break
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        stats = engine.statistics()
+        await engine.close()
+    return _result(expected, cpu, wall, host_events=count, server_events=stats.server_events)
+
+
+async def _aio_paced(
+    url: str, conversations: int, seconds: float, mechanism: Mechanism = "guest"
+) -> dict[str, Any]:
+    from duplex.aio import open_engine
+    from duplex.engine import OutputTranscriptDelta
+
+    window = Window(seconds, conversations)
+
+    async def one() -> None:
+        async with open_engine(_duplex_config(url), mechanism=mechanism) as engine:
+            await engine.start(prompt="")
+            window.connected()
+            async for event in engine.events():
+                if type(event) is OutputTranscriptDelta:
+                    window.record(int(event.delta))
+
+    return await _run_asyncio_window(window, one, conversations)
+
+
+async def _aio_thread_burst(url: str, expected: int) -> dict[str, Any]:
+    return await _aio_burst(url, expected, "thread")
+
+
+async def _aio_thread_paced(url: str, conversations: int, seconds: float) -> dict[str, Any]:
+    return await _aio_paced(url, conversations, seconds, "thread")
 
 
 # ---- transport round trip ------------------------------------------------------------
@@ -376,12 +433,16 @@ RUNNERS: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("openai", "paced"): ("asyncio", _openai_paced),
     ("agents", "burst"): ("asyncio", _agents_burst),
     ("agents", "paced"): ("asyncio", _agents_paced),
+    ("aio", "burst"): ("asyncio", _aio_burst),
+    ("aio", "paced"): ("asyncio", _aio_paced),
+    ("aio-thread", "burst"): ("asyncio", _aio_thread_burst),
+    ("aio-thread", "paced"): ("asyncio", _aio_thread_paced),
 }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("client", choices=["duplex", "bare", "openai", "agents"])
+    parser.add_argument("client", choices=sorted({client for client, _ in RUNNERS}))
     parser.add_argument("scenario", choices=["burst", "paced", "rtt"])
     parser.add_argument("url")
     parser.add_argument("--events", type=int, default=3000)

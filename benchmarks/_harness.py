@@ -4,9 +4,10 @@ Each measure runs its server and its client in separate processes (CPU and RSS t
 to the client alone, and asyncio peers never share a process with trio):
 
 - parser: ``_parser_bench`` in-process (pure CPU, no I/O).
-- burst / paced: ``_load_server`` + one ``_clients`` process per client (duplex, bare
-  trio-websocket loop, ``openai`` SDK, ``openai-agents``). Burst is repeated and the median
-  taken. Peers that are not installed (``pip install duplex[bench]``) are skipped with a note.
+- burst / paced: ``_load_server`` + one ``_clients`` process per client (duplex, duplex.aio
+  under ``asyncio.run``, bare trio-websocket loop, ``openai`` SDK, ``openai-agents``). Burst
+  is repeated and the median taken. Peers that are not installed (``pip install
+  duplex[bench]``) are skipped with a note.
 - memory / webrtc / soak: ``duplex serve`` (the simulator) + ``_scenarios``.
 
 Results: a table on stdout, ``bench.json`` and PNG plots in ``out_dir``. No measure asserts
@@ -32,7 +33,8 @@ __all__ = ["SCENARIOS", "run_bench"]
 
 SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "soak")
 DEFAULT_SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc")
-CLIENTS = ("duplex", "bare", "openai", "agents")
+# ``aio``: the duplex engine under an asyncio host (``duplex.aio``), beside the trio host.
+CLIENTS = ("duplex", "aio", "bare", "openai", "agents")
 
 PEERS = {"openai": "openai", "agents": "agents"}
 SUBPROCESS_TIMEOUT_S = 300
@@ -313,6 +315,18 @@ def format_table(results: dict[str, Any]) -> str:
                 _ratio(ours, best),
             )
         )
+        aio_cpu = clients.get("aio", {}).get("cpu_us_per_event")
+        if isinstance(aio_cpu, float | int):
+            # duplex.aio against the asyncio peers, on CPU per event (SPEC §3.6).
+            peer, best = _best_peer(clients, "cpu_us_per_event")
+            rows.append(
+                (
+                    f"{name}: duplex.aio µs CPU/event",
+                    f"{aio_cpu:.1f}",
+                    f"{peer} {best:.1f}" if best is not None else "-",
+                    _ratio(aio_cpu, best),
+                )
+            )
         rtt = section.get("websocket_rtt")
         if rtt and "rtt_us_p50" in rtt:
             rows.append(
