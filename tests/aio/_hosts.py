@@ -171,3 +171,11 @@ def simulator_thread(config: SimulatorConfig | None = None) -> Iterator[Simulato
     finally:
         box["token"].run_sync_soon(box["scope"].cancel)
         thread.join(30)
+
+
+async def poll_until(predicate: Callable[[], bool], interval: float = 0.01) -> None:
+    """Wait (asyncio) until ``predicate()`` holds, for state that has no event to wait on."""
+    while True:
+        if predicate():
+            return
+        await asyncio.sleep(interval)
