@@ -240,7 +240,7 @@ def _bench_webrtc(quick: bool) -> dict[str, Any]:
     runs, seconds = (3, 5.0) if quick else (5, 15.0)
     with _simulator() as url:
         _progress(f"webrtc: {runs} connects, {seconds:g} s duplex audio")
-        return _run_json(
+        result = _run_json(
             [
                 "-m",
                 "duplex.benchmarks._scenarios",
@@ -252,6 +252,25 @@ def _bench_webrtc(quick: bool) -> dict[str, Any]:
                 str(seconds),
             ]
         )
+        # The same audio stream under the trio host and under duplex.aio (asyncio.run): CPU
+        # and the lateness of the host's own 20 ms ticks (aiortc stays on its bridge thread).
+        hosts: dict[str, Any] = {}
+        for client in ("duplex", "aio"):
+            _progress(f"webrtc: {seconds:g} s audio under the {client} host")
+            hosts[client] = _run_json(
+                [
+                    "-m",
+                    "duplex.benchmarks._clients",
+                    client,
+                    "webrtc",
+                    url,
+                    "--seconds",
+                    str(seconds),
+                ]
+            )
+        if "error" not in result:
+            result["hosts"] = hosts
+        return result
 
 
 def _bench_soak(minutes: float) -> dict[str, Any]:
@@ -382,6 +401,16 @@ def format_table(results: dict[str, Any]) -> str:
                 "",
             )
         )
+        for client, data in (webrtc.get("hosts") or {}).items():
+            if "cpu_percent_of_one_core" in data:
+                rows.append(
+                    (
+                        f"webrtc: audio under the {client} host",
+                        f"{data['cpu_percent_of_one_core']:.1f} % of a core",
+                        f"host tick late p99 {data['tick_late_ms_p99']:.1f} ms",
+                        "",
+                    )
+                )
         one_way = webrtc.get("audio_one_way_ms") or []
         if one_way:
             rows.append(

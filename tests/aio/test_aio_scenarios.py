@@ -253,3 +253,28 @@ def test_cancelled_events_iteration_loses_nothing_on_trio_and_asyncio() -> None:
 
     log = same_on_every_host(make)
     assert sum(isinstance(e, ResponseDone) for e in log) == 1
+
+
+def test_text_turn_over_webrtc_same_events_on_trio_and_asyncio() -> None:
+    """WebRTC under duplex.aio: aiortc keeps its own asyncio loop on the transport's bridge
+    thread whatever the host's loop is (see docs/aio.md)."""
+
+    def make(server: SimulatorThread) -> Scenario:
+        async def scenario(host: Host) -> list[Any]:
+            log: list[Any] = []
+            async with host.open_engine(server.config(transport="webrtc")) as engine:
+                events = engine.events()
+                await host.within(TIMEOUT_S, engine.start())
+                await host.within(TIMEOUT_S, until(events, log, SessionUpdated))
+                await engine.send_text("hello")
+                await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+                await engine.close()
+                await host.within(TIMEOUT_S, until(events, log, ConversationClosed))
+            assert [e.text for e in log if isinstance(e, OutputTranscriptDone)] == [
+                "You said: hello."
+            ]
+            return log
+
+        return scenario
+
+    same_on_every_host(make)
