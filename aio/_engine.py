@@ -16,8 +16,9 @@ Invariants:
   (``EngineConfig.audio_queue_size``; full → dropped, counted, ``False``) that the trio side
   drains into the engine's own bounded queue on its next tick.
 - Backpressure: a pump task in trio moves events from the engine's (bounded) host channel
-  to the asyncio side and stops when ``EVENT_WINDOW`` events wait unread there, so a slow
-  asyncio consumer stops the engine reading the network exactly as a slow trio host does.
+  to the asyncio side and stops when ``EVENT_WINDOW`` events (or ``AUDIO_AHEAD_MS`` of model
+  audio) wait unread there, so a slow asyncio consumer stops the engine reading the network
+  exactly as a slow trio host does.
 - ``events()`` iterators share one position (as in trio) and are cancel-safe: a cancelled
   ``__anext__`` loses nothing.
 """
@@ -36,6 +37,7 @@ import trio
 
 from duplex.engine import (
     AudioFrame,
+    AudioOut,
     ConversationClosed,
     ConversationNotRunning,
     ConversationStarted,
@@ -48,18 +50,20 @@ from duplex.protocol import ProtocolVersion
 
 from ._trio_run import Mechanism, TrioRun, acquire_run, settle as _settle, wait_settled
 
-__all__ = ["EVENT_WINDOW", "AsyncioEngine", "AsyncioEventStream", "open_engine"]
+__all__ = ["AUDIO_AHEAD_MS", "EVENT_WINDOW", "AsyncioEngine", "AsyncioEventStream", "open_engine"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Events the pump moves ahead of the asyncio consumer before it waits for it to read. Large
-#: enough that a consumer keeping up never makes the pump wait (one wake-up of trio per
-#: window at most), small against the engine's own buffering (``event_queue_size`` batches).
-#: ``AudioOut`` counts as taken by the host (for barge-in) when the pump takes it: at most
-#: this many events early.
-EVENT_WINDOW = 32
+#: How far the pump may run ahead of the asyncio consumer: this many events, and this much
+#: model audio (``AudioOut`` counts as taken by the host, for barge-in, when the pump takes
+#: it, so a host that reads at playback pace is cut at most ``AUDIO_AHEAD_MS`` late). Each
+#: time the pump has to wait, the consumer wakes trio again, which in guest mode costs a
+#: round trip through trio's I/O thread: the bounds trade that cost against memory and
+#: barge-in precision (burst CPU per event, docs/aio.md: window 8 → 27 µs, 64 → 24 µs).
+EVENT_WINDOW = 64
+AUDIO_AHEAD_MS = 200.0
 
 TransportFactory = Callable[[trio.Nursery], Awaitable[Any]]
 
@@ -113,14 +117,17 @@ class AsyncioEngine:
         self._exit: trio.Event | None = None
         self._pump_started = False
         self._space: trio.Event | None = None  # set to wake a pump waiting for the consumer
-        self._sent = 0  # events the pump handed over (written by the trio side only)
+        # Handed over by the pump (written by the trio side only): events, audio ms.
+        self._sent = 0
+        self._sent_ms = 0.0
         # asyncio side.
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._finished: asyncio.Future[None] = self._loop.create_future()
         self._closed = False
         self._running = False  # as this side last knew it: start() returned, no end seen
         self._events: deque[Any] = deque()
-        self._taken = 0
+        self._taken = 0  # taken by the consumer (written by the asyncio side only)
+        self._taken_ms = 0.0
         self._ended = False
         self._waiter: asyncio.Future[None] | None = None
         self._audio: deque[AudioFrame] = deque()
@@ -274,11 +281,17 @@ class AsyncioEngine:
                 self._waiter = None
         event = events.popleft()
         self._taken += 1
+        kind = type(event)
+        if kind is AudioOut:
+            self._taken_ms += event.frame.duration_ms
         space = self._space
-        if space is not None and self._sent - self._taken <= EVENT_WINDOW // 2:
+        if (
+            space is not None
+            and self._sent - self._taken <= EVENT_WINDOW // 2
+            and self._sent_ms - self._taken_ms <= AUDIO_AHEAD_MS / 2
+        ):
             self._space = None
             self._run.submit(space.set)
-        kind = type(event)
         if kind is ConversationStarted:
             self._reading_session = event.session_id
         elif kind is ConversationClosed and self._reading_session == self._started_session:
@@ -294,7 +307,7 @@ class AsyncioEngine:
 
     async def _pump(self) -> None:
         """Trio side: move events from the trio engine to the asyncio side, at most
-        ``EVENT_WINDOW`` ahead of the consumer."""
+        ``EVENT_WINDOW`` events or ``AUDIO_AHEAD_MS`` of audio ahead of the consumer."""
         engine = self._engine
         assert engine is not None
         deliver = self._run.deliver
@@ -302,14 +315,22 @@ class AsyncioEngine:
             async for event in engine.events():
                 deliver(self._push, event)
                 self._sent += 1
-                if self._sent - self._taken >= EVENT_WINDOW:
+                if type(event) is AudioOut:
+                    self._sent_ms += event.frame.duration_ms
+                if self._ahead():
                     space = self._space = trio.Event()
                     # Re-checked after publishing ``space``: the consumer may have taken
                     # events meanwhile without seeing it (no lost wake-up).
-                    if self._sent - self._taken >= EVENT_WINDOW:
+                    if self._ahead():
                         await space.wait()
         finally:
             deliver(self._end_events)
+
+    def _ahead(self) -> bool:
+        return (
+            self._sent - self._taken >= EVENT_WINDOW
+            or self._sent_ms - self._taken_ms >= AUDIO_AHEAD_MS
+        )
 
     def _push(self, event: Any) -> None:
         self._events.append(event)
