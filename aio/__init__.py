@@ -25,6 +25,7 @@ from duplex.engine import (
 )
 
 from ._engine import (
+    AUDIO_AHEAD_MS as AUDIO_AHEAD_MS,
     EVENT_WINDOW as EVENT_WINDOW,
     AsyncioEngine as AsyncioEngine,
     AsyncioEventStream as AsyncioEventStream,
@@ -39,6 +40,7 @@ __all__ = [
     "AsyncioEventStream",
     "Mechanism",
     "EVENT_WINDOW",
+    "AUDIO_AHEAD_MS",
     # re-exported from duplex.engine
     "EngineConfig",
     "EngineStatistics",

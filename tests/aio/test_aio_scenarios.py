@@ -11,12 +11,16 @@ from typing import Any
 
 import pytest
 
+from duplex.aio import AUDIO_AHEAD_MS
 from duplex.engine import (
     AudioFrame,
+    AudioOut,
     ConversationClosed,
+    ConversationItemTruncated,
     ConversationNotRunning,
     ConversationStarted,
     ConversationStartError,
+    Error,
     HandoffRequested,
     InputTranscriptDone,
     OutputTranscriptDone,
@@ -278,3 +282,39 @@ def test_text_turn_over_webrtc_same_events_on_trio_and_asyncio() -> None:
         return scenario
 
     same_on_every_host(make)
+
+
+def test_barge_in_cuts_within_what_the_host_took_on_trio_and_asyncio() -> None:
+    """Real-time model audio taken as it comes, then the user talks: one truncate, accepted by
+    the strict simulator, at most what the host took (plus, under duplex.aio, the pump's
+    ``AUDIO_AHEAD_MS``). Compared on each host's own figures: how many deltas interleave
+    with the audio depends on timing, so the sequences are not compared here."""
+    speech = tone(600, amplitude=0.3) + b"\x00\x00" * 7200
+
+    def make(server: SimulatorThread) -> Scenario:
+        async def scenario(host: Host) -> list[Any]:
+            log: list[Any] = []
+            async with host.open_engine(server.config()) as engine:
+                events = engine.events()
+                await host.within(TIMEOUT_S, engine.start())
+                await engine.send_text("tell me a rather long story about the sea please")
+                item_id = (await host.within(TIMEOUT_S, until(events, log, AudioOut))).item_id
+                while audio_ms(log) < 400:
+                    await host.within(TIMEOUT_S, until(events, log, AudioOut))
+                for frame in pcm_frames(speech):
+                    engine.send_audio(frame)
+                cut = await host.within(TIMEOUT_S, until(events, log, ConversationItemTruncated))
+                slack = 0.0 if host.kind == "trio" else AUDIO_AHEAD_MS
+                assert cut.item_id == item_id
+                assert 0 < cut.audio_end_ms <= audio_ms(log) + slack
+                assert not [e for e in log if isinstance(e, Error)]
+                assert engine.statistics().truncations == 1
+            return []
+
+        return scenario
+
+    same_on_every_host(make, audio_speedup=1.0, audio_chunk_ms=40)
+
+
+def audio_ms(log: list[Any]) -> float:
+    return float(sum(e.frame.duration_ms for e in log if isinstance(e, AudioOut)))
