@@ -92,10 +92,12 @@ async def open_engine(
     run = await acquire_run(mechanism)
     try:
         engine = AsyncioEngine(run, config, transport_factory)
-        await engine._open()
         try:
+            await engine._open()
             yield engine
         finally:
+            # Also when opening failed or was cancelled: the loop's trio run may serve other
+            # engines and outlive this one, so its trio task must end here.
             await engine._shutdown()
     finally:
         await run.release()
@@ -114,7 +116,8 @@ class AsyncioEngine:
         # Trio side, set while the trio engine's block is open.
         self._engine: Engine | None = None
         self._calls: trio.Nursery | None = None
-        self._exit: trio.Event | None = None
+        # Set (in trio) to end the trio side; made here so a request can never be missed.
+        self._exit = trio.Event()
         self._pump_started = False
         self._space: trio.Event | None = None  # set to wake a pump waiting for the consumer
         # Handed over by the pump (written by the trio side only): events, audio ms.
@@ -155,7 +158,7 @@ class AsyncioEngine:
                 open_trio_engine(self.config, transport_factory=self._transport_factory) as engine,
                 trio.open_nursery() as calls,
             ):
-                self._engine, self._calls, self._exit = engine, calls, trio.Event()
+                self._engine, self._calls = engine, calls
                 deliver(_settle, self._opened, None)
                 await self._exit.wait()
                 calls.cancel_scope.cancel()
@@ -178,8 +181,7 @@ class AsyncioEngine:
         await wait_settled(self._finished)
 
     def _request_exit(self) -> None:
-        if self._exit is not None:
-            self._exit.set()
+        self._exit.set()
 
     async def start(
         self, prompt: str | None = None, conversation_id: str | None = None
