@@ -132,7 +132,8 @@ class AsyncioEngine:
         self._taken = 0  # taken by the consumer (written by the asyncio side only)
         self._taken_ms = 0.0
         self._ended = False
-        self._waiter: asyncio.Future[None] | None = None
+        # Consumers waiting for events (usually one; every one is woken and re-checks).
+        self._waiters: list[asyncio.Future[None]] = []
         self._audio: deque[AudioFrame] = deque()
         self._audio_dropped = 0
         self._started_session: str | None = None  # of the latest start()
@@ -276,11 +277,12 @@ class AsyncioEngine:
             if not self._pump_started:
                 self._pump_started = True
                 self._run.submit(self._spawn_pump)
-            waiter = self._waiter = self._loop.create_future()
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
             try:
                 await waiter
             finally:
-                self._waiter = None
+                self._waiters.remove(waiter)
         event = events.popleft()
         self._taken += 1
         kind = type(event)
@@ -336,15 +338,17 @@ class AsyncioEngine:
 
     def _push(self, event: Any) -> None:
         self._events.append(event)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._waiters:
+            self._wake()
 
     def _end_events(self) -> None:
         self._ended = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def statistics(self) -> EngineStatistics:
         """A frozen snapshot of counters and queue depths (see ``Engine.statistics``).

@@ -27,7 +27,16 @@ from duplex.engine import (
     SessionUpdated,
 )
 
-from ._hosts import ALL_HOSTS, API_KEY, ASYNCIO_HOSTS, Host, run_on, simulator_thread, until
+from ._hosts import (
+    ALL_HOSTS,
+    API_KEY,
+    ASYNCIO_HOSTS,
+    Host,
+    poll_until,
+    run_on,
+    simulator_thread,
+    until,
+)
 
 TIMEOUT_S = 20
 
@@ -210,3 +219,32 @@ def test_engines_of_one_loop_converse_concurrently() -> None:
 
         results = asyncio.run(main())
         assert results == [[f"You said: hello {i}."] for i in range(5)]
+
+
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS, ids=lambda h: h.name)
+def test_two_tasks_reading_events_share_them_without_loss(host: Host) -> None:
+    with simulator_thread() as server:
+
+        async def scenario(host: Host) -> None:
+            async with aio.open_engine(server.config(), mechanism=host.mechanism) as engine:
+                taken: list[list[Any]] = [[], []]
+                merged: list[Any] = []
+
+                async def reader(log: list[Any]) -> None:
+                    async for event in engine.events():
+                        log.append(event)
+                        merged.append(event)
+                        await asyncio.sleep(0)  # let the other reader in
+
+                readers = [asyncio.create_task(reader(log)) for log in taken]
+                await host.within(TIMEOUT_S, engine.start())
+                await engine.send_text("hello")
+                await poll_until(lambda: any(isinstance(e, ResponseDone) for e in merged))
+                await engine.close()
+                await poll_until(lambda: any(isinstance(e, ConversationClosed) for e in merged))
+            await host.within(TIMEOUT_S, asyncio.gather(*readers))  # both ended with the block
+            assert all(taken)  # both readers got events
+            assert len(merged) == len({id(e) for e in merged})  # none twice
+            assert sum(isinstance(e, ConversationStarted) for e in merged) == 1
+
+        run_on(host, scenario)
