@@ -24,7 +24,7 @@ import attrs
 import pytest
 import trio
 
-from duplex import aio
+import duplex.aio as aio
 from duplex.engine import (
     AudioOut,
     EngineConfig,

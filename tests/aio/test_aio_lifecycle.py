@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from duplex import aio
+import duplex.aio as aio
 from duplex.engine import (
     ConversationClosed,
     ConversationStarted,
