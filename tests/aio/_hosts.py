@@ -24,7 +24,7 @@ import attrs
 import pytest
 import trio
 
-import duplex.aio as aio
+from duplex.aio import Mechanism, open_engine as open_aio_engine
 from duplex.engine import (
     AudioOut,
     EngineConfig,
@@ -46,13 +46,13 @@ class Host:
 
     name: str
     kind: str
-    mechanism: aio.Mechanism = "guest"
+    mechanism: Mechanism = "guest"
     uvloop: bool = False
 
     def open_engine(self, config: EngineConfig) -> AbstractAsyncContextManager[Any]:
         if self.kind == "trio":
             return open_trio_engine(config)
-        return aio.open_engine(config, mechanism=self.mechanism)
+        return open_aio_engine(config, mechanism=self.mechanism)
 
     async def within(self, seconds: float, awaitable: Awaitable[T]) -> T:
         """``await awaitable``, failing the test after ``seconds``."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-import duplex.aio as aio
+from duplex.aio import EVENT_WINDOW, open_engine as open_aio_engine
 from duplex.engine import (
     ConversationClosed,
     ConversationStarted,
@@ -97,7 +97,7 @@ def test_nothing_left_after_the_block_even_when_cancelled_mid_events(host: Host)
             reading = asyncio.Event()
 
             async def conversation() -> None:
-                async with aio.open_engine(config, mechanism=host.mechanism) as engine:
+                async with open_aio_engine(config, mechanism=host.mechanism) as engine:
                     await engine.start()
                     await engine.send_text("hello")
                     async for event in engine.events():
@@ -129,7 +129,7 @@ def test_cancelling_a_pending_start_cancels_the_trio_side_cleanly(host: Host) ->
         stuck = server.config(base_url=f"http://127.0.0.1:{port}/v1", connect_timeout=30)
 
         async def scenario(host: Host) -> None:
-            async with aio.open_engine(stuck, mechanism=host.mechanism) as engine:
+            async with open_aio_engine(stuck, mechanism=host.mechanism) as engine:
                 starting = asyncio.create_task(engine.start())
                 await asyncio.sleep(0.2)  # it is connecting (and would for 30 s)
                 starting.cancel()
@@ -139,7 +139,7 @@ def test_cancelling_a_pending_start_cancels_the_trio_side_cleanly(host: Host) ->
                 assert (stats.running, stats.conversations_started) == (False, 0)
                 assert await engine.close() is False  # nothing half-started remains
             # The loop's trio run is intact: the next engine starts a conversation.
-            async with aio.open_engine(server.config(), mechanism=host.mechanism) as engine:
+            async with open_aio_engine(server.config(), mechanism=host.mechanism) as engine:
                 started = await host.within(TIMEOUT_S, engine.start())
                 assert isinstance(started, ConversationStarted)
 
@@ -164,7 +164,7 @@ def test_a_consumer_that_stops_reading_stops_the_engine_reading(host: Host) -> N
                 await host.sleep(0.5)  # the host is busy: it reads nothing for a while
                 stats = engine.statistics()
                 assert stats.server_events < total
-                assert stats.queue_depths.get("aio_events", 0) <= aio.EVENT_WINDOW
+                assert stats.queue_depths.get("aio_events", 0) <= EVENT_WINDOW
                 await host.within(TIMEOUT_S, until(events, log, ResponseDone))
                 assert engine.statistics().server_events == total + 4
 
@@ -175,7 +175,7 @@ def test_trio_never_takes_sigint_from_an_asyncio_host() -> None:
     with simulator_thread() as server:
 
         async def with_engine() -> Any:
-            async with aio.open_engine(server.config()) as engine:
+            async with open_aio_engine(server.config()) as engine:
                 await engine.start()
                 return signal.getsignal(signal.SIGINT)
 
@@ -204,7 +204,7 @@ def test_engines_of_one_loop_converse_concurrently() -> None:
 
         async def one(text: str) -> list[str]:
             log: list[Any] = []
-            async with aio.open_engine(server.config()) as engine:
+            async with open_aio_engine(server.config()) as engine:
                 await engine.start()
                 await engine.send_text(text)
                 events = engine.events()
@@ -226,7 +226,7 @@ def test_two_tasks_reading_events_share_them_without_loss(host: Host) -> None:
     with simulator_thread() as server:
 
         async def scenario(host: Host) -> None:
-            async with aio.open_engine(server.config(), mechanism=host.mechanism) as engine:
+            async with open_aio_engine(server.config(), mechanism=host.mechanism) as engine:
                 taken: list[list[Any]] = [[], []]
                 merged: list[Any] = []
 
