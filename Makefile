@@ -8,7 +8,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := protocol transports engine simulator benchmarks cli testing
+PACKAGES := protocol transports engine simulator benchmarks cli testing aio
 EDITABLE := --config-settings editable_mode=strict
 
 .PHONY: demo test lint typecheck pytest bench bench-quick fuzz fuzz-smoke relink clean

@@ -9,10 +9,11 @@ Every client does the same work against the load server (``_load_server``):
   time, and record host-visible latency (the moment the host's loop sees the event).
 
 Clients: ``duplex`` (the engine: events are parsed, pass through the actors and are taken
-from ``Engine.events()``), ``bare`` (trio-websocket + ``orjson.loads``: the floor any
-Python client pays), ``openai`` (the ``openai`` SDK's ``realtime.connect``, asyncio,
-``async for event in connection``) and ``agents`` (``openai-agents`` ``RealtimeSession``,
-``async for event in session``).
+from ``Engine.events()``), ``aio`` (the same engine under ``asyncio.run`` through
+``duplex.aio``, trio in guest mode; ``aio-thread``: trio on a thread instead), ``bare``
+(trio-websocket + ``orjson.loads``: the floor any Python client pays), ``openai`` (the
+``openai`` SDK's ``realtime.connect``, asyncio, ``async for event in connection``) and
+``agents`` (``openai-agents`` ``RealtimeSession``, ``async for event in session``).
 
 Run: ``python -m benchmarks._clients CLIENT SCENARIO URL [--events N] [--conversations C]
 [--seconds S]``; prints one JSON object.
@@ -27,10 +28,13 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
+
+if TYPE_CHECKING:
+    from duplex.aio import Mechanism
 
 __all__ = ["main"]
 
@@ -185,6 +189,154 @@ async def _duplex_paced(url: str, conversations: int, seconds: float) -> dict[st
         await window.run_trio()
         nursery.cancel_scope.cancel()
     return window.summary()
+
+
+# ---- duplex.aio (the same engine under an asyncio host) ------------------------------
+
+
+async def _aio_burst(url: str, expected: int, mechanism: Mechanism = "guest") -> dict[str, Any]:
+    from duplex.aio import open_engine
+    from duplex.engine import ResponseDone, SessionUpdated
+
+    async with open_engine(_duplex_config(url), mechanism=mechanism) as engine:
+        await engine.start(prompt="")
+        events = engine.events()
+        async for event in events:
+            if isinstance(event, SessionUpdated):
+                break
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await engine.send_text("go")
+        count = 0
+        async for event in events:
+            count += 1
+            if isinstance(event, ResponseDone):
+                break
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        stats = engine.statistics()
+        await engine.close()
+    return _result(expected, cpu, wall, host_events=count, server_events=stats.server_events)
+
+
+async def _aio_paced(
+    url: str, conversations: int, seconds: float, mechanism: Mechanism = "guest"
+) -> dict[str, Any]:
+    from duplex.aio import open_engine
+    from duplex.engine import OutputTranscriptDelta
+
+    window = Window(seconds, conversations)
+
+    async def one() -> None:
+        async with open_engine(_duplex_config(url), mechanism=mechanism) as engine:
+            await engine.start(prompt="")
+            window.connected()
+            async for event in engine.events():
+                if type(event) is OutputTranscriptDelta:
+                    window.record(int(event.delta))
+
+    return await _run_asyncio_window(window, one, conversations)
+
+
+async def _aio_thread_burst(url: str, expected: int) -> dict[str, Any]:
+    return await _aio_burst(url, expected, "thread")
+
+
+async def _aio_thread_paced(url: str, conversations: int, seconds: float) -> dict[str, Any]:
+    return await _aio_paced(url, conversations, seconds, "thread")
+
+
+# ---- WebRTC audio under the trio host and under duplex.aio ------------------------------
+#
+# One WebRTC conversation (against the simulator) streaming 20 ms speech frames for
+# ``seconds``: process CPU as a share of one core, and how late the host's own 20 ms ticks
+# run (p99), which shows whether aiortc's per-packet work (on the transport's bridge thread)
+# disturbs the host's loop.
+
+RTC_FRAME_MS = 20
+
+
+def _rtc_frames() -> list[bytes]:
+    from duplex.simulator import synthesize, tone
+
+    pcm = synthesize("the quick brown fox jumps over the lazy dog") + tone(900, amplitude=0.0)
+    size = 24 * RTC_FRAME_MS * 2
+    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
+def _rtc_summary(cpu: float, wall: float, late_ms: list[float], sent: int) -> dict[str, Any]:
+    late_ms.sort()
+    return {
+        "cpu_percent_of_one_core": cpu / wall * 100,
+        "tick_late_ms_p50": late_ms[len(late_ms) // 2] if late_ms else None,
+        "tick_late_ms_p99": late_ms[min(len(late_ms) - 1, int(0.99 * len(late_ms)))]
+        if late_ms
+        else None,
+        "audio_frames_sent": sent,
+    }
+
+
+async def _duplex_webrtc(url: str, seconds: float) -> dict[str, Any]:
+    from duplex.engine import AudioFrame, EngineConfig, SessionUpdated, open_engine
+
+    config = EngineConfig(base_url=url, api_key="sk-bench", transport="webrtc")
+    frames = _rtc_frames()
+    late: list[float] = []
+    async with open_engine(config) as engine, trio.open_nursery() as nursery:
+        await engine.start(prompt="")
+        async for event in engine.events():
+            if isinstance(event, SessionUpdated):
+                break
+
+        async def drain() -> None:
+            async for _ in engine.events():
+                pass
+
+        nursery.start_soon(drain)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        sent = 0
+        next_at = trio.current_time()
+        while sent * RTC_FRAME_MS < seconds * 1000:
+            late.append((trio.current_time() - next_at) * 1000)
+            engine.send_audio(AudioFrame(frames[sent % len(frames)]))
+            sent += 1
+            next_at += RTC_FRAME_MS / 1000
+            await trio.sleep_until(next_at)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        nursery.cancel_scope.cancel()
+    return _rtc_summary(cpu, wall, late, sent)
+
+
+async def _aio_webrtc(url: str, seconds: float) -> dict[str, Any]:
+    from duplex.aio import AudioFrame, EngineConfig, open_engine
+    from duplex.engine import SessionUpdated
+
+    config = EngineConfig(base_url=url, api_key="sk-bench", transport="webrtc")
+    frames = _rtc_frames()
+    late: list[float] = []
+    loop = asyncio.get_running_loop()
+    async with open_engine(config) as engine:
+        await engine.start(prompt="")
+        async for event in engine.events():
+            if isinstance(event, SessionUpdated):
+                break
+
+        async def drain() -> None:
+            async for _ in engine.events():
+                pass
+
+        draining = asyncio.ensure_future(drain())
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        sent = 0
+        next_at = loop.time()
+        while sent * RTC_FRAME_MS < seconds * 1000:
+            late.append((loop.time() - next_at) * 1000)
+            engine.send_audio(AudioFrame(frames[sent % len(frames)]))
+            sent += 1
+            next_at += RTC_FRAME_MS / 1000
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        draining.cancel()
+        await asyncio.gather(draining, return_exceptions=True)
+    return _rtc_summary(cpu, wall, late, sent)
 
 
 # ---- transport round trip ------------------------------------------------------------
@@ -376,13 +528,19 @@ RUNNERS: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("openai", "paced"): ("asyncio", _openai_paced),
     ("agents", "burst"): ("asyncio", _agents_burst),
     ("agents", "paced"): ("asyncio", _agents_paced),
+    ("aio", "burst"): ("asyncio", _aio_burst),
+    ("aio", "paced"): ("asyncio", _aio_paced),
+    ("aio-thread", "burst"): ("asyncio", _aio_thread_burst),
+    ("aio-thread", "paced"): ("asyncio", _aio_thread_paced),
+    ("duplex", "webrtc"): ("trio", _duplex_webrtc),
+    ("aio", "webrtc"): ("asyncio", _aio_webrtc),
 }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("client", choices=["duplex", "bare", "openai", "agents"])
-    parser.add_argument("scenario", choices=["burst", "paced", "rtt"])
+    parser.add_argument("client", choices=sorted({client for client, _ in RUNNERS}))
+    parser.add_argument("scenario", choices=["burst", "paced", "rtt", "webrtc"])
     parser.add_argument("url")
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--conversations", type=int, default=50)
@@ -392,6 +550,8 @@ def main(argv: list[str] | None = None) -> None:
     params: tuple[Any, ...] = (args.url, args.conversations, args.seconds)
     if args.scenario in ("burst", "rtt"):
         params = (args.url, args.events)
+    elif args.scenario == "webrtc":
+        params = (args.url, args.seconds)
     if loop == "trio":
         result = trio.run(fn, *params)
     else:

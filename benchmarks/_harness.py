@@ -4,9 +4,10 @@ Each measure runs its server and its client in separate processes (CPU and RSS t
 to the client alone, and asyncio peers never share a process with trio):
 
 - parser: ``_parser_bench`` in-process (pure CPU, no I/O).
-- burst / paced: ``_load_server`` + one ``_clients`` process per client (duplex, bare
-  trio-websocket loop, ``openai`` SDK, ``openai-agents``). Burst is repeated and the median
-  taken. Peers that are not installed (``pip install duplex[bench]``) are skipped with a note.
+- burst / paced: ``_load_server`` + one ``_clients`` process per client (duplex, duplex.aio
+  under ``asyncio.run``, bare trio-websocket loop, ``openai`` SDK, ``openai-agents``). Burst
+  is repeated and the median taken. Peers that are not installed (``pip install
+  duplex[bench]``) are skipped with a note.
 - memory / webrtc / soak: ``duplex serve`` (the simulator) + ``_scenarios``.
 
 Results: a table on stdout, ``bench.json`` and PNG plots in ``out_dir``. No measure asserts
@@ -32,7 +33,8 @@ __all__ = ["SCENARIOS", "run_bench"]
 
 SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "soak")
 DEFAULT_SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc")
-CLIENTS = ("duplex", "bare", "openai", "agents")
+# ``aio``: the duplex engine under an asyncio host (``duplex.aio``), beside the trio host.
+CLIENTS = ("duplex", "aio", "bare", "openai", "agents")
 
 PEERS = {"openai": "openai", "agents": "agents"}
 SUBPROCESS_TIMEOUT_S = 300
@@ -238,7 +240,7 @@ def _bench_webrtc(quick: bool) -> dict[str, Any]:
     runs, seconds = (3, 5.0) if quick else (5, 15.0)
     with _simulator() as url:
         _progress(f"webrtc: {runs} connects, {seconds:g} s duplex audio")
-        return _run_json(
+        result = _run_json(
             [
                 "-m",
                 "duplex.benchmarks._scenarios",
@@ -250,6 +252,25 @@ def _bench_webrtc(quick: bool) -> dict[str, Any]:
                 str(seconds),
             ]
         )
+        # The same audio stream under the trio host and under duplex.aio (asyncio.run): CPU
+        # and the lateness of the host's own 20 ms ticks (aiortc stays on its bridge thread).
+        hosts: dict[str, Any] = {}
+        for client in ("duplex", "aio"):
+            _progress(f"webrtc: {seconds:g} s audio under the {client} host")
+            hosts[client] = _run_json(
+                [
+                    "-m",
+                    "duplex.benchmarks._clients",
+                    client,
+                    "webrtc",
+                    url,
+                    "--seconds",
+                    str(seconds),
+                ]
+            )
+        if "error" not in result:
+            result["hosts"] = hosts
+        return result
 
 
 def _bench_soak(minutes: float) -> dict[str, Any]:
@@ -313,6 +334,18 @@ def format_table(results: dict[str, Any]) -> str:
                 _ratio(ours, best),
             )
         )
+        aio_cpu = clients.get("aio", {}).get("cpu_us_per_event")
+        if isinstance(aio_cpu, float | int):
+            # duplex.aio against the asyncio peers, on CPU per event (SPEC §3.6).
+            peer, best = _best_peer(clients, "cpu_us_per_event")
+            rows.append(
+                (
+                    f"{name}: duplex.aio µs CPU/event",
+                    f"{aio_cpu:.1f}",
+                    f"{peer} {best:.1f}" if best is not None else "-",
+                    _ratio(aio_cpu, best),
+                )
+            )
         rtt = section.get("websocket_rtt")
         if rtt and "rtt_us_p50" in rtt:
             rows.append(
@@ -368,6 +401,16 @@ def format_table(results: dict[str, Any]) -> str:
                 "",
             )
         )
+        for client, data in (webrtc.get("hosts") or {}).items():
+            if "cpu_percent_of_one_core" in data:
+                rows.append(
+                    (
+                        f"webrtc: audio under the {client} host",
+                        f"{data['cpu_percent_of_one_core']:.1f} % of a core",
+                        f"host tick late p99 {data['tick_late_ms_p99']:.1f} ms",
+                        "",
+                    )
+                )
         one_way = webrtc.get("audio_one_way_ms") or []
         if one_way:
             rows.append(

@@ -20,7 +20,16 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_FOLDERS = ("protocol", "transports", "engine", "simulator", "benchmarks", "cli", "testing")
+PACKAGE_FOLDERS = (
+    "protocol",
+    "transports",
+    "engine",
+    "simulator",
+    "benchmarks",
+    "cli",
+    "testing",
+    "aio",
+)
 FIRST_PARTY_TOP_NAMES = frozenset(PACKAGE_FOLDERS) | {"duplex_cli", "duplex_demo"}
 SKIPPED_DIRS = frozenset({".venv", "build", ".git", "node_modules", "results"})
 

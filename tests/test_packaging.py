@@ -21,7 +21,16 @@ import trio
 from duplex.simulator import open_simulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SUBPACKAGES = ("protocol", "transports", "engine", "simulator", "benchmarks", "cli")
+SUBPACKAGES = (
+    "protocol",
+    "transports",
+    "engine",
+    "simulator",
+    "benchmarks",
+    "cli",
+    "testing",
+    "aio",
+)
 
 
 @pytest.fixture(scope="module")

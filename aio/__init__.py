@@ -1,0 +1,56 @@
+"""duplex.aio — the host API for asyncio applications (SPEC §3.6).
+
+``open_engine`` gives ``asyncio.run`` programs, FastAPI/uvicorn backends, Textual and
+Qt-asyncio apps the engine of ``duplex.engine`` with asyncio awaitables: the same method
+names, the same typed events, the same errors, the same backpressure. The engine itself
+runs in trio's guest mode on the host's loop (see ``_trio_run`` and ``docs/aio.md`` for the
+mechanism and its measured cost). The configuration, the errors and the event vocabulary are
+those of ``duplex.engine``; they are re-exported here for convenience.
+"""
+
+from __future__ import annotations
+
+from duplex.engine import (
+    AudioFrame as AudioFrame,
+    AudioOut as AudioOut,
+    ConversationClosed as ConversationClosed,
+    ConversationNotRunning as ConversationNotRunning,
+    ConversationStarted as ConversationStarted,
+    ConversationStartError as ConversationStartError,
+    EngineConfig as EngineConfig,
+    EngineError as EngineError,
+    EngineStatistics as EngineStatistics,
+    HandoffNotActive as HandoffNotActive,
+    HandoffRequested as HandoffRequested,
+)
+
+from ._engine import (
+    AUDIO_AHEAD_MS as AUDIO_AHEAD_MS,
+    EVENT_WINDOW as EVENT_WINDOW,
+    AsyncioEngine as AsyncioEngine,
+    AsyncioEventStream as AsyncioEventStream,
+    open_engine as open_engine,
+)
+from ._trio_run import Mechanism as Mechanism
+
+__all__ = [
+    # the asyncio host API
+    "open_engine",
+    "AsyncioEngine",
+    "AsyncioEventStream",
+    "Mechanism",
+    "EVENT_WINDOW",
+    "AUDIO_AHEAD_MS",
+    # re-exported from duplex.engine
+    "EngineConfig",
+    "EngineStatistics",
+    "AudioFrame",
+    "AudioOut",
+    "ConversationStarted",
+    "ConversationClosed",
+    "HandoffRequested",
+    "EngineError",
+    "ConversationNotRunning",
+    "ConversationStartError",
+    "HandoffNotActive",
+]

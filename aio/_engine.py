@@ -1,0 +1,504 @@
+"""``duplex.aio.open_engine`` and ``AsyncioEngine``: the host API for asyncio code (SPEC §3.6).
+
+Each ``AsyncioEngine`` drives one ``duplex.engine.Engine`` that lives in the loop's trio run
+(``_trio_run``): a trio task holds the engine's ``open_engine`` block and a nursery of calls;
+every awaitable method sends its work there and waits for the answer on an asyncio future.
+
+Invariants:
+- Same methods, events and errors as ``duplex.engine.Engine``: the trio engine raises, the
+  exception instance is handed to the asyncio caller as is (never an exception group).
+- Cancellation both ways: cancelling the asyncio task awaiting a call cancels that call's
+  trio scope and waits until the trio side has finished (so ``start()`` cancelled half-way
+  leaves no conversation behind); leaving the block (normally, by an exception or by
+  cancellation) shuts the trio engine down and waits for it; a call or an ``events()``
+  iteration pending then ends (``EngineClosed`` / ``StopAsyncIteration``), as does any call
+  made after the block.
+- ``send_audio`` is synchronous and never blocks: frames go to a bounded staging queue
+  (``EngineConfig.audio_queue_size``; full → dropped, counted, ``False``) that the trio side
+  drains into the engine's own bounded queue on its next tick.
+- Backpressure: a pump task in trio moves events from the engine's (bounded) host channel
+  to the asyncio side and stops when ``EVENT_WINDOW`` events (or ``AUDIO_AHEAD_MS`` of model
+  audio) wait unread there, so a slow asyncio consumer stops the engine reading the network
+  exactly as a slow trio host does.
+- ``events()`` iterators share one position (as in trio) and are cancel-safe: a cancelled
+  ``__anext__`` loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, final
+
+import attrs
+import trio
+
+from duplex.engine import (
+    AudioFrame,
+    AudioOut,
+    ConversationClosed,
+    ConversationNotRunning,
+    ConversationStarted,
+    Engine,
+    EngineClosed,
+    EngineConfig,
+    EngineStatistics,
+    open_engine as open_trio_engine,
+)
+from duplex.protocol import ProtocolVersion
+
+from ._trio_run import Mechanism, TrioRun, acquire_run, settle as _settle, wait_settled
+
+__all__ = ["AUDIO_AHEAD_MS", "EVENT_WINDOW", "AsyncioEngine", "AsyncioEventStream", "open_engine"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: How far the pump may run ahead of the asyncio consumer: this many events, and this much
+#: model audio (``AudioOut`` counts as taken by the host, for barge-in, when the pump takes
+#: it, so a host that reads at playback pace is cut at most ``AUDIO_AHEAD_MS`` late). Each
+#: time the pump has to wait, the consumer wakes trio again, which in guest mode costs a
+#: round trip through trio's I/O thread: the bounds trade that cost against memory and
+#: barge-in precision (burst CPU per event, docs/aio.md: window 8 → 27 µs, 64 → 24 µs).
+EVENT_WINDOW = 64
+AUDIO_AHEAD_MS = 200.0
+
+TransportFactory = Callable[[trio.Nursery], Awaitable[Any]]
+
+
+@asynccontextmanager
+async def open_engine(
+    config: EngineConfig,
+    *,
+    transport_factory: TransportFactory | None = None,
+    mechanism: Mechanism = "guest",
+) -> AsyncIterator[AsyncioEngine]:
+    """Run an engine for the duration of the ``async with`` block, from asyncio code.
+
+    Args:
+        config: connection and session settings.
+        transport_factory: as for ``duplex.engine.open_engine`` (a trio coroutine function;
+            it runs on the trio side).
+        mechanism: ``"guest"`` (trio's guest mode on this loop, the default) or
+            ``"thread"`` (trio on its own thread, for loops that cannot host a guest run).
+
+    On exit any running conversation is cancelled (no further events) and ``events()``
+    iterators end.
+    """
+    run = await acquire_run(mechanism)
+    try:
+        engine = AsyncioEngine(run, config, transport_factory)
+        try:
+            await engine._open()
+            yield engine
+        finally:
+            # Also when opening failed or was cancelled: the loop's trio run may serve other
+            # engines and outlive this one, so its trio task must end here.
+            await engine._shutdown()
+    finally:
+        await run.release()
+
+
+class AsyncioEngine:
+    """``duplex.engine.Engine`` for asyncio code. Create it with ``duplex.aio.open_engine``."""
+
+    def __init__(
+        self, run: TrioRun, config: EngineConfig, transport_factory: TransportFactory | None
+    ) -> None:
+        self.config = config
+        self._run = run
+        self._loop = run.loop
+        self._transport_factory = transport_factory
+        # Trio side, set while the trio engine's block is open.
+        self._engine: Engine | None = None
+        self._calls: trio.Nursery | None = None
+        # Set (in trio) to end the trio side; made here so a request can never be missed.
+        self._exit = trio.Event()
+        self._pump_started = False
+        self._space: trio.Event | None = None  # set to wake a pump waiting for the consumer
+        # Handed over by the pump (written by the trio side only): events, audio ms.
+        self._sent = 0
+        self._sent_ms = 0.0
+        # asyncio side.
+        self._opened: asyncio.Future[None] = self._loop.create_future()
+        self._finished: asyncio.Future[None] = self._loop.create_future()
+        self._closed = False
+        self._running = False  # as this side last knew it: start() returned, no end seen
+        self._events: deque[Any] = deque()
+        self._taken = 0  # taken by the consumer (written by the asyncio side only)
+        self._taken_ms = 0.0
+        self._ended = False
+        # Consumers waiting for events (usually one; every one is woken and re-checks).
+        self._waiters: list[asyncio.Future[None]] = []
+        self._audio: deque[AudioFrame] = deque()
+        self._audio_dropped = 0
+        self._started_session: str | None = None  # of the latest start()
+        self._reading_session: str | None = None  # of the last ConversationStarted read
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        self._run.submit(self._spawn_serve)
+        await wait_settled(self._opened)
+        self._opened.result()
+
+    def _spawn_serve(self) -> None:
+        nursery = self._run.nursery
+        assert nursery is not None  # submit() works only once the run has its nursery
+        nursery.start_soon(self._serve)
+
+    async def _serve(self) -> None:
+        """The trio side of the engine's whole life (a task of the loop's trio run)."""
+        deliver = self._run.deliver
+        try:
+            async with (
+                open_trio_engine(self.config, transport_factory=self._transport_factory) as engine,
+                trio.open_nursery() as calls,
+            ):
+                self._engine, self._calls = engine, calls
+                deliver(_settle, self._opened, None)
+                await self._exit.wait()
+                calls.cancel_scope.cancel()
+        except Exception as exc:  # a bug in the engine: report it once, as one exception
+            logger.exception("duplex.aio: the engine failed")
+            deliver(_settle, self._opened, _single(exc))
+        finally:
+            self._engine = self._calls = None
+            deliver(self._serve_ended)
+
+    def _serve_ended(self) -> None:
+        self._running = False
+        self._end_events()
+        _settle(self._finished, None)
+
+    async def _shutdown(self) -> None:
+        self._closed = True
+        self._running = False
+        self._run.submit(self._request_exit)
+        await wait_settled(self._finished)
+
+    def _request_exit(self) -> None:
+        self._exit.set()
+
+    async def start(
+        self, prompt: str | None = None, conversation_id: str | None = None
+    ) -> ConversationStarted:
+        """Connect and start a conversation, replacing any running one (see ``Engine.start``).
+
+        Raises:
+            ConversationStartError: invalid settings or the connection failed.
+        """
+        # The old conversation ends here whatever the outcome (as in trio), and its staged
+        # audio is not the new one's.
+        self._running = False
+        self._audio.clear()
+        started = await self._call(lambda engine: engine.start(prompt, conversation_id))
+        self._running = True
+        self._started_session = started.session_id
+        return started
+
+    async def close(self) -> bool:
+        """Close the running conversation (see ``Engine.close``)."""
+        closed = await self._call(lambda engine: engine.close())
+        self._running = False
+        return closed
+
+    # ---- input --------------------------------------------------------------------------
+
+    def send_audio(self, frame: AudioFrame) -> bool:
+        """Queue microphone audio. Never blocks; call it from the loop's thread.
+
+        Returns:
+            False when the queue was full and the frame was dropped (counted in
+            ``statistics().audio_frames_dropped``).
+
+        Raises:
+            ConversationNotRunning: no conversation is running (as of the last ``start()``,
+                ``close()``, the conversation's ``ConversationClosed`` or a refused frame).
+            EngineClosed: the ``open_engine`` block has exited.
+        """
+        if self._closed:
+            raise EngineClosed()
+        if not self._running:
+            raise ConversationNotRunning()
+        audio = self._audio
+        if len(audio) >= self.config.audio_queue_size:
+            self._audio_dropped += 1
+            return False
+        audio.append(frame)
+        if len(audio) == 1:
+            self._run.submit(self._drain_audio)
+        return True
+
+    def _drain_audio(self) -> None:
+        # Trio side. In "thread" mode the deque is shared across threads: append/popleft are
+        # atomic, and only this side pops.
+        engine = self._engine
+        audio = self._audio
+        while audio:
+            frame = audio.popleft()
+            if engine is None:
+                continue
+            try:
+                engine.send_audio(frame)
+            except ConversationNotRunning:
+                audio.clear()
+                self._run.deliver(self._noticed_not_running)
+                return
+
+    def _noticed_not_running(self) -> None:
+        self._running = False
+
+    async def send_text(self, text: str, *, respond: bool = True) -> None:
+        """Add a user text message (see ``Engine.send_text``)."""
+        await self._call(lambda engine: engine.send_text(text, respond=respond))
+
+    async def send_handoff_output(self, handoff_id: str, text: str, *, final: bool = True) -> None:
+        """Answer a ``HandoffRequested`` (see ``Engine.send_handoff_output``)."""
+        await self._call(lambda engine: engine.send_handoff_output(handoff_id, text, final=final))
+
+    async def update_prompt(self, prompt: str) -> None:
+        """Change the session instructions (see ``Engine.update_prompt``)."""
+        await self._call(lambda engine: engine.update_prompt(prompt))
+
+    # ---- output -------------------------------------------------------------------------
+
+    def events(self) -> AsyncioEventStream:
+        """Host-visible events in order; ends when the engine closes (see ``Engine.events``)."""
+        return AsyncioEventStream(self)
+
+    async def _next_event(self) -> Any:
+        events = self._events
+        while not events:
+            if self._ended:
+                raise StopAsyncIteration
+            if not self._pump_started:
+                self._pump_started = True
+                self._run.submit(self._spawn_pump)
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        event = events.popleft()
+        self._taken += 1
+        kind = type(event)
+        if kind is AudioOut:
+            self._taken_ms += event.frame.duration_ms
+        space = self._space
+        if (
+            space is not None
+            and self._sent - self._taken <= EVENT_WINDOW // 2
+            and self._sent_ms - self._taken_ms <= AUDIO_AHEAD_MS / 2
+        ):
+            self._space = None
+            self._run.submit(space.set)
+        if kind is ConversationStarted:
+            self._reading_session = event.session_id
+        elif kind is ConversationClosed and self._reading_session == self._started_session:
+            self._running = False  # the end of the latest conversation (not an older one's)
+        return event
+
+    def _spawn_pump(self) -> None:
+        calls = self._calls
+        if calls is None:
+            self._run.deliver(self._end_events)
+            return
+        calls.start_soon(self._pump)
+
+    async def _pump(self) -> None:
+        """Trio side: move events from the trio engine to the asyncio side, at most
+        ``EVENT_WINDOW`` events or ``AUDIO_AHEAD_MS`` of audio ahead of the consumer."""
+        engine = self._engine
+        assert engine is not None
+        deliver = self._run.deliver
+        try:
+            async for event in engine.events():
+                deliver(self._push, event)
+                self._sent += 1
+                if type(event) is AudioOut:
+                    self._sent_ms += event.frame.duration_ms
+                if self._ahead():
+                    space = self._space = trio.Event()
+                    # Re-checked after publishing ``space``: the consumer may have taken
+                    # events meanwhile without seeing it (no lost wake-up).
+                    if self._ahead():
+                        await space.wait()
+        finally:
+            deliver(self._end_events)
+
+    def _ahead(self) -> bool:
+        return (
+            self._sent - self._taken >= EVENT_WINDOW
+            or self._sent_ms - self._taken_ms >= AUDIO_AHEAD_MS
+        )
+
+    def _push(self, event: Any) -> None:
+        self._events.append(event)
+        if self._waiters:
+            self._wake()
+
+    def _end_events(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def statistics(self) -> EngineStatistics:
+        """A frozen snapshot of counters and queue depths (see ``Engine.statistics``).
+
+        ``queue_depths`` gains ``"aio_audio"`` (frames staged on the asyncio side) and
+        ``"aio_events"`` (events handed over but not yet read); staged drops are counted in
+        ``audio_frames_dropped``.
+        """
+        engine = self._engine
+        if engine is None:
+            base = EngineStatistics(
+                conversations_started=0,
+                running=False,
+                server_events=0,
+                host_events=0,
+                parse_failures=0,
+                unknown_events=0,
+                client_events=0,
+                audio_frames_in=0,
+                audio_frames_dropped=0,
+                audio_frames_out=0,
+                stale_audio_dropped=0,
+                truncations=0,
+                bytes_in=0,
+                bytes_out=0,
+            )
+        else:
+            base = engine.statistics()
+        depths = dict(base.queue_depths)
+        depths["aio_audio"] = len(self._audio)
+        depths["aio_events"] = len(self._events)
+        return attrs.evolve(
+            base,
+            audio_frames_dropped=base.audio_frames_dropped + self._audio_dropped,
+            queue_depths=depths,
+        )
+
+    @property
+    def version(self) -> ProtocolVersion:
+        return self.config.version
+
+    # ---- calls into trio ----------------------------------------------------------------
+
+    async def _call(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
+        """Run ``await fn(engine)`` on the trio side; its result or exception comes back."""
+        if self._closed:
+            raise EngineClosed()
+        future: asyncio.Future[T] = self._loop.create_future()
+        call = _Call()
+        self._run.submit(lambda: self._spawn_call(fn, future, call))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.done():
+                raise
+            self._run.submit(call.cancel)
+            await wait_settled(future)
+            if not future.cancelled():
+                future.exception()  # retrieved: the caller was cancelled, not failed
+            raise
+
+    def _spawn_call(
+        self, fn: Callable[[Engine], Awaitable[T]], future: asyncio.Future[T], call: _Call
+    ) -> None:
+        calls, engine = self._calls, self._engine
+        if calls is None or engine is None:
+            self._run.deliver(_settle, future, EngineClosed())
+            return
+        calls.start_soon(self._run_call, fn, engine, future, call)
+
+    async def _run_call(
+        self,
+        fn: Callable[[Engine], Awaitable[T]],
+        engine: Engine,
+        future: asyncio.Future[T],
+        call: _Call,
+    ) -> None:
+        outcome: Any = EngineClosed()  # if the engine is shut down
+        try:
+            with trio.CancelScope() as scope:
+                call.scope = scope
+                if call.cancelled:
+                    scope.cancel()
+                try:
+                    outcome = _Value(await fn(engine))
+                except Exception as exc:
+                    outcome = _single(exc)
+            if scope.cancelled_caught:
+                outcome = asyncio.CancelledError()
+        finally:
+            self._run.deliver(_settle_outcome, future, outcome)
+
+
+@final
+class AsyncioEventStream:
+    """The async iterator ``AsyncioEngine.events()`` returns (see there)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: AsyncioEngine) -> None:
+        self._engine = engine
+
+    def __aiter__(self) -> AsyncioEventStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._engine._next_event()
+
+    async def aclose(self) -> None:
+        """Nothing to release (kept so ``contextlib.aclosing`` works)."""
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+class _Call:
+    """The trio scope of one call, so the asyncio side can cancel it (any time)."""
+
+    __slots__ = ("cancelled", "scope")
+
+    def __init__(self) -> None:
+        self.scope: trio.CancelScope | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+@attrs.frozen
+class _Value:
+    value: Any
+
+
+def _settle_outcome(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, _Value):
+        future.set_result(outcome.value)
+    elif isinstance(outcome, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(outcome)
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The exception itself, or the first leaf of a group (hosts never see groups)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
