@@ -92,6 +92,8 @@ from ._engine import (
 from ._errors import (
     ConversationClosed as ConversationClosed,
     ConversationNotRunning as ConversationNotRunning,
+    ConversationReconnecting as ConversationReconnecting,
+    ConversationResumed as ConversationResumed,
     ConversationStarted as ConversationStarted,
     ConversationStartError as ConversationStartError,
     EngineClosed as EngineClosed,
@@ -100,7 +102,9 @@ from ._errors import (
     InvalidAudioFrame as InvalidAudioFrame,
     UnsupportedByDialect as UnsupportedByDialect,
 )
+from ._history import HistoryItem as HistoryItem
 from ._host_events import HostEvent as HostEvent
+from ._reconnect import ReconnectPolicy as ReconnectPolicy
 
 __all__ = [
     # the engine
@@ -109,6 +113,9 @@ __all__ = [
     "EngineConfig",
     "EngineStatistics",
     "EventStream",
+    # long conversations
+    "HistoryItem",
+    "ReconnectPolicy",
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
     # errors
@@ -125,6 +132,8 @@ __all__ = [
     "HostEvent",
     "ConversationStarted",
     "ConversationClosed",
+    "ConversationReconnecting",
+    "ConversationResumed",
     "SessionCreated",
     "SessionUpdated",
     "InputAudioSpeechStarted",

@@ -24,6 +24,8 @@ from duplex.protocol import (
     SessionMode,
 )
 
+from ._reconnect import ReconnectPolicy
+
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "EngineConfig"]
 
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
@@ -74,6 +76,8 @@ class EngineConfig:
         liveness_timeout: seconds of silence from the peer after which it is taken as dead
             (WebSocket: keepalive pings and their pongs fit in it; WebRTC: no audio and no
             event for that long) and the conversation ends (SPEC §3.4).
+        reconnect: resume after an unexpected drop and rotate before the server's session
+            cap (``ReconnectPolicy``; ``ReconnectPolicy.disabled()`` turns both off).
         ice_servers: STUN/TURN servers for WebRTC, as URLs or ``RTCIceServer``-shaped
             mappings. Default: none, so nothing is sent beyond the server's own address.
     """
@@ -104,6 +108,7 @@ class EngineConfig:
     forward_unknown_events: bool = False
     max_message_size: int = attrs.field(default=16 * 2**20, validator=_positive)
     liveness_timeout: float = attrs.field(default=5.0, validator=_positive)
+    reconnect: ReconnectPolicy = attrs.field(factory=ReconnectPolicy)
     ice_servers: tuple[str | Mapping[str, Any], ...] = attrs.field(
         default=(), converter=tuple, repr=False
     )

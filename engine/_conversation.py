@@ -37,26 +37,48 @@ in ``_queues.py``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
+import attrs
 import trio
 
 from duplex.protocol import (
     AudioFrame,
     AudioOut,
     ClientEvent,
+    Error,
     Resampler,
     ServerEvent,
     ServerEventParser,
     audio_append_text,
+    delete_item_event,
     encode_client_event,
 )
 from duplex.transports import Transport, TransportClosed, TransportEnded
 
 from ._config import EngineConfig
-from ._errors import ConversationNotRunning, ConversationStarted
+from ._errors import (
+    ConversationClosed,
+    ConversationNotRunning,
+    ConversationReconnecting,
+    ConversationResumed,
+    ConversationStarted,
+    InvalidAudioFrame,
+)
+from ._history import HISTORY_EVENTS, ConversationHistory, HistoryItem
 from ._queues import HostQueue, Outbox
+from ._resume import (
+    Ending,
+    classify,
+    item_event,
+    new_item_id,
+    replay_events,
+    rotation,
+    stamp_items,
+    trim_backlog,
+)
 from ._state_machine import ConversationState, Step
 
 __all__ = ["Conversation"]
@@ -86,18 +108,31 @@ class Conversation:
         connect: Connect,
         start_event: ClientEvent,
         host: HostQueue,
+        history: ConversationHistory | None = None,
+        seed: list[ClientEvent] | None = None,
     ) -> None:
         self.config = config
         self.generation = generation
         self.session_id = session_id
-        self.state = ConversationState(
-            version=config.version,
-            mode=config.mode,
-            forward_unknown_events=config.forward_unknown_events,
-            user_text_prefix=config.user_text_prefix,
-            secrets=(config.api_key,),
-        )
+        self.state = self._new_state()
         self.counters = self.state.counters
+        # Long conversations (_resume.py): the ledger outlives connections; the flags below
+        # are the reconnect driver's, all changed without a checkpoint in between.
+        self.policy = config.reconnect
+        self.history = history or ConversationHistory(handoff_tool_name=config.handoff_tool_name)
+        self.reconnects = 0
+        self._seed = seed or []
+        self._reconnecting = False  # between a resumable ending and ConversationResumed
+        self._ended = False  # ConversationClosed queued, or replaced
+        self._live = trio.Event()  # set while host calls may proceed (reset while reconnecting)
+        self._live.set()
+        self._established = False  # the current attempt got a transport
+        self._heard = True  # the current connection has received server events
+        self._ending: Ending | None = None
+        self._rotate_due = False
+        self._respond_after_resume = False
+        self._tasks: trio.Nursery | None = None
+        self._receive_scope: trio.CancelScope | None = None
         self.done = trio.Event()
         self.transport: Transport | None = None
         self._version = config.version
@@ -112,48 +147,31 @@ class Conversation:
             config.audio_queue_size
         )
 
+    def _new_state(self) -> ConversationState:
+        config = self.config
+        return ConversationState(
+            version=config.version,
+            mode=config.mode,
+            forward_unknown_events=config.forward_unknown_events,
+            user_text_prefix=config.user_text_prefix,
+            secrets=(config.api_key,),
+        )
+
     # ---- lifecycle ------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[ConversationStarted]) -> None:
         """Connect, queue the handshake, then (once the engine called ``go()``) run the tasks
-        until the conversation ends.
+        until the conversation ends — across reconnects and rotations (``_resume.py``).
 
         Raises (before ``task_status.started``): the connect error or the cancellation, for
         ``start()`` to translate. After it has started nothing escapes: a fault ends the
         conversation with ``Error`` + ``ConversationClosed("error")``.
         """
         try:
-            async with trio.open_nursery() as transport_nursery:
-                try:
-                    with self._cancel_scope:
-                        transport = await self._connect(transport_nursery)
-                        self.transport = transport
-                        step = self.state.connected(
-                            session_id=self.session_id,
-                            transport=transport.kind,
-                            audio_native=transport.audio_native,
-                            start_event=self._start_event,
-                        )
-                        self._outbox.push(self._encode(step.send))
-                        started = step.forward[0]
-                        assert type(started) is ConversationStarted
-                        task_status.started(started)
-                        # start() queues ConversationStarted and then calls go(): nothing of
-                        # this conversation may reach the host before it.
-                        await self._go.wait()
-                        async with trio.open_nursery() as nursery:
-                            nursery.start_soon(self._writer, transport)
-                            nursery.start_soon(self._reader, transport)
-                            nursery.start_soon(self._audio_mux, transport)
-                finally:
-                    self._outbox.close()
-                    if self.transport is not None:
-                        with (
-                            trio.CancelScope(shield=True),
-                            trio.move_on_after(self.config.close_timeout),
-                        ):
-                            await self.transport.aclose()
-                    transport_nursery.cancel_scope.cancel()
+            with self._cancel_scope:
+                ending = await self._connection(task_status)
+                while ending is not None:
+                    ending = await self._resume(ending)
         except Exception as exc:
             if not self._go.is_set():
                 raise  # a connect failure: start() translates it
@@ -162,9 +180,149 @@ class Conversation:
             leaf: BaseException = exc
             while isinstance(leaf, BaseExceptionGroup):
                 leaf = leaf.exceptions[0]  # name the fault, not the nursery's group
-            self._emit_end(self.state.fail(f"internal error: {type(leaf).__name__}: {leaf}"))
+            message = f"internal error: {type(leaf).__name__}: {leaf}"
+            if self._reconnecting:
+                self._give_up(
+                    Error(message, None, None, True), ConversationClosed("error", None, message)
+                )
+            else:
+                self._emit_end(self.state.fail(message))
         finally:
+            self._live.set()
             self.done.set()
+
+    async def _connection(
+        self,
+        task_status: trio.TaskStatus[ConversationStarted] | None = None,
+        *,
+        attempt: int = 0,
+    ) -> Ending | None:
+        """One connection: connect, handshake (and seed or replay), run the tasks until it
+        ends; the transport is closed on the way out. Returns the ``Ending`` to resume from,
+        or ``None`` when the conversation is over. Raises only while connecting."""
+        self._established = False
+        async with trio.open_nursery() as transport_nursery:
+            try:
+                if task_status is None:
+                    with trio.fail_after(self.config.connect_timeout + self.config.close_timeout):
+                        transport = await self._connect(transport_nursery)
+                else:
+                    transport = await self._connect(transport_nursery)
+                self._established = True
+                self.transport = transport
+                if task_status is not None:
+                    step = self.state.connected(
+                        session_id=self.session_id,
+                        transport=transport.kind,
+                        audio_native=transport.audio_native,
+                        start_event=self._start_event,
+                    )
+                    step.send.extend(self._seed)
+                    self._outbox.push(self._encode(step.send))
+                    started = step.forward[0]
+                    assert type(started) is ConversationStarted
+                    task_status.started(started)
+                    # start() queues ConversationStarted and then calls go(): nothing of
+                    # this conversation may reach the host before it.
+                    await self._go.wait()
+                    backlog: list[AudioFrame] = []
+                else:
+                    backlog = await self._resumed(transport, attempt)
+                self._ending = None
+                self._rotate_due = False
+                async with trio.open_nursery() as nursery:
+                    self._tasks = nursery
+                    nursery.start_soon(self._writer, transport)
+                    nursery.start_soon(self._reader, transport)
+                    nursery.start_soon(self._audio_mux, transport, backlog)
+                    if self.policy.enabled and self.policy.max_session_s is not None:
+                        nursery.start_soon(self._rotation_timer, self.policy.max_session_s)
+                return self._ending
+            finally:
+                self._outbox.close()
+                if self.transport is not None:
+                    with (
+                        trio.CancelScope(shield=True),
+                        trio.move_on_after(self.config.close_timeout),
+                    ):
+                        await self.transport.aclose()
+                transport_nursery.cancel_scope.cancel()
+
+    async def _resume(self, ending: Ending) -> Ending | None:
+        """Reconnect per the policy; the next connection's ending, or ``None`` (the
+        conversation ended: resumed and then closed, or attempts spent)."""
+        attempt = 0
+        while True:
+            if self._heard:
+                attempt = 0  # the last connection worked: a new drop starts a new count
+            self._heard = False
+            attempt += 1
+            delay = self.policy.delay(attempt, random.random())
+            if delay is None:
+                self._give_up(ending.error, ending.closed)
+                return None
+            await self._host.push(
+                self.generation, [ConversationReconnecting(attempt, ending.reason)]
+            )
+            await trio.sleep(delay)
+            try:
+                return await self._connection(attempt=attempt)
+            except Exception as exc:
+                if self._established:
+                    raise  # a fault after the connection was up is not a failed attempt
+                logger.info("reconnect attempt %d failed: %r", attempt, exc)
+
+    async def _resumed(self, transport: Transport, attempt: int) -> list[AudioFrame]:
+        """The new connection is up: fresh per-connection rules (keeping the counters and
+        the answerable handoffs), the handshake and replay, then ``ConversationResumed``.
+        Returns the host audio queued meanwhile (the newest ``audio_buffer_ms``)."""
+        old = self.state
+        state = self._new_state()
+        state.counters = old.counters
+        state.handoffs = old.handoffs
+        step = state.connected(
+            session_id=self.session_id,
+            transport=transport.kind,
+            audio_native=transport.audio_native,
+            start_event=self._start_event,
+        )
+        events, replayed = replay_events(
+            self.history, self.policy, self._version, respond=self._respond_after_resume
+        )
+        step.send.extend(events)
+        self._outbox = Outbox()
+        self._outbox.push(self._encode(step.send))
+        frames: list[AudioFrame] = []
+        while True:
+            try:
+                frames.append(self._audio_recv.receive_nowait())
+            except trio.WouldBlock:
+                break
+        backlog, dropped = trim_backlog(frames, self.policy.audio_buffer_ms)
+        self.counters.audio_in_dropped += dropped
+        self.reconnects += 1
+        self.state = state
+        self._reconnecting = False
+        self._live.set()
+        await self._host.push(
+            self.generation, [ConversationResumed(self.session_id, attempt, replayed)]
+        )
+        return backlog
+
+    def _give_up(self, error: Error | None, closed: ConversationClosed) -> None:
+        step = Step()
+        if error is not None:
+            step.forward.append(error)
+        step.end = closed
+        self._emit_end(step)
+
+    async def _rotation_timer(self, seconds: float) -> None:
+        """Rotate before the server's session cap: ask the reader to end this connection
+        once no response is active (waking it if it is waiting for frames)."""
+        await trio.sleep(seconds)
+        self._rotate_due = True
+        if self._receive_scope is not None:
+            self._receive_scope.cancel()
 
     def go(self) -> None:
         """``ConversationStarted`` is queued for the host: let the tasks run."""
@@ -173,20 +331,29 @@ class Conversation:
     def close(self) -> bool:
         """The host's ``close()``: queue ``ConversationClosed("requested")`` and stop. False
         (nothing emitted) if it was not running."""
+        if self._reconnecting and not self._ended:
+            step = Step()
+            step.end = ConversationClosed("requested")
+            return self._emit_end(step)
         return self._emit_end(self.state.close())
 
     def replace(self) -> None:
         """Stop without emitting anything more; drop what the host has not taken yet if it
         was running (a closed or ended conversation keeps its ``ConversationClosed``)."""
         self._cancel_scope.cancel()  # first, so a task parked on the host queue stays parked
-        if self.state.replace():
+        reconnecting = self._reconnecting and not self._ended
+        self._ended = True
+        self._live.set()
+        if self.state.replace() or reconnecting:
             self._host.purge(self.generation)
 
     def _emit_end(self, step: Step) -> bool:
         """The one place a ``ConversationClosed`` is queued for the host (without waiting:
         the host may be the caller, and the state machine returns it once)."""
-        if step.end is None:
+        if step.end is None or self._ended:
             return False
+        self._ended = True
+        self._live.set()
         step.forward.append(step.end)
         self._host.push_nowait(self.generation, step.forward)
         self._outbox.close()
@@ -203,16 +370,27 @@ class Conversation:
             handoff_tool_name=self.config.handoff_tool_name,
             silence_tool_name=self.config.silence_tool_name,
         ).parse
-        drop_event_audio = self.state.drop_event_audio
+        state = self.state
+        drop_event_audio = state.drop_event_audio
         debug_wire = wire_logger.isEnabledFor(logging.DEBUG)
-        receive = self.state.receive
+        receive = state.receive
         host = self._host
         generation = self.generation
+        apply_history = self.history.apply
+        history_events = HISTORY_EVENTS
         while True:
-            try:
-                batch = await transport.receive_batch()
-            except TransportClosed:
-                batch = [TransportEnded("error", None, "the transport closed without an end")]
+            if self._rotate_due and not state.responses.active:
+                self._end_connection(rotation())
+                return
+            scope = self._receive_scope = trio.CancelScope()
+            with scope:
+                try:
+                    batch = await transport.receive_batch()
+                except TransportClosed:
+                    batch = [TransportEnded("error", None, "the transport closed without an end")]
+            self._receive_scope = None
+            if scope.cancelled_caught:
+                continue  # the rotation timer woke us
             events: list[ServerEvent] = []
             ended: TransportEnded | None = None
             for item in batch:
@@ -222,27 +400,57 @@ class Conversation:
                         wire_logger.debug("← %s (%d chars)", event.TYPE, len(item))
                     if drop_event_audio and type(event) is AudioOut:
                         continue  # the state machine's rule: media audio only (WebRTC)
+                    if type(event) in history_events:
+                        apply_history(event)
                     events.append(event)
                 elif type(item) is AudioFrame:
                     events.append(AudioOut(item))
                 else:
                     assert isinstance(item, TransportEnded)
                     ended = item
+            was_responding = state.responses.active
+            if events:
+                self._heard = True
             step = receive(events, ended)
+            stalled_writer = False
             if (
                 step.send
                 and not self._outbox.push_control(self._encode(step.send))
                 and step.end is None
             ):
                 # Never dropped: a writer this far behind ends the conversation instead.
-                stalled = self.state.fail("the connection stopped accepting writes")
+                stalled = state.fail("the connection stopped accepting writes")
                 step.forward.extend(stalled.forward)
                 step.end = stalled.end
+                stalled_writer = True
             if step.end is not None:
-                self._emit_end(step)
+                ending = None
+                if not self._ended and not stalled_writer:  # an engine fault is not a drop
+                    ending = classify(self.policy, step.forward, step.end)
+                if ending is None:
+                    self._emit_end(step)
+                    return
+                # Resumable: the conversation goes on. Host calls wait from here on; the
+                # old connection's last events are delivered before ConversationReconnecting.
+                self._reconnecting = True
+                self._live = trio.Event()
+                self._respond_after_resume = was_responding or state.responses.active
+                if step.forward:
+                    await host.push(generation, step.forward)
+                self._end_connection(ending)
                 return
             if step.forward:
                 await host.push(generation, step.forward)  # backpressure
+
+    def _end_connection(self, ending: Ending) -> None:
+        """End this connection's tasks; ``run`` then resumes from ``ending``."""
+        if not self._reconnecting:
+            self._reconnecting = True
+            self._live = trio.Event()
+        self._ending = ending
+        self._outbox.close()
+        if self._tasks is not None:
+            self._tasks.cancel_scope.cancel()
 
     async def _writer(self, transport: Transport) -> None:
         """The only task that sends text on the transport."""
@@ -261,14 +469,15 @@ class Conversation:
                 outbox.close()
                 return
 
-    async def _audio_mux(self, transport: Transport) -> None:
-        """Host audio → whole samples → 24 kHz mono → the wire (JSON appends, or RTP)."""
+    async def _audio_mux(self, transport: Transport, backlog: list[AudioFrame]) -> None:
+        """Host audio → whole samples → 24 kHz mono → the wire (JSON appends, or RTP).
+        ``backlog``: audio the host sent while reconnecting, sent first."""
         convert = self._resampler.convert
         align = PcmAligner().align
         outbox = self._outbox
         counters = self.counters
         native = transport.audio_native
-        async for frame in self._audio_recv:
+        async for frame in _chain(backlog, self._audio_recv):
             frame = convert(align(frame))
             if not frame.pcm:
                 continue
@@ -289,26 +498,64 @@ class Conversation:
 
     async def _host_call(self, decide: Callable[[], Step]) -> None:
         """Wait for room in the outbox, then let the state machine decide and queue what it
-        sends, with no checkpoint in between: a cancelled wait changes nothing."""
+        sends, with no checkpoint in between: a cancelled wait changes nothing. Items the
+        engine creates get an id and go into the history (``_resume.stamp_items``)."""
+        await self.await_live()
         await self._outbox.wait_writable()
         step = decide()
+        stamp_items(step.send, self.history, self._version)
         self._outbox.push(self._encode(step.send))
 
+    async def await_live(self) -> None:
+        """While reconnecting, wait for ``ConversationResumed`` (or the end: then the call
+        raises ``ConversationNotRunning`` as usual). Host calls are held, not refused, so a
+        host never has to know a reconnect happened."""
+        while self._reconnecting and not self._ended:
+            await self._live.wait()
+
     async def send_text(self, text: str, *, respond: bool) -> None:
+        await self.await_live()
         self._precheck()
         await self._host_call(lambda: self.state.send_text(text, respond=respond))
 
     async def send_handoff_output(self, handoff_id: str, text: str, *, final: bool) -> None:
+        await self.await_live()
         self.state.check_handoff(handoff_id)
         await self._host_call(lambda: self.state.handoff_output(handoff_id, text, final=final))
 
     async def update_prompt(self, prompt: str) -> None:
+        await self.await_live()
         self._precheck()
         await self._host_call(lambda: self.state.update_prompt(prompt))
 
+    async def add_item(self, item: HistoryItem) -> str:
+        """Add ``item`` to the conversation (v2); returns its id."""
+        await self.await_live()
+        self._precheck()
+        if item.id is None:
+            item = attrs.evolve(item, id=new_item_id())
+        event = item_event(item)
+        if event is None:
+            raise ValueError("a message item needs text")
+        await self._host_call(lambda: _sending([event]))
+        self.history.record(item)
+        assert item.id is not None
+        return item.id
+
+    async def delete_item(self, item_id: str) -> None:
+        await self.await_live()
+        self._precheck()
+        await self._host_call(lambda: _sending([delete_item_event(item_id)]))
+        self.history.forget(item_id)
+
     def submit_audio(self, frame: AudioFrame) -> bool:
-        """Queue host audio without blocking; False (and counted) when the queue is full."""
-        self.state.check_audio(frame)
+        """Queue host audio without blocking; False (and counted) when the queue is full.
+        While reconnecting it is held (``ReconnectPolicy.audio_buffer_ms`` of it is sent
+        once resumed)."""
+        if self._reconnecting and not self._ended:
+            _check_frame_shape(frame)
+        else:
+            self.state.check_audio(frame)
         try:
             self._audio_send.send_nowait(frame)
         except trio.WouldBlock:
@@ -319,7 +566,9 @@ class Conversation:
 
     @property
     def running(self) -> bool:
-        return self.state.running
+        if self._ended:
+            return False
+        return self.state.running or self._reconnecting
 
     def _precheck(self) -> None:
         if not self.state.running or self._outbox.closed:
@@ -339,6 +588,29 @@ class Conversation:
         self.counters.client_events += len(events)
         version = self._version
         return [encode_client_event(event, version) for event in events]
+
+
+def _sending(events: list[ClientEvent]) -> Step:
+    step = Step()
+    step.send.extend(events)
+    return step
+
+
+def _check_frame_shape(frame: AudioFrame) -> None:
+    rate, channels = frame.sample_rate, frame.channels
+    if not isinstance(rate, int) or rate <= 0:
+        raise InvalidAudioFrame(f"sample_rate must be a positive int, got {rate!r}")
+    if not isinstance(channels, int) or channels <= 0:
+        raise InvalidAudioFrame(f"channels must be a positive int, got {channels!r}")
+
+
+async def _chain(
+    first: list[AudioFrame], rest: trio.MemoryReceiveChannel[AudioFrame]
+) -> AsyncIterator[AudioFrame]:
+    for frame in first:
+        yield frame
+    async for frame in rest:
+        yield frame
 
 
 class PcmAligner:

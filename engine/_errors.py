@@ -130,3 +130,39 @@ class ConversationClosed:
     reason: str
     code: int | None = None
     error: str | None = None
+
+
+@final
+@attrs.frozen(slots=True)
+class ConversationReconnecting:
+    """The connection was lost (or the session is being rotated) and the engine is opening a
+    new one; the conversation has not ended (``EngineConfig.reconnect``, SPEC §3.5).
+
+    Attributes:
+        attempt: the connection attempt this event announces (1 for the first).
+        reason: why: ``"rotation"`` (the session reached ``ReconnectPolicy.max_session_s``),
+            ``"session_expired"`` (the server's cap), or what ended the connection
+            (``"connection closed with code 1011"``, ``"transport failed: …"``).
+    """
+
+    TYPE: ClassVar[str] = "conversation.reconnecting"
+    attempt: int
+    reason: str
+
+
+@final
+@attrs.frozen(slots=True)
+class ConversationResumed:
+    """A new connection is up, its handshake and the replayed history are sent: the
+    conversation goes on. Nothing of the previous connection reaches the host after it.
+
+    Attributes:
+        session_id: the conversation's client-side session id (unchanged by a reconnect).
+        attempt: the attempt that succeeded.
+        replayed: how many history items the new session was given.
+    """
+
+    TYPE: ClassVar[str] = "conversation.resumed"
+    session_id: str
+    attempt: int = 1
+    replayed: int = 0

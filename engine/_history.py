@@ -42,9 +42,10 @@ from duplex.protocol import (
     InputTranscriptDone,
     OutputTranscriptDone,
     ServerEvent,
+    ToolCallRequested,
 )
 
-__all__ = ["DEFAULT_MAX_ITEMS", "ConversationHistory", "HistoryItem"]
+__all__ = ["DEFAULT_MAX_ITEMS", "HISTORY_EVENTS", "ConversationHistory", "HistoryItem"]
 
 Role = Literal["user", "assistant", "system"]
 ItemKind = Literal["message", "function_call", "function_call_output"]
@@ -52,6 +53,19 @@ ItemKind = Literal["message", "function_call", "function_call_output"]
 DEFAULT_MAX_ITEMS: Final = 1000
 _AUDIO_PARTS: Final = frozenset({"input_audio", "output_audio", "audio"})
 _ROLES: Final[dict[str, Role]] = {"user": "user", "assistant": "assistant", "system": "system"}
+
+# The server events ``ConversationHistory.apply`` reads (the reader skips the others).
+HISTORY_EVENTS: Final = frozenset(
+    {
+        ConversationItemAdded,
+        ConversationItemDeleted,
+        ConversationItemTruncated,
+        HandoffRequested,
+        InputTranscriptDone,
+        OutputTranscriptDone,
+        ToolCallRequested,
+    }
+)
 
 
 @final
@@ -229,6 +243,8 @@ class ConversationHistory:
                 if known is not None and not item.text and not item.arguments:
                     return  # the server's echo of an item we already hold, with less in it
                 self._put(item)
+            case ToolCallRequested(call_id=call_id, name=name, arguments=arguments, item_id=iid):
+                self.record_call(iid, call_id, name, arguments)
             case InputTranscriptDone(text=text, item_id=item_id):
                 self._set_text(item_id, text, role="user", audio=True)
             case OutputTranscriptDone(text=text, item_id=item_id):
@@ -247,6 +263,10 @@ class ConversationHistory:
                     self.record_call(item_id, call_id, self.handoff_tool_name, arguments)
             case _:
                 pass
+
+    def forget(self, item_id: str) -> None:
+        """The host deleted ``item_id`` (the server's ``conversation.item.deleted`` agrees)."""
+        self._items.pop(item_id, None)
 
     # ---- internals ------------------------------------------------------------------
 

@@ -63,13 +63,20 @@ from duplex.protocol import (
     UnknownEvent,
 )
 
-from ._errors import ConversationClosed, ConversationStarted
+from ._errors import (
+    ConversationClosed,
+    ConversationReconnecting,
+    ConversationResumed,
+    ConversationStarted,
+)
 
 __all__ = ["HostEvent"]
 
 HostEvent: TypeAlias = (
     ConversationStarted
     | ConversationClosed
+    | ConversationReconnecting
+    | ConversationResumed
     | SessionCreated
     | SessionUpdated
     | InputAudioSpeechStarted

@@ -23,6 +23,7 @@ from duplex.engine import (
     HandoffNotActive,
     InputTranscriptDone,
     OutputTranscriptDone,
+    ReconnectPolicy,
     ResponseDone,
     SessionCreated,
     SessionUpdated,
@@ -339,11 +340,13 @@ async def test_http_401_raises_start_error_with_status_and_no_closed() -> None:
 
 
 async def test_fatal_server_error_emits_error_then_closed_error() -> None:
-    """session_expired: Error (fatal) then exactly one ConversationClosed("error")."""
+    """session_expired with reconnection off: Error (fatal) then exactly one
+    ConversationClosed("error")."""
     faults = FaultConfig(session_max_duration_s=0.3)
     async with open_simulator(SimulatorConfig(faults=faults)) as sim:
         with trio.fail_after(10):
-            async with engine_with_events(sim_config(sim)) as (engine, events):
+            config = sim_config(sim, reconnect=ReconnectPolicy.disabled())
+            async with engine_with_events(config) as (engine, events):
                 await engine.start()
                 taken = await events.until(of_type(ConversationClosed))
                 errors = [e for e in taken if isinstance(e, Error)]
@@ -376,7 +379,9 @@ async def test_dropped_connection_ends_with_error() -> None:
     faults = FaultConfig(drop_after_events=2)
     async with open_simulator(SimulatorConfig(faults=faults)) as sim:
         with trio.fail_after(10):
-            async with engine_with_events(sim_config(sim)) as (engine, events):
+            async with engine_with_events(
+                sim_config(sim, reconnect=ReconnectPolicy.disabled())
+            ) as (engine, events):
                 await engine.start()
                 taken = await events.until(of_type(ConversationClosed))
                 assert taken[-1].reason == "error"

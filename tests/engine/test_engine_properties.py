@@ -28,6 +28,7 @@ from duplex.engine import (
     ConversationStarted,
     EngineConfig,
     OutputTranscriptDelta,
+    ReconnectPolicy,
     ResponseCreated,
     ResponseDone,
     SessionCreated,
@@ -132,7 +133,10 @@ async def _run_ops(ops: list[str]) -> None:
     with trio.fail_after(15):
         async with trio.open_nursery() as peers:
             server = MemoryServer(peers, _peer)
-            config = EngineConfig(api_key=API_KEY, audio_queue_size=4)
+            # Peer closes end the conversation here; test_resume_properties covers reconnects.
+            config = EngineConfig(
+                api_key=API_KEY, audio_queue_size=4, reconnect=ReconnectPolicy.disabled()
+            )
             async with (
                 open_engine(config, transport_factory=server) as engine,
                 host_events(engine) as events,

@@ -27,6 +27,7 @@ from duplex.engine import (
     InvalidAudioFrame,
     NoopRequested,
     ParseFailure,
+    ReconnectPolicy,
     SessionCreated,
     SessionUpdated,
     open_engine,
@@ -331,7 +332,10 @@ async def test_peer_close_reason_is_not_an_error_text_but_app_codes_are_errors()
         async with trio.open_nursery() as nursery:
             server = MemoryServer(nursery, _peer)
             async with (
-                open_engine(EngineConfig(api_key=API_KEY), transport_factory=server) as engine,
+                open_engine(
+                    EngineConfig(api_key=API_KEY, reconnect=ReconnectPolicy.disabled()),
+                    transport_factory=server,
+                ) as engine,
                 host_events(engine) as events,
             ):
                 await engine.start()

@@ -14,6 +14,7 @@ from duplex.engine import (
     ConversationStartError,
     Error,
     OutputTranscriptDone,
+    ReconnectPolicy,
     SessionUpdated,
 )
 from duplex.simulator import FaultConfig, SimulatorConfig, open_simulator
@@ -96,7 +97,12 @@ async def test_sideband_join_failure_emits_error_then_closed_error() -> None:
     """conversation_webrtc_sideband_connect_failure_closes_with_error."""
     faults = FaultConfig(sideband_refuse_first=1000)
     async with open_simulator(SimulatorConfig(faults=faults)) as sim:
-        config = sim_config(sim, transport="webrtc", webrtc_control="sideband")
+        config = sim_config(
+            sim,
+            transport="webrtc",
+            webrtc_control="sideband",
+            reconnect=ReconnectPolicy.disabled(),
+        )
         with trio.fail_after(20):
             async with engine_with_events(config) as (engine, events):
                 started = await engine.start()

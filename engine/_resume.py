@@ -1,0 +1,234 @@
+"""Reconnect and rotation decisions: which endings a conversation survives, and what a new
+session is given. Synchronous and trio-free; ``_conversation.py`` applies the results.
+
+What happens on a resumable ending (SPEC §3.5; ``docs/long-conversations.md`` for hosts):
+
+1. The state machine ended the connection (a transport end or a fatal error). ``classify``
+   asks ``ReconnectPolicy.resumable``; if yes, the synthetic fatal ``Error`` the state machine
+   added is dropped (the host sees ``ConversationReconnecting`` instead) and everything else
+   of the old connection is delivered first.
+2. Per attempt: ``ConversationReconnecting(attempt, reason)``, the policy's backoff, a new
+   connection with the same configuration and session id.
+3. On the new connection, in order: the handshake, ``replay_events`` (the ledger's replay,
+   the re-anchoring note, and a ``response.create`` when a response was cut short), then
+   ``ConversationResumed``. Only then do the new connection's tasks run, so nothing of the
+   old connection can follow ``ConversationResumed``.
+4. When attempts are spent: ``Error`` + ``ConversationClosed("error")``, once.
+
+The in-flight rule:
+- a function call or handoff waiting for the host's output stays answerable: its call item
+  is replayed, the engine keeps the handoff as active, and the host's later output goes to
+  the new session with the same ``call_id``;
+- a response cut short by the drop is not resumed part-way: its unfinished assistant item has
+  no final transcript, so it is not replayed, and the engine requests a new response
+  (``response.create``) after the replay so the user still gets an answer;
+- rotation waits until no response is active, so nothing is cut.
+
+Invariants: replay events carry the ledger's item ids (the new session's echoes update the
+ledger in place rather than duplicating items); audio is never replayed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any, Final, final
+
+import attrs
+
+from duplex.protocol import (
+    AudioFrame,
+    ClientEvent,
+    ConversationItem,
+    ConversationItemCreate,
+    Error,
+    ProtocolVersion,
+    message_item_event,
+    response_create_event,
+    tool_output_event,
+)
+
+from ._errors import ConversationClosed
+from ._history import ConversationHistory, HistoryItem, Role
+from ._reconnect import ReconnectPolicy
+
+__all__ = [
+    "ROTATION",
+    "SESSION_EXPIRED",
+    "Ending",
+    "classify",
+    "item_event",
+    "new_item_id",
+    "replay_events",
+    "stamp_items",
+    "trim_backlog",
+]
+
+ROTATION: Final = "rotation"
+SESSION_EXPIRED: Final = "session_expired"
+_ROLES: Final[dict[str, Role]] = {"user": "user", "assistant": "assistant", "system": "system"}
+
+
+@final
+@attrs.frozen
+class Ending:
+    """A connection ended and the conversation goes on.
+
+    ``reason`` is what ``ConversationReconnecting`` says; ``closed`` is the end the host gets
+    if every attempt fails; ``error`` is the ``Error`` sent with it.
+    """
+
+    reason: str
+    closed: ConversationClosed
+    error: Error | None = None
+
+
+def rotation() -> Ending:
+    """The session reached ``ReconnectPolicy.max_session_s`` with no response active."""
+    message = "the session could not be rotated to a new one"
+    return Ending(ROTATION, ConversationClosed("error", None, message), Error(message, None))
+
+
+def classify(
+    policy: ReconnectPolicy, forward: list[Any], closed: ConversationClosed
+) -> Ending | None:
+    """The state machine ended a connection with ``closed`` (after ``forward``): an ``Ending``
+    if the conversation should resume, else ``None``. Removes the fatal ``Error`` the state
+    machine put last in ``forward`` when it resumes."""
+    if closed.reason == "requested":
+        return None
+    fatal = forward[-1] if forward and type(forward[-1]) is Error else None
+    if fatal is not None and not fatal.fatal:
+        fatal = None
+    error_code = fatal.code if fatal is not None else None
+    if not policy.resumable(requested=False, close_code=closed.code, error_code=error_code):
+        return None
+    if fatal is not None:
+        forward.pop()
+    if error_code == SESSION_EXPIRED:
+        reason = SESSION_EXPIRED
+    elif closed.error:
+        reason = closed.error
+    else:
+        reason = f"connection closed with code {closed.code}"
+    message = closed.error or reason
+    return Ending(
+        reason,
+        ConversationClosed("error", closed.code, message),
+        fatal or Error(f"transport failed: {message}", None, None, True),
+    )
+
+
+def new_item_id() -> str:
+    """A client-chosen item id (the API accepts ids up to 32 characters)."""
+    return f"dx_{uuid.uuid4().hex[:24]}"
+
+
+def item_event(item: HistoryItem) -> ClientEvent | None:
+    """``conversation.item.create`` for one history item (GA shape), or ``None`` for a
+    message with no text (nothing the model could use)."""
+    if item.kind == "message":
+        if not item.text or item.role is None:
+            return None
+        return message_item_event(item.role, item.text, item_id=item.id)
+    if item.kind == "function_call":
+        assert item.call_id is not None
+        assert item.name is not None
+        wire = ConversationItem(
+            type="function_call",
+            id=item.id,
+            call_id=item.call_id,
+            name=item.name,
+            arguments=item.arguments or "{}",
+        )
+        return ConversationItemCreate(item=wire)
+    assert item.call_id is not None
+    event = tool_output_event(item.call_id, item.output or "")
+    return attrs.evolve(event, item=attrs.evolve(event.item, id=item.id))
+
+
+def seed_events(history: ConversationHistory, items: Iterable[HistoryItem]) -> list[ClientEvent]:
+    """Record ``items`` (seeded by ``start(history=…)``; each gets an id) and return their
+    ``conversation.item.create`` events."""
+    events: list[ClientEvent] = []
+    for item in items:
+        if item.id is None:
+            item = attrs.evolve(item, id=new_item_id())
+        history.record(item)
+        event = item_event(item)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def replay_events(
+    history: ConversationHistory,
+    policy: ReconnectPolicy,
+    version: ProtocolVersion,
+    *,
+    respond: bool,
+) -> tuple[list[ClientEvent], int]:
+    """What a new session is sent after its handshake, and how many items were replayed.
+
+    v1 sessions get nothing: the dialect has no client-side history items (a v1 host that
+    passed ``conversation_id`` continues the backend's own conversation).
+    """
+    if version is not ProtocolVersion.V2:
+        return [], 0
+    items, _skipped = history.replay(policy.replay_items)
+    events = [e for e in (item_event(i) for i in items) if e is not None]
+    replayed = len(events)
+    if events and policy.reanchor_note:
+        events.append(message_item_event("system", policy.reanchor_note))
+    if respond:
+        events.append(response_create_event())
+    return events, replayed
+
+
+def stamp_items(
+    events: list[ClientEvent], history: ConversationHistory, version: ProtocolVersion
+) -> None:
+    """Give every item the engine creates (host text, tool and handoff outputs) an id and
+    record it, so ``history()`` and the replay hold it (v2; v1 items come back from the
+    server's events)."""
+    if version is not ProtocolVersion.V2:
+        return
+    for index, event in enumerate(events):
+        if type(event) is not ConversationItemCreate or event.item is None:
+            continue
+        wire = event.item
+        if wire.type not in ("message", "function_call_output"):
+            continue
+        if wire.id is None:
+            wire = attrs.evolve(wire, id=new_item_id())
+            events[index] = attrs.evolve(event, item=wire)
+        item = _recorded(wire)
+        if item is not None:
+            history.record(item)
+
+
+def _recorded(wire: ConversationItem) -> HistoryItem | None:
+    if wire.type == "function_call_output":
+        if not wire.call_id:
+            return None
+        return HistoryItem.tool_output(wire.call_id, wire.output or "", id=wire.id)
+    text = "".join(
+        (p.text if p.text is not None else p.transcript) or "" for p in wire.content or ()
+    )
+    role = _ROLES.get(wire.role or "")
+    if role is None:
+        return None
+    return HistoryItem(kind="message", role=role, text=text, id=wire.id)
+
+
+def trim_backlog(frames: list[AudioFrame], max_ms: int) -> tuple[list[AudioFrame], int]:
+    """Keep the newest ``max_ms`` of host audio queued while reconnecting; (kept, dropped)."""
+    kept: list[AudioFrame] = []
+    total = 0.0
+    for frame in reversed(frames):
+        total += frame.duration_ms
+        if total > max_ms:
+            break
+        kept.append(frame)
+    kept.reverse()
+    return kept, len(frames) - len(kept)
