@@ -127,7 +127,8 @@ class Conversation:
         self._live = trio.Event()  # set while host calls may proceed (reset while reconnecting)
         self._live.set()
         self._established = False  # the current attempt got a transport
-        self._heard = True  # the current connection has received server events
+        self._attempt = 0  # attempts since the last connection that held (stable_after_s)
+        self._connected_at = 0.0
         self._ending: Ending | None = None
         self._rotate_due = False
         self._respond_after_resume = False
@@ -209,6 +210,7 @@ class Conversation:
                 else:
                     transport = await self._connect(transport_nursery)
                 self._established = True
+                self._connected_at = trio.current_time()
                 self.transport = transport
                 if task_status is not None:
                     step = self.state.connected(
@@ -251,12 +253,11 @@ class Conversation:
     async def _resume(self, ending: Ending) -> Ending | None:
         """Reconnect per the policy; the next connection's ending, or ``None`` (the
         conversation ended: resumed and then closed, or attempts spent)."""
-        attempt = 0
+        if trio.current_time() - self._connected_at >= self.policy.stable_after_s:
+            self._attempt = 0  # the last connection held: a new drop starts a new count
         while True:
-            if self._heard:
-                attempt = 0  # the last connection worked: a new drop starts a new count
-            self._heard = False
-            attempt += 1
+            self._attempt += 1
+            attempt = self._attempt
             delay = self.policy.delay(attempt, random.random())
             if delay is None:
                 self._give_up(ending.error, ending.closed)
@@ -409,8 +410,6 @@ class Conversation:
                     assert isinstance(item, TransportEnded)
                     ended = item
             was_responding = state.responses.active
-            if events:
-                self._heard = True
             step = receive(events, ended)
             stalled_writer = False
             if (

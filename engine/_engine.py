@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, final
 
@@ -55,9 +55,12 @@ from ._errors import (
     ConversationStartError,
     EngineClosed,
     EngineError,
+    UnsupportedByDialect,
 )
+from ._history import ConversationHistory, HistoryItem
 from ._host_events import HostEvent
 from ._queues import HostQueue
+from ._resume import seed_events
 
 __all__ = ["Engine", "EngineStatistics", "EventStream", "host_exception", "open_engine"]
 
@@ -92,6 +95,7 @@ class EngineStatistics:
     bytes_out: int
     queue_depths: dict[str, int] = attrs.field(factory=dict)
     binary_frames_dropped: int = 0
+    reconnects: int = 0
 
 
 TransportFactory = Callable[[trio.Nursery], Awaitable[Transport]]
@@ -261,13 +265,19 @@ class Engine:
     # ---- lifecycle ------------------------------------------------------------------
 
     async def start(
-        self, prompt: str | None = None, conversation_id: str | None = None
+        self,
+        prompt: str | None = None,
+        conversation_id: str | None = None,
+        *,
+        history: Sequence[HistoryItem] = (),
     ) -> ConversationStarted:
         """Connect and start a conversation, replacing any running one.
 
         Args:
             prompt: the session instructions (``None`` sends an empty prompt).
             conversation_id: v1 only: the backend conversation to continue.
+            history: v2: prior items (``HistoryItem``) sent right after the handshake, in
+                order; they become the start of ``history()`` and of every replay.
 
         Raises:
             ConversationStartError: invalid settings (voice, modality) or the connection
@@ -284,6 +294,13 @@ class Engine:
                 "no API key: set the OPENAI_API_KEY environment variable "
                 "(EngineConfig.from_env()) or pass api_key= to EngineConfig"
             )
+        if history and config.version is not ProtocolVersion.V2:
+            raise UnsupportedByDialect(
+                "v1 sessions cannot be seeded with history items; "
+                "pass conversation_id= to continue a backend conversation"
+            )
+        ledger = ConversationHistory(handoff_tool_name=config.handoff_tool_name)
+        seed = seed_events(ledger, history)
         async with self._lock:
             self._check_open()
             await self._replace_current()
@@ -311,6 +328,8 @@ class Engine:
                 connect=connect,
                 start_event=start_event,
                 host=self._host,
+                history=ledger,
+                seed=seed,
             )
             url = self._display_url()
             scope = self._starting = trio.CancelScope()
@@ -490,6 +509,44 @@ class Engine:
         """
         await self._running().update_prompt(prompt)
 
+    # ---- history (long conversations) -----------------------------------------------
+
+    def history(self) -> tuple[HistoryItem, ...]:
+        """The conversation as the engine knows it (of the running or last conversation):
+        user, assistant, system and tool items in order, with their ids and their text or
+        transcript. It spans reconnects and rotations."""
+        self._check_open()
+        conversation = self._current
+        return conversation.history.items() if conversation is not None else ()
+
+    async def add_item(self, item: HistoryItem) -> str:
+        """Add an item to the conversation (v2; no response is requested). Returns its id
+        (the one given, or one the engine chose).
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            UnsupportedByDialect: a v1 session.
+            ValueError: a message with no text.
+        """
+        conversation = self._running()
+        self._require_v2("add_item")
+        return await conversation.add_item(item)
+
+    async def delete_item(self, item_id: str) -> None:
+        """Delete an item from the conversation and from ``history()`` (v2).
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            UnsupportedByDialect: a v1 session.
+        """
+        conversation = self._running()
+        self._require_v2("delete_item")
+        await conversation.delete_item(item_id)
+
+    def _require_v2(self, what: str) -> None:
+        if self.config.version is not ProtocolVersion.V2:
+            raise UnsupportedByDialect(f"{what} needs a v2 (Realtime GA) session")
+
     # ---- output ---------------------------------------------------------------------
 
     def events(self) -> EventStream:
@@ -537,6 +594,7 @@ class Engine:
             bytes_out=tstats.bytes_out if tstats else 0,
             queue_depths=depths,
             binary_frames_dropped=getattr(tstats, "binary_frames_dropped", 0) if tstats else 0,
+            reconnects=conversation.reconnects if conversation is not None else 0,
         )
 
     @property

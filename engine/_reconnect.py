@@ -65,6 +65,9 @@ class ReconnectPolicy:
             60 minutes); ``None`` disables rotation by age.
         audio_buffer_ms: host audio kept while reconnecting and sent once resumed; older
             audio is dropped and counted.
+        stable_after_s: a connection that lasted this long resets the attempt count; one that
+            drops sooner (a server that accepts and fails at once) uses up an attempt, so a
+            flapping server ends the conversation instead of looping forever.
     """
 
     enabled: bool = True
@@ -77,6 +80,7 @@ class ReconnectPolicy:
     reanchor_note: str | None = DEFAULT_REANCHOR_NOTE
     max_session_s: float | None = 55 * 60.0
     audio_buffer_ms: int = attrs.field(default=2000)
+    stable_after_s: float = attrs.field(default=10.0, validator=_non_negative)
 
     def __attrs_post_init__(self) -> None:
         if self.max_attempts < 1:

@@ -60,6 +60,7 @@ __all__ = [
     "item_event",
     "new_item_id",
     "replay_events",
+    "seed_events",
     "stamp_items",
     "trim_backlog",
 ]
