@@ -63,7 +63,8 @@ async def test_a_drop_mid_response_resumes_and_the_next_turn_remembers(
                 assert isinstance(taken[-1], ConversationResumed), taken[-5:]
                 reconnecting = [e for e in taken if isinstance(e, ConversationReconnecting)]
                 assert [e.attempt for e in reconnecting] == [1]
-                assert "1011" in reconnecting[0].reason
+                if transport.get("webrtc_control") != "datachannel":
+                    assert "1011" in reconnecting[0].reason  # a data channel has no close code
                 # The cut response is requested again after the replay.
                 await events.until(of_type(ResponseDone))
                 await engine.send_text("what did I say")
