@@ -87,7 +87,7 @@ def _tag(event: Any) -> str | None:
 
 
 def _user_texts(handle: PeerHandle) -> list[str]:
-    texts = []
+    texts: list[str] = []
     for frame in handle.received:
         event = json.loads(frame)
         item = event.get("item") or {}
