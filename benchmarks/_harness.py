@@ -31,8 +31,8 @@ from typing import Any
 
 __all__ = ["SCENARIOS", "run_bench"]
 
-SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "soak")
-DEFAULT_SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc")
+SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "soak", "resume")
+DEFAULT_SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "resume")
 # ``aio``: the duplex engine under an asyncio host (``duplex.aio``), beside the trio host.
 CLIENTS = ("duplex", "aio", "bare", "openai", "agents")
 
@@ -236,6 +236,13 @@ def _bench_memory(quick: bool) -> dict[str, Any]:
         )
 
 
+def _bench_resume(quick: bool) -> dict[str, Any]:
+    runs = 5 if quick else 20
+    _progress(f"resume: {runs} drops (close 1011) and reconnects")
+    # The simulator runs inside the scenario process (one clock for accept and resume).
+    return _run_json(["-m", "duplex.benchmarks._scenarios", "resume", "-", "--runs", str(runs)])
+
+
 def _bench_webrtc(quick: bool) -> dict[str, Any]:
     runs, seconds = (3, 5.0) if quick else (5, 15.0)
     with _simulator() as url:
@@ -430,6 +437,17 @@ def format_table(results: dict[str, Any]) -> str:
                     "",
                 )
             )
+    resumed = results.get("resume")
+    if resumed and "error" not in resumed and resumed.get("accept_to_resumed_ms_median"):
+        rows.append(
+            (
+                "resume: server accepts again → ConversationResumed",
+                f"{resumed['accept_to_resumed_ms_median']:.1f} ms median",
+                f"max {resumed['accept_to_resumed_ms_max']:.1f} ms "
+                f"({resumed['replayed_items']} items replayed)",
+                "≤ 1000 ms",
+            )
+        )
     soak = results.get("soak")
     if soak and "error" not in soak:
         rows.append(
@@ -440,7 +458,7 @@ def format_table(results: dict[str, Any]) -> str:
                 "",
             )
         )
-    for name in ("memory", "webrtc", "soak"):
+    for name in ("memory", "webrtc", "soak", "resume"):
         if results.get(name, {}).get("error"):
             rows.append((name, "error: " + results[name]["error"], "", ""))
     widths = [max(len(r[i]) for r in rows) if rows else 0 for i in range(4)]
@@ -548,6 +566,8 @@ def run_bench(
             results[name] = _bench_memory(quick)
         elif name == "webrtc":
             results[name] = _bench_webrtc(quick)
+        elif name == "resume":
+            results[name] = _bench_resume(quick)
         elif name == "soak":
             results[name] = _bench_soak(soak_minutes or (0.5 if quick else 10.0))
     results["seconds"] = time.perf_counter() - began

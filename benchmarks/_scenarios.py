@@ -15,6 +15,13 @@ Run: ``python -m benchmarks._scenarios SCENARIO BASE_URL [options]``; prints one
   latency: the host's send time of the first voiced frame of each speech burst against the
   simulator's arrival stamp of that onset (its debug route ``GET …/realtime/calls/
   audio_onsets``; both are ``time.monotonic_ns()`` on one host).
+- ``resume``: R times: a conversation (seeded with a short history) whose first session the
+  simulator closes with 1011 right after ``session.updated``; reports the time from the
+  simulator accepting the new session to ``ConversationResumed`` (the reconnect driver's own
+  cost: handshake + replay queued; target ≤ 1 s on loopback) and from the drop
+  (``ConversationReconnecting``) to ``ConversationResumed``. The simulator runs in this
+  process so both ends read one clock; the accept is observed by polling the simulator's
+  session list every 0.5 ms (the resolution of the figure).
 """
 
 from __future__ import annotations
@@ -31,13 +38,24 @@ import trio
 
 from duplex.engine import (
     AudioFrame,
+    ConversationReconnecting,
+    ConversationResumed,
     ConversationStartError,
     EngineConfig,
+    HistoryItem,
     InputAudioSpeechStarted,
+    ReconnectPolicy,
     SessionUpdated,
     open_engine,
 )
-from duplex.simulator import synthesize, tone
+from duplex.simulator import (
+    FaultConfig,
+    Scenario,
+    SimulatorConfig,
+    open_simulator,
+    synthesize,
+    tone,
+)
 
 __all__ = ["main", "rss_mb"]
 
@@ -216,6 +234,54 @@ async def webrtc(url: str, runs: int, seconds: float) -> dict[str, Any]:
     }
 
 
+async def _watch_accept(sim: Any, expected: int, accepted_at: list[float]) -> None:
+    # The simulator has no accept hook: poll its session list (0.5 ms: the resolution).
+    while len(sim.sessions) < expected:  # noqa: ASYNC110
+        await trio.sleep(0.0005)
+    accepted_at.append(time.perf_counter())
+
+
+async def resume(runs: int) -> dict[str, Any]:
+    accept_ms: list[float] = []
+    drop_ms: list[float] = []
+    seed = [HistoryItem.user(f"turn {i}") for i in range(10)]
+    policy = ReconnectPolicy(stable_after_s=0.0)
+    async with open_simulator(SimulatorConfig()) as sim:
+        config = EngineConfig(base_url=sim.base_url or "", api_key="sk-bench", reconnect=policy)
+        async with open_engine(config) as engine:
+            events = engine.events()
+            for _ in range(runs):
+                drop = Scenario(faults=FaultConfig(close_after_events=2, close_code=1011))
+                sim.add_scenario(drop)
+                accepted_at: list[float] = []
+                expected = len(sim.sessions) + 2  # the dropped session, then the new one
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_watch_accept, sim, expected, accepted_at)
+                    await engine.start(prompt="", history=seed)
+                    dropped_at = resumed_at = 0.0
+                    async for event in events:
+                        if isinstance(event, ConversationReconnecting):
+                            dropped_at = time.perf_counter()
+                        elif isinstance(event, ConversationResumed):
+                            resumed_at = time.perf_counter()
+                            break
+                    nursery.cancel_scope.cancel()
+                if accepted_at:
+                    accept_ms.append((resumed_at - accepted_at[0]) * 1000)
+                drop_ms.append((resumed_at - dropped_at) * 1000)
+                await engine.close()
+    accept_ms.sort()
+    drop_ms.sort()
+    return {
+        "runs": runs,
+        "replayed_items": len(seed),
+        "accept_to_resumed_ms": accept_ms,
+        "accept_to_resumed_ms_median": accept_ms[len(accept_ms) // 2] if accept_ms else None,
+        "accept_to_resumed_ms_max": accept_ms[-1] if accept_ms else None,
+        "drop_to_resumed_ms_median": drop_ms[len(drop_ms) // 2] if drop_ms else None,
+    }
+
+
 ONSET_PEAK = 300  # the simulator's onset criterion (simulator/_session.py)
 
 
@@ -253,7 +319,7 @@ def _pair_onsets(sent: list[int], arrived: list[int]) -> list[float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["idle", "soak", "webrtc"])
+    parser.add_argument("scenario", choices=["idle", "soak", "webrtc", "resume"])
     parser.add_argument("url")
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -262,6 +328,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.scenario == "idle":
         result = trio.run(idle, args.url, args.conversations)
+    elif args.scenario == "resume":
+        result = trio.run(resume, args.runs)
     elif args.scenario == "soak":
         result = trio.run(soak, args.url, args.seconds, args.interval)
     else:
