@@ -499,8 +499,15 @@ class Conversation:
         """Wait for room in the outbox, then let the state machine decide and queue what it
         sends, with no checkpoint in between: a cancelled wait changes nothing. Items the
         engine creates get an id and go into the history (``_resume.stamp_items``)."""
-        await self.await_live()
-        await self._outbox.wait_writable()
+        while True:
+            await self.await_live()
+            try:
+                await self._outbox.wait_writable()
+            except ConversationNotRunning:
+                if self._reconnecting and not self._ended:
+                    continue  # the connection dropped while we waited: wait for the next
+                raise
+            break
         step = decide()
         stamp_items(step.send, self.history, self._version)
         self._outbox.push(self._encode(step.send))
