@@ -155,8 +155,11 @@ async def test_send_text_blocked_on_a_stalled_socket_ends_when_the_conversation_
         pairs.append(peer)
         return stalling
 
+    # Reconnection off: the drop ends the conversation (with it on, the call waits for the
+    # new session: test_resume_host_calls).
+    config = EngineConfig(api_key=API_KEY, reconnect=ReconnectPolicy.disabled())
     with trio.fail_after(10):
-        async with open_engine(EngineConfig(api_key=API_KEY), transport_factory=factory) as engine:
+        async with open_engine(config, transport_factory=factory) as engine:
             await engine.start()
             blocked = trio.Event()
             result: list[BaseException] = []
