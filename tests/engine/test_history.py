@@ -16,6 +16,7 @@ from duplex.protocol import (
     HandoffRequested,
     InputTranscriptDone,
     OutputTranscriptDone,
+    ToolCallRequested,
 )
 
 
@@ -132,3 +133,16 @@ def test_any_event_sequence_keeps_ids_unique_bounded_and_replay_consistent(
     calls = {i.call_id for i in replay if i.kind == "function_call"}
     assert all(i.call_id in calls for i in replay if i.kind == "function_call_output")
     assert all(i.text for i in replay if i.kind == "message")
+
+
+def test_a_tool_call_event_records_the_call_with_its_final_arguments() -> None:
+    history = ConversationHistory()
+    history.apply(
+        ConversationItemAdded(
+            ConversationItem(type="function_call", id="i1", call_id="c1", name="f", arguments="")
+        )
+    )
+    history.apply(ToolCallRequested("c1", "f", '{"x": 1}', "i1"))
+    assert history.items() == (HistoryItem.tool_call("c1", "f", '{"x": 1}', id="i1"),)
+    history.forget("i1")
+    assert history.items() == ()

@@ -53,3 +53,8 @@ def test_jitter_scales_with_the_random_fraction() -> None:
 def test_invalid_policies_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="ReconnectPolicy"):
         ReconnectPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_stable_after_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="stable_after_s"):
+        ReconnectPolicy(stable_after_s=-1)
