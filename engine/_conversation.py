@@ -26,8 +26,13 @@ nursery outside it so a close handshake can still complete)::
   track is not the text writer's socket).
 
 Every decision (what to forward, what to send, when the conversation ends) is the state
-machine's (``_state_machine.py``); this module holds none. The ``ConversationClosed`` the
-state machine returns is queued for the host here and only here (``_emit_end``).
+machine's (``_state_machine.py``); this module holds none. A conversation spans connections:
+when the state machine ends one with a resumable ending (``_resume.classify``), ``run`` opens
+the next (``_resume``/``_resumed``: handshake, replay, ``ConversationResumed``) with a fresh
+``ConversationState`` that keeps the counters and the answerable handoffs; the history ledger
+and the audio channel belong to the conversation, the outbox and tasks to one connection.
+The ``ConversationClosed`` the state machine returns is queued for the host here and only
+here (``_emit_end``).
 
 Channel sizes: the audio channel holds ``EngineConfig.audio_queue_size`` frames, dropped and
 counted when full so ``send_audio`` never blocks the host; the outbox and host queue bounds are

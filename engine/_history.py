@@ -1,8 +1,10 @@
 """The conversation as the engine knows it: an ordered, bounded ledger of items.
 
 ``ConversationHistory`` is synchronous and trio-free. It is fed the server events that
-create, complete, transcribe, truncate and delete items, plus the items the engine itself
-sends (host text, tool outputs, seeded history), and answers two questions:
+create, transcribe, truncate and delete items and that request tool calls (``HISTORY_EVENTS``;
+the reader hands it only those), plus the items the engine itself sends (host text, tool and
+handoff outputs, ``add_item``, seeded history — ``_resume.stamp_items``/``seed_events``), and
+answers two questions:
 
 - ``items()``: the conversation in server order, each item with its text — typed text, or
   the transcript of an audio turn — for ``Engine.history()``;
