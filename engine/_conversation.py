@@ -386,6 +386,7 @@ class Conversation:
         history_events = HISTORY_EVENTS
         while True:
             if self._rotate_due and not state.responses.active:
+                self._respond_after_resume = False  # nothing was cut
                 self._end_connection(rotation())
                 return
             scope = self._receive_scope = trio.CancelScope()

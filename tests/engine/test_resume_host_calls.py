@@ -20,6 +20,8 @@ from duplex.engine import (
     EngineConfig,
     HandoffRequested,
     ReconnectPolicy,
+    ResponseCreated,
+    ResponseDone,
     SessionCreated,
     open_engine,
 )
@@ -206,4 +208,41 @@ async def test_a_pending_handoff_stays_answerable_in_the_new_session() -> None:
                     ("function_call_output", "call_h1")
                 )
                 assert engine.history()[-1].output == "booked for 8 pm"
+            nursery.cancel_scope.cancel()
+
+
+async def test_rotation_after_a_resumed_drop_requests_no_response() -> None:
+    """Regression: the "a response was cut" flag of a drop leaked into a later rotation,
+    which then asked the model for an unrequested answer."""
+
+    def peer(handle: PeerHandle, event: dict[str, Any]) -> list[str]:
+        if event["type"] == "response.create":
+            rid = f"resp_{handle.index}"
+            if handle.index == 0:
+                return [wire(ResponseCreated(rid))]  # cut by the drop below
+            return [wire(ResponseCreated(rid)), wire(ResponseDone(rid, "completed"))]
+        return _peer(handle, event)
+
+    policy = ReconnectPolicy(max_session_s=0.3)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = MemoryServer(nursery, peer)
+            config = EngineConfig(api_key=API_KEY, reconnect=policy)
+            async with (
+                open_engine(config, transport_factory=server) as engine,
+                host_events(engine) as events,
+            ):
+                await engine.start()
+                await engine.send_text("hello")
+                await events.until(of_type(ResponseCreated))
+                await server.peers[0].peer.drop()
+                await events.until(of_type(ConversationResumed))
+                await events.until(of_type(ResponseDone))
+                taken = await events.until(of_type(ConversationResumed))
+                assert [e.reason for e in taken if isinstance(e, ConversationReconnecting)] == [
+                    "rotation"
+                ]
+                assert "response.create" in _types(server.peers[1])  # the cut one, again
+                await trio.testing.wait_all_tasks_blocked()
+                assert "response.create" not in _types(server.peers[2])
             nursery.cancel_scope.cancel()
