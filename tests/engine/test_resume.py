@@ -205,3 +205,21 @@ async def test_giving_up_emits_one_closed_error_after_the_attempts() -> None:
                 with pytest.raises(ConversationNotRunning):
                     await engine.send_text("too late")
             assert len(closed_events(events.log)) == 1
+
+
+async def test_a_dead_peer_is_noticed_and_the_conversation_resumes() -> None:
+    """A hung server (TCP open, nothing answered, pings unanswered): the liveness timeout
+    ends the connection and the engine resumes on a new one."""
+    async with open_simulator(SimulatorConfig()) as sim:
+        sim.add_scenario(Scenario(faults=FaultConfig(silent_after_frames=2)))
+        config = sim_config(sim, reconnect=FAST, liveness_timeout=0.5)
+        with trio.fail_after(15):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start()
+                await engine.send_text("my name is Ada")
+                taken = await events.until(of_type(ConversationResumed, ConversationClosed))
+                assert isinstance(taken[-1], ConversationResumed), taken[-5:]
+                await events.until(of_type(ResponseDone))  # the unanswered turn, answered
+                await engine.send_text("what did I say")
+                answer = await events.until(of_type(ResponseDone))
+                assert _said(answer)[-1] == "Before that you said: my name is Ada."
