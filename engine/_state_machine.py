@@ -44,6 +44,7 @@ import attrs
 
 from duplex.protocol import (
     DETAIL_EVENTS,
+    G711_SAMPLE_RATE,
     AudioFrame,
     AudioInterrupted,
     AudioOut,
@@ -322,8 +323,10 @@ class ConversationState:
         forward_unknown_events: bool = False,
         user_text_prefix: bool = False,
         secrets: Sequence[str | None] = (),
+        audio_format: str = "pcm16",
     ) -> None:
         self.version = version
+        self.audio_format = audio_format
         self.mode = mode
         self.status: str = CONNECTING
         self.counters = Counters()
@@ -468,9 +471,9 @@ class ConversationState:
                 if not (
                     track is not None
                     and (kind is ResponseDone or kind is ResponseCancelled)
-                    and track.hold(event)  # type: ignore[arg-type]
+                    and track.hold(event)
                 ):
-                    forward.append(event)  # type: ignore[arg-type]
+                    forward.append(event)
             if after:
                 forward.extend(after)
                 after.clear()
@@ -726,6 +729,15 @@ class ConversationState:
             raise InvalidAudioFrame(f"sample_rate must be a positive int, got {rate!r}")
         if not isinstance(channels, int) or channels <= 0:
             raise InvalidAudioFrame(f"channels must be a positive int, got {channels!r}")
+        audio_format = self.audio_format
+        if frame.encoding != audio_format:
+            raise InvalidAudioFrame(
+                f"this session's audio_format is {audio_format!r}; got a {frame.encoding!r} frame"
+            )
+        if audio_format != "pcm16" and (rate, channels) != (G711_SAMPLE_RATE, 1):
+            raise InvalidAudioFrame(
+                f"{audio_format} audio is 8000 Hz mono; got {rate} Hz × {channels} channels"
+            )
 
     def audio_played(self, item_id: str, ms: float) -> None:
         """The host reports that ``ms`` of ``item_id`` have been played to the user."""
