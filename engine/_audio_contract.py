@@ -66,7 +66,14 @@ from duplex.protocol import (
     ResponseDone,
 )
 
-__all__ = ["DRAIN_FRAMES", "IMPLICIT_END_FRAMES", "SILENCE_PEAK", "TrackAudio", "is_voiced"]
+__all__ = [
+    "DRAIN_FRAMES",
+    "IMPLICIT_END_FRAMES",
+    "SILENCE_PEAK",
+    "AudioEnds",
+    "TrackAudio",
+    "is_voiced",
+]
 
 #: A frame whose every sample is within ±SILENCE_PEAK is quiet (≈ -54 dBFS: Opus-coded digital
 #: silence decodes to a few LSBs of noise at most; speech peaks are thousands).
@@ -313,3 +320,32 @@ class TrackAudio:
         self._done.pop(response_id, None)
         if held is not None:
             self._ready.append(held)
+
+
+class AudioEnds:
+    """Event-channel audio (WebSocket): every item that had ``AudioOut`` gets one
+    ``OutputAudioDone`` before its response's ``ResponseDone``. The GA server sends
+    ``response.output_audio.done`` itself; a dialect or server that does not (v1) gets one
+    built here, so the host's contract is the same on every transport and dialect."""
+
+    __slots__ = ("_open",)
+
+    def __init__(self) -> None:
+        self._open: dict[str, str | None] = {}  # item with audio and no end yet → response
+
+    def audio(self, item_id: str, response_id: str | None) -> None:
+        if item_id not in self._open:
+            self._open[item_id] = response_id
+
+    def done(self, item_id: str | None) -> None:
+        if item_id is not None:
+            self._open.pop(item_id, None)
+
+    def finish(self, response_id: str | None) -> list[OutputAudioDone]:
+        """The ends still owed before ``response_id``'s ``ResponseDone``."""
+        if not self._open:
+            return []
+        owed = [i for i, r in self._open.items() if r == response_id or r is None]
+        for item_id in owed:
+            del self._open[item_id]
+        return [OutputAudioDone(item_id, response_id) for item_id in owed]

@@ -354,9 +354,10 @@ class Conversation:
             raise ConversationNotRunning()
         self.state.audio_played(item_id, ms)
 
-    def delivered(self, event: AudioOut) -> None:
-        """The host took ``event`` from ``events()``."""
-        self.state.audio_delivered(event)
+    def delivered(self, event: AudioOut) -> bool:
+        """The host is taking ``event`` from ``events()``; False: it is stale (its item was
+        cut by a barge-in after it was queued) and is not delivered."""
+        return self.state.audio_delivered(event)
 
     def queue_depths(self) -> dict[str, int]:
         return {

@@ -521,13 +521,20 @@ class Engine:
         return EventStream(self)
 
     async def _next_event(self) -> HostEvent:
-        generation, event = await self._host.next()
-        if type(event) is AudioOut:
-            conversation = self._current
-            if conversation is not None and conversation.generation == generation:
-                conversation.delivered(event)
-        self._host_events += 1
-        return event
+        while True:
+            generation, event = await self._host.next()
+            if type(event) is AudioOut:
+                conversation = self._current
+                if (
+                    conversation is not None
+                    and conversation.generation == generation
+                    and not conversation.delivered(event)
+                ):
+                    # Queued before a barge-in cut its item: past what the user heard, so
+                    # it never reaches the host (AudioInterrupted follows in the stream).
+                    continue
+            self._host_events += 1
+            return event
 
     def statistics(self) -> EngineStatistics:
         """A frozen snapshot of counters and queue depths."""

@@ -57,6 +57,7 @@ from duplex.protocol import (
     OutputAudioBufferCleared,
     OutputAudioBufferStarted,
     OutputAudioBufferStopped,
+    OutputAudioDone,
     OutputTranscriptDelta,
     ParseFailure,
     ProtocolVersion,
@@ -79,7 +80,7 @@ from duplex.protocol import (
 )
 from duplex.transports import TransportEnded
 
-from ._audio_contract import TrackAudio
+from ._audio_contract import AudioEnds, TrackAudio
 from ._errors import (
     ConversationClosed,
     ConversationNotRunning,
@@ -341,6 +342,7 @@ class ConversationState:
         self.drop_event_audio = False
         # The media track's audio contract (audio-native transports only; _audio_contract).
         self.track: TrackAudio | None = None
+        self._audio_ends = AudioEnds()  # event-channel audio: OutputAudioDone owed per item
         self._after: list[HostEvent] = []  # forwarded right after the current event
         self._observe = TranscriptAccumulator().observe
         self._current_item: str | None = None  # for tagging WebRTC media audio
@@ -359,6 +361,7 @@ class ConversationState:
             OutputTranscriptDelta: self._on_output_text,
             ConversationItemAdded: self._on_item_added,
             ToolCallRequested: self._on_tool_call,
+            OutputAudioDone: self._on_audio_done,
         }
         # Not forwarded by default (``forward_unknown_events`` forwards them): the GA detail
         # events a host rarely acts on, and the WebRTC-only output buffer events, which a
@@ -468,11 +471,9 @@ class ConversationState:
                 continue
             if effect(event, send):
                 event = self._sanitized(event)
-                if not (
-                    track is not None
-                    and (kind is ResponseDone or kind is ResponseCancelled)
-                    and track.hold(event)
-                ):
+                if kind is ResponseDone or kind is ResponseCancelled:
+                    self._response_end(event, forward)
+                else:
                     forward.append(event)
             if after:
                 forward.extend(after)
@@ -485,6 +486,22 @@ class ConversationState:
         if ended is not None:
             self._transport_ended(ended, step)
         return step
+
+    def _response_end(self, event: ResponseDone | ResponseCancelled, forward: list[Any]) -> None:
+        """A response's end reaches the host after its audio's end (SPEC §3.4): held by the
+        track contract until the playout is out (WebRTC), or preceded by the
+        ``OutputAudioDone``s the server did not send (event-channel audio)."""
+        track = self.track
+        if track is not None:
+            if not track.hold(event):
+                forward.append(event)
+            return
+        forward.extend(self._audio_ends.finish(event.response_id))
+        forward.append(event)
+
+    def _on_audio_done(self, event: OutputAudioDone, send: list[ClientEvent]) -> bool:
+        self._audio_ends.done(event.item_id)
+        return True
 
     def _release(self, track: TrackAudio, forward: list[HostEvent]) -> None:
         """What the track contract made ready: tagged audio (through the ledger) and the end
@@ -527,6 +544,8 @@ class ConversationState:
                 self.counters.stale_audio_dropped += 1
                 return None
             self.ledger.received(item_id, event.frame.duration_ms)
+            if self.track is None:
+                self._audio_ends.audio(item_id, event.response_id)
         self.counters.audio_out += 1
         return event
 
@@ -743,7 +762,13 @@ class ConversationState:
         """The host reports that ``ms`` of ``item_id`` have been played to the user."""
         self.ledger.played(item_id, ms)
 
-    def audio_delivered(self, event: AudioOut) -> None:
-        """The host took ``event`` from ``events()``: that much of the item reached it."""
-        if event.item_id is not None:
-            self.ledger.delivered(event.item_id, event.frame.duration_ms)
+    def audio_delivered(self, event: AudioOut) -> bool:
+        """The host is taking ``event`` from ``events()``: that much of the item reached it.
+        False when the item was cut after the frame was queued (a stale frame, counted)."""
+        item_id = event.item_id
+        if item_id is not None:
+            if item_id in self.ledger.truncated:
+                self.counters.stale_audio_dropped += 1
+                return False
+            self.ledger.delivered(item_id, event.frame.duration_ms)
+        return True
