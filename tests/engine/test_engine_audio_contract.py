@@ -277,3 +277,30 @@ async def test_host_audio_at_other_rates_without_the_extra_names_it(
             assert engine.send_audio(AudioFrame(bytes(960), 24000, 1))  # no resampling needed
             with pytest.raises(ResamplerUnavailable, match=r"duplex\[resample\]"):
                 engine.send_audio(AudioFrame(bytes(1920), 48000, 1))
+
+
+async def test_g711_over_webrtc_is_transcoded_both_ways() -> None:
+    """The track is Opus: μ-law from the host is decoded for it, and the model's audio comes
+    back as μ-law 8 kHz, with the same contract (ids, OutputAudioDone, ResponseDone)."""
+    pcm = bytes(2 * 24000 * 200 // 1000) + sine(900, amplitude=9000) + bytes(2 * 24000)
+    pcm8, _ = audioop.ratecv(pcm, 2, 1, 24000, 8000, None)
+    ulaw = audioop.lin2ulaw(pcm8, 2)
+    async with open_simulator() as sim:
+        config = sim_config(sim, transport="webrtc", audio_format="pcmu")
+        with trio.fail_after(30):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start(prompt="telephony over rtc")
+                await events.until(of_type(SessionUpdated))
+                for i in range(0, len(ulaw), 160):
+                    engine.send_audio(AudioFrame(ulaw[i : i + 160], 8000, 1, "pcmu"))
+                    await trio.sleep(0.02)  # the track is real time
+                taken = await events.until(of_type(ResponseDone))
+    heard = [e for e in taken if type(e).__name__ == "InputTranscriptDone"]
+    assert heard, "the server heard the transcoded speech"
+    audio = [e for e in taken if isinstance(e, AudioOut)]
+    assert audio
+    assert {(e.frame.encoding, e.frame.sample_rate, e.frame.channels) for e in audio} == {
+        ("pcmu", 8000, 1)
+    }
+    assert sum(e.frame.duration_ms for e in audio) > 500
+    assert isinstance(taken[-2], OutputAudioDone)
