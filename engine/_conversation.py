@@ -22,8 +22,11 @@ nursery outside it so a close handshake can still complete)::
   into the host queue (waiting there is the backpressure on a slow host), the end last.
 - writer: the only task that sends text on the transport; drains the outbox in order.
 - audio-mux: host frames → whole samples (an odd byte is carried to the next frame) → 24 kHz
-  mono → JSON appends through the outbox (WebSocket) or RTP (WebRTC, sent directly: the media
-  track is not the text writer's socket).
+  mono (soxr, ``_resample``; the ``duplex[resample]`` extra, checked in ``send_audio``) → JSON
+  appends through the outbox (WebSocket) or RTP (WebRTC, sent directly: the media track is
+  not the text writer's socket). G.711 frames (``audio_format="pcmu"|"pcma"``) pass through
+  to a WebSocket untouched; over WebRTC they are transcoded for the Opus track and the
+  track's audio is transcoded back before it reaches the host (``_g711``).
 
 Every decision (what to forward, what to send, when the conversation ends) is the state
 machine's (``_state_machine.py``); this module holds none. The ``ConversationClosed`` the

@@ -31,6 +31,13 @@ Invariants (``tests/engine/test_state_machine.py`` checks them with a hypothesis
 - ``ConversationClosed.code`` is a plain ``int``; ``error`` is set only for ``reason="error"``.
 - Messages the engine builds from server bytes have control characters escaped and the API
   key (and anything key-shaped) redacted.
+- Audio (SPEC §3.4): every ``AudioOut`` names its item and response; an item's
+  ``OutputAudioDone`` follows its last ``AudioOut`` and precedes its response's
+  ``ResponseDone``, on every transport (WebRTC: ``_audio_contract.TrackAudio``; event-channel
+  audio: ``AudioEnds`` adds the ends a dialect does not send). Barge-in (server VAD or a host
+  ``interrupt()``) goes through one decision, ``interrupt_point()``: the item is cut at what
+  the host reported with ``audio_played`` (else what it took from ``events()``), once, and
+  the host gets ``AudioInterrupted``; audio of a cut item is never delivered afterwards.
 """
 
 from __future__ import annotations
