@@ -304,3 +304,19 @@ async def test_g711_over_webrtc_is_transcoded_both_ways() -> None:
     }
     assert sum(e.frame.duration_ms for e in audio) > 500
     assert isinstance(taken[-2], OutputAudioDone)
+
+
+async def test_an_idle_webrtc_call_delivers_no_audio_frames() -> None:
+    """Issue 14: 96 silent AudioOut (item_id=None) in 2 s of an idle WebRTC session, and
+    silent frames tagged with the last reply's item after it ended."""
+    async with open_simulator() as sim:
+        config = sim_config(sim, transport="webrtc")
+        with trio.fail_after(30):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start(prompt="idle")
+                await events.until(of_type(SessionUpdated))
+                await events.nothing_for(1.0)  # the track runs; the host sees nothing
+                await engine.send_text("hi")
+                await events.until(of_type(ResponseDone))
+                await events.nothing_for(1.0)  # and nothing after the reply either
+                assert engine.statistics().audio_frames_out > 0
