@@ -33,7 +33,8 @@ How item boundaries are found on the track (three signals, each covering the oth
    liveness watch ends a call whose track stops): a voiced frame while nothing is playing
    starts the oldest response known to have audio (a server that sends no buffer events);
    a response whose ``response.done`` arrived ends after ``IMPLICIT_END_FRAMES`` quiet frames
-   without ``stopped``; the transport's end releases everything held (``flush``).
+   without ``stopped`` (also when none of its audio ever sounded); the transport's end
+   releases everything held (``flush``).
 
 Invariants:
 - Every ``AudioOut`` produced here has an ``item_id`` and a ``response_id``.
@@ -134,6 +135,7 @@ class TrackAudio:
         self._done: dict[str, bool] = {}  # response → its response.done arrived
         self._finished: deque[str] = deque(maxlen=REMEMBERED)
         self._playing: _Playing | None = None
+        self._idle_quiet = 0  # quiet frames while nothing plays and an end is held
         self._ready: list[Any] = []
         self.idle_frames_dropped = 0  # voiced frames with no response to belong to
 
@@ -195,7 +197,15 @@ class TrackAudio:
         playing = self._playing
         if playing is None:
             if not voiced:
+                if self._held:
+                    # A reply whose end is held but whose audio never sounded (lost, or
+                    # all quiet): released after the same quiet bound, not at hang-up.
+                    self._idle_quiet += 1
+                    if self._idle_quiet >= IMPLICIT_END_FRAMES:
+                        self._idle_quiet = 0
+                        self._finish(next(iter(self._held)))
                 return
+            self._idle_quiet = 0
             if not self._with_audio:
                 self.idle_frames_dropped += 1
                 return

@@ -126,6 +126,18 @@ def test_without_buffer_events_sound_starts_and_silence_ends_a_reply_with_audio(
     assert out == [OutputAudioDone("item_1", "resp_1"), ResponseDone("resp_1", "completed")]
 
 
+def test_a_held_response_done_whose_audio_never_sounds_is_released_after_the_bound() -> None:
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioDone("item_1", "resp_1")])
+    assert state.receive([ResponseDone("resp_1", "completed")]).forward == []
+    assert _track(state, *[QUIET] * (IMPLICIT_END_FRAMES - 1)) == []
+    assert _track(state, QUIET) == [
+        OutputAudioDone("item_1", "resp_1"),
+        ResponseDone("resp_1", "completed"),
+    ]
+
+
 def test_transport_end_releases_a_held_response_done_before_closing() -> None:
     from duplex.transports import TransportEnded
 
