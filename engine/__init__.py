@@ -101,6 +101,7 @@ from ._errors import (
     UnsupportedByDialect as UnsupportedByDialect,
 )
 from ._host_events import HostEvent as HostEvent
+from ._resample import ResamplerUnavailable as ResamplerUnavailable
 
 __all__ = [
     # the engine
@@ -117,6 +118,7 @@ __all__ = [
     "ConversationStartError",
     "HandoffNotActive",
     "InvalidAudioFrame",
+    "ResamplerUnavailable",
     "UnsupportedByDialect",
     "EngineClosed",
     # audio in and out

@@ -22,8 +22,11 @@ nursery outside it so a close handshake can still complete)::
   into the host queue (waiting there is the backpressure on a slow host), the end last.
 - writer: the only task that sends text on the transport; drains the outbox in order.
 - audio-mux: host frames → whole samples (an odd byte is carried to the next frame) → 24 kHz
-  mono → JSON appends through the outbox (WebSocket) or RTP (WebRTC, sent directly: the media
-  track is not the text writer's socket).
+  mono (soxr, ``_resample``; the ``duplex[resample]`` extra, checked in ``send_audio``) → JSON
+  appends through the outbox (WebSocket) or RTP (WebRTC, sent directly: the media track is
+  not the text writer's socket). G.711 frames (``audio_format="pcmu"|"pcma"``) pass through
+  to a WebSocket untouched; over WebRTC they are transcoded for the Opus track and the
+  track's audio is transcoded back before it reaches the host (``_g711``).
 
 Every decision (what to forward, what to send, when the conversation ends) is the state
 machine's (``_state_machine.py``); this module holds none. The ``ConversationClosed`` the
@@ -38,7 +41,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import trio
 
@@ -46,7 +49,6 @@ from duplex.protocol import (
     AudioFrame,
     AudioOut,
     ClientEvent,
-    Resampler,
     ServerEvent,
     ServerEventParser,
     audio_append_text,
@@ -56,7 +58,9 @@ from duplex.transports import Transport, TransportClosed, TransportEnded
 
 from ._config import EngineConfig
 from ._errors import ConversationNotRunning, ConversationStarted
+from ._g711 import G711_FORMATS, G711Transcoder
 from ._queues import HostQueue, Outbox
+from ._resample import HostAudioConverter
 from ._state_machine import ConversationState, Step
 
 __all__ = ["Conversation"]
@@ -96,6 +100,7 @@ class Conversation:
             forward_unknown_events=config.forward_unknown_events,
             user_text_prefix=config.user_text_prefix,
             secrets=(config.api_key,),
+            audio_format=config.audio_format,
         )
         self.counters = self.state.counters
         self.done = trio.Event()
@@ -107,7 +112,10 @@ class Conversation:
         self._outbox = Outbox()
         self._cancel_scope = trio.CancelScope()
         self._go = trio.Event()  # the engine has announced ConversationStarted
-        self._resampler = Resampler()
+        # Host audio → the wire: soxr for PCM16 at other rates (duplex[resample]); G.711 over
+        # WebRTC is transcoded (_g711), over WebSocket it passes through.
+        self._converter = HostAudioConverter()
+        self._g711: G711Transcoder | None = None
         self._audio_send, self._audio_recv = trio.open_memory_channel[AudioFrame](
             config.audio_queue_size
         )
@@ -128,6 +136,8 @@ class Conversation:
                     with self._cancel_scope:
                         transport = await self._connect(transport_nursery)
                         self.transport = transport
+                        if transport.audio_native and self.config.audio_format in G711_FORMATS:
+                            self._g711 = G711Transcoder(self.config.audio_format)
                         step = self.state.connected(
                             session_id=self.session_id,
                             transport=transport.kind,
@@ -202,7 +212,10 @@ class Conversation:
             version,
             handoff_tool_name=self.config.handoff_tool_name,
             silence_tool_name=self.config.silence_tool_name,
+            # Over WebRTC the audio is the track, whatever the session's format.
+            audio_format="pcm16" if transport.audio_native else self.config.audio_format,
         ).parse
+        g711 = self._g711
         drop_event_audio = self.state.drop_event_audio
         debug_wire = wire_logger.isEnabledFor(logging.DEBUG)
         receive = self.state.receive
@@ -242,6 +255,8 @@ class Conversation:
                 self._emit_end(step)
                 return
             if step.forward:
+                if g711 is not None:
+                    _to_host_g711(g711, step.forward)
                 await host.push(generation, step.forward)  # backpressure
 
     async def _writer(self, transport: Transport) -> None:
@@ -262,14 +277,21 @@ class Conversation:
                 return
 
     async def _audio_mux(self, transport: Transport) -> None:
-        """Host audio → whole samples → 24 kHz mono → the wire (JSON appends, or RTP)."""
-        convert = self._resampler.convert
+        """Host audio → whole samples → 24 kHz mono → the wire (JSON appends, or RTP).
+
+        G.711 frames pass through to a WebSocket untouched and are transcoded for the track."""
+        convert = self._converter.convert
         align = PcmAligner().align
         outbox = self._outbox
         counters = self.counters
         native = transport.audio_native
+        g711 = self._g711
         async for frame in self._audio_recv:
-            frame = convert(align(frame))
+            if frame.encoding != "pcm16":
+                if g711 is not None:
+                    frame = g711.to_track(frame)
+            else:
+                frame = AudioFrame(convert(align(frame)))
             if not frame.pcm:
                 continue
             if native:
@@ -309,6 +331,10 @@ class Conversation:
     def submit_audio(self, frame: AudioFrame) -> bool:
         """Queue host audio without blocking; False (and counted) when the queue is full."""
         self.state.check_audio(frame)
+        if frame.encoding == "pcm16":
+            self._converter.check_supported(frame)
+        elif self._g711 is not None:
+            self._g711.check_supported()
         try:
             self._audio_send.send_nowait(frame)
         except trio.WouldBlock:
@@ -325,9 +351,16 @@ class Conversation:
         if not self.state.running or self._outbox.closed:
             raise ConversationNotRunning()
 
-    def delivered(self, event: AudioOut) -> None:
-        """The host took ``event`` from ``events()``."""
-        self.state.audio_delivered(event)
+    def audio_played(self, item_id: str, ms: float) -> None:
+        """The host reports playback of ``item_id`` (``Engine.audio_played``)."""
+        if not self.state.running:
+            raise ConversationNotRunning()
+        self.state.audio_played(item_id, ms)
+
+    def delivered(self, event: AudioOut) -> bool:
+        """The host is taking ``event`` from ``events()``; False: it is stale (its item was
+        cut by a barge-in after it was queued) and is not delivered."""
+        return self.state.audio_delivered(event)
 
     def queue_depths(self) -> dict[str, int]:
         return {
@@ -339,6 +372,13 @@ class Conversation:
         self.counters.client_events += len(events)
         version = self._version
         return [encode_client_event(event, version) for event in events]
+
+
+def _to_host_g711(g711: G711Transcoder, forward: list[Any]) -> None:
+    """The track's PCM16 audio → the host's G.711, in place (WebRTC telephony sessions)."""
+    for i, event in enumerate(forward):
+        if type(event) is AudioOut and event.frame.encoding == "pcm16":
+            forward[i] = AudioOut(g711.to_host(event.frame), event.item_id, event.response_id)
 
 
 class PcmAligner:
