@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PACKAGES := protocol transports engine simulator benchmarks cli testing aio
 EDITABLE := --config-settings editable_mode=strict
 
-.PHONY: demo test lint typecheck pytest bench bench-quick fuzz fuzz-smoke relink clean
+.PHONY: demo test lint typecheck pytest bench bench-quick fuzz fuzz-smoke relink real-clients clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,14 @@ fuzz: $(VENV)/.installed-test relink
 # CI's short fuzz pass over both parsers, both dialects.
 fuzz-smoke: $(VENV)/.installed-test relink
 	$(BIN)/duplex fuzz --seconds 20
+
+# The real third-party clients some simulator tests drive (SPEC §5): headless Chromium
+# (Debian's package) and the official `openai` JS SDK (npm, pinned by the lock file). Those
+# tests skip, saying why, when these are missing; CI installs them.
+real-clients:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
+	npm ci --silent --no-audit --no-fund --prefix tests/simulator/js
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache .hypothesis

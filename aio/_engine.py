@@ -30,7 +30,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar, final
 
 import attrs
@@ -249,6 +249,22 @@ class AsyncioEngine:
                 audio.clear()
                 self._run.deliver(self._noticed_not_running)
                 return
+
+    def audio_played(self, item_id: str, ms: float) -> None:
+        """Report playback of ``item_id`` (see ``Engine.audio_played``). Never blocks; the
+        report reaches the engine in order with the audio sent before it."""
+        if self._closed:
+            raise EngineClosed()
+        if not self._running:
+            raise ConversationNotRunning()
+        self._run.submit(lambda: self._played(item_id, ms))
+
+    def _played(self, item_id: str, ms: float) -> None:
+        # Trio side: a conversation that ended meanwhile has nothing to cut.
+        engine = self._engine
+        if engine is not None:
+            with suppress(ConversationNotRunning):
+                engine.audio_played(item_id, ms)
 
     def _noticed_not_running(self) -> None:
         self._running = False

@@ -105,6 +105,7 @@ from ._errors import (
 from ._history import HistoryItem as HistoryItem
 from ._host_events import HostEvent as HostEvent
 from ._reconnect import ReconnectPolicy as ReconnectPolicy
+from ._resample import ResamplerUnavailable as ResamplerUnavailable
 
 __all__ = [
     # the engine
@@ -124,6 +125,7 @@ __all__ = [
     "ConversationStartError",
     "HandoffNotActive",
     "InvalidAudioFrame",
+    "ResamplerUnavailable",
     "UnsupportedByDialect",
     "EngineClosed",
     # audio in and out

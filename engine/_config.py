@@ -32,6 +32,7 @@ DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 DEFAULT_MODEL: Final = "gpt-realtime-1.5"
 
 TransportName = Literal["websocket", "webrtc"]
+AudioFormatName = Literal["pcm16", "pcmu", "pcma"]
 WebRTCControl = Literal["datachannel", "sideband"]
 
 
@@ -78,6 +79,11 @@ class EngineConfig:
             event for that long) and the conversation ends (SPEC §3.4).
         reconnect: resume after an unexpected drop and rotate before the server's session
             cap (``ReconnectPolicy``; ``ReconnectPolicy.disabled()`` turns both off).
+        audio_format: the audio both ways: ``"pcm16"`` (PCM16; host audio of any rate or
+            channel count is resampled to 24 kHz mono) or ``"pcmu"`` / ``"pcma"`` (8 kHz
+            G.711 for telephony hosts, v2 only: passed through untranscoded over WebSocket,
+            transcoded to and from the Opus track over WebRTC). ``AudioOut`` frames and the
+            frames the host sends use this encoding.
         ice_servers: STUN/TURN servers for WebRTC, as URLs or ``RTCIceServer``-shaped
             mappings. Default: none, so nothing is sent beyond the server's own address.
     """
@@ -109,6 +115,9 @@ class EngineConfig:
     max_message_size: int = attrs.field(default=16 * 2**20, validator=_positive)
     liveness_timeout: float = attrs.field(default=5.0, validator=_positive)
     reconnect: ReconnectPolicy = attrs.field(factory=ReconnectPolicy)
+    audio_format: AudioFormatName = attrs.field(
+        default="pcm16", validator=_one_of("pcm16", "pcmu", "pcma")
+    )
     ice_servers: tuple[str | Mapping[str, Any], ...] = attrs.field(
         default=(), converter=tuple, repr=False
     )

@@ -22,8 +22,11 @@ nursery outside it so a close handshake can still complete)::
   into the host queue (waiting there is the backpressure on a slow host), the end last.
 - writer: the only task that sends text on the transport; drains the outbox in order.
 - audio-mux: host frames → whole samples (an odd byte is carried to the next frame) → 24 kHz
-  mono → JSON appends through the outbox (WebSocket) or RTP (WebRTC, sent directly: the media
-  track is not the text writer's socket).
+  mono (soxr, ``_resample``; the ``duplex[resample]`` extra, checked in ``send_audio``) → JSON
+  appends through the outbox (WebSocket) or RTP (WebRTC, sent directly: the media track is
+  not the text writer's socket). G.711 frames (``audio_format="pcmu"|"pcma"``) pass through
+  to a WebSocket untouched; over WebRTC they are transcoded for the Opus track and the
+  track's audio is transcoded back before it reaches the host (``_g711``).
 
 Every decision (what to forward, what to send, when the conversation ends) is the state
 machine's (``_state_machine.py``); this module holds none. A conversation spans connections:
@@ -44,7 +47,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import attrs
 import trio
@@ -54,7 +57,6 @@ from duplex.protocol import (
     AudioOut,
     ClientEvent,
     Error,
-    Resampler,
     ServerEvent,
     ServerEventParser,
     audio_append_text,
@@ -72,8 +74,10 @@ from ._errors import (
     ConversationStarted,
     InvalidAudioFrame,
 )
+from ._g711 import G711_FORMATS, G711Transcoder
 from ._history import HISTORY_EVENTS, ConversationHistory, HistoryItem
 from ._queues import HostQueue, Outbox
+from ._resample import HostAudioConverter
 from ._resume import (
     Ending,
     classify,
@@ -148,7 +152,10 @@ class Conversation:
         self._outbox = Outbox()
         self._cancel_scope = trio.CancelScope()
         self._go = trio.Event()  # the engine has announced ConversationStarted
-        self._resampler = Resampler()
+        # Host audio → the wire: soxr for PCM16 at other rates (duplex[resample]); G.711 over
+        # WebRTC is transcoded (_g711), over WebSocket it passes through.
+        self._converter = HostAudioConverter()
+        self._g711: G711Transcoder | None = None
         self._audio_send, self._audio_recv = trio.open_memory_channel[AudioFrame](
             config.audio_queue_size
         )
@@ -161,6 +168,7 @@ class Conversation:
             forward_unknown_events=config.forward_unknown_events,
             user_text_prefix=config.user_text_prefix,
             secrets=(config.api_key,),
+            audio_format=config.audio_format,
         )
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -217,6 +225,8 @@ class Conversation:
                 self._established = True
                 self._connected_at = trio.current_time()
                 self.transport = transport
+                if transport.audio_native and self.config.audio_format in G711_FORMATS:
+                    self._g711 = G711Transcoder(self.config.audio_format)
                 if task_status is not None:
                     step = self.state.connected(
                         session_id=self.session_id,
@@ -375,7 +385,10 @@ class Conversation:
             version,
             handoff_tool_name=self.config.handoff_tool_name,
             silence_tool_name=self.config.silence_tool_name,
+            # Over WebRTC the audio is the track, whatever the session's format.
+            audio_format="pcm16" if transport.audio_native else self.config.audio_format,
         ).parse
+        g711 = self._g711
         state = self.state
         drop_event_audio = state.drop_event_audio
         debug_wire = wire_logger.isEnabledFor(logging.DEBUG)
@@ -441,10 +454,14 @@ class Conversation:
                 self._live = trio.Event()
                 self._respond_after_resume = was_responding or state.responses.active
                 if step.forward:
+                    if g711 is not None:
+                        _to_host_g711(g711, step.forward)
                     await host.push(generation, step.forward)
                 self._end_connection(ending)
                 return
             if step.forward:
+                if g711 is not None:
+                    _to_host_g711(g711, step.forward)
                 await host.push(generation, step.forward)  # backpressure
 
     def _end_connection(self, ending: Ending) -> None:
@@ -476,14 +493,21 @@ class Conversation:
 
     async def _audio_mux(self, transport: Transport, backlog: list[AudioFrame]) -> None:
         """Host audio → whole samples → 24 kHz mono → the wire (JSON appends, or RTP).
+
+        G.711 frames pass through to a WebSocket untouched and are transcoded for the track.
         ``backlog``: audio the host sent while reconnecting, sent first."""
-        convert = self._resampler.convert
+        convert = self._converter.convert
         align = PcmAligner().align
         outbox = self._outbox
         counters = self.counters
         native = transport.audio_native
+        g711 = self._g711
         async for frame in _chain(backlog, self._audio_recv):
-            frame = convert(align(frame))
+            if frame.encoding != "pcm16":
+                if g711 is not None:
+                    frame = g711.to_track(frame)
+            else:
+                frame = AudioFrame(convert(align(frame)))
             if not frame.pcm:
                 continue
             if native:
@@ -568,6 +592,10 @@ class Conversation:
             _check_frame_shape(frame)
         else:
             self.state.check_audio(frame)
+        if frame.encoding == "pcm16":
+            self._converter.check_supported(frame)
+        elif self._g711 is not None:
+            self._g711.check_supported()
         try:
             self._audio_send.send_nowait(frame)
         except trio.WouldBlock:
@@ -586,9 +614,16 @@ class Conversation:
         if not self.state.running or self._outbox.closed:
             raise ConversationNotRunning()
 
-    def delivered(self, event: AudioOut) -> None:
-        """The host took ``event`` from ``events()``."""
-        self.state.audio_delivered(event)
+    def audio_played(self, item_id: str, ms: float) -> None:
+        """The host reports playback of ``item_id`` (``Engine.audio_played``)."""
+        if not self.state.running:
+            raise ConversationNotRunning()
+        self.state.audio_played(item_id, ms)
+
+    def delivered(self, event: AudioOut) -> bool:
+        """The host is taking ``event`` from ``events()``; False: it is stale (its item was
+        cut by a barge-in after it was queued) and is not delivered."""
+        return self.state.audio_delivered(event)
 
     def queue_depths(self) -> dict[str, int]:
         return {
@@ -623,6 +658,13 @@ async def _chain(
         yield frame
     async for frame in rest:
         yield frame
+
+
+def _to_host_g711(g711: G711Transcoder, forward: list[Any]) -> None:
+    """The track's PCM16 audio → the host's G.711, in place (WebRTC telephony sessions)."""
+    for i, event in enumerate(forward):
+        if type(event) is AudioOut and event.frame.encoding == "pcm16":
+            forward[i] = AudioOut(g711.to_host(event.frame), event.item_id, event.response_id)
 
 
 class PcmAligner:

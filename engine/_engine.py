@@ -315,6 +315,7 @@ class Engine:
                     output_modality=config.output_modality,
                     handoff_tool_name=config.handoff_tool_name,
                     silence_tool_name=config.silence_tool_name,
+                    audio_format=config.audio_format,
                 )
                 # Builds the headers: a blank key or a bad header value fails here.
                 connect = self._connector(session_id, start_event)
@@ -462,7 +463,11 @@ class Engine:
         return conversation
 
     def send_audio(self, frame: AudioFrame) -> bool:
-        """Queue microphone audio (PCM16 of any rate/channels). Never blocks.
+        """Queue microphone audio. Never blocks.
+
+        With ``audio_format="pcm16"`` the frame is PCM16 of any rate and channel count
+        (converted to 24 kHz mono; other rates need the ``duplex[resample]`` extra); with
+        ``"pcmu"``/``"pcma"`` it is 8 kHz mono G.711 of that encoding.
 
         Returns:
             False when the audio queue was full and the frame was dropped (counted in
@@ -470,10 +475,24 @@ class Engine:
 
         Raises:
             ConversationNotRunning: no conversation is running.
-            InvalidAudioFrame: ``sample_rate`` or ``channels`` is not positive (a
-                ``ValueError``); the frame is refused and the conversation goes on.
+            InvalidAudioFrame: ``sample_rate`` or ``channels`` is not positive, or the
+                frame's encoding is not the session's (a ``ValueError``); the frame is
+                refused and the conversation goes on.
+            ResamplerUnavailable: the frame needs resampling and the optional
+                ``duplex[resample]`` extra (soxr) is not installed.
         """
         return self._running().submit_audio(frame)
+
+    def audio_played(self, item_id: str, ms: float) -> None:
+        """Report that ``ms`` milliseconds of ``item_id``'s audio have been played to the
+        user (a device callback, a jitter buffer, telephony marks). On barge-in the engine
+        cuts the item there instead of at what was taken from ``events()``. Never blocks;
+        reports for an unknown or finished item are ignored.
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+        """
+        self._running().audio_played(item_id, ms)
 
     async def send_text(self, text: str, *, respond: bool = True) -> None:
         """Add a user text message; unless ``respond=False``, ask the model to answer it.
@@ -559,13 +578,20 @@ class Engine:
         return EventStream(self)
 
     async def _next_event(self) -> HostEvent:
-        generation, event = await self._host.next()
-        if type(event) is AudioOut:
-            conversation = self._current
-            if conversation is not None and conversation.generation == generation:
-                conversation.delivered(event)
-        self._host_events += 1
-        return event
+        while True:
+            generation, event = await self._host.next()
+            if type(event) is AudioOut:
+                conversation = self._current
+                if (
+                    conversation is not None
+                    and conversation.generation == generation
+                    and not conversation.delivered(event)
+                ):
+                    # Queued before a barge-in cut its item: past what the user heard, so
+                    # it never reaches the host (AudioInterrupted follows in the stream).
+                    continue
+            self._host_events += 1
+            return event
 
     def statistics(self) -> EngineStatistics:
         """A frozen snapshot of counters and queue depths."""

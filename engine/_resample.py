@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from duplex.protocol import WIRE_SAMPLE_RATE, AudioFrame
 
+from ._errors import EngineError
+
 if TYPE_CHECKING:
     import numpy
 
@@ -31,7 +33,7 @@ __all__ = ["HostAudioConverter", "ResamplerUnavailable"]
 QUALITY: Final = "HQ"
 
 
-class ResamplerUnavailable(RuntimeError):
+class ResamplerUnavailable(EngineError, RuntimeError):
     """Host audio needs resampling and the optional ``duplex[resample]`` extra is missing."""
 
 

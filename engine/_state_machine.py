@@ -31,6 +31,13 @@ Invariants (``tests/engine/test_state_machine.py`` checks them with a hypothesis
 - ``ConversationClosed.code`` is a plain ``int``; ``error`` is set only for ``reason="error"``.
 - Messages the engine builds from server bytes have control characters escaped and the API
   key (and anything key-shaped) redacted.
+- Audio (SPEC §3.4): every ``AudioOut`` names its item and response; an item's
+  ``OutputAudioDone`` follows its last ``AudioOut`` and precedes its response's
+  ``ResponseDone``, on every transport (WebRTC: ``_audio_contract.TrackAudio``; event-channel
+  audio: ``AudioEnds`` adds the ends a dialect does not send). Barge-in (server VAD or a host
+  ``interrupt()``) goes through one decision, ``interrupt_point()``: the item is cut at what
+  the host reported with ``audio_played`` (else what it took from ``events()``), once, and
+  the host gets ``AudioInterrupted``; audio of a cut item is never delivered afterwards.
 """
 
 from __future__ import annotations
@@ -44,7 +51,9 @@ import attrs
 
 from duplex.protocol import (
     DETAIL_EVENTS,
+    G711_SAMPLE_RATE,
     AudioFrame,
+    AudioInterrupted,
     AudioOut,
     ClientEvent,
     ConversationItemAdded,
@@ -55,6 +64,7 @@ from duplex.protocol import (
     OutputAudioBufferCleared,
     OutputAudioBufferStarted,
     OutputAudioBufferStopped,
+    OutputAudioDone,
     OutputTranscriptDelta,
     ParseFailure,
     ProtocolVersion,
@@ -68,6 +78,7 @@ from duplex.protocol import (
     UnknownEvent,
     handoff_output_events,
     noop_reply_event,
+    output_audio_clear_event,
     prompt_update_event,
     response_create_event,
     steering_ack_event,
@@ -76,6 +87,7 @@ from duplex.protocol import (
 )
 from duplex.transports import TransportEnded
 
+from ._audio_contract import AudioEnds, TrackAudio
 from ._errors import (
     ConversationClosed,
     ConversationNotRunning,
@@ -195,12 +207,13 @@ class ResponseQueue:
 class AudioLedger:
     """Received vs delivered assistant audio per item, in milliseconds."""
 
-    __slots__ = ("current", "delivered_ms", "received_ms", "truncated")
+    __slots__ = ("current", "delivered_ms", "played_ms", "received_ms", "truncated")
 
     def __init__(self) -> None:
         self.current: str | None = None
         self.received_ms: dict[str, float] = {}
         self.delivered_ms: dict[str, float] = {}
+        self.played_ms: dict[str, float] = {}  # what the host reported with audio_played()
         self.truncated: set[str] = set()
 
     def received(self, item_id: str, ms: float) -> None:
@@ -215,22 +228,37 @@ class AudioLedger:
         if item_id in self.received_ms:
             self.delivered_ms[item_id] = self.delivered_ms.get(item_id, 0.0) + ms
 
+    def played(self, item_id: str, ms: float) -> None:
+        """The host reports ``ms`` of ``item_id`` played (device, jitter buffer, telephony
+        marks): barge-in cuts there instead of at what was taken from ``events()``."""
+        if item_id in self.received_ms and ms >= 0:
+            self.played_ms[item_id] = max(self.played_ms.get(item_id, 0.0), float(ms))
+
+    def heard_ms(self, item_id: str) -> float:
+        """What the user heard of ``item_id``: the host's report if it made one, else what it
+        took from ``events()`` — never more than was received."""
+        received = self.received_ms.get(item_id, 0.0)
+        heard = self.played_ms.get(item_id)
+        if heard is None:
+            heard = self.delivered_ms.get(item_id, 0.0)
+        return min(heard, received)
+
     def barge_in_point(self, *, response_active: bool) -> tuple[str, int] | None:
         """Where to cut the current item when the user starts speaking, or ``None``.
 
-        Only an item that is still arriving (its response is active) or that the host has not
-        fully taken counts as playing; truncating a fully delivered, finished item would only
+        Only an item that is still arriving (its response is active) or that the user has not
+        fully heard counts as playing; truncating a fully heard, finished item would only
         make the model think it was interrupted (openai-agents-python #2370).
         """
         item = self.current
         if item is None or item in self.truncated:
             return None
         received = self.received_ms.get(item, 0.0)
-        delivered = min(self.delivered_ms.get(item, 0.0), received)
-        if not response_active and delivered >= received:
+        heard = self.heard_ms(item)
+        if not response_active and heard >= received:
             return None
         self.truncated.add(item)
-        return item, int(delivered)
+        return item, int(heard)
 
     def is_truncated(self, item_id: str | None) -> bool:
         return item_id is not None and item_id in self.truncated
@@ -238,6 +266,7 @@ class AudioLedger:
     def _forget(self, item_id: str) -> None:
         self.received_ms.pop(item_id, None)
         self.delivered_ms.pop(item_id, None)
+        self.played_ms.pop(item_id, None)
         self.truncated.discard(item_id)
 
 
@@ -302,8 +331,10 @@ class ConversationState:
         forward_unknown_events: bool = False,
         user_text_prefix: bool = False,
         secrets: Sequence[str | None] = (),
+        audio_format: str = "pcm16",
     ) -> None:
         self.version = version
+        self.audio_format = audio_format
         self.mode = mode
         self.status: str = CONNECTING
         self.counters = Counters()
@@ -316,6 +347,10 @@ class ConversationState:
         self._secrets = tuple(s for s in secrets if s)
         self._truncate_on_speech = False
         self.drop_event_audio = False
+        # The media track's audio contract (audio-native transports only; _audio_contract).
+        self.track: TrackAudio | None = None
+        self._audio_ends = AudioEnds()  # event-channel audio: OutputAudioDone owed per item
+        self._after: list[HostEvent] = []  # forwarded right after the current event
         self._observe = TranscriptAccumulator().observe
         self._current_item: str | None = None  # for tagging WebRTC media audio
         self._current_response: str | None = None
@@ -333,6 +368,7 @@ class ConversationState:
             OutputTranscriptDelta: self._on_output_text,
             ConversationItemAdded: self._on_item_added,
             ToolCallRequested: self._on_tool_call,
+            OutputAudioDone: self._on_audio_done,
         }
         # Not forwarded by default (``forward_unknown_events`` forwards them): the GA detail
         # events a host rarely acts on, and the WebRTC-only output buffer events, which a
@@ -369,6 +405,8 @@ class ConversationState:
         # On an audio-native transport the media track is the audio; a server that also
         # sends deltas on the event channel would double it, so the reader drops them.
         self.drop_event_audio = audio_native
+        if audio_native:
+            self.track = TrackAudio()
         step.send.append(start_event)
         step.forward.append(ConversationStarted(session_id, self.version.value, transport))
         return step
@@ -416,13 +454,22 @@ class ConversationState:
         observe = self._observe
         effects = self._effects
         counters = self.counters
+        track = self.track
+        after = self._after
         counters.server_events += len(events)
         for event in events:
             kind = type(event)
             if kind is AudioOut:
+                if track is not None and event.item_id is None:  # type: ignore[attr-defined]
+                    track.frame(event.frame)  # type: ignore[attr-defined]
+                    if track.has_ready:
+                        self._release(track, forward)
+                    continue
                 audio = self._audio_out(event)  # type: ignore[arg-type]
                 if audio is not None:
                     forward.append(audio)
+                continue
+            if track is not None and not track.observe(event):
                 continue
             event = observe(event)
             effect = effects.get(kind)
@@ -430,7 +477,16 @@ class ConversationState:
                 forward.append(event)  # type: ignore[arg-type]
                 continue
             if effect(event, send):
-                forward.append(self._sanitized(event))
+                event = self._sanitized(event)
+                if kind is ResponseDone or kind is ResponseCancelled:
+                    self._response_end(event, forward)
+                else:
+                    forward.append(event)
+            if after:
+                forward.extend(after)
+                after.clear()
+            if track is not None and track.has_ready:
+                self._release(track, forward)
             if self._fatal is not None:
                 step.end = self._end(ConversationClosed("error", None, self._fatal.message))
                 return step
@@ -438,7 +494,38 @@ class ConversationState:
             self._transport_ended(ended, step)
         return step
 
+    def _response_end(self, event: ResponseDone | ResponseCancelled, forward: list[Any]) -> None:
+        """A response's end reaches the host after its audio's end (SPEC §3.4): held by the
+        track contract until the playout is out (WebRTC), or preceded by the
+        ``OutputAudioDone``s the server did not send (event-channel audio)."""
+        track = self.track
+        if track is not None:
+            if not track.hold(event):
+                forward.append(event)
+            return
+        forward.extend(self._audio_ends.finish(event.response_id))
+        forward.append(event)
+
+    def _on_audio_done(self, event: OutputAudioDone, send: list[ClientEvent]) -> bool:
+        self._audio_ends.done(event.item_id)
+        return True
+
+    def _release(self, track: TrackAudio, forward: list[HostEvent]) -> None:
+        """What the track contract made ready: tagged audio (through the ledger) and the end
+        events it held back."""
+        for ready in track.take():
+            if type(ready) is AudioOut:
+                audio = self._audio_out(ready)
+                if audio is not None:
+                    forward.append(audio)
+            else:
+                forward.append(ready)
+
     def _transport_ended(self, ended: TransportEnded, step: Step) -> None:
+        if self.track is not None:
+            # What the track held back (a reply's end) still reaches the host before the end.
+            self.track.flush()
+            self._release(self.track, step.forward)
         code = None if ended.code is None else int(ended.code)
         if ended.reason == "closed" and (code is None or code < APPLICATION_CLOSE_CODES):
             # A clean close by the peer: not an error, so no error text (SPEC §3.1).
@@ -455,7 +542,7 @@ class ConversationState:
 
     def _audio_out(self, event: AudioOut) -> AudioOut | None:
         item_id = event.item_id
-        if item_id is None and self._current_item is not None:
+        if item_id is None and self._current_item is not None and self.track is None:
             # WebRTC media audio carries no ids: attribute it to the item being spoken.
             event = AudioOut(event.frame, self._current_item, self._current_response)
             item_id = self._current_item
@@ -464,6 +551,8 @@ class ConversationState:
                 self.counters.stale_audio_dropped += 1
                 return None
             self.ledger.received(item_id, event.frame.duration_ms)
+            if self.track is None:
+                self._audio_ends.audio(item_id, event.response_id)
         self.counters.audio_out += 1
         return event
 
@@ -491,12 +580,51 @@ class ConversationState:
         return True
 
     def _on_speech_started(self, event: InputAudioSpeechStarted, send: list[ClientEvent]) -> bool:
-        if self._truncate_on_speech:
-            point = self.ledger.barge_in_point(response_active=self.responses.active)
-            if point is not None:
-                self.counters.truncations += 1
-                send.append(truncate_event(point[0], point[1]))
+        # Server VAD barge-in: the server cancels the response (and, over WebRTC, cuts its own
+        # playout), so only the truncation and the host's flush are ours.
+        self._cut_playback(send, self._after, clear_buffer=False)
         return True
+
+    # ---- barge-in (SPEC §3.4): one decision, shared by server VAD and interrupt() ----------
+
+    def interrupt_point(self) -> tuple[str, int] | None:
+        """Where the assistant item the user is hearing should be cut now: ``(item_id,
+        played_ms)`` — the host's ``audio_played`` report, else what it took from
+        ``events()`` — or ``None`` when nothing is playing. Marks the item truncated (its
+        later audio is dropped), so each item is cut once. For ``interrupt()`` too."""
+        active = self.responses.active or (
+            self.track is not None and self.track.playing is not None
+        )
+        return self.ledger.barge_in_point(response_active=active)
+
+    def _cut_playback(
+        self, send: list[ClientEvent], forward: list[HostEvent], *, clear_buffer: bool
+    ) -> tuple[str, int] | None:
+        """Apply ``interrupt_point()``: the truncation the transport needs (WebSocket v2:
+        ``conversation.item.truncate``; WebRTC: the server truncates by itself, and with
+        ``clear_buffer`` — a host-initiated interrupt — ``output_audio_buffer.clear`` stops
+        its playout) and ``AudioInterrupted`` for the host to flush its playback."""
+        point = self.interrupt_point()
+        if point is None:
+            return None
+        item_id, played_ms = point
+        if self._truncate_on_speech:
+            self.counters.truncations += 1
+            send.append(truncate_event(item_id, played_ms))
+        elif self.track is not None and clear_buffer:
+            send.append(output_audio_clear_event())
+        # v1 has no truncate (the backend keeps its own account); the host still flushes.
+        forward.append(AudioInterrupted(item_id, played_ms))
+        return point
+
+    def cut_playback(self, *, clear_buffer: bool = True) -> Step:
+        """A host-initiated cut (``interrupt()``): ``send`` holds the truncation/clear,
+        ``forward`` the ``AudioInterrupted``; both empty when nothing is playing. The caller
+        adds ``response.cancel`` if it wants the response stopped too."""
+        step = Step()
+        if self.status == RUNNING:
+            self._cut_playback(step.send, step.forward, clear_buffer=clear_buffer)
+        return step
 
     def _on_error(self, event: Error, send: list[ClientEvent]) -> bool:
         # The error policy: the parser marks the codes after which the session cannot go on
@@ -627,8 +755,27 @@ class ConversationState:
             raise InvalidAudioFrame(f"sample_rate must be a positive int, got {rate!r}")
         if not isinstance(channels, int) or channels <= 0:
             raise InvalidAudioFrame(f"channels must be a positive int, got {channels!r}")
+        audio_format = self.audio_format
+        if frame.encoding != audio_format:
+            raise InvalidAudioFrame(
+                f"this session's audio_format is {audio_format!r}; got a {frame.encoding!r} frame"
+            )
+        if audio_format != "pcm16" and (rate, channels) != (G711_SAMPLE_RATE, 1):
+            raise InvalidAudioFrame(
+                f"{audio_format} audio is 8000 Hz mono; got {rate} Hz × {channels} channels"
+            )
 
-    def audio_delivered(self, event: AudioOut) -> None:
-        """The host took ``event`` from ``events()``: that much of the item reached it."""
-        if event.item_id is not None:
-            self.ledger.delivered(event.item_id, event.frame.duration_ms)
+    def audio_played(self, item_id: str, ms: float) -> None:
+        """The host reports that ``ms`` of ``item_id`` have been played to the user."""
+        self.ledger.played(item_id, ms)
+
+    def audio_delivered(self, event: AudioOut) -> bool:
+        """The host is taking ``event`` from ``events()``: that much of the item reached it.
+        False when the item was cut after the frame was queued (a stale frame, counted)."""
+        item_id = event.item_id
+        if item_id is not None:
+            if item_id in self.ledger.truncated:
+                self.counters.stale_audio_dropped += 1
+                return False
+            self.ledger.delivered(item_id, event.frame.duration_ms)
+        return True

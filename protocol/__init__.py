@@ -177,9 +177,6 @@ from ._items import (
     TranscriptEntry as TranscriptEntry,
     Usage as Usage,
 )
-from ._resample import (
-    Resampler as Resampler,
-)
 from ._server_parser import (
     DEFAULT_HANDOFF_TOOL_NAME as DEFAULT_HANDOFF_TOOL_NAME,
     DEFAULT_SILENCE_TOOL_NAME as DEFAULT_SILENCE_TOOL_NAME,
@@ -380,7 +377,6 @@ __all__ = [
     "duration_ms",
     "encoding_of",
     "pcm_bytes_for_ms",
-    "Resampler",
     # Vocabularies, errors
     "DEFAULT_VOICE",
     "FATAL_ERROR_CODES",

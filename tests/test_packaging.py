@@ -20,17 +20,9 @@ import trio
 
 from duplex.simulator import open_simulator
 
+from .test_layering import PACKAGE_FOLDERS as SUBPACKAGES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SUBPACKAGES = (
-    "protocol",
-    "transports",
-    "engine",
-    "simulator",
-    "benchmarks",
-    "cli",
-    "testing",
-    "aio",
-)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,60 @@
+"""G.711 on an Opus track: transcoding for telephony hosts over WebRTC (SPEC §3.4).
+
+Over WebSocket a ``pcmu``/``pcma`` session carries G.711 both ways and the engine passes the
+bytes through untouched. A WebRTC track is Opus, so there the engine transcodes, once per
+direction, with stream state carried across frames:
+
+- host → server: G.711 8 kHz → PCM16 8 kHz (``audioop``) → 24 kHz (``HostAudioConverter``,
+  soxr, anti-aliased) → the track;
+- server → host: the track's 24 kHz PCM16 → 8 kHz (soxr) → G.711.
+
+The codec is the standard library's ``audioop`` (the ``audioop-lts`` package provides it from
+Python 3.13); its import warning is silenced here, once. Durations are unchanged by the
+transcoding (20 ms in, 20 ms out), so barge-in milliseconds stay right.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Final
+
+from duplex.protocol import G711_SAMPLE_RATE, WIRE_SAMPLE_RATE, AudioFrame
+
+from ._resample import HostAudioConverter
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+__all__ = ["G711_FORMATS", "G711Transcoder"]
+
+G711_FORMATS: Final = frozenset({"pcmu", "pcma"})
+
+
+class G711Transcoder:
+    """One call's G.711 ↔ 24 kHz PCM16 conversion, both directions (see the module)."""
+
+    def __init__(self, audio_format: str) -> None:
+        if audio_format not in G711_FORMATS:
+            raise ValueError(f"not a G.711 format: {audio_format!r}")
+        self.audio_format = audio_format
+        self._ulaw = audio_format == "pcmu"
+        self._up = HostAudioConverter(WIRE_SAMPLE_RATE)
+        self._down = HostAudioConverter(G711_SAMPLE_RATE)
+
+    def check_supported(self) -> None:
+        """Raise ``ResamplerUnavailable`` now when the resampler extra is missing."""
+        self._up.check_supported(AudioFrame(b"", G711_SAMPLE_RATE, 1))
+
+    def to_track(self, frame: AudioFrame) -> AudioFrame:
+        """Host G.711 (8 kHz) → 24 kHz mono PCM16 for the track."""
+        data = frame.pcm
+        linear = audioop.ulaw2lin(data, 2) if self._ulaw else audioop.alaw2lin(data, 2)
+        pcm = self._up.convert(AudioFrame(linear, frame.sample_rate, frame.channels))
+        return AudioFrame(pcm, WIRE_SAMPLE_RATE, 1)
+
+    def to_host(self, frame: AudioFrame) -> AudioFrame:
+        """The track's 24 kHz PCM16 → G.711 8 kHz for the host."""
+        pcm8 = self._down.convert(frame)
+        data = audioop.lin2ulaw(pcm8, 2) if self._ulaw else audioop.lin2alaw(pcm8, 2)
+        return AudioFrame(data, G711_SAMPLE_RATE, 1, self.audio_format)

@@ -1,0 +1,334 @@
+"""The audio contract pieces one at a time (issue 14 items 1, 3, 4, 5): the WebRTC track
+contract (``TrackAudio``, sans-IO), barge-in at what the host reported with
+``audio_played``, G.711 telephony sessions and the host-audio resampler."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Any
+
+import pytest
+import trio
+
+from duplex.engine import (
+    AudioFrame,
+    AudioInterrupted,
+    AudioOut,
+    ConversationClosed,
+    EngineConfig,
+    InvalidAudioFrame,
+    OutputAudioDone,
+    ResamplerUnavailable,
+    ResponseDone,
+    SessionUpdated,
+    open_engine,
+)
+from duplex.engine._audio_contract import DRAIN_FRAMES, IMPLICIT_END_FRAMES, TrackAudio
+from duplex.engine._state_machine import ConversationState
+from duplex.protocol import (
+    ConversationItem,
+    ConversationItemAdded,
+    InputAudioSpeechStarted,
+    OutputAudioBufferCleared,
+    OutputAudioBufferStarted,
+    OutputAudioBufferStopped,
+    ProtocolVersion,
+    ResponseCreated,
+    session_start_event,
+)
+from duplex.simulator import open_simulator
+from duplex.simulator._audio import encode_g711, synthesize
+
+from ._engine_helpers import API_KEY, engine_with_events, of_type, raw_of, sim_config, sine
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+START = session_start_event(ProtocolVersion.V2)
+LOUD = AudioFrame(sine(20, amplitude=8000))
+QUIET = AudioFrame(bytes(960))
+
+
+def _webrtc_state() -> ConversationState:
+    state = ConversationState(version=ProtocolVersion.V2)
+    state.connected(session_id="s", transport="webrtc", audio_native=True, start_event=START)
+    return state
+
+
+def _reply(state: ConversationState, item: str = "item_1", response: str = "resp_1") -> Any:
+    return state.receive(
+        [
+            ResponseCreated(response),
+            ConversationItemAdded(ConversationItem(id=item, type="message", role="assistant")),
+        ]
+    )
+
+
+def _track(state: ConversationState, *frames: AudioFrame) -> list[Any]:
+    return state.receive([AudioOut(f) for f in frames]).forward
+
+
+# ---- WebRTC: the track contract -----------------------------------------------------------
+
+
+def test_idle_track_silence_and_stray_sound_never_reach_the_host() -> None:
+    state = _webrtc_state()
+    assert _track(state, QUIET, QUIET, QUIET) == []
+    assert _track(state, LOUD) == []  # no response has audio: nothing to attribute it to
+
+
+def test_track_audio_is_tagged_and_trimmed_between_started_and_stopped() -> None:
+    state = _webrtc_state()
+    _reply(state)
+    assert state.receive([OutputAudioBufferStarted("resp_1")]).forward == []
+    assert _track(state, QUIET, QUIET) == []  # leading silence (jitter buffer) is dropped
+    out = _track(state, LOUD, QUIET, LOUD)  # a pause inside the reply is part of it
+    assert [type(e) for e in out] == [AudioOut, AudioOut, AudioOut]
+    assert {(e.item_id, e.response_id) for e in out} == {("item_1", "resp_1")}
+    # response.done arrives long before the playout ends: held.
+    assert state.receive([ResponseDone("resp_1", "completed")]).forward == []
+    assert _track(state, LOUD) != []
+    assert state.receive([OutputAudioBufferStopped("resp_1")]).forward == []
+    tail = _track(state, LOUD, QUIET, QUIET)  # the last voiced frame, then the end
+    assert tail == [
+        AudioOut(LOUD, "item_1", "resp_1"),
+        OutputAudioDone("item_1", "resp_1"),
+        ResponseDone("resp_1", "completed"),
+    ]
+    assert _track(state, LOUD, QUIET) == []  # idle again
+
+
+def test_stopped_ends_the_item_within_the_drain_bound_even_if_sound_goes_on() -> None:
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioBufferStarted("resp_1"), ResponseDone("resp_1", "completed")])
+    _track(state, LOUD)
+    state.receive([OutputAudioBufferStopped("resp_1")])
+    out = _track(state, *[LOUD] * (DRAIN_FRAMES + 5))
+    assert sum(isinstance(e, AudioOut) for e in out) == DRAIN_FRAMES
+    assert out[DRAIN_FRAMES:] == [
+        OutputAudioDone("item_1", "resp_1"),
+        ResponseDone("resp_1", "completed"),
+    ]
+
+
+def test_without_buffer_events_sound_starts_and_silence_ends_a_reply_with_audio() -> None:
+    """A server that sends no output_audio_buffer.* events: energy and the server's own
+    response.output_audio.done still give the contract (bounded by the track's clock)."""
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioDone("item_1", "resp_1")])  # generation finished: swallowed
+    assert state.receive([ResponseDone("resp_1", "completed")]).forward == []  # held
+    assert [e.item_id for e in _track(state, LOUD, LOUD)] == ["item_1", "item_1"]
+    out = _track(state, *[QUIET] * IMPLICIT_END_FRAMES)
+    assert out == [OutputAudioDone("item_1", "resp_1"), ResponseDone("resp_1", "completed")]
+
+
+def test_a_held_response_done_whose_audio_never_sounds_is_released_after_the_bound() -> None:
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioDone("item_1", "resp_1")])
+    assert state.receive([ResponseDone("resp_1", "completed")]).forward == []
+    assert _track(state, *[QUIET] * (IMPLICIT_END_FRAMES - 1)) == []
+    assert _track(state, QUIET) == [
+        OutputAudioDone("item_1", "resp_1"),
+        ResponseDone("resp_1", "completed"),
+    ]
+
+
+def test_transport_end_releases_a_held_response_done_before_closing() -> None:
+    from duplex.transports import TransportEnded
+
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioBufferStarted("resp_1"), ResponseDone("resp_1", "completed")])
+    _track(state, LOUD)
+    step = state.receive([], TransportEnded("closed", 1000, None))
+    assert [type(e) for e in step.forward] == [OutputAudioDone, ResponseDone]
+    assert step.end == ConversationClosed("transport_closed", 1000, None)
+
+
+def test_track_contract_alone_keeps_order_per_response() -> None:
+    track = TrackAudio()
+    track.observe(ResponseCreated("r1"))
+    track.observe(
+        ConversationItemAdded(ConversationItem(id="i1", type="message", role="assistant"))
+    )
+    track.observe(OutputAudioBufferStarted("r1"))
+    track.frame(LOUD)
+    # A second reply starts playing: the first one ends first.
+    track.observe(ResponseCreated("r2"))
+    track.observe(
+        ConversationItemAdded(ConversationItem(id="i2", type="message", role="assistant"))
+    )
+    track.observe(OutputAudioBufferStarted("r2"))
+    track.frame(LOUD)
+    assert [(type(e).__name__, e.item_id) for e in track.take()] == [
+        ("AudioOut", "i1"),
+        ("OutputAudioDone", "i1"),
+        ("AudioOut", "i2"),
+    ]
+
+
+# ---- barge-in at what was heard -------------------------------------------------------
+
+
+def _ws_state() -> ConversationState:
+    state = ConversationState(version=ProtocolVersion.V2)
+    state.connected(session_id="s", transport="websocket", audio_native=False, start_event=START)
+    return state
+
+
+def test_barge_in_cuts_at_the_reported_playback_position_on_websocket() -> None:
+    state = _ws_state()
+    frame = AudioOut(AudioFrame(bytes(4800)), "item_1", "resp_1")  # 100 ms
+    state.receive([ResponseCreated("resp_1"), frame, frame, frame])
+    for _ in range(3):
+        assert state.audio_delivered(frame)
+    state.audio_played("item_1", 130)  # the device is behind what the host took
+    step = state.receive([InputAudioSpeechStarted("in_1", 0)])
+    assert [e.TYPE for e in step.send] == ["conversation.item.truncate"]
+    assert step.send[0].audio_end_ms == 130  # type: ignore[attr-defined]
+    assert step.forward[-1] == AudioInterrupted("item_1", 130)
+    assert not state.audio_delivered(frame)  # queued before the cut: stale, not delivered
+
+
+def test_barge_in_on_webrtc_lets_the_server_cut_and_tells_the_host() -> None:
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioBufferStarted("resp_1")])
+    for event in _track(state, LOUD, LOUD, LOUD):
+        state.audio_delivered(event)
+    state.audio_played("item_1", 20)
+    step = state.receive([InputAudioSpeechStarted("in_1", 0)])
+    assert step.send == []  # over WebRTC the server truncates by itself
+    assert step.forward[-1] == AudioInterrupted("item_1", 20)
+    assert _track(state, LOUD) == []  # the cut item's later audio is dropped
+    assert [type(e) for e in state.receive([OutputAudioBufferCleared("resp_1")]).forward] == [
+        OutputAudioDone
+    ]
+
+
+def test_host_interrupt_on_webrtc_clears_the_output_buffer() -> None:
+    """The decision ``interrupt()`` (issue 13) reuses: ``cut_playback``."""
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioBufferStarted("resp_1")])
+    for event in _track(state, LOUD, LOUD):
+        state.audio_delivered(event)
+    step = state.cut_playback()
+    assert [e.TYPE for e in step.send] == ["output_audio_buffer.clear"]
+    assert step.forward == [AudioInterrupted("item_1", 40)]
+    assert state.cut_playback().forward == []  # each item is cut once
+
+
+# ---- telephony ------------------------------------------------------------------------
+
+
+async def test_g711_ulaw_passes_through_websocket_byte_exact_both_ways() -> None:
+    pcm = sine(900, amplitude=9000) + bytes(2 * 24000 * 900 // 1000)
+    pcm8, _ = audioop.ratecv(pcm, 2, 1, 24000, 8000, None)
+    ulaw = audioop.lin2ulaw(pcm8, 2)
+    async with open_simulator() as sim:
+        config = sim_config(sim, audio_format="pcmu")
+        with trio.fail_after(20):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start(prompt="telephony")
+                await events.until(of_type(SessionUpdated))
+                for i in range(0, len(ulaw), 160):  # 20 ms telephony frames
+                    engine.send_audio(AudioFrame(ulaw[i : i + 160], 8000, 1, "pcmu"))
+                    await trio.sleep(0.005)
+                taken = await events.until(of_type(ResponseDone))
+                record = sim.sessions[0]
+                appended = b"".join(
+                    e.event.audio  # type: ignore[union-attr]
+                    for e in record.of_type("input_audio_buffer.append")
+                )
+                update = raw_of(record, "session.update")[0]["session"]["audio"]
+                with pytest.raises(InvalidAudioFrame):
+                    engine.send_audio(AudioFrame(bytes(960)))  # PCM16 in a μ-law session
+    assert update["input"]["format"]["type"] == "audio/pcmu"
+    assert update["output"]["format"]["type"] == "audio/pcmu"
+    assert appended == ulaw  # μ-law in: byte-exact, no transcoding
+    audio = [e for e in taken if isinstance(e, AudioOut)]
+    assert {(e.frame.encoding, e.frame.sample_rate) for e in audio} == {("pcmu", 8000)}
+    reply = b"".join(e.frame.pcm for e in audio)
+    # μ-law out: exactly the simulator's encoding of its reply, passed through.
+    spoken = next(e for e in taken if type(e).__name__ == "OutputTranscriptDone").text
+    assert reply == encode_g711(synthesize(spoken), "ulaw")
+
+
+async def test_g711_barge_in_milliseconds_count_8khz_bytes() -> None:
+    state = ConversationState(version=ProtocolVersion.V2, audio_format="pcmu")
+    state.connected(session_id="s", transport="websocket", audio_native=False, start_event=START)
+    frame = AudioOut(AudioFrame(bytes(160), 8000, 1, "pcmu"), "item_1", "resp_1")  # 20 ms
+    state.receive([ResponseCreated("resp_1"), frame, frame, frame])
+    state.audio_delivered(frame)
+    state.audio_delivered(frame)
+    step = state.receive([InputAudioSpeechStarted("in_1", 0)])
+    assert step.send[0].audio_end_ms == 40  # type: ignore[attr-defined]
+
+
+# ---- resampling ---------------------------------------------------------------------------
+
+
+async def test_host_audio_at_other_rates_without_the_extra_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "soxr", None)  # as if duplex[resample] were missing
+    from duplex.transports import memory_transport_pair
+
+    async def factory(_nursery: trio.Nursery) -> Any:
+        return memory_transport_pair()[0]
+
+    with trio.fail_after(10):
+        async with open_engine(EngineConfig(api_key=API_KEY), transport_factory=factory) as engine:
+            await engine.start()
+            assert engine.send_audio(AudioFrame(bytes(960), 24000, 1))  # no resampling needed
+            with pytest.raises(ResamplerUnavailable, match=r"duplex\[resample\]"):
+                engine.send_audio(AudioFrame(bytes(1920), 48000, 1))
+
+
+async def test_g711_over_webrtc_is_transcoded_both_ways() -> None:
+    """The track is Opus: μ-law from the host is decoded for it, and the model's audio comes
+    back as μ-law 8 kHz, with the same contract (ids, OutputAudioDone, ResponseDone)."""
+    pcm = bytes(2 * 24000 * 200 // 1000) + sine(900, amplitude=9000) + bytes(2 * 24000)
+    pcm8, _ = audioop.ratecv(pcm, 2, 1, 24000, 8000, None)
+    ulaw = audioop.lin2ulaw(pcm8, 2)
+    async with open_simulator() as sim:
+        config = sim_config(sim, transport="webrtc", audio_format="pcmu")
+        with trio.fail_after(30):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start(prompt="telephony over rtc")
+                await events.until(of_type(SessionUpdated))
+                for i in range(0, len(ulaw), 160):
+                    engine.send_audio(AudioFrame(ulaw[i : i + 160], 8000, 1, "pcmu"))
+                    await trio.sleep(0.02)  # the track is real time
+                taken = await events.until(of_type(ResponseDone))
+    heard = [e for e in taken if type(e).__name__ == "InputTranscriptDone"]
+    assert heard, "the server heard the transcoded speech"
+    audio = [e for e in taken if isinstance(e, AudioOut)]
+    assert audio
+    assert {(e.frame.encoding, e.frame.sample_rate, e.frame.channels) for e in audio} == {
+        ("pcmu", 8000, 1)
+    }
+    assert sum(e.frame.duration_ms for e in audio) > 500
+    assert isinstance(taken[-2], OutputAudioDone)
+
+
+async def test_an_idle_webrtc_call_delivers_no_audio_frames() -> None:
+    """Issue 14: 96 silent AudioOut (item_id=None) in 2 s of an idle WebRTC session, and
+    silent frames tagged with the last reply's item after it ended."""
+    async with open_simulator() as sim:
+        config = sim_config(sim, transport="webrtc")
+        with trio.fail_after(30):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start(prompt="idle")
+                await events.until(of_type(SessionUpdated))
+                await events.nothing_for(1.0)  # the track runs; the host sees nothing
+                await engine.send_text("hi")
+                await events.until(of_type(ResponseDone))
+                await events.nothing_for(1.0)  # and nothing after the reply either
+                assert engine.statistics().audio_frames_out > 0
