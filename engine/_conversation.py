@@ -616,6 +616,8 @@ class Conversation:
 
     def audio_played(self, item_id: str, ms: float) -> None:
         """The host reports playback of ``item_id`` (``Engine.audio_played``)."""
+        if self._reconnecting and not self._ended:
+            return  # the item belongs to the dropped connection: nothing left to cut
         if not self.state.running:
             raise ConversationNotRunning()
         self.state.audio_played(item_id, ms)
