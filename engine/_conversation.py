@@ -36,9 +36,10 @@ in ``_queues.py``.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
 
 import trio
 
@@ -55,8 +56,9 @@ from duplex.protocol import (
 from duplex.transports import Transport, TransportClosed, TransportEnded
 
 from ._config import EngineConfig
-from ._errors import ConversationNotRunning, ConversationStarted
+from ._errors import ConversationNotRunning, ConversationStarted, InvalidRequest
 from ._queues import HostQueue, Outbox
+from ._session import SessionSettings
 from ._state_machine import ConversationState, Step
 
 __all__ = ["Conversation"]
@@ -86,6 +88,7 @@ class Conversation:
         connect: Connect,
         start_event: ClientEvent,
         host: HostQueue,
+        session: SessionSettings | None = None,
     ) -> None:
         self.config = config
         self.generation = generation
@@ -96,6 +99,7 @@ class Conversation:
             forward_unknown_events=config.forward_unknown_events,
             user_text_prefix=config.user_text_prefix,
             secrets=(config.api_key,),
+            session=session,
         )
         self.counters = self.state.counters
         self.done = trio.Event()
@@ -108,9 +112,8 @@ class Conversation:
         self._cancel_scope = trio.CancelScope()
         self._go = trio.Event()  # the engine has announced ConversationStarted
         self._resampler = Resampler()
-        self._audio_send, self._audio_recv = trio.open_memory_channel[AudioFrame](
-            config.audio_queue_size
-        )
+        self._audio_send, audio_recv = trio.open_memory_channel[AudioFrame](config.audio_queue_size)
+        self._audio_recv = AudioInbox(audio_recv)
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -147,6 +150,7 @@ class Conversation:
                             nursery.start_soon(self._audio_mux, transport)
                 finally:
                     self._outbox.close()
+                    self._audio_recv.release()  # a commit waiting for the mux goes on
                     if self.transport is not None:
                         with (
                             trio.CancelScope(shield=True),
@@ -314,8 +318,88 @@ class Conversation:
         except trio.WouldBlock:
             self.counters.audio_in_dropped += 1
             return False
+        self._audio_recv.busy()
         self.counters.audio_in += 1
         return True
+
+    # ---- the full host API (issue 13) ---------------------------------------------------
+
+    async def send_tool_output(self, call_id: str, output: str, *, respond: bool) -> None:
+        self._precheck()
+        self.state.check_tool_call(call_id)
+        await self._host_call(lambda: self.state.tool_output(call_id, output, respond=respond))
+
+    async def update_session(
+        self, session: Any, *, tools: Iterable[Any] | None, instructions: str | None
+    ) -> None:
+        self._precheck()
+        tools = None if tools is None else tuple(tools)
+        await self._host_call(
+            lambda: self.state.update_session(session, tools=tools, instructions=instructions)
+        )
+
+    async def commit_audio(self, *, respond: bool) -> None:
+        self._precheck()
+        self.state.check_turn_control("commit_audio")
+        # Audio the host sent before this call must reach the wire before the commit.
+        await self._audio_recv.drained()
+        await self._host_call(lambda: self.state.commit_audio(respond=respond))
+
+    async def clear_audio(self) -> None:
+        self._precheck()
+        self.state.check_turn_control("clear_audio")
+        await self._audio_recv.drained()
+        await self._host_call(self.state.clear_audio)
+
+    async def interrupt(self) -> None:
+        self._precheck()
+        await self._outbox.wait_writable()
+        step = self.state.interrupt()
+        self._outbox.push(self._encode(step.send))
+        if step.forward:
+            # AudioInterrupted: structural (one per call), never waits on the host — the
+            # caller may be the task that reads events().
+            self._host.push_nowait(self.generation, step.forward)
+
+    async def create_response(
+        self,
+        *,
+        instructions: str | None,
+        conversation: str,
+        metadata: Mapping[str, str] | None,
+        output_modalities: Sequence[str] | None,
+        input: Iterable[Any] | None,
+    ) -> None:
+        self._precheck()
+        items = None if input is None else tuple(input)
+        await self._host_call(
+            lambda: self.state.create_response(
+                instructions=instructions,
+                conversation=conversation,
+                metadata=metadata,
+                output_modalities=output_modalities,
+                input=items,
+            )
+        )
+
+    async def send_image(self, data: bytes, mime_type: str, *, text: str | None) -> None:
+        self._precheck()
+        await self._host_call(lambda: self.state.image(data, mime_type, text=text))
+
+    async def send_event(self, event: Mapping[str, Any]) -> None:
+        """A raw client event, encoded as given, through the one writer."""
+        self._precheck()
+        if not isinstance(event, Mapping) or type(event.get("type")) is not str:
+            raise InvalidRequest("a raw event must be a mapping with a string 'type'")
+        try:
+            text = json.dumps(dict(event), ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"a raw event must be JSON-serialisable: {exc}") from exc
+        await self._outbox.wait_writable()
+        self._precheck()
+        self._outbox.push((text,))
+        self.counters.client_events += 1
+        self.counters.raw_events_sent += 1
 
     @property
     def running(self) -> bool:
@@ -339,6 +423,44 @@ class Conversation:
         self.counters.client_events += len(events)
         version = self._version
         return [encode_client_event(event, version) for event in events]
+
+
+class AudioInbox:
+    """The audio-mux's end of the host audio channel, which also tells when every frame
+    submitted so far has been handed on (``drained``): a commit or clear must follow the
+    audio sent before it. ``busy()`` is called with each submitted frame; the mux marks the
+    inbox idle whenever it comes back for more and the channel is empty."""
+
+    __slots__ = ("_idle", "_recv", "_stopped")
+
+    def __init__(self, recv: trio.MemoryReceiveChannel[AudioFrame]) -> None:
+        self._recv = recv
+        self._idle = trio.Event()
+        self._idle.set()
+        self._stopped = False
+
+    def busy(self) -> None:
+        if self._idle.is_set() and not self._stopped:
+            self._idle = trio.Event()
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    def release(self) -> None:
+        """The mux has stopped: nothing more will be handed on; stop every wait."""
+        self._stopped = True
+        self._idle.set()
+
+    def __aiter__(self) -> AudioInbox:
+        return self
+
+    async def __anext__(self) -> AudioFrame:
+        if self._recv.statistics().current_buffer_used == 0:
+            self._idle.set()
+        try:
+            return await self._recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
 
 
 class PcmAligner:

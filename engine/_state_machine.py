@@ -26,8 +26,13 @@ Invariants (``tests/engine/test_state_machine.py`` checks them with a hypothesis
   ``ConversationNotRunning``: nothing is forwarded or sent after the end.
 - At most one ``response.create`` is in flight; a request while one is active is deferred and
   sent when the active response finishes (codex-realtime.md §7.7).
-- Every ``call_id`` (handoff or silence tool) is acted on once; a final handoff output makes
-  its id unanswerable at once, so a second final is refused.
+- Every ``call_id`` (handoff, silence or host tool) is acted on once; a final handoff output
+  makes its id unanswerable at once, so a second final is refused; a tool call is answerable
+  until its first output (``_tools.ToolCalls``, which also holds the parallel-call rule).
+- Responses are tracked by id (``_live``): the slot is free only when every response that was
+  created has finished, so an out-of-band response ending while the default one still speaks
+  does not free it, and a response reported twice (``response.cancelled`` then
+  ``response.done``) frees it once.
 - ``ConversationClosed.code`` is a plain ``int``; ``error`` is set only for ``reason="error"``.
 - Messages the engine builds from server bytes have control characters escaped and the API
   key (and anything key-shaped) redacted.
@@ -37,7 +42,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -45,12 +52,16 @@ import attrs
 from duplex.protocol import (
     DETAIL_EVENTS,
     AudioFrame,
+    AudioInterrupted,
     AudioOut,
     ClientEvent,
+    ConversationItem,
     ConversationItemAdded,
     Error,
     HandoffRequested,
     InputAudioSpeechStarted,
+    InputAudioSpeechStopped,
+    LocalProtocolError,
     NoopRequested,
     OutputAudioBufferCleared,
     OutputAudioBufferStarted,
@@ -66,12 +77,18 @@ from duplex.protocol import (
     ToolCallRequested,
     TranscriptAccumulator,
     UnknownEvent,
+    clear_audio_event,
+    commit_audio_event,
     handoff_output_events,
+    image_item_event,
     noop_reply_event,
+    output_audio_clear_event,
     prompt_update_event,
+    response_cancel_event,
     response_create_event,
     steering_ack_event,
     text_item_event,
+    tool_output_event,
     truncate_event,
 )
 from duplex.transports import TransportEnded
@@ -82,9 +99,13 @@ from ._errors import (
     ConversationStarted,
     HandoffNotActive,
     InvalidAudioFrame,
+    InvalidRequest,
     UnsupportedByDialect,
 )
 from ._host_events import HostEvent
+from ._session import SessionSettings
+from ._tools import ToolCalls
+from ._usage import LatencyMeter, UsageMeter
 
 __all__ = [
     "CLOSING",
@@ -145,6 +166,7 @@ class Counters:
     truncations: int = 0
     duplicate_calls: int = 0
     detail_events: int = 0
+    raw_events_sent: int = 0
 
 
 # ---- the small rule sets ---------------------------------------------------------------
@@ -302,6 +324,8 @@ class ConversationState:
         forward_unknown_events: bool = False,
         user_text_prefix: bool = False,
         secrets: Sequence[str | None] = (),
+        session: SessionSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.version = version
         self.mode = mode
@@ -319,6 +343,17 @@ class ConversationState:
         self._observe = TranscriptAccumulator().observe
         self._current_item: str | None = None  # for tagging WebRTC media audio
         self._current_response: str | None = None
+        self.session = session
+        self.tools = ToolCalls()
+        self.usage = UsageMeter()
+        self.latency = LatencyMeter()
+        self._clock = clock
+        self._audio_native = False
+        self._live: set[str] = set()  # responses created and not finished
+        self._finished: deque[str] = deque(maxlen=8)  # recently finished ids (duplicates)
+        # Custom or coalesced response.create requests waiting for the slot, in order
+        # (None: a plain create); ResponseQueue.pending says whether any waits.
+        self._deferred: deque[ClientEvent | None] = deque()
         # Per event type: a side effect returning whether to forward the event to the host.
         self._effects: dict[type[Any], Callable[[Any, list[ClientEvent]], bool]] = {
             ResponseCreated: self._on_response_created,
@@ -333,6 +368,7 @@ class ConversationState:
             OutputTranscriptDelta: self._on_output_text,
             ConversationItemAdded: self._on_item_added,
             ToolCallRequested: self._on_tool_call,
+            InputAudioSpeechStopped: self._on_speech_stopped,
         }
         # Not forwarded by default (``forward_unknown_events`` forwards them): the GA detail
         # events a host rarely acts on, and the WebRTC-only output buffer events, which a
@@ -366,6 +402,7 @@ class ConversationState:
         # Barge-in truncation is ours on v2 over WebSocket. Over WebRTC the server knows what
         # was played and truncates by itself (openai-realtime-protocol.md §6).
         self._truncate_on_speech = self._v2 and not audio_native
+        self._audio_native = audio_native
         # On an audio-native transport the media track is the audio; a server that also
         # sends deltas on the event channel would double it, so the reader drops them.
         self.drop_event_audio = audio_native
@@ -464,24 +501,59 @@ class ConversationState:
                 self.counters.stale_audio_dropped += 1
                 return None
             self.ledger.received(item_id, event.frame.duration_ms)
+            if self.latency.wants_audio:
+                self.latency.first_audio(self._clock())
         self.counters.audio_out += 1
         return event
 
     def _on_response_created(self, event: ResponseCreated, send: list[ClientEvent]) -> bool:
         self.responses.started()
         self._current_response = event.response_id
+        if event.response_id is not None:
+            self._live.add(event.response_id)
         return True
 
     def _on_response_finished(
         self, event: ResponseDone | ResponseCancelled, send: list[ClientEvent]
     ) -> bool:
+        response_id = event.response_id
+        if response_id is not None:
+            if response_id in self._live:
+                self._live.discard(response_id)
+                self._finished.append(response_id)
+                if self._live:
+                    # Another response (out of band, or one the server made) still runs:
+                    # the slot is not free yet; it frees when the last one finishes.
+                    return self._finish_response(event, send)
+            elif response_id in self._finished:
+                return True  # the same response reported twice: freed once already
         if self.responses.finished():
-            send.append(response_create_event())
+            self._send_deferred(send)
+        return self._finish_response(event, send)
+
+    def _finish_response(
+        self, event: ResponseDone | ResponseCancelled, send: list[ClientEvent]
+    ) -> bool:
+        if type(event) is ResponseDone:
+            self.usage.add(event.usage)
+        self.latency.response_finished()
+        if self.tools.response_finished(event.response_id):
+            self._request_response(send)
         return True
+
+    def _send_deferred(self, send: list[ClientEvent]) -> None:
+        """The slot was given to the oldest deferred request: send it."""
+        deferred = self._deferred
+        event = deferred.popleft() if deferred else None
+        send.append(event if event is not None else response_create_event())
+        if deferred:
+            self.responses.pending = True
 
     def _on_output_text(self, event: OutputTranscriptDelta, send: list[ClientEvent]) -> bool:
         if event.item_id is not None:
             self._current_item = event.item_id
+        if self.latency.wants_text:
+            self.latency.first_text(self._clock())
         return True
 
     def _on_item_added(self, event: ConversationItemAdded, send: list[ClientEvent]) -> bool:
@@ -498,6 +570,10 @@ class ConversationState:
                 send.append(truncate_event(point[0], point[1]))
         return True
 
+    def _on_speech_stopped(self, event: InputAudioSpeechStopped, send: list[ClientEvent]) -> bool:
+        self.latency.turn_ended(self._clock())
+        return True
+
     def _on_error(self, event: Error, send: list[ClientEvent]) -> bool:
         # The error policy: the parser marks the codes after which the session cannot go on
         # (protocol.FATAL_ERROR_CODES); every other error is a race and is only forwarded.
@@ -505,6 +581,8 @@ class ConversationState:
             self._fatal = self._sanitized(event)
         elif event.code == ACTIVE_RESPONSE_CODE:
             self.responses.rejected_as_active()
+            if not self._deferred or self._deferred[0] is not None:
+                self._deferred.appendleft(None)  # resend the refused create first
         return True
 
     def _on_handoff(self, event: HandoffRequested, send: list[ClientEvent]) -> bool:
@@ -534,6 +612,9 @@ class ConversationState:
         if not self.handoffs.first_time(event.call_id):
             self.counters.duplicate_calls += 1
             return False
+        # GA names no response on the item event: the call belongs to the active one
+        # (``_sanitized`` puts the same id on the forwarded event).
+        self.tools.requested(event.call_id, event.response_id or self._current_response)
         return True
 
     def _on_detail(self, event: ServerEvent, send: list[ClientEvent]) -> bool:
@@ -554,7 +635,8 @@ class ConversationState:
         return True
 
     def _sanitized(self, event: Any) -> Any:
-        """``Error``/``ParseFailure`` carry server text to the host: escape and redact it."""
+        """``Error``/``ParseFailure`` carry server text to the host: escape and redact it.
+        A ``ToolCallRequested`` without a response id gets the active response's."""
         kind = type(event)
         if kind is Error:
             message = self._clean(event.message)
@@ -565,6 +647,12 @@ class ConversationState:
             reason = self._clean(event.reason)
             if preview != event.preview or reason != event.reason:
                 return attrs.evolve(event, reason=reason, preview=preview)
+        elif (
+            kind is ToolCallRequested
+            and event.response_id is None
+            and self._current_response is not None
+        ):
+            return attrs.evolve(event, response_id=self._current_response)
         return event
 
     def _clean(self, text: str) -> str:
@@ -576,9 +664,14 @@ class ConversationState:
         if self.status != RUNNING:
             raise ConversationNotRunning()
 
-    def _request_response(self, send: list[ClientEvent]) -> None:
+    def _request_response(self, send: list[ClientEvent], event: ClientEvent | None = None) -> None:
+        """A default-conversation response through the single-active-response queue:
+        ``event`` (a ``response.create`` with options) or a plain one. Deferred requests are
+        sent in order; consecutive plain ones coalesce into one."""
         if self.responses.request():
-            send.append(response_create_event())
+            send.append(event if event is not None else response_create_event())
+        elif event is not None or not self._deferred or self._deferred[-1] is not None:
+            self._deferred.append(event)
 
     def send_text(self, text: str, *, respond: bool) -> Step:
         """A user text message; on v2 with ``respond``, a response through the queue (a v1
@@ -588,8 +681,10 @@ class ConversationState:
             raise UnsupportedByDialect("transcription sessions do not take text input")
         step = Step()
         step.send.append(text_item_event(self.version, text, user_prefix=self._user_prefix))
-        if respond and self._v2:
-            self._request_response(step.send)
+        if respond:
+            self.latency.turn_ended(self._clock())
+            if self._v2:
+                self._request_response(step.send)
         return step
 
     def check_handoff(self, handoff_id: str) -> None:
@@ -616,6 +711,8 @@ class ConversationState:
         self._require_running()
         step = Step()
         step.send.append(prompt_update_event(self.version, prompt, mode=self.mode))
+        if self.session is not None:
+            self.session.prompt_changed(prompt)
         return step
 
     def check_audio(self, frame: AudioFrame) -> None:
@@ -632,3 +729,136 @@ class ConversationState:
         """The host took ``event`` from ``events()``: that much of the item reached it."""
         if event.item_id is not None:
             self.ledger.delivered(event.item_id, event.frame.duration_ms)
+
+    # ---- the full host API (issue 13): tools, session, turn control, images ----------
+
+    def _require_v2(self, what: str, *, conversational: bool = True) -> None:
+        self._require_running()
+        if not self._v2:
+            raise UnsupportedByDialect(f"{what} needs the v2 dialect (version='v2')")
+        if conversational and self.mode is SessionMode.TRANSCRIPTION:
+            raise UnsupportedByDialect(f"transcription sessions do not support {what}")
+
+    def check_tool_call(self, call_id: str) -> None:
+        """Raise unless ``call_id`` is a tool call waiting for its output."""
+        self._require_v2("tool outputs")
+        self.tools.check(call_id)
+
+    def tool_output(self, call_id: str, output: str, *, respond: bool) -> Step:
+        """The host's result for a ``ToolCallRequested``: the ``function_call_output`` item
+        and, by the parallel-call rule of ``_tools``, at most one ``response.create``."""
+        self.check_tool_call(call_id)
+        try:
+            item = tool_output_event(call_id, output)
+        except LocalProtocolError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        step = Step()
+        step.send.append(item)
+        if self.tools.answered(call_id, respond=respond):
+            self._request_response(step.send)
+        return step
+
+    def update_session(
+        self,
+        session: Any = None,
+        *,
+        tools: Iterable[Any] | None = None,
+        instructions: str | None = None,
+    ) -> Step:
+        """A whole-session ``session.update`` (validated before anything is sent)."""
+        self._require_running()
+        if self.session is None:
+            raise UnsupportedByDialect("this conversation was started without session settings")
+        step = Step()
+        step.send.append(self.session.update(session, tools=tools, instructions=instructions))
+        return step
+
+    def check_turn_control(self, what: str) -> None:
+        """Raise unless the session takes ``commit_audio``/``clear_audio``."""
+        self._require_v2(what, conversational=False)
+
+    def commit_audio(self, *, respond: bool) -> Step:
+        """End a push-to-talk turn; with ``respond``, ask for the answer when nothing on the
+        server will (``SessionSettings.manual_turns``)."""
+        self._require_v2("commit_audio", conversational=False)
+        step = Step()
+        step.send.append(commit_audio_event())
+        if self.mode is SessionMode.CONVERSATIONAL:
+            self.latency.turn_ended(self._clock())
+            if respond and self.session is not None and self.session.manual_turns:
+                self._request_response(step.send)
+        return step
+
+    def clear_audio(self) -> Step:
+        """Drop the server's uncommitted input audio (an aborted push-to-talk turn)."""
+        self._require_v2("clear_audio", conversational=False)
+        step = Step()
+        step.send.append(clear_audio_event())
+        return step
+
+    def interrupt(self) -> Step:
+        """Stop the model: cancel the response that is speaking and cut its item where the
+        host stopped hearing it — the barge-in rule (``AudioLedger.barge_in_point``) —
+        with ``AudioInterrupted`` for the host. WebSocket truncates the item itself;
+        WebRTC clears the server's playout buffer, which truncates there."""
+        self._require_v2("interrupt")
+        step = Step()
+        send = step.send
+        current = self._current_response
+        if current is not None and current in self._live:
+            send.append(response_cancel_event(current))
+        elif self.responses.active and not self._live:
+            send.append(response_cancel_event())  # requested, not created yet
+        active = bool(self._live) or self.responses.active
+        point = self.ledger.barge_in_point(response_active=active)
+        if point is not None:
+            item_id, played_ms = point
+            self.counters.truncations += 1
+            if self._audio_native:
+                send.append(output_audio_clear_event())
+            else:
+                send.append(truncate_event(item_id, played_ms))
+            step.forward.append(AudioInterrupted(item_id, played_ms))
+        return step
+
+    def create_response(
+        self,
+        *,
+        instructions: str | None = None,
+        conversation: str = "auto",
+        metadata: Mapping[str, str] | None = None,
+        output_modalities: Sequence[str] | None = None,
+        input: Iterable[ConversationItem | str] | None = None,
+    ) -> Step:
+        """``response.create`` with options. A default-conversation response goes through
+        the single-active-response queue; an out-of-band one (``conversation="none"``) is
+        sent at once (the server runs those beside the default response)."""
+        self._require_v2("create_response")
+        try:
+            event = response_create_event(
+                instructions=instructions,
+                conversation=None if conversation == "auto" else conversation,
+                metadata=metadata,
+                output_modalities=output_modalities,
+                input=input,
+            )
+        except LocalProtocolError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        step = Step()
+        if conversation == "none":
+            step.send.append(event)
+        else:
+            plain = event.response is None
+            self._request_response(step.send, None if plain else event)
+        return step
+
+    def image(self, data: bytes, mime_type: str, *, text: str | None) -> Step:
+        """A user message with an ``input_image`` (no response is requested)."""
+        self._require_v2("images")
+        try:
+            event = image_item_event(data, mime_type, text=text)
+        except LocalProtocolError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        step = Step()
+        step.send.append(event)
+        return step
