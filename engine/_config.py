@@ -11,7 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 import attrs
@@ -58,6 +58,10 @@ def _tools(inst: EngineConfig, _attribute: attrs.Attribute[Any], value: Any) -> 
         )
     except LocalProtocolError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _tool_tuple(value: Iterable[FunctionTool]) -> tuple[FunctionTool, ...]:
+    return tuple(value)
 
 
 def _one_of(*options: str) -> Any:
@@ -137,7 +141,9 @@ class EngineConfig:
         default=(), converter=tuple, repr=False
     )
     session: SessionConfig | None = attrs.field(default=None, validator=_session)
-    tools: tuple[FunctionTool, ...] = attrs.field(default=(), converter=tuple, validator=_tools)
+    tools: tuple[FunctionTool, ...] = attrs.field(
+        default=(), converter=_tool_tuple, validator=_tools
+    )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> EngineConfig:
