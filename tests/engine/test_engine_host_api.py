@@ -15,6 +15,8 @@ from duplex.engine import (
     FunctionTool,
     InputAudioCleared,
     InputAudioCommitted,
+    InputTranscriptDone,
+    InputTranscription,
     InvalidRequest,
     OutputTranscriptDone,
     RateLimitsUpdated,
@@ -206,3 +208,34 @@ async def test_v1_refuses_tools_at_start_and_v2_only_calls_at_call_time() -> Non
                 with pytest.raises(UnsupportedByDialect):
                     await engine.update_session(SessionConfig())
                 await engine.update_session(instructions="v1 prompt")
+
+
+async def test_transcription_session_sends_the_configured_model_language_and_prompt() -> None:
+    session = SessionConfig(
+        transcription=InputTranscription(model="gpt-4o-transcribe", language="de", prompt="Namen"),
+        turn_detection=None,
+    )
+    async with open_simulator(SimulatorConfig(speech_transcript="hallo")) as sim:
+        config = sim_config(sim, mode="transcription", session=session)
+        with trio.fail_after(15):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start()
+                await events.until(of_type(SessionUpdated))
+                record = sim.sessions[0]
+                sent = raw_of(record, "session.update")[0]["session"]
+                assert sent["type"] == "transcription"
+                assert sent["audio"]["input"]["transcription"] == {
+                    "model": "gpt-4o-transcribe",
+                    "language": "de",
+                    "prompt": "Namen",
+                }
+                for frame in pcm_frames(sine(300)):
+                    engine.send_audio(frame)
+                await engine.commit_audio()
+                done = await events.until(of_type(InputTranscriptDone))
+                assert done[-1].text == "hallo"
+                assert not record.of_type("response.create")
+                with pytest.raises(UnsupportedByDialect):
+                    await engine.interrupt()
+                with pytest.raises(InvalidRequest, match="instructions"):
+                    await engine.update_session(instructions="no")
