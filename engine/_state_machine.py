@@ -349,6 +349,7 @@ class ConversationState:
         self.latency = LatencyMeter()
         self._clock = clock
         self._audio_native = False
+        self._stale_item: str | None = None  # the item current when the last turn ended
         self._live: set[str] = set()  # responses created and not finished
         self._finished: deque[str] = deque(maxlen=8)  # recently finished ids (duplicates)
         # Custom or coalesced response.create requests waiting for the slot, in order
@@ -501,7 +502,7 @@ class ConversationState:
                 self.counters.stale_audio_dropped += 1
                 return None
             self.ledger.received(item_id, event.frame.duration_ms)
-            if self.latency.wants_audio:
+            if self.latency.wants_audio and item_id != self._stale_item:
                 self.latency.first_audio(self._clock())
         self.counters.audio_out += 1
         return event
@@ -571,8 +572,14 @@ class ConversationState:
         return True
 
     def _on_speech_stopped(self, event: InputAudioSpeechStopped, send: list[ClientEvent]) -> bool:
-        self.latency.turn_ended(self._clock())
+        self._turn_ended()
         return True
+
+    def _turn_ended(self) -> None:
+        """The user's turn ended: start a latency measurement. Audio of the item that was
+        current then (a WebRTC track's tail or silence, attributed to it) is not the answer."""
+        self._stale_item = self._current_item
+        self.latency.turn_ended(self._clock())
 
     def _on_error(self, event: Error, send: list[ClientEvent]) -> bool:
         # The error policy: the parser marks the codes after which the session cannot go on
@@ -682,7 +689,7 @@ class ConversationState:
         step = Step()
         step.send.append(text_item_event(self.version, text, user_prefix=self._user_prefix))
         if respond:
-            self.latency.turn_ended(self._clock())
+            self._turn_ended()
             if self._v2:
                 self._request_response(step.send)
         return step
@@ -784,7 +791,7 @@ class ConversationState:
         step = Step()
         step.send.append(commit_audio_event())
         if self.mode is SessionMode.CONVERSATIONAL:
-            self.latency.turn_ended(self._clock())
+            self._turn_ended()
             if respond and self.session is not None and self.session.manual_turns:
                 self._request_response(step.send)
         return step

@@ -410,3 +410,22 @@ def test_latency_of_text_sent_and_the_median() -> None:
     assert summary.audio_p50_s == pytest.approx(1.0)
     assert summary.last is not None
     assert summary.last.transcript_s is None
+
+
+def test_latency_ignores_audio_of_the_item_that_was_playing_when_the_turn_ended() -> None:
+    clock = Clock()
+    state = running(clock=clock, audio_native=True)
+    state.receive([ResponseCreated("r1"), OutputTranscriptDelta("a", "item_a", "r1")])
+    state.receive([ResponseDone("r1", "completed")])
+    state.receive([InputAudioSpeechStopped("item_u", 900)])
+    clock.now += 0.1
+    # Media audio without ids (the track's tail or silence) is attributed to item_a.
+    state.receive([AudioOut(AudioFrame(b"\x00\x00" * 480, 24000, 1))])
+    clock.now += 0.4
+    state.receive([ResponseCreated("r2"), OutputTranscriptDelta("b", "item_b", "r2")])
+    state.receive([AudioOut(AudioFrame(b"\x00\x00" * 480, 24000, 1))])
+    state.receive([ResponseDone("r2", "completed")])
+    last = state.latency.summary().last
+    assert last is not None
+    assert last.audio_s == pytest.approx(0.5)
+    assert last.transcript_s == pytest.approx(0.5)
