@@ -8,11 +8,14 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import rule
 
 from duplex.engine import (
     AudioFrame,
     AudioInterrupted,
     AudioOut,
+    ConversationNotRunning,
     ConversationStarted,
     ConversationStartError,
     EngineConfig,
@@ -36,6 +39,7 @@ from duplex.engine._usage import LatencyMeter, UsageMeter
 from duplex.protocol import ProtocolVersion, SessionMode, Usage, encode_client_event
 
 from ._engine_helpers import API_KEY
+from .test_state_machine import ConversationRules
 
 V2 = ProtocolVersion.V2
 V1 = ProtocolVersion.V1
@@ -429,3 +433,56 @@ def test_latency_ignores_audio_of_the_item_that_was_playing_when_the_turn_ended(
     assert last is not None
     assert last.audio_s == pytest.approx(0.5)
     assert last.transcript_s == pytest.approx(0.5)
+
+
+# ---- the state-machine invariants with the new host calls ---------------------------------
+
+_TOOL_IDS = st.sampled_from(["tc_1", "tc_2", "tc_3"])
+
+
+class HostApiRules(ConversationRules):
+    """``test_state_machine.ConversationRules`` (one end, nothing after it, one plain
+    ``response.create`` in flight, each call answered once) with tool calls, tool outputs,
+    interrupts and default/out-of-band responses mixed in."""
+
+    @rule(call_id=_TOOL_IDS, response=st.sampled_from(["r1", "r2", None]))
+    def tool_call(self, call_id: str, response: str | None) -> None:
+        event = ToolCallRequested(call_id, "get_time", "{}", f"item_{call_id}", response)
+        self._apply(self.state.receive([event]))
+
+    @rule(call_id=_TOOL_IDS, respond=st.booleans())
+    def tool_output(self, call_id: str, respond: bool) -> None:
+        try:
+            self._apply(self.state.tool_output(call_id, "out", respond=respond))
+        except ToolCallNotActive:
+            pass
+        except ConversationNotRunning:
+            assert not self.state.running
+
+    @rule()
+    def interrupt(self) -> None:
+        try:
+            step = self.state.interrupt()
+        except ConversationNotRunning:
+            assert not self.state.running
+            return
+        assert len(step.forward) <= 1
+        self._apply(step)
+
+    @rule(out_of_band=st.booleans())
+    def create_response(self, out_of_band: bool) -> None:
+        try:
+            step = self.state.create_response(conversation="none" if out_of_band else "auto")
+        except ConversationNotRunning:
+            assert not self.state.running
+            return
+        self._apply(step)
+
+
+HostApiRules.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_host_api_state_invariants = HostApiRules.TestCase
