@@ -15,6 +15,7 @@ from duplex.engine import (
     AudioOut,
     ConversationClosed,
     FunctionTool,
+    InputAudioCleared,
     InputAudioCommitted,
     OutputTranscriptDone,
     ResponseDone,
@@ -75,6 +76,7 @@ def _make(server: SimulatorThread) -> Scenario:
             await engine.create_response(conversation="none", output_modalities=("text",))
             await host.within(TIMEOUT_S, until(events, log, ResponseDone))
             await engine.send_event({"type": "input_audio_buffer.clear"})
+            await host.within(TIMEOUT_S, until(events, log, InputAudioCleared))
             assert engine.statistics().raw_events_sent == 1
             await engine.close()
             await host.within(TIMEOUT_S, until(events, log, ConversationClosed))
