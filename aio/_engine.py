@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar, final
 
@@ -46,6 +46,8 @@ from duplex.engine import (
     EngineClosed,
     EngineConfig,
     EngineStatistics,
+    FunctionTool,
+    SessionConfig,
     open_engine as open_trio_engine,
 )
 from duplex.protocol import ProtocolVersion
@@ -280,6 +282,64 @@ class AsyncioEngine:
     async def update_prompt(self, prompt: str) -> None:
         """Change the session instructions (see ``Engine.update_prompt``)."""
         await self._call(lambda engine: engine.update_prompt(prompt))
+
+    # The full host API (issue 13): same names and arguments as ``Engine``'s.
+
+    async def send_tool_output(self, call_id: str, output: str, *, respond: bool = True) -> None:
+        """Answer a ``ToolCallRequested`` (see ``Engine.send_tool_output``)."""
+        await self._call(lambda engine: engine.send_tool_output(call_id, output, respond=respond))
+
+    async def update_session(
+        self,
+        session: SessionConfig | None = None,
+        *,
+        tools: Iterable[FunctionTool] | None = None,
+        instructions: str | None = None,
+    ) -> None:
+        """Change the session (see ``Engine.update_session``)."""
+        await self._call(
+            lambda engine: engine.update_session(session, tools=tools, instructions=instructions)
+        )
+
+    async def commit_audio(self, *, respond: bool = True) -> None:
+        """End a push-to-talk turn (see ``Engine.commit_audio``)."""
+        await self._call(lambda engine: engine.commit_audio(respond=respond))
+
+    async def clear_audio(self) -> None:
+        """Drop the uncommitted input audio (see ``Engine.clear_audio``)."""
+        await self._call(lambda engine: engine.clear_audio())
+
+    async def interrupt(self) -> None:
+        """Stop the model now (see ``Engine.interrupt``)."""
+        await self._call(lambda engine: engine.interrupt())
+
+    async def create_response(
+        self,
+        *,
+        instructions: str | None = None,
+        conversation: str = "auto",
+        metadata: Mapping[str, str] | None = None,
+        output_modalities: Sequence[str] | None = None,
+        input: Iterable[Any] | None = None,
+    ) -> None:
+        """Ask for a response with options (see ``Engine.create_response``)."""
+        await self._call(
+            lambda engine: engine.create_response(
+                instructions=instructions,
+                conversation=conversation,
+                metadata=metadata,
+                output_modalities=output_modalities,
+                input=input,
+            )
+        )
+
+    async def send_image(self, data: bytes, mime_type: str, *, text: str | None = None) -> None:
+        """Add a user image (see ``Engine.send_image``)."""
+        await self._call(lambda engine: engine.send_image(data, mime_type, text=text))
+
+    async def send_event(self, event: Mapping[str, Any]) -> None:
+        """Send a raw client event (see ``Engine.send_event``)."""
+        await self._call(lambda engine: engine.send_event(event))
 
     # ---- output -------------------------------------------------------------------------
 

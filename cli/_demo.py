@@ -4,10 +4,13 @@ Starts the embedded simulator and runs one scripted conversation over WebSocket 
 WebRTC, through the very same host code — only ``EngineConfig.transport`` differs:
 
 1. a text turn ("what can you do?") answered by the model;
-2. a spoken turn: generated speech-like audio is streamed as 20 ms microphone frames; the
+2. a function tool: the host declares ``get_time`` (``EngineConfig.tools``), types "call
+   get_time", answers the model's ``ToolCallRequested`` with ``send_tool_output`` and the
+   model speaks the result;
+3. a spoken turn: generated speech-like audio is streamed as 20 ms microphone frames; the
    simulator's VAD and transcription turn it into a user turn whose transcript asks to
    "delegate" work, so the model hands off;
-3. the demo answers the handoff with a final output, and the model speaks the result.
+4. the demo answers the handoff with a final output, and the model speaks the result.
 
 It prints the host-visible events (transcript deltas and audio are summarised, one line per
 turn), writes each transport's model audio to ``duplex-demo-<transport>.wav`` and ends with a
@@ -34,6 +37,7 @@ from duplex.engine import (
     ConversationStarted,
     EngineConfig,
     Error,
+    FunctionTool,
     HandoffRequested,
     InputTranscriptDone,
     OutputTranscriptDelta,
@@ -41,6 +45,7 @@ from duplex.engine import (
     ResponseCreated,
     ResponseDone,
     SessionUpdated,
+    ToolCallRequested,
     open_engine,
 )
 from duplex.simulator import SimulatorConfig, open_simulator, synthesize, tone
@@ -51,6 +56,13 @@ __all__ = ["run_demo"]
 
 PROMPT = "You are a concise voice assistant. Delegate real work to the background agent."
 SPOKEN = "please delegate a summary of this call"
+TOOL = FunctionTool(
+    "get_time",
+    "The current local time.",
+    {"type": "object", "properties": {}},
+)
+TOOL_TEXT = f"call {TOOL.name}"
+TOOL_RESULT = "12:00"
 FRAME_MS = 20
 SCRIPT_TIMEOUT_S = 60.0
 # After the last response, WebRTC audio still plays out in real time; stop once it has been
@@ -92,6 +104,7 @@ async def _run_transport(base_url: str, transport: str, out_dir: Path) -> Transp
         base_url=base_url,
         api_key="sk-demo",
         transport="webrtc" if transport == "webrtc" else "websocket",
+        tools=(TOOL,),
     )
     began = time.perf_counter()
     print(f"\n=== {transport} ===")
@@ -135,6 +148,16 @@ async def _drive(engine: Any, nursery: trio.Nursery, run: TransportRun) -> None:
             print("  >> host types: what can you do?")
             await engine.send_text("what can you do?")
         elif phase == "text" and isinstance(event, ResponseDone):
+            phase = "tool"
+            print(f"  >> host types: {TOOL_TEXT}")
+            await engine.send_text(TOOL_TEXT)
+        elif phase == "tool" and isinstance(event, ToolCallRequested):
+            phase = "tool-answered"
+            print(f"  >> host answers tool call {event.call_id} ({event.name}): {TOOL_RESULT}")
+            await engine.send_tool_output(event.call_id, TOOL_RESULT)
+        elif phase == "tool-answered" and isinstance(event, ResponseCreated):
+            phase = "tool-follow-up"  # the response that speaks the tool's result
+        elif phase == "tool-follow-up" and isinstance(event, ResponseDone):
             phase = "speech"
             print(f"  >> host speaks: {SPOKEN!r} (generated audio, 20 ms frames)")
             nursery.start_soon(_stream_speech, engine)
@@ -183,6 +206,8 @@ def _show(event: Any, run: TransportRun) -> None:
     elif isinstance(event, InputTranscriptDone):
         run.transcripts.append(f"user: {event.text}")
         print(f"  user (heard) ▸ {event.text}")
+    elif isinstance(event, ToolCallRequested):
+        print(f"  ToolCallRequested {event.call_id}: {event.name}({event.arguments})")
     elif isinstance(event, HandoffRequested):
         lines = "; ".join(f"{e.role}: {e.text}" for e in event.active_transcript)
         print(f"  HandoffRequested {event.handoff_id}: {event.input_transcript!r} [{lines}]")

@@ -35,9 +35,11 @@ from duplex.protocol import (
     ConversationItemDone as ConversationItemDone,
     ConversationItemRetrieved as ConversationItemRetrieved,
     ConversationItemTruncated as ConversationItemTruncated,
+    CustomVoice as CustomVoice,
     Error as Error,
     FunctionCallArgumentsDelta as FunctionCallArgumentsDelta,
     FunctionCallArgumentsDone as FunctionCallArgumentsDone,
+    FunctionTool as FunctionTool,
     HandoffRequested as HandoffRequested,
     InputAudioCleared as InputAudioCleared,
     InputAudioCommitted as InputAudioCommitted,
@@ -48,6 +50,7 @@ from duplex.protocol import (
     InputTranscriptDelta as InputTranscriptDelta,
     InputTranscriptDone as InputTranscriptDone,
     InputTranscriptFailed as InputTranscriptFailed,
+    InputTranscription as InputTranscription,
     InputTranscriptSegment as InputTranscriptSegment,
     McpCallArgumentsDelta as McpCallArgumentsDelta,
     McpCallArgumentsDone as McpCallArgumentsDone,
@@ -67,13 +70,19 @@ from duplex.protocol import (
     OutputTranscriptDelta as OutputTranscriptDelta,
     OutputTranscriptDone as OutputTranscriptDone,
     ParseFailure as ParseFailure,
+    PromptReference as PromptReference,
     RateLimitsUpdated as RateLimitsUpdated,
+    Reasoning as Reasoning,
     ResponseCancelled as ResponseCancelled,
     ResponseCreated as ResponseCreated,
     ResponseDone as ResponseDone,
+    SemanticVad as SemanticVad,
+    ServerVad as ServerVad,
+    SessionConfig as SessionConfig,
     SessionCreated as SessionCreated,
     SessionUpdated as SessionUpdated,
     ToolCallRequested as ToolCallRequested,
+    Tracing as Tracing,
     TranscriptEntry as TranscriptEntry,
     UnknownEvent as UnknownEvent,
 )
@@ -100,12 +109,19 @@ from ._errors import (
     EngineError as EngineError,
     HandoffNotActive as HandoffNotActive,
     InvalidAudioFrame as InvalidAudioFrame,
+    InvalidRequest as InvalidRequest,
+    ToolCallNotActive as ToolCallNotActive,
     UnsupportedByDialect as UnsupportedByDialect,
 )
 from ._history import HistoryItem as HistoryItem
 from ._host_events import HostEvent as HostEvent
 from ._reconnect import ReconnectPolicy as ReconnectPolicy
 from ._resample import ResamplerUnavailable as ResamplerUnavailable
+from ._usage import (
+    LatencySummary as LatencySummary,
+    ResponseLatency as ResponseLatency,
+    UsageTotals as UsageTotals,
+)
 
 __all__ = [
     # the engine
@@ -119,11 +135,27 @@ __all__ = [
     "ReconnectPolicy",
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
+    # statistics: usage and latency
+    "UsageTotals",
+    "LatencySummary",
+    "ResponseLatency",
+    # tools and session configuration (SPEC §3.2, §3.3)
+    "FunctionTool",
+    "SessionConfig",
+    "ServerVad",
+    "SemanticVad",
+    "CustomVoice",
+    "InputTranscription",
+    "PromptReference",
+    "Tracing",
+    "Reasoning",
     # errors
     "EngineError",
     "ConversationNotRunning",
     "ConversationStartError",
     "HandoffNotActive",
+    "ToolCallNotActive",
+    "InvalidRequest",
     "InvalidAudioFrame",
     "ResamplerUnavailable",
     "UnsupportedByDialect",

@@ -11,7 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 import attrs
@@ -19,9 +19,13 @@ import attrs
 from duplex.protocol import (
     DEFAULT_HANDOFF_TOOL_NAME,
     DEFAULT_SILENCE_TOOL_NAME,
+    FunctionTool,
+    LocalProtocolError,
     OutputModality,
     ProtocolVersion,
+    SessionConfig,
     SessionMode,
+    validate_tools,
 )
 
 from ._reconnect import ReconnectPolicy
@@ -39,6 +43,28 @@ WebRTCControl = Literal["datachannel", "sideband"]
 def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+def _session(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, SessionConfig):
+        raise ValueError(f"session must be a duplex.protocol.SessionConfig or None, got {value!r}")
+
+
+def _tools(inst: EngineConfig, _attribute: attrs.Attribute[Any], value: Any) -> None:
+    # Names, schemas and clashes with the handoff/silence tools are checked here, so a bad
+    # tool fails where it is written, not as a server error mid-conversation.
+    try:
+        validate_tools(
+            value,
+            handoff_tool_name=inst.handoff_tool_name,
+            silence_tool_name=inst.silence_tool_name,
+        )
+    except LocalProtocolError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _tool_tuple(value: Iterable[FunctionTool]) -> tuple[FunctionTool, ...]:
+    return tuple(value)
 
 
 def _one_of(*options: str) -> Any:
@@ -64,7 +90,14 @@ class EngineConfig:
             WebSocket joined with ``?call_id=``.
         voice: output voice; ``None`` = the dialect default (``cove`` v1, ``marin`` v2).
         output_modality: ``"audio"`` or ``"text"`` (text needs v2).
-        handoff_tool_name / silence_tool_name: v2 tool names (``None`` disables silence).
+        handoff_tool_name / silence_tool_name: v2 tool names (``None`` disables the tool:
+            no handoff tool is advertised, or no ``remain_silent`` tool).
+        tools: the host's function tools (``FunctionTool``), advertised beside the handoff
+            tool on v2 (v1 has no tools: ``start()`` refuses them). Calls reach the host as
+            ``ToolCallRequested``; answer with ``Engine.send_tool_output``.
+        session: the v2 session configuration (``SessionConfig``: voice, turn detection,
+            transcription, …). ``None`` builds the default session from ``voice`` and
+            ``output_modality``; when given, set the voice in it, not in ``voice``.
         user_text_prefix: prefix typed text with ``[USER] `` on v2 (off by default).
         headers: extra request headers (``Authorization`` is always set from ``api_key``).
         connect_timeout: seconds for connecting (WebSocket upgrade or WebRTC call + channel).
@@ -103,7 +136,7 @@ class EngineConfig:
     output_modality: OutputModality = attrs.field(
         default=OutputModality.AUDIO, converter=OutputModality
     )
-    handoff_tool_name: str = DEFAULT_HANDOFF_TOOL_NAME
+    handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME
     silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME
     user_text_prefix: bool = False
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
@@ -120,6 +153,10 @@ class EngineConfig:
     )
     ice_servers: tuple[str | Mapping[str, Any], ...] = attrs.field(
         default=(), converter=tuple, repr=False
+    )
+    session: SessionConfig | None = attrs.field(default=None, validator=_session)
+    tools: tuple[FunctionTool, ...] = attrs.field(
+        default=(), converter=_tool_tuple, validator=_tools
     )
 
     @classmethod

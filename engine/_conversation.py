@@ -44,9 +44,18 @@ in ``_queues.py``.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, Final
 
 import attrs
@@ -57,6 +66,7 @@ from duplex.protocol import (
     AudioOut,
     ClientEvent,
     Error,
+    ProtocolVersion,
     ServerEvent,
     ServerEventParser,
     audio_append_text,
@@ -73,6 +83,7 @@ from ._errors import (
     ConversationResumed,
     ConversationStarted,
     InvalidAudioFrame,
+    InvalidRequest,
 )
 from ._g711 import G711_FORMATS, G711Transcoder
 from ._history import HISTORY_EVENTS, ConversationHistory, HistoryItem
@@ -88,6 +99,7 @@ from ._resume import (
     stamp_items,
     trim_backlog,
 )
+from ._session import SessionSettings
 from ._state_machine import ConversationState, Step
 
 __all__ = ["Conversation"]
@@ -119,16 +131,20 @@ class Conversation:
         host: HostQueue,
         history: ConversationHistory | None = None,
         seed: list[ClientEvent] | None = None,
+        session: SessionSettings | None = None,
     ) -> None:
         self.config = config
         self.generation = generation
         self.session_id = session_id
+        self._session_settings = session
         self.state = self._new_state()
         self.counters = self.state.counters
         # Long conversations (_resume.py): the ledger outlives connections; the flags below
         # are the reconnect driver's, all changed without a checkpoint in between.
         self.policy = config.reconnect
-        self.history = history or ConversationHistory(handoff_tool_name=config.handoff_tool_name)
+        self.history = history or ConversationHistory(
+            handoff_tool_name=config.handoff_tool_name or ""
+        )
         self.reconnects = 0
         self._seed = seed or []
         self._reconnecting = False  # between a resumable ending and ConversationResumed
@@ -156,9 +172,8 @@ class Conversation:
         # WebRTC is transcoded (_g711), over WebSocket it passes through.
         self._converter = HostAudioConverter()
         self._g711: G711Transcoder | None = None
-        self._audio_send, self._audio_recv = trio.open_memory_channel[AudioFrame](
-            config.audio_queue_size
-        )
+        self._audio_send, audio_recv = trio.open_memory_channel[AudioFrame](config.audio_queue_size)
+        self._audio_recv = AudioInbox(audio_recv)
 
     def _new_state(self) -> ConversationState:
         config = self.config
@@ -169,6 +184,7 @@ class Conversation:
             user_text_prefix=config.user_text_prefix,
             secrets=(config.api_key,),
             audio_format=config.audio_format,
+            session=self._session_settings,
         )
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -202,6 +218,7 @@ class Conversation:
             else:
                 self._emit_end(self.state.fail(message))
         finally:
+            self._audio_recv.release()  # a commit waiting for the mux goes on
             self._live.set()
             self.done.set()
 
@@ -296,11 +313,23 @@ class Conversation:
         state = self._new_state()
         state.counters = old.counters
         state.handoffs = old.handoffs
+        # Pending tool calls stay answerable; usage and latency are the conversation's.
+        state.tools = old.tools
+        state.usage = old.usage
+        state.latency = old.latency
+        settings = self._session_settings
+        # The session as it is now (update_session changes included); v1 keeps its original
+        # session.create, which names the backend conversation to continue.
+        start_event = (
+            settings.start_event()
+            if settings is not None and self._version is ProtocolVersion.V2
+            else self._start_event
+        )
         step = state.connected(
             session_id=self.session_id,
             transport=transport.kind,
             audio_native=transport.audio_native,
-            start_event=self._start_event,
+            start_event=start_event,
         )
         events, replayed = replay_events(
             self.history, self.policy, self._version, respond=self._respond_after_resume
@@ -601,8 +630,96 @@ class Conversation:
         except trio.WouldBlock:
             self.counters.audio_in_dropped += 1
             return False
+        self._audio_recv.busy()
         self.counters.audio_in += 1
         return True
+
+    # ---- the full host API (issue 13) ---------------------------------------------------
+
+    async def send_tool_output(self, call_id: str, output: str, *, respond: bool) -> None:
+        await self.await_live()
+        self._precheck()
+        self.state.check_tool_call(call_id)
+        await self._host_call(lambda: self.state.tool_output(call_id, output, respond=respond))
+
+    async def update_session(
+        self, session: Any, *, tools: Iterable[Any] | None, instructions: str | None
+    ) -> None:
+        await self.await_live()
+        self._precheck()
+        tools = None if tools is None else tuple(tools)
+        await self._host_call(
+            lambda: self.state.update_session(session, tools=tools, instructions=instructions)
+        )
+
+    async def commit_audio(self, *, respond: bool) -> None:
+        await self.await_live()
+        self._precheck()
+        self.state.check_turn_control("commit_audio")
+        # Audio the host sent before this call must reach the wire before the commit.
+        await self._audio_recv.drained()
+        await self._host_call(lambda: self.state.commit_audio(respond=respond))
+
+    async def clear_audio(self) -> None:
+        await self.await_live()
+        self._precheck()
+        self.state.check_turn_control("clear_audio")
+        await self._audio_recv.drained()
+        await self._host_call(self.state.clear_audio)
+
+    async def interrupt(self) -> None:
+        await self.await_live()
+        self._precheck()
+        await self._outbox.wait_writable()
+        step = self.state.interrupt()
+        self._outbox.push(self._encode(step.send))
+        if step.forward:
+            # AudioInterrupted: structural (one per call), never waits on the host — the
+            # caller may be the task that reads events().
+            self._host.push_nowait(self.generation, step.forward)
+
+    async def create_response(
+        self,
+        *,
+        instructions: str | None,
+        conversation: str,
+        metadata: Mapping[str, str] | None,
+        output_modalities: Sequence[str] | None,
+        input: Iterable[Any] | None,
+    ) -> None:
+        await self.await_live()
+        self._precheck()
+        items = None if input is None else tuple(input)
+        await self._host_call(
+            lambda: self.state.create_response(
+                instructions=instructions,
+                conversation=conversation,
+                metadata=metadata,
+                output_modalities=output_modalities,
+                input=items,
+            )
+        )
+
+    async def send_image(self, data: bytes, mime_type: str, *, text: str | None) -> None:
+        await self.await_live()
+        self._precheck()
+        await self._host_call(lambda: self.state.image(data, mime_type, text=text))
+
+    async def send_event(self, event: Mapping[str, Any]) -> None:
+        """A raw client event, encoded as given, through the one writer."""
+        await self.await_live()
+        self._precheck()
+        if not isinstance(event, Mapping) or type(event.get("type")) is not str:
+            raise InvalidRequest("a raw event must be a mapping with a string 'type'")
+        try:
+            text = json.dumps(dict(event), ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"a raw event must be JSON-serialisable: {exc}") from exc
+        await self._outbox.wait_writable()
+        self._precheck()
+        self._outbox.push((text,))
+        self.counters.client_events += 1
+        self.counters.raw_events_sent += 1
 
     @property
     def running(self) -> bool:
@@ -654,7 +771,7 @@ def _check_frame_shape(frame: AudioFrame) -> None:
 
 
 async def _chain(
-    first: list[AudioFrame], rest: trio.MemoryReceiveChannel[AudioFrame]
+    first: list[AudioFrame], rest: AsyncIterable[AudioFrame]
 ) -> AsyncIterator[AudioFrame]:
     for frame in first:
         yield frame
@@ -667,6 +784,47 @@ def _to_host_g711(g711: G711Transcoder, forward: list[Any]) -> None:
     for i, event in enumerate(forward):
         if type(event) is AudioOut and event.frame.encoding == "pcm16":
             forward[i] = AudioOut(g711.to_host(event.frame), event.item_id, event.response_id)
+
+
+class AudioInbox:
+    """The audio-mux's end of the host audio channel, which also tells when every frame
+    submitted so far has been handed on (``drained``): a commit or clear must follow the
+    audio sent before it. ``busy()`` is called with each submitted frame; the mux marks the
+    inbox idle whenever it comes back for more and the channel is empty."""
+
+    __slots__ = ("_idle", "_recv", "_stopped")
+
+    def __init__(self, recv: trio.MemoryReceiveChannel[AudioFrame]) -> None:
+        self._recv = recv
+        self._idle = trio.Event()
+        self._idle.set()
+        self._stopped = False
+
+    def busy(self) -> None:
+        if self._idle.is_set() and not self._stopped:
+            self._idle = trio.Event()
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    def release(self) -> None:
+        """The mux has stopped: nothing more will be handed on; stop every wait."""
+        self._stopped = True
+        self._idle.set()
+
+    def receive_nowait(self) -> AudioFrame:
+        return self._recv.receive_nowait()
+
+    def __aiter__(self) -> AudioInbox:
+        return self
+
+    async def __anext__(self) -> AudioFrame:
+        if self._recv.statistics().current_buffer_used == 0:
+            self._idle.set()
+        try:
+            return await self._recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
 
 
 class PcmAligner:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, final
 
@@ -38,12 +38,14 @@ import trio
 from duplex.protocol import (
     AudioFrame,
     AudioOut,
+    ConversationItem,
+    FunctionTool,
     LocalProtocolError,
     ProtocolVersion,
+    SessionConfig,
     call_session_payload,
     realtime_headers,
     realtime_websocket_url,
-    session_start_event,
 )
 from duplex.transports import Transport, TransportError, connect_webrtc, connect_websocket
 
@@ -61,6 +63,8 @@ from ._history import ConversationHistory, HistoryItem
 from ._host_events import HostEvent
 from ._queues import HostQueue
 from ._resume import seed_events
+from ._session import SessionSettings
+from ._usage import LatencySummary, UsageTotals
 
 __all__ = ["Engine", "EngineStatistics", "EventStream", "host_exception", "open_engine"]
 
@@ -77,6 +81,16 @@ class EngineStatistics:
     because the audio queue was full plus frames the transport dropped on the way out
     (WebRTC's outbound track when audio is sent faster than real time);
     ``binary_frames_dropped`` counts inbound binary WebSocket frames (the protocol is text).
+    ``raw_events_sent`` counts ``send_event`` calls (also in ``client_events``).
+
+    ``usage`` adds up the token usage of every ``response.done`` of the conversation
+    (``UsageTotals``: input and output tokens by text/audio/image; ``cached_input_tokens`` is
+    the cached *part* of ``input_tokens``, not added to it). ``latency`` holds per-response
+    latency from the end of the user's turn — the server's ``speech_stopped``, a
+    ``commit_audio()`` or a ``send_text()`` — to the first output transcript delta and the
+    first model audio, as seen by the engine's reader: ``latency.last`` (the latest
+    response) and ``transcript_p50_s``/``audio_p50_s`` (medians over the conversation's last
+    1000 measured responses). See ``duplex.engine._usage`` for the exact definitions.
     """
 
     conversations_started: int
@@ -96,6 +110,9 @@ class EngineStatistics:
     queue_depths: dict[str, int] = attrs.field(factory=dict)
     binary_frames_dropped: int = 0
     reconnects: int = 0
+    raw_events_sent: int = 0
+    usage: UsageTotals = attrs.field(factory=UsageTotals)
+    latency: LatencySummary = attrs.field(factory=LatencySummary)
 
 
 TransportFactory = Callable[[trio.Nursery], Awaitable[Transport]]
@@ -299,24 +316,17 @@ class Engine:
                 "v1 sessions cannot be seeded with history items; "
                 "pass conversation_id= to continue a backend conversation"
             )
-        ledger = ConversationHistory(handoff_tool_name=config.handoff_tool_name)
+        ledger = ConversationHistory(handoff_tool_name=config.handoff_tool_name or "")
         seed = seed_events(ledger, history)
         async with self._lock:
             self._check_open()
             await self._replace_current()
             session_id = f"duplex_{uuid.uuid4().hex}"
+            # The session (config.session, tools, instructions): the handshake and every
+            # later update_session come from it. Raises ConversationStartError.
+            settings = SessionSettings(config, prompt)
+            start_event = settings.start_event(conversation_id)
             try:
-                start_event = session_start_event(
-                    config.version,
-                    mode=config.mode,
-                    instructions=prompt,
-                    conversation_id=conversation_id,
-                    voice=config.voice,
-                    output_modality=config.output_modality,
-                    handoff_tool_name=config.handoff_tool_name,
-                    silence_tool_name=config.silence_tool_name,
-                    audio_format=config.audio_format,
-                )
                 # Builds the headers: a blank key or a bad header value fails here.
                 connect = self._connector(session_id, start_event)
             except LocalProtocolError as exc:
@@ -331,6 +341,7 @@ class Engine:
                 host=self._host,
                 history=ledger,
                 seed=seed,
+                session=settings,
             )
             url = self._display_url()
             scope = self._starting = trio.CancelScope()
@@ -566,6 +577,154 @@ class Engine:
         if self.config.version is not ProtocolVersion.V2:
             raise UnsupportedByDialect(f"{what} needs a v2 (Realtime GA) session")
 
+    # ---- tools, session, turn control (issue 13) ------------------------------------
+
+    async def send_tool_output(self, call_id: str, output: str, *, respond: bool = True) -> None:
+        """Answer a ``ToolCallRequested`` with the tool's result (any string; JSON is usual).
+
+        Sends the ``function_call_output`` item. With ``respond=True`` the model is then asked
+        to answer (``response.create`` through the single-active-response queue) — once per
+        response's calls: when the model called several tools in one response (parallel
+        calls), the answer is requested after the last of them is answered and that response
+        has finished, so answering both of a pair causes one ``response.create``. With
+        ``respond=False`` for every call of the response, no response is requested.
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            ToolCallNotActive: ``call_id`` was never requested in this conversation or was
+                already answered.
+            UnsupportedByDialect: v1, or a transcription session (no tools there).
+            InvalidRequest: ``output`` is not a string.
+        """
+        await self._running().send_tool_output(call_id, output, respond=respond)
+
+    async def update_session(
+        self,
+        session: SessionConfig | None = None,
+        *,
+        tools: Iterable[FunctionTool] | None = None,
+        instructions: str | None = None,
+    ) -> None:
+        """Change the session mid-conversation: a new ``SessionConfig``, new function tools
+        (replacing the old ones; ``()`` removes them), new instructions — each ``None`` keeps
+        the current value. The engine sends the *whole* session (``session.update``), so a
+        turn-detection type switch replaces the old object; ``turn_detection=None`` means
+        manual turns (push-to-talk with ``commit_audio``).
+
+        Validated before anything is sent; on an error the session is unchanged.
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            InvalidRequest: a tool or value the session cannot take (named in the message).
+            UnsupportedByDialect: a session or tools on v1 (v1 takes only instructions).
+        """
+        await self._running().update_session(session, tools=tools, instructions=instructions)
+
+    async def commit_audio(self, *, respond: bool = True) -> None:
+        """End a push-to-talk turn: the audio sent so far becomes a user item
+        (``input_audio_buffer.commit``; the server wants ≥ 100 ms of it). Audio passed to
+        ``send_audio`` before this call is sent before the commit.
+
+        With ``respond=True`` and a session whose turn detection is off (or does not create
+        responses), the model is asked to answer (through the single-active-response queue);
+        with server turn detection creating responses, the server answers by itself.
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            UnsupportedByDialect: v1 (its backend detects turns itself).
+        """
+        await self._running().commit_audio(respond=respond)
+
+    async def clear_audio(self) -> None:
+        """Drop the uncommitted input audio on the server (an aborted push-to-talk turn),
+        including audio passed to ``send_audio`` before this call.
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            UnsupportedByDialect: v1.
+        """
+        await self._running().clear_audio()
+
+    async def interrupt(self) -> None:
+        """Stop the model now: cancel the response that is speaking (``response.cancel``),
+        cut its item at what the host has heard — the barge-in rule: the audio taken from
+        ``events()`` — and emit ``AudioInterrupted(item_id, played_ms)`` so the host flushes
+        its playback. WebSocket sends ``conversation.item.truncate``; WebRTC sends
+        ``output_audio_buffer.clear`` (the server truncates there). With nothing playing and
+        no response active it sends nothing and emits nothing.
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            UnsupportedByDialect: v1, or a transcription session.
+        """
+        await self._running().interrupt()
+
+    async def create_response(
+        self,
+        *,
+        instructions: str | None = None,
+        conversation: str = "auto",
+        metadata: Mapping[str, str] | None = None,
+        output_modalities: Sequence[str] | None = None,
+        input: Iterable[ConversationItem | str] | None = None,
+    ) -> None:
+        """Ask the model for a response with per-response options.
+
+        Args:
+            instructions: instructions for this response only.
+            conversation: ``"auto"`` — a normal response in the conversation, through the
+                single-active-response queue (sent when the active response finishes);
+                ``"none"`` — out of band: sent at once, runs beside the default response,
+                and adds nothing to the conversation.
+            metadata: up to 16 string pairs the server keeps on the response.
+            output_modalities: ``("audio",)`` or ``("text",)``.
+            input: the items this response sees instead of the conversation: new
+                ``ConversationItem`` values or ids of existing items.
+
+        Returns nothing: the response's events carry its ``response_id``
+        (``ResponseCreated``, ``OutputTranscriptDelta``, ``AudioOut``, ``ResponseDone``); an
+        out-of-band response started while nothing else runs is the next
+        ``ResponseCreated``. The server may refuse an out-of-band response while the engine
+        sends it; that comes back as an ``Error`` event.
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            InvalidRequest: an option the protocol cannot carry (named in the message).
+            UnsupportedByDialect: v1, or a transcription session.
+        """
+        await self._running().create_response(
+            instructions=instructions,
+            conversation=conversation,
+            metadata=metadata,
+            output_modalities=output_modalities,
+            input=input,
+        )
+
+    async def send_image(self, data: bytes, mime_type: str, *, text: str | None = None) -> None:
+        """Add a user message holding an image (``input_image``, sent as a ``data:`` URL)
+        and, optionally, text beside it. No response is requested: follow with
+        ``create_response()`` or ``send_text()`` to ask about it.
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            InvalidRequest: empty data, or a type other than PNG, JPEG, WebP or GIF.
+            UnsupportedByDialect: v1 (no image input), or a transcription session.
+        """
+        await self._running().send_image(data, mime_type, text=text)
+
+    async def send_event(self, event: Mapping[str, Any]) -> None:
+        """Send a raw client event (a JSON object with a string ``type``), as given, through
+        the conversation's one writer, after everything queued before it. The escape hatch
+        for fields this release does not model: the engine's rules do not see it (a raw
+        ``response.create`` is not queued behind the active response). Counted in
+        ``statistics().raw_events_sent``.
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            InvalidRequest: not a mapping with a string ``type``, or not JSON-serialisable.
+        """
+        await self._running().send_event(event)
+
     # ---- output ---------------------------------------------------------------------
 
     def events(self) -> EventStream:
@@ -621,6 +780,9 @@ class Engine:
             queue_depths=depths,
             binary_frames_dropped=getattr(tstats, "binary_frames_dropped", 0) if tstats else 0,
             reconnects=conversation.reconnects if conversation is not None else 0,
+            raw_events_sent=counters.raw_events_sent if counters else 0,
+            usage=conversation.state.usage.totals() if conversation else UsageTotals(),
+            latency=conversation.state.latency.summary() if conversation else LatencySummary(),
         )
 
     @property

@@ -6,6 +6,9 @@ The tree::
     ├── ConversationNotRunning   send_* / update_prompt with no running conversation
     ├── ConversationStartError   start() failed: bad arguments, connect refused, HTTP status
     ├── HandoffNotActive         send_handoff_output for an id the engine is not handling
+    ├── ToolCallNotActive        send_tool_output for a call not waiting (unknown or answered)
+    ├── InvalidRequest           values the protocol cannot carry: update_session, create_response,
+    │                            send_image, send_event (also a ValueError)
     ├── UnsupportedByDialect     a call the dialect or session mode cannot express
     ├── InvalidAudioFrame        send_audio with sample_rate/channels <= 0 (also a ValueError)
     └── EngineClosed             any call after the ``open_engine`` block has exited
@@ -34,6 +37,8 @@ __all__ = [
     "EngineError",
     "HandoffNotActive",
     "InvalidAudioFrame",
+    "InvalidRequest",
+    "ToolCallNotActive",
     "UnsupportedByDialect",
 ]
 
@@ -67,6 +72,19 @@ class ConversationStartError(EngineError):
 
 class HandoffNotActive(EngineError):
     """``send_handoff_output`` named a handoff the engine is not waiting on."""
+
+
+class ToolCallNotActive(EngineError):
+    """``send_tool_output`` named a call that is not waiting for an output: never requested
+    by the model in this conversation, or already answered. Nothing was sent."""
+
+
+class InvalidRequest(EngineError, ValueError):
+    """A host call was given values the protocol cannot carry: a session configuration the
+    session cannot take (an invalid or clashing tool, instructions on a transcription
+    session …), bad ``create_response`` options, an image of an unsupported type, a raw event
+    without a string ``type``. The message names the value; nothing was sent and the
+    conversation is unchanged. A ``ValueError`` too."""
 
 
 class UnsupportedByDialect(EngineError):

@@ -26,8 +26,13 @@ Invariants (``tests/engine/test_state_machine.py`` checks them with a hypothesis
   ``ConversationNotRunning``: nothing is forwarded or sent after the end.
 - At most one ``response.create`` is in flight; a request while one is active is deferred and
   sent when the active response finishes (codex-realtime.md §7.7).
-- Every ``call_id`` (handoff or silence tool) is acted on once; a final handoff output makes
-  its id unanswerable at once, so a second final is refused.
+- Every ``call_id`` (handoff, silence or host tool) is acted on once; a final handoff output
+  makes its id unanswerable at once, so a second final is refused; a tool call is answerable
+  until its first output (``_tools.ToolCalls``, which also holds the parallel-call rule).
+- Responses are tracked by id (``_live``): the slot is free only when every response that was
+  created has finished, so an out-of-band response ending while the default one still speaks
+  does not free it, and a response reported twice (``response.cancelled`` then
+  ``response.done``) frees it once.
 - ``ConversationClosed.code`` is a plain ``int``; ``error`` is set only for ``reason="error"``.
 - Messages the engine builds from server bytes have control characters escaped and the API
   key (and anything key-shaped) redacted.
@@ -44,7 +49,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -56,10 +63,13 @@ from duplex.protocol import (
     AudioInterrupted,
     AudioOut,
     ClientEvent,
+    ConversationItem,
     ConversationItemAdded,
     Error,
     HandoffRequested,
     InputAudioSpeechStarted,
+    InputAudioSpeechStopped,
+    LocalProtocolError,
     NoopRequested,
     OutputAudioBufferCleared,
     OutputAudioBufferStarted,
@@ -76,13 +86,18 @@ from duplex.protocol import (
     ToolCallRequested,
     TranscriptAccumulator,
     UnknownEvent,
+    clear_audio_event,
+    commit_audio_event,
     handoff_output_events,
+    image_item_event,
     noop_reply_event,
     output_audio_clear_event,
     prompt_update_event,
+    response_cancel_event,
     response_create_event,
     steering_ack_event,
     text_item_event,
+    tool_output_event,
     truncate_event,
 )
 from duplex.transports import TransportEnded
@@ -94,9 +109,13 @@ from ._errors import (
     ConversationStarted,
     HandoffNotActive,
     InvalidAudioFrame,
+    InvalidRequest,
     UnsupportedByDialect,
 )
 from ._host_events import HostEvent
+from ._session import SessionSettings
+from ._tools import ToolCalls
+from ._usage import LatencyMeter, UsageMeter
 
 __all__ = [
     "CLOSING",
@@ -157,6 +176,7 @@ class Counters:
     truncations: int = 0
     duplicate_calls: int = 0
     detail_events: int = 0
+    raw_events_sent: int = 0
 
 
 # ---- the small rule sets ---------------------------------------------------------------
@@ -332,6 +352,8 @@ class ConversationState:
         user_text_prefix: bool = False,
         secrets: Sequence[str | None] = (),
         audio_format: str = "pcm16",
+        session: SessionSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.version = version
         self.audio_format = audio_format
@@ -354,6 +376,18 @@ class ConversationState:
         self._observe = TranscriptAccumulator().observe
         self._current_item: str | None = None  # for tagging WebRTC media audio
         self._current_response: str | None = None
+        self.session = session
+        self.tools = ToolCalls()
+        self.usage = UsageMeter()
+        self.latency = LatencyMeter()
+        self._clock = clock
+        self._audio_native = False
+        self._stale_item: str | None = None  # the item current when the last turn ended
+        self._live: set[str] = set()  # responses created and not finished
+        self._finished: deque[str] = deque(maxlen=8)  # recently finished ids (duplicates)
+        # Custom or coalesced response.create requests waiting for the slot, in order
+        # (None: a plain create); ResponseQueue.pending says whether any waits.
+        self._deferred: deque[ClientEvent | None] = deque()
         # Per event type: a side effect returning whether to forward the event to the host.
         self._effects: dict[type[Any], Callable[[Any, list[ClientEvent]], bool]] = {
             ResponseCreated: self._on_response_created,
@@ -369,6 +403,7 @@ class ConversationState:
             ConversationItemAdded: self._on_item_added,
             ToolCallRequested: self._on_tool_call,
             OutputAudioDone: self._on_audio_done,
+            InputAudioSpeechStopped: self._on_speech_stopped,
         }
         # Not forwarded by default (``forward_unknown_events`` forwards them): the GA detail
         # events a host rarely acts on, and the WebRTC-only output buffer events, which a
@@ -402,6 +437,7 @@ class ConversationState:
         # Barge-in truncation is ours on v2 over WebSocket. Over WebRTC the server knows what
         # was played and truncates by itself (openai-realtime-protocol.md §6).
         self._truncate_on_speech = self._v2 and not audio_native
+        self._audio_native = audio_native
         # On an audio-native transport the media track is the audio; a server that also
         # sends deltas on the event channel would double it, so the reader drops them.
         self.drop_event_audio = audio_native
@@ -553,24 +589,59 @@ class ConversationState:
             self.ledger.received(item_id, event.frame.duration_ms)
             if self.track is None:
                 self._audio_ends.audio(item_id, event.response_id)
+            if self.latency.wants_audio and item_id != self._stale_item:
+                self.latency.first_audio(self._clock())
         self.counters.audio_out += 1
         return event
 
     def _on_response_created(self, event: ResponseCreated, send: list[ClientEvent]) -> bool:
         self.responses.started()
         self._current_response = event.response_id
+        if event.response_id is not None:
+            self._live.add(event.response_id)
         return True
 
     def _on_response_finished(
         self, event: ResponseDone | ResponseCancelled, send: list[ClientEvent]
     ) -> bool:
+        response_id = event.response_id
+        if response_id is not None:
+            if response_id in self._live:
+                self._live.discard(response_id)
+                self._finished.append(response_id)
+                if self._live:
+                    # Another response (out of band, or one the server made) still runs:
+                    # the slot is not free yet; it frees when the last one finishes.
+                    return self._finish_response(event, send)
+            elif response_id in self._finished:
+                return True  # the same response reported twice: freed once already
         if self.responses.finished():
-            send.append(response_create_event())
+            self._send_deferred(send)
+        return self._finish_response(event, send)
+
+    def _finish_response(
+        self, event: ResponseDone | ResponseCancelled, send: list[ClientEvent]
+    ) -> bool:
+        if type(event) is ResponseDone:
+            self.usage.add(event.usage)
+        self.latency.response_finished()
+        if self.tools.response_finished(event.response_id):
+            self._request_response(send)
         return True
+
+    def _send_deferred(self, send: list[ClientEvent]) -> None:
+        """The slot was given to the oldest deferred request: send it."""
+        deferred = self._deferred
+        event = deferred.popleft() if deferred else None
+        send.append(event if event is not None else response_create_event())
+        if deferred:
+            self.responses.pending = True
 
     def _on_output_text(self, event: OutputTranscriptDelta, send: list[ClientEvent]) -> bool:
         if event.item_id is not None:
             self._current_item = event.item_id
+        if self.latency.wants_text:
+            self.latency.first_text(self._clock())
         return True
 
     def _on_item_added(self, event: ConversationItemAdded, send: list[ClientEvent]) -> bool:
@@ -626,6 +697,16 @@ class ConversationState:
             self._cut_playback(step.send, step.forward, clear_buffer=clear_buffer)
         return step
 
+    def _on_speech_stopped(self, event: InputAudioSpeechStopped, send: list[ClientEvent]) -> bool:
+        self._turn_ended()
+        return True
+
+    def _turn_ended(self) -> None:
+        """The user's turn ended: start a latency measurement. Audio of the item that was
+        current then (a WebRTC track's tail or silence, attributed to it) is not the answer."""
+        self._stale_item = self._current_item
+        self.latency.turn_ended(self._clock())
+
     def _on_error(self, event: Error, send: list[ClientEvent]) -> bool:
         # The error policy: the parser marks the codes after which the session cannot go on
         # (protocol.FATAL_ERROR_CODES); every other error is a race and is only forwarded.
@@ -633,6 +714,8 @@ class ConversationState:
             self._fatal = self._sanitized(event)
         elif event.code == ACTIVE_RESPONSE_CODE:
             self.responses.rejected_as_active()
+            if not self._deferred or self._deferred[0] is not None:
+                self._deferred.appendleft(None)  # resend the refused create first
         return True
 
     def _on_handoff(self, event: HandoffRequested, send: list[ClientEvent]) -> bool:
@@ -662,6 +745,9 @@ class ConversationState:
         if not self.handoffs.first_time(event.call_id):
             self.counters.duplicate_calls += 1
             return False
+        # GA names no response on the item event: the call belongs to the active one
+        # (``_sanitized`` puts the same id on the forwarded event).
+        self.tools.requested(event.call_id, event.response_id or self._current_response)
         return True
 
     def _on_detail(self, event: ServerEvent, send: list[ClientEvent]) -> bool:
@@ -682,7 +768,8 @@ class ConversationState:
         return True
 
     def _sanitized(self, event: Any) -> Any:
-        """``Error``/``ParseFailure`` carry server text to the host: escape and redact it."""
+        """``Error``/``ParseFailure`` carry server text to the host: escape and redact it.
+        A ``ToolCallRequested`` without a response id gets the active response's."""
         kind = type(event)
         if kind is Error:
             message = self._clean(event.message)
@@ -693,6 +780,12 @@ class ConversationState:
             reason = self._clean(event.reason)
             if preview != event.preview or reason != event.reason:
                 return attrs.evolve(event, reason=reason, preview=preview)
+        elif (
+            kind is ToolCallRequested
+            and event.response_id is None
+            and self._current_response is not None
+        ):
+            return attrs.evolve(event, response_id=self._current_response)
         return event
 
     def _clean(self, text: str) -> str:
@@ -704,9 +797,14 @@ class ConversationState:
         if self.status != RUNNING:
             raise ConversationNotRunning()
 
-    def _request_response(self, send: list[ClientEvent]) -> None:
+    def _request_response(self, send: list[ClientEvent], event: ClientEvent | None = None) -> None:
+        """A default-conversation response through the single-active-response queue:
+        ``event`` (a ``response.create`` with options) or a plain one. Deferred requests are
+        sent in order; consecutive plain ones coalesce into one."""
         if self.responses.request():
-            send.append(response_create_event())
+            send.append(event if event is not None else response_create_event())
+        elif event is not None or not self._deferred or self._deferred[-1] is not None:
+            self._deferred.append(event)
 
     def send_text(self, text: str, *, respond: bool) -> Step:
         """A user text message; on v2 with ``respond``, a response through the queue (a v1
@@ -716,8 +814,10 @@ class ConversationState:
             raise UnsupportedByDialect("transcription sessions do not take text input")
         step = Step()
         step.send.append(text_item_event(self.version, text, user_prefix=self._user_prefix))
-        if respond and self._v2:
-            self._request_response(step.send)
+        if respond:
+            self._turn_ended()
+            if self._v2:
+                self._request_response(step.send)
         return step
 
     def check_handoff(self, handoff_id: str) -> None:
@@ -744,6 +844,8 @@ class ConversationState:
         self._require_running()
         step = Step()
         step.send.append(prompt_update_event(self.version, prompt, mode=self.mode))
+        if self.session is not None:
+            self.session.prompt_changed(prompt)
         return step
 
     def check_audio(self, frame: AudioFrame) -> None:
@@ -779,3 +881,130 @@ class ConversationState:
                 return False
             self.ledger.delivered(item_id, event.frame.duration_ms)
         return True
+
+    # ---- the full host API (issue 13): tools, session, turn control, images ----------
+
+    def _require_v2(self, what: str, *, conversational: bool = True) -> None:
+        self._require_running()
+        if not self._v2:
+            raise UnsupportedByDialect(f"{what} needs the v2 dialect (version='v2')")
+        if conversational and self.mode is SessionMode.TRANSCRIPTION:
+            raise UnsupportedByDialect(f"transcription sessions do not support {what}")
+
+    def check_tool_call(self, call_id: str) -> None:
+        """Raise unless ``call_id`` is a tool call waiting for its output."""
+        self._require_v2("tool outputs")
+        self.tools.check(call_id)
+
+    def tool_output(self, call_id: str, output: str, *, respond: bool) -> Step:
+        """The host's result for a ``ToolCallRequested``: the ``function_call_output`` item
+        and, by the parallel-call rule of ``_tools``, at most one ``response.create``."""
+        self.check_tool_call(call_id)
+        try:
+            item = tool_output_event(call_id, output)
+        except LocalProtocolError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        step = Step()
+        step.send.append(item)
+        if self.tools.answered(call_id, respond=respond):
+            self._request_response(step.send)
+        return step
+
+    def update_session(
+        self,
+        session: Any = None,
+        *,
+        tools: Iterable[Any] | None = None,
+        instructions: str | None = None,
+    ) -> Step:
+        """A whole-session ``session.update`` (validated before anything is sent)."""
+        self._require_running()
+        if self.session is None:
+            raise UnsupportedByDialect("this conversation was started without session settings")
+        step = Step()
+        step.send.append(self.session.update(session, tools=tools, instructions=instructions))
+        return step
+
+    def check_turn_control(self, what: str) -> None:
+        """Raise unless the session takes ``commit_audio``/``clear_audio``."""
+        self._require_v2(what, conversational=False)
+
+    def commit_audio(self, *, respond: bool) -> Step:
+        """End a push-to-talk turn; with ``respond``, ask for the answer when nothing on the
+        server will (``SessionSettings.manual_turns``)."""
+        self._require_v2("commit_audio", conversational=False)
+        step = Step()
+        step.send.append(commit_audio_event())
+        if self.mode is SessionMode.CONVERSATIONAL:
+            self._turn_ended()
+            if respond and self.session is not None and self.session.manual_turns:
+                self._request_response(step.send)
+        return step
+
+    def clear_audio(self) -> Step:
+        """Drop the server's uncommitted input audio (an aborted push-to-talk turn)."""
+        self._require_v2("clear_audio", conversational=False)
+        step = Step()
+        step.send.append(clear_audio_event())
+        return step
+
+    def interrupt(self) -> Step:
+        """Stop the model: cancel the response that is speaking and cut its item where the
+        host stopped hearing it — the barge-in rule (``interrupt_point``: the host's
+        ``audio_played`` report, else what it took from ``events()``) — with
+        ``AudioInterrupted`` for the host. WebSocket truncates the item itself; WebRTC
+        clears the server's playout buffer, which truncates there."""
+        self._require_v2("interrupt")
+        step = Step()
+        send = step.send
+        current = self._current_response
+        if current is not None and current in self._live:
+            send.append(response_cancel_event(current))
+        elif self.responses.active and not self._live:
+            send.append(response_cancel_event())  # requested, not created yet
+        # The cut itself is the barge-in rule's (one owner: _cut_playback), after the cancel
+        # (the protocol's order: cancel, then truncate or clear).
+        self._cut_playback(send, step.forward, clear_buffer=True)
+        return step
+
+    def create_response(
+        self,
+        *,
+        instructions: str | None = None,
+        conversation: str = "auto",
+        metadata: Mapping[str, str] | None = None,
+        output_modalities: Sequence[str] | None = None,
+        input: Iterable[ConversationItem | str] | None = None,
+    ) -> Step:
+        """``response.create`` with options. A default-conversation response goes through
+        the single-active-response queue; an out-of-band one (``conversation="none"``) is
+        sent at once (the server runs those beside the default response)."""
+        self._require_v2("create_response")
+        try:
+            event = response_create_event(
+                instructions=instructions,
+                conversation=None if conversation == "auto" else conversation,
+                metadata=metadata,
+                output_modalities=output_modalities,
+                input=input,
+            )
+        except LocalProtocolError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        step = Step()
+        if conversation == "none":
+            step.send.append(event)
+        else:
+            plain = event.response is None
+            self._request_response(step.send, None if plain else event)
+        return step
+
+    def image(self, data: bytes, mime_type: str, *, text: str | None) -> Step:
+        """A user message with an ``input_image`` (no response is requested)."""
+        self._require_v2("images")
+        try:
+            event = image_item_event(data, mime_type, text=text)
+        except LocalProtocolError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        step = Step()
+        step.send.append(event)
+        return step

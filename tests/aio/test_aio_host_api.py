@@ -1,0 +1,94 @@
+"""The issue-13 host API under every asyncio host (``duplex.aio``): the same method names
+and the same event-type sequence as the trio host for tools, push-to-talk, interrupt and an
+out-of-band response."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from duplex.engine import (
+    AudioFrame,
+    AudioInterrupted,
+    AudioOut,
+    ConversationClosed,
+    FunctionTool,
+    InputAudioCleared,
+    InputAudioCommitted,
+    OutputTranscriptDone,
+    ResponseDone,
+    SessionConfig,
+    SessionUpdated,
+    ToolCallNotActive,
+    ToolCallRequested,
+)
+from duplex.simulator import SimulatorConfig
+
+from ._hosts import ALL_HOSTS, Host, SimulatorThread, run_on, simulator_thread, until
+
+TIMEOUT_S = 20
+TOOLS = (FunctionTool("get_time"), FunctionTool("get_weather"))
+Scenario = Callable[[Host], Awaitable[list[Any]]]
+
+
+def _types(log: list[Any]) -> list[str]:
+    """Without audio and deltas (their count depends on timing), unknown events, rate limits
+    (they race the next request) and the truncate acknowledgement (WebSocket only)."""
+    hidden = {"AudioOut", "OutputTranscriptDelta", "UnknownEvent", "RateLimitsUpdated"}
+    hidden.add("ConversationItemTruncated")
+    return [type(e).__name__ for e in log if type(e).__name__ not in hidden]
+
+
+def _make(server: SimulatorThread) -> Scenario:
+    async def scenario(host: Host) -> list[Any]:
+        log: list[Any] = []
+        config = server.config(tools=TOOLS, session=SessionConfig(turn_detection=None))
+        async with host.open_engine(config) as engine:
+            events = engine.events()
+            await host.within(TIMEOUT_S, engine.start())
+            await host.within(TIMEOUT_S, until(events, log, SessionUpdated))
+            await engine.send_text("call get_time and get_weather")
+            first = await host.within(TIMEOUT_S, until(events, log, ToolCallRequested))
+            second = await host.within(TIMEOUT_S, until(events, log, ToolCallRequested))
+            await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+            await engine.send_tool_output(first.call_id, "12:00")
+            await engine.send_tool_output(second.call_id, "sunny")
+            with pytest.raises(ToolCallNotActive):
+                await engine.send_tool_output(first.call_id, "again")
+            done = await host.within(TIMEOUT_S, until(events, log, OutputTranscriptDone))
+            assert done.text == "get_time returned 12:00. get_weather returned sunny."
+            await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+
+            for _ in range(20):
+                engine.send_audio(AudioFrame(b"\x10\x00" * 480, 24000, 1))
+            await engine.commit_audio()
+            await host.within(TIMEOUT_S, until(events, log, InputAudioCommitted))
+            await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+
+            await engine.send_text("tell me a long story " * 40)
+            await host.within(TIMEOUT_S, until(events, log, AudioOut))
+            await engine.interrupt()
+            await host.within(TIMEOUT_S, until(events, log, AudioInterrupted))
+            await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+
+            await engine.create_response(conversation="none", output_modalities=("text",))
+            await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+            await engine.send_event({"type": "input_audio_buffer.clear"})
+            await host.within(TIMEOUT_S, until(events, log, InputAudioCleared))
+            assert engine.statistics().raw_events_sent == 1
+            await engine.close()
+            await host.within(TIMEOUT_S, until(events, log, ConversationClosed))
+        return log
+
+    return scenario
+
+
+def test_host_api_same_events_on_trio_and_asyncio() -> None:
+    with simulator_thread(SimulatorConfig(speech_transcript="ok")) as server:
+        logs = {host.name: run_on(host, _make(server)) for host in ALL_HOSTS}
+    reference = _types(logs["trio"])
+    assert "AudioInterrupted" in reference
+    for name, log in logs.items():
+        assert _types(log) == reference, name
