@@ -152,7 +152,9 @@ class WebRTCTransport(Transport):
             raise ValueError(f"send_audio takes whole PCM16 samples: {len(frame.pcm)} bytes is odd")
         self._check_open()
         await trio.lowlevel.checkpoint()
-        self._bridge.call_soon(self._rtc.feed_audio, frame.pcm)
+        # Straight into the track's thread-safe queue: no wakeup of the bridge loop per frame
+        # (the track drains the queue on its own tick, and wakes itself only when suppressed).
+        self._rtc.track.feed(frame.pcm)
         self._counters.audio_frames_out += 1
 
     async def receive_batch(self) -> list[Inbound]:
@@ -176,6 +178,11 @@ class WebRTCTransport(Transport):
         self._counters.audio_out_dropped = self._rtc.track.frames_dropped
         queued = self._outbound_send.statistics().current_buffer_used
         snapshot = self._counters.snapshot("webrtc", outbound_queued=queued)
+        # Every remote frame the peer sent counts, also the silence not delivered (the
+        # bridge counts it before deciding; delivered frames are a subset).
+        received = self._rtc.frames_received
+        if received > snapshot.audio_frames_in:
+            snapshot = attrs.evolve(snapshot, audio_frames_in=received)
         if self._sideband is not None:
             # In sideband control the events travel on the inner WebSocket, which counts
             # the binary frames it drops; they belong to this transport's contract too.
@@ -223,7 +230,7 @@ class WebRTCTransport(Transport):
     def _activity(self) -> int:
         # Everything that proves the peer is there, from counters the hot path keeps anyway.
         c = self._counters
-        return c.messages_in + c.audio_frames_in + c.audio_in_dropped
+        return c.messages_in + self._rtc.frames_received + c.audio_in_dropped
 
     async def _watch_liveness(self, liveness_timeout: float) -> None:
         """End the transport when the peer sent nothing for ``liveness_timeout`` (module
@@ -343,6 +350,9 @@ async def connect_webrtc(
     outbound_queue_size: int = 256,
     ice_servers: Sequence[str | Mapping[str, Any]] = (),
     liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
+    ptime_ms: int = 40,
+    silence_hangover_ms: int | None = 1000,
+    remote_silence_hangover_ms: int | None = 200,
 ) -> WebRTCTransport:
     """Start a WebRTC call with a realtime server.
 
@@ -359,12 +369,22 @@ async def connect_webrtc(
     are passed to the peer connection as they are; the default is none (host candidates
     only: nothing is sent beyond this machine's own interfaces).
 
+    Media (``docs/perf/webrtc.md``): host audio goes out as Opus packets of ``ptime_ms``
+    (20, 40 or 60; lowered to the answer's ``a=maxptime``). After ``silence_hangover_ms`` of
+    host silence (peak ≤ -60 dBFS, or no audio at all) the track stops sending until the
+    host sends sound again; the hangover must exceed the server VAD's
+    ``silence_duration_ms`` with margin (``None``: always send, silence included). Remote
+    silence is delivered for ``remote_silence_hangover_ms`` after the model's last sound,
+    then not at all until it sounds again (``None``: deliver every frame).
+
     Raises:
         ConnectError: the offer, the POST (``status`` set for HTTP errors), the answer, or the
             data channel failed or timed out.
-        ValueError: an ``ice_servers`` entry is malformed, or ``liveness_timeout`` is not
-            positive.
+        ValueError: an ``ice_servers`` entry is malformed, ``liveness_timeout`` is not
+            positive, or ``ptime_ms`` is not 20, 40 or 60.
     """
+    if ptime_ms not in (20, 40, 60):
+        raise ValueError(f"ptime_ms must be 20, 40 or 60, not {ptime_ms!r}")
     if not liveness_timeout > 0:
         raise ValueError(f"liveness_timeout must be > 0 seconds, not {liveness_timeout!r}")
     try:
@@ -381,6 +401,11 @@ async def connect_webrtc(
         transport,
         data_channel=control == "datachannel",
         configuration=configuration,
+        ptime_ms=ptime_ms,
+        silence_hangover_ms=silence_hangover_ms,
+        remote_silence_hangover_frames=None
+        if remote_silence_hangover_ms is None
+        else -(-remote_silence_hangover_ms // 20),
     )
     transport._rtc = rtc
     connected = False
