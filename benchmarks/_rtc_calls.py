@@ -7,16 +7,18 @@ one sendrecv audio track, the ``oai-events`` data channel, every remote frame re
 PCM taken, every event parsed with ``json.loads``; no engine, nothing else).
 
 Both clients make the same call against the same simulator: ``N`` concurrent calls, each
-sending the same conversation audio (a spoken sentence, then 0.9 s of digital silence, in
-a loop; 20 ms frames on a real-time tick) and receiving the model's audio. After a 1 s
+sending the same conversation audio (a spoken sentence of 2.4 s, then 3.6 s of digital
+silence while the simulated model answers, in a 6 s loop; 20 ms frames on a real-time
+tick; call ``i`` starts ``i × 140 ms`` into the loop) and receiving the model's audio. After a 1 s
 warm-up the window measures the process CPU as a share of one core (``process_time`` over
 wall time: everything the client does, aiortc's threads included), divided by ``N`` for the
 per-conversation figure, plus:
 
-- ``frames_lost``: frames dropped on the way (duplex: the engine's ``audio_frames_dropped``,
-  which includes the transport's outbound drops; aiortc: none can drop, the client reads
-  every frame), and ``inbound_gap_frames``: 20 ms of wall time in the window for which no
-  remote frame was received (the server streams continuously, so a gap is a lost frame);
+- ``frames_lost``: frames lost on the way: ``inbound_gap_frames`` (remote frames never
+  received; duplex: gaps in the RTP timestamps of the model's track, aiortc: 20 ms of wall
+  time without a frame; the simulator streams continuously, so a gap is a lost frame),
+  plus, for duplex, the engine's ``audio_frames_dropped`` (the transport's outbound drops
+  included);
 - ``tick_late_ms_p99``: how late the host's 20 ms send ticks ran.
 
 No figure asserts anything; the harness reports medians of interleaved runs.
@@ -36,6 +38,7 @@ import trio
 __all__ = ["main"]
 
 FRAME_MS = 20
+CYCLE_MS = 6000
 WARMUP_S = 1.0
 CONNECT_TIMEOUT_S = 30.0
 
@@ -43,9 +46,41 @@ CONNECT_TIMEOUT_S = 30.0
 def _frames() -> list[bytes]:
     from duplex.simulator import synthesize, tone
 
-    pcm = synthesize("the quick brown fox jumps over the lazy dog") + tone(900, amplitude=0.0)
+    # One turn of a call: the user speaks (2.4 s), then listens (3.6 s) while the model
+    # answers; the host keeps sending its microphone's (digital) silence meanwhile.
+    pcm = synthesize("the quick brown fox jumps over the lazy dog")
+    pcm += tone(CYCLE_MS - len(pcm) // 48, amplitude=0.0)
     size = 24 * FRAME_MS * 2
     return [pcm[i : i + size].ljust(size, b"\x00") for i in range(0, len(pcm), size)]
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds per live thread of this process, by thread name (Linux ``/proc``)."""
+    import os
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "other")
+        name = name.split("_")[0] if name.startswith("ThreadPoolExecutor") else name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _thread_share(before: dict[str, float], wall: float) -> dict[str, float]:
+    after = _thread_cpu()
+    return {
+        name: round((cpu - before.get(name, 0.0)) / wall * 100, 2)
+        for name, cpu in sorted(after.items())
+        if cpu - before.get(name, 0.0) > 0
+    }
 
 
 def _summary(
@@ -110,12 +145,25 @@ async def _duplex(url: str, calls: int, seconds: float) -> dict[str, Any]:
         await trio.sleep(WARMUP_S)
         late.clear()
         dropped0 = sum(e.statistics().audio_frames_dropped for e in engines)
+        missing0 = sum(_missing(e) for e in engines)
+        threads0 = _thread_cpu()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await trio.sleep(seconds)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        threads = _thread_share(threads0, wall)
         dropped = sum(e.statistics().audio_frames_dropped for e in engines) - dropped0
+        missing = sum(_missing(e) for e in engines) - missing0
         nursery.cancel_scope.cancel()
-    return _summary(calls, cpu, wall, late, frames_lost=dropped)
+    return _summary(
+        calls, cpu, wall, late, frames_lost=dropped + missing, inbound_gap_frames=missing,
+        threads=threads,
+    )  # fmt: skip
+
+
+def _missing(engine: Any) -> int:
+    # The engine exposes no transport; the bench looks inside its own package's engine.
+    transport = getattr(getattr(engine, "_current", None), "transport", None)
+    return int(getattr(transport, "remote_frames_missing", 0))
 
 
 # ---- plain aiortc ----------------------------------------------------------------------------
@@ -233,9 +281,11 @@ async def _aiortc(url: str, calls: int, seconds: float, mute: bool = False) -> d
         )
     await asyncio.sleep(WARMUP_S)
     measuring[0] = True
+    threads0 = _thread_cpu()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    threads = _thread_share(threads0, wall)
     measuring[0] = False
     for task in tasks:
         task.cancel()
@@ -250,6 +300,7 @@ async def _aiortc(url: str, calls: int, seconds: float, mute: bool = False) -> d
         frames_lost=0,
         inbound_frames=received[0],
         inbound_gap_frames=gaps[0],
+        threads=threads,
     )
 
 

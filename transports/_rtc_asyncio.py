@@ -121,6 +121,26 @@ def ice_configuration(ice_servers: IceServers) -> RTCConfiguration:
     return RTCConfiguration(iceServers=servers)
 
 
+def offer_with_opus_dtx(sdp: str) -> str:
+    """``sdp`` with ``usedtx=1`` in every Opus ``a=fmtp`` line: the receiver's consent
+    (RFC 7587 §6.1) for the server to stop sending while the model is silent. Only what is
+    sent to the server changes; aiortc's own description stays as it made it (the parameter
+    concerns what *we* receive, and aiortc's decoder takes DTX streams as they come)."""
+    lines = sdp.split("\r\n")
+    opus = {
+        line.split()[0].partition(":")[2]
+        for line in lines
+        if line.startswith("a=rtpmap:") and " opus/" in line.lower()
+    }
+    out = []
+    for line in lines:
+        pt, _, params = line.partition(" ")
+        if line.startswith("a=fmtp:") and pt[7:] in opus and "usedtx=" not in params:
+            line = f"{line};usedtx=1"
+        out.append(line)
+    return "\r\n".join(out)
+
+
 def answer_maxptime(sdp: str) -> int | None:
     """The smallest ``a=maxptime`` of the answer's audio sections, if it states one."""
     values = []
@@ -349,6 +369,7 @@ async def _consume_remote_audio(
     hangover = session.remote_silence_hangover_frames
     threshold = SILENCE_PEAK
     quiet_run = 0
+    next_pts: int | None = None
     while True:
         try:
             frame = await track.recv()
@@ -357,6 +378,12 @@ async def _consume_remote_audio(
         if not isinstance(frame, av.AudioFrame):
             continue
         session.frames_received += 1  # liveness: every frame proves the peer is there
+        pts = frame.pts
+        if pts is not None:
+            if next_pts is not None and pts > next_pts:
+                # An RTP timestamp gap: packets lost on the way (or a sender's DTX pause).
+                session.frames_missing += (pts - next_pts) // frame.samples
+            next_pts = pts + frame.samples
         if hangover is not None:
             plane = frame.planes[0]
             if frame.format.name == "s16" and peak(memoryview(plane)) <= threshold:
@@ -395,6 +422,7 @@ class RtcSession:
         # Written on the bridge loop, read by the trio side (ints: atomic).
         self.frames_received = 0  # every remote frame decoded, delivered or not
         self.frames_suppressed = 0  # remote silence past the hangover, not delivered
+        self.frames_missing = 0  # remote frames never received (RTP timestamp gaps)
         self.channel: RTCDataChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -450,7 +478,7 @@ class RtcSession:
                 port.call(sink.on_channel_closed)
 
         await pc.setLocalDescription(await pc.createOffer())
-        return str(pc.localDescription.sdp)
+        return offer_with_opus_dtx(str(pc.localDescription.sdp))
 
     async def apply_answer(self, sdp: str) -> None:
         assert self.pc is not None

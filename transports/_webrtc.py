@@ -157,6 +157,12 @@ class WebRTCTransport(Transport):
         self._rtc.track.feed(frame.pcm)
         self._counters.audio_frames_out += 1
 
+    @property
+    def remote_frames_missing(self) -> int:
+        """Remote audio frames never received: gaps in the RTP timestamps of the model's
+        track (packets lost, or a server pausing in DTX). A benchmark figure."""
+        return self._rtc.frames_missing
+
     async def receive_batch(self) -> list[Inbound]:
         return await self._inbox.get_batch()
 
