@@ -77,8 +77,9 @@ SILENCE_PEAK: Final = 32
 #: exceed the server VAD's ``silence_duration_ms`` (500 ms by default on the realtime API,
 #: 200 ms in the simulator) with margin, or the server never hears the turn end.
 DEFAULT_SILENCE_HANGOVER_MS: Final = 1000
-#: Remote silence frames still delivered after the model's last loud frame (200 ms).
-DEFAULT_REMOTE_SILENCE_HANGOVER_FRAMES: Final = 10
+#: Remote silence frames still delivered after the model's last loud frame (500 ms): hosts
+#: and tests that wait for "a while of quiet" after the model's speech still see it.
+DEFAULT_REMOTE_SILENCE_HANGOVER_FRAMES: Final = 25
 OPUS_BITRATE: Final = 32_000
 _TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 DATA_CHANNEL_LABEL: Final = "oai-events"
@@ -127,17 +128,20 @@ def offer_with_opus_dtx(sdp: str) -> str:
     sent to the server changes; aiortc's own description stays as it made it (the parameter
     concerns what *we* receive, and aiortc's decoder takes DTX streams as they come)."""
     lines = sdp.split("\r\n")
-    opus = {
+    opus = [
         line.split()[0].partition(":")[2]
         for line in lines
         if line.startswith("a=rtpmap:") and " opus/" in line.lower()
-    }
+    ]
+    with_fmtp = {line.split()[0][7:] for line in lines if line.startswith("a=fmtp:")}
     out = []
     for line in lines:
         pt, _, params = line.partition(" ")
         if line.startswith("a=fmtp:") and pt[7:] in opus and "usedtx=" not in params:
             line = f"{line};usedtx=1"
         out.append(line)
+        if line.startswith("a=rtpmap:") and pt[9:] in opus and pt[9:] not in with_fmtp:
+            out.append(f"a=fmtp:{pt[9:]} usedtx=1")  # aiortc states no Opus parameters
     return "\r\n".join(out)
 
 

@@ -358,7 +358,7 @@ async def connect_webrtc(
     liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
     ptime_ms: int = 40,
     silence_hangover_ms: int | None = 1000,
-    remote_silence_hangover_ms: int | None = 200,
+    remote_silence_hangover_ms: int | None = 500,
 ) -> WebRTCTransport:
     """Start a WebRTC call with a realtime server.
 

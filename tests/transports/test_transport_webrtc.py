@@ -122,7 +122,7 @@ async def _collect_until_quiet(
 
 async def test_audio_from_answerer_arrives_as_24k_mono_in_real_time_and_its_silence_stops() -> None:
     # The peer plays a 400 ms tone, then streams silence for ever. Delivered: the tone and
-    # 200 ms of its trailing silence (remote_silence_hangover_ms), in real time (the audio
+    # 500 ms of its trailing silence (remote_silence_hangover_ms), in real time (the audio
     # received may differ from the wall time between the first and the last frame by at
     # most 100 ms: loopback jitter), as 24 kHz mono; then nothing, while the silence still
     # counts as received in the statistics (and for liveness).
@@ -135,7 +135,7 @@ async def test_audio_from_answerer_arrives_as_24k_mono_in_real_time_and_its_sile
             total_ms = sum(f.duration_ms for f in frames)
             wall_ms = (arrivals[-1] - arrivals[0]) * 1000 + frames[0].duration_ms
             assert abs(total_ms - wall_ms) < 100, (total_ms, wall_ms)
-            assert 560 <= total_ms <= 700, total_ms  # 400 ms tone + 200 ms hangover
+            assert 860 <= total_ms <= 1000, total_ms  # 400 ms tone + 500 ms hangover
             pcm = np.frombuffer(b"".join(f.pcm for f in frames), np.int16)
             loud = np.flatnonzero(np.abs(pcm) > 2000)
             assert len(loud) > 0.3 * 24_000  # most of the 400 ms tone
@@ -454,7 +454,7 @@ async def test_a_silent_peer_ends_the_transport_within_liveness_timeout() -> Non
 
 
 async def test_a_live_peer_is_not_ended_by_the_liveness_watch() -> None:
-    # The peer's silence is not delivered (past the 200 ms hangover), but it is received:
+    # The peer's silence is not delivered (past the 500 ms hangover), but it is received:
     # it keeps the peer alive. 100 frames (2 s) span more than three liveness periods.
     with trio.fail_after(15):
         async with serve_answerer() as server, trio.open_nursery() as nursery:
@@ -470,7 +470,7 @@ async def test_a_live_peer_is_not_ended_by_the_liveness_watch() -> None:
             await wait_for(lambda: transport.statistics().audio_frames_in >= 100, 0.02)
             assert not any(isinstance(item, TransportEnded) for item in items), items
             delivered = sum(isinstance(item, AudioFrame) for item in items)
-            assert delivered < 40, delivered  # ~100 ms tone + 200 ms hangover
+            assert delivered < 45, delivered  # ~100 ms tone + 500 ms hangover
             nursery.cancel_scope.cancel()
             await transport.aclose()
 
