@@ -4,22 +4,30 @@ Only this module and ``_bridge`` import asyncio. Every function and method here 
 bridge loop (through ``AsyncioBridge.run``/``call_soon``); results travel back to trio only
 through ``TrioPort.call`` into the ``RtcSink`` the trio side supplied.
 
-Media policy (SPEC §4):
-- **Outbound.** ``OutboundAudioTrack`` is fed host PCM (24 kHz mono PCM16, any chunk length)
-  and hands aiortc one 20 ms frame (480 samples) every 20 ms of wall time. aiortc's Opus
-  encoder owns a resampler to 48 kHz stereo (``aiortc.codecs.opus.OpusEncoder``), so the
-  24 kHz → 48 kHz conversion happens exactly once, there; resampling here too would add a
-  second filter pass for nothing.
-- **Silence.** When less than 20 ms is buffered the track emits silence instead of waiting:
-  RTP timing stays regular and the server's VAD hears the pause that ends a turn. A partial
-  remainder is held for one tick (more may be coming) and then flushed padded with zeros,
-  so the tail of an utterance is never stuck.
+Media policy (SPEC §4, §7; figures and method in ``docs/perf/webrtc.md``):
+- **Outbound.** ``OutboundAudioTrack`` is fed host PCM (24 kHz mono PCM16, any chunk length,
+  from any thread: ``feed`` appends to a deque, so a host frame costs no wakeup of the
+  bridge loop) and returns one Opus ``av.Packet`` every ``ptime_ms`` (20/40/60, default 40,
+  lowered to the answer's ``a=maxptime``) of wall time. It encodes itself, inline, with
+  libopus at 24 kHz mono: aiortc sends a packet a track returns as it is (documented
+  ``MediaStreamTrack.recv`` result), so there is no resampling to 48 kHz stereo, no
+  thread-pool hop and no per-sample audio-level loop per packet. The offer lists Opus only.
+- **Outbound silence.** When less than a packet is buffered the track sends silence rather
+  than waiting (a partial remainder is held one tick, then flushed padded with zeros, so the
+  tail of an utterance is never stuck). Host silence (peak ≤ ``SILENCE_PEAK``, or no audio)
+  is sent for ``silence_hangover_ms`` (default 1 s: more than the server VAD's
+  ``silence_duration_ms``, so the server hears the turn end), then the track sends no RTP
+  until a loud frame arrives; that frame goes out at once and the RTP timestamp jumps by
+  the silent wall time. ``None`` sends silence for ever.
 - **Outbound bound.** At most ``max_buffered_ms`` (default 2 s) of host audio waits; older
   audio beyond that is dropped and counted in 20 ms frames (a host feeding faster than real
   time would otherwise grow latency without bound).
 - **Inbound.** Every frame of the remote track is consumed (aiortc queues unread frames
-  without bound), downmixed (Opus decodes to stereo) and resampled to 24 kHz mono PCM16 by
-  one ``av.AudioResampler``, then delivered to trio as ``AudioFrame``s.
+  without bound) and counted (``frames_received``: liveness and statistics; RTP timestamp
+  gaps in ``frames_missing``). Sound, and remote silence for the hangover after it (500 ms
+  by default), is downmixed and resampled to 24 kHz mono PCM16 by one
+  ``av.AudioResampler`` and delivered to trio as ``AudioFrame``s; remote silence past the
+  hangover is not delivered. The offer asks the server for Opus DTX (``usedtx=1``).
 
 aiortc quirks (peer-libraries.md §3.4) and how they are handled here:
 - SCTP MTU: aiortc 1.16 (installed here) already caps SCTP packets at 1189 bytes, so the
@@ -500,9 +508,6 @@ class RtcSession:
         except Exception as exc:  # aiortc raises InvalidStateError et al. on a dying channel
             if not self._closed:
                 self._port.call(self._sink.on_failed, f"data channel send failed: {exc}")
-
-    def feed_audio(self, pcm: bytes) -> None:
-        self.track.feed(pcm)
 
     async def close(self) -> None:
         if self._closed:

@@ -29,12 +29,17 @@ Invariants:
 - ``send_audio`` accepts 24 kHz mono PCM16 frames of any whole number of samples and
   refuses an odd byte count with ``ValueError`` (nothing queued, alignment kept); it never
   blocks (the outbound track buffers up to 2 s and counts the older audio it drops, in
-  20 ms frames, as ``TransportStatistics.audio_out_dropped``).
+  20 ms frames, as ``TransportStatistics.audio_out_dropped``). Host silence stops the RTP
+  stream after ``silence_hangover_ms``; remote silence is delivered only for
+  ``remote_silence_hangover_ms`` after the model's sound (``_rtc_asyncio``, and
+  ``docs/perf/webrtc.md``). ``audio_frames_in`` counts every remote frame received.
 - Liveness: a watch task (in the caller's nursery) ends the transport with an error when
   no audio frame and no event arrived for ``liveness_timeout`` seconds (realtime servers
-  stream RTP continuously, silence included); ICE/DTLS ``failed`` ends it at once. A peer
-  that hangs up in order (data channel or peer connection ``closed``) ends it with
-  ``"closed"``. ``connect_timeout`` is one deadline for the whole start.
+  stream RTP continuously, silence included, or a DTX keep-alive packet every ~400 ms;
+  every received frame counts, also the remote silence that is not delivered); ICE/DTLS
+  ``failed`` ends it at once. A peer that hangs up in order (data channel or peer
+  connection ``closed``) ends it with ``"closed"``. ``connect_timeout`` is one deadline
+  for the whole start.
 """
 
 from __future__ import annotations
