@@ -218,7 +218,6 @@ class OutboundAudioTrack(MediaStreamTrack):
         self._held = False  # a partial packet already waited one tick
         self._start: float | None = None
         self._pts = 0  # samples at 24 kHz since the first packet (the RTP clock, halved)
-        self._ticks = 0
         self._hangover_ms = silence_hangover_ms
         self._silence_peak = silence_peak
         self._quiet_ms = 0
@@ -302,7 +301,6 @@ class OutboundAudioTrack(MediaStreamTrack):
         elapsed = round((now - self._start) * SAMPLE_RATE)
         self._pts = max(self._pts + self.ptime_ms * SAMPLE_RATE // 1000, elapsed)
         self._start = now - self._pts / SAMPLE_RATE
-        self._ticks = -1  # this packet goes out now, the next one ptime later
 
     async def recv(self) -> av.Packet[Any]:  # aiortc: Frame | Packet
         if self.readyState != "live":
@@ -318,7 +316,6 @@ class OutboundAudioTrack(MediaStreamTrack):
                 self._start = loop.time()
                 pts = 0
             else:
-                self._ticks += 1
                 pts = self._pts + ptime_samples
                 delay = self._start + pts / SAMPLE_RATE - loop.time()
                 if delay > 0:
