@@ -26,8 +26,11 @@ Media policy (SPEC §4, §7; figures and method in ``docs/perf/webrtc.md``):
   without bound) and counted (``frames_received``: liveness and statistics; RTP timestamp
   gaps in ``frames_missing``). Sound, and remote silence for the hangover after it (500 ms
   by default), is downmixed and resampled to 24 kHz mono PCM16 by one
-  ``av.AudioResampler`` and delivered to trio as ``AudioFrame``s; remote silence past the
-  hangover is not delivered. The offer asks the server for Opus DTX (``usedtx=1``).
+  ``av.AudioResampler`` and delivered to trio as ``AudioFrame``s, one hand-over each.
+  Remote silence past the hangover is delivered too (every frame: the engine's audio
+  contract counts the track's frames as its clock), but as digital silence of the same
+  length, without resampling, ``QUIET_BATCH`` frames per hand-over (one wakeup of the trio
+  loop per 100 ms instead of five). The offer asks the server for Opus DTX (``usedtx=1``).
 
 aiortc quirks (peer-libraries.md §3.4) and how they are handled here:
 - SCTP MTU: aiortc 1.16 (installed here) already caps SCTP packets at 1189 bytes, so the
@@ -85,9 +88,12 @@ SILENCE_PEAK: Final = 32
 #: exceed the server VAD's ``silence_duration_ms`` (500 ms by default on the realtime API,
 #: 200 ms in the simulator) with margin, or the server never hears the turn end.
 DEFAULT_SILENCE_HANGOVER_MS: Final = 1000
-#: Remote silence frames still delivered after the model's last loud frame (500 ms): hosts
-#: and tests that wait for "a while of quiet" after the model's speech still see it.
+#: Remote silence frames delivered one by one (resampled) after the model's last loud frame
+#: (500 ms); later silence is delivered as digital silence, ``QUIET_BATCH`` frames at a time.
 DEFAULT_REMOTE_SILENCE_HANGOVER_FRAMES: Final = 25
+#: Frames of remote silence per hand-over to trio past the hangover (100 ms: the most the
+#: engine's frame clock lags while the model is silent; sound flushes the batch at once).
+QUIET_BATCH: Final = 5
 OPUS_BITRATE: Final = 32_000
 _TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 DATA_CHANNEL_LABEL: Final = "oai-events"
@@ -173,6 +179,8 @@ class RtcSink(Protocol):
     def on_binary(self) -> None: ...
 
     def on_audio(self, frame: AudioFrame) -> None: ...
+
+    def on_audio_batch(self, frames: tuple[AudioFrame, ...]) -> None: ...
 
     def on_channel_open(self) -> None: ...
 
@@ -372,38 +380,63 @@ class OutboundAudioTrack(MediaStreamTrack):
 
 
 async def _consume_remote_audio(
-    track: MediaStreamTrack, session: RtcSession, deliver: Callable[[AudioFrame], None]
+    track: MediaStreamTrack,
+    session: RtcSession,
+    deliver: Callable[[AudioFrame], None],
+    deliver_batch: Callable[[tuple[AudioFrame, ...]], None],
 ) -> None:
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     hangover = session.remote_silence_hangover_frames
     threshold = SILENCE_PEAK
     quiet_run = 0
+    held: list[AudioFrame] = []  # silence past the hangover, delivered QUIET_BATCH at a time
+    silences: dict[int, AudioFrame] = {}  # frozen frames: one per length is shared
     next_pts: int | None = None
-    while True:
-        try:
-            frame = await track.recv()
-        except MediaStreamError:
-            return  # the track ended; stop (a dead track would otherwise busy-loop)
-        if not isinstance(frame, av.AudioFrame):
-            continue
-        session.frames_received += 1  # liveness: every frame proves the peer is there
-        pts = frame.pts
-        if pts is not None:
-            if next_pts is not None and pts > next_pts:
-                # An RTP timestamp gap: packets lost on the way (or a sender's DTX pause).
-                session.frames_missing += (pts - next_pts) // frame.samples
-            next_pts = pts + frame.samples
-        if hangover is not None:
-            plane = frame.planes[0]
-            if frame.format.name == "s16" and peak(memoryview(plane)) <= threshold:
-                quiet_run += 1
-                if quiet_run > hangover:
-                    session.frames_suppressed += 1
-                    continue  # remote silence past the hangover: not delivered
-            else:
-                quiet_run = 0
-        for out in resampler.resample(frame):
-            deliver(AudioFrame(out.to_ndarray().tobytes(), SAMPLE_RATE, 1))
+    try:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return  # the track ended; stop (a dead track would otherwise busy-loop)
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            session.frames_received += 1
+            pts = frame.pts
+            if pts is not None:
+                if next_pts is not None and pts > next_pts:
+                    # An RTP timestamp gap: packets lost on the way (or a sender's DTX pause).
+                    session.frames_missing += (pts - next_pts) // frame.samples
+                next_pts = pts + frame.samples
+            if hangover is not None:
+                if frame.format.name == "s16" and peak(memoryview(frame.planes[0])) <= threshold:
+                    quiet_run += 1
+                    if quiet_run > hangover:
+                        # Remote silence past the hangover: digital silence of the same
+                        # length (no resampling), handed over QUIET_BATCH frames per wakeup
+                        # of the trio loop. Every frame still arrives, so the engine's
+                        # frame clock (TrackAudio's bounds) keeps running.
+                        samples = frame.samples * SAMPLE_RATE // frame.sample_rate
+                        silence = silences.get(samples)
+                        if silence is None:
+                            silence = silences[samples] = AudioFrame(
+                                bytes(samples * 2), SAMPLE_RATE, 1
+                            )
+                        held.append(silence)
+                        session.frames_batched += 1
+                        if len(held) >= QUIET_BATCH:
+                            deliver_batch(tuple(held))
+                            held.clear()
+                        continue
+                else:
+                    quiet_run = 0
+            if held:  # order: the silence before this frame goes first
+                deliver_batch(tuple(held))
+                held.clear()
+            for out in resampler.resample(frame):
+                deliver(AudioFrame(out.to_ndarray().tobytes(), SAMPLE_RATE, 1))
+    finally:
+        if held:
+            deliver_batch(tuple(held))
 
 
 class RtcSession:
@@ -430,7 +463,7 @@ class RtcSession:
         self.remote_silence_hangover_frames = remote_silence_hangover_frames
         # Written on the bridge loop, read by the trio side (ints: atomic).
         self.frames_received = 0  # every remote frame decoded, delivered or not
-        self.frames_suppressed = 0  # remote silence past the hangover, not delivered
+        self.frames_batched = 0  # remote silence past the hangover, delivered in batches
         self.frames_missing = 0  # remote frames never received (RTP timestamp gaps)
         self.channel: RTCDataChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -472,7 +505,10 @@ class RtcSession:
             # A track event racing close() must not start a consumer nobody will cancel.
             if track.kind == "audio" and not self._closed:
                 deliver: Callable[[AudioFrame], None] = lambda f: port.call(sink.on_audio, f)  # noqa: E731
-                task = asyncio.ensure_future(_consume_remote_audio(track, self, deliver))
+                batch: Callable[[tuple[AudioFrame, ...]], None] = lambda fs: port.call(  # noqa: E731
+                    sink.on_audio_batch, fs
+                )
+                task = asyncio.ensure_future(_consume_remote_audio(track, self, deliver, batch))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 

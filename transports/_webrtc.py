@@ -30,13 +30,13 @@ Invariants:
   refuses an odd byte count with ``ValueError`` (nothing queued, alignment kept); it never
   blocks (the outbound track buffers up to 2 s and counts the older audio it drops, in
   20 ms frames, as ``TransportStatistics.audio_out_dropped``). Host silence stops the RTP
-  stream after ``silence_hangover_ms``; remote silence is delivered only for
-  ``remote_silence_hangover_ms`` after the model's sound (``_rtc_asyncio``, and
-  ``docs/perf/webrtc.md``). ``audio_frames_in`` counts every remote frame received.
+  stream after ``silence_hangover_ms``; remote silence past ``remote_silence_hangover_ms``
+  after the model's sound arrives as digital silence in batches of 100 ms (every frame
+  is delivered; ``_rtc_asyncio``, ``docs/perf/webrtc.md``).
 - Liveness: a watch task (in the caller's nursery) ends the transport with an error when
   no audio frame and no event arrived for ``liveness_timeout`` seconds (realtime servers
   stream RTP continuously, silence included, or a DTX keep-alive packet every ~400 ms;
-  every received frame counts, also the remote silence that is not delivered); ICE/DTLS
+  every received frame counts, also remote silence still held for its batch); ICE/DTLS
   ``failed`` ends it at once. A peer that hangs up in order (data channel or peer
   connection ``closed``) ends it with ``"closed"``. ``connect_timeout`` is one deadline
   for the whole start.
@@ -189,8 +189,8 @@ class WebRTCTransport(Transport):
         self._counters.audio_out_dropped = self._rtc.track.frames_dropped
         queued = self._outbound_send.statistics().current_buffer_used
         snapshot = self._counters.snapshot("webrtc", outbound_queued=queued)
-        # Every remote frame the peer sent counts, also the silence not delivered (the
-        # bridge counts it before deciding; delivered frames are a subset).
+        # Every remote frame the peer sent counts, also silence still held for its batch
+        # (the bridge counts a frame before handing it over).
         received = self._rtc.frames_received
         if received > snapshot.audio_frames_in:
             snapshot = attrs.evolve(snapshot, audio_frames_in=received)
@@ -213,6 +213,11 @@ class WebRTCTransport(Transport):
 
     def on_audio(self, frame: AudioFrame) -> None:
         self._inbox.put_audio(frame)
+
+    def on_audio_batch(self, frames: tuple[AudioFrame, ...]) -> None:
+        put = self._inbox.put_audio
+        for frame in frames:
+            put(frame)
 
     def on_channel_open(self) -> None:
         self._opened.set()
@@ -385,8 +390,9 @@ async def connect_webrtc(
     host silence (peak ≤ -60 dBFS, or no audio at all) the track stops sending until the
     host sends sound again; the hangover must exceed the server VAD's
     ``silence_duration_ms`` with margin (``None``: always send, silence included). Remote
-    silence is delivered for ``remote_silence_hangover_ms`` after the model's last sound,
-    then not at all until it sounds again (``None``: deliver every frame).
+    silence is resampled and delivered frame by frame for ``remote_silence_hangover_ms``
+    after the model's last sound, then delivered as digital silence, 100 ms per hand-over
+    (``None``: every frame resampled and handed over on its own).
 
     Raises:
         ConnectError: the offer, the POST (``status`` set for HTTP errors), the answer, or the
