@@ -7,7 +7,7 @@ through ``TrioPort.call`` into the ``RtcSink`` the trio side supplied.
 Media policy (SPEC §4, §7; figures and method in ``docs/perf/webrtc.md``):
 - **Outbound.** ``OutboundAudioTrack`` is fed host PCM (24 kHz mono PCM16, any chunk length,
   from any thread: ``feed`` appends to a deque, so a host frame costs no wakeup of the
-  bridge loop) and returns one Opus ``av.Packet`` every ``ptime_ms`` (20/40/60, default 40,
+  bridge loop) and returns one Opus ``av.Packet`` every ``ptime_ms`` (20/40/60, default 20,
   lowered to the answer's ``a=maxptime``) of wall time. It encodes itself, inline, with
   libopus at 24 kHz mono: aiortc sends a packet a track returns as it is (documented
   ``MediaStreamTrack.recv`` result), so there is no resampling to 48 kHz stereo, no
@@ -80,7 +80,7 @@ FRAME_BYTES: Final = FRAME_SAMPLES * 2
 FRAME_S: Final = FRAME_SAMPLES / SAMPLE_RATE
 #: Packet times the outbound track can use (Opus frame durations ≥ 20 ms).
 PTIMES_MS: Final = (20, 40, 60)
-DEFAULT_PTIME_MS: Final = 40
+DEFAULT_PTIME_MS: Final = 20
 #: Host audio whose peak is at most this (≈ -60 dBFS) counts as silence (outbound), and so
 #: does decoded remote audio (inbound).
 SILENCE_PEAK: Final = 32

@@ -366,7 +366,7 @@ async def connect_webrtc(
     outbound_queue_size: int = 256,
     ice_servers: Sequence[str | Mapping[str, Any]] = (),
     liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
-    ptime_ms: int = 40,
+    ptime_ms: int = 20,
     silence_hangover_ms: int | None = 1000,
     remote_silence_hangover_ms: int | None = 500,
 ) -> WebRTCTransport:
