@@ -9,6 +9,8 @@ to the client alone, and asyncio peers never share a process with trio):
   is repeated and the median taken. Peers that are not installed (``pip install
   duplex[bench]``) are skipped with a note.
 - memory / webrtc / soak: ``duplex serve`` (the simulator) + ``_scenarios``.
+- webrtc-calls: the simulator + ``_rtc_calls`` (duplex against a plain aiortc client making
+  the same call, interleaved rounds, medians; then 20 duplex calls in one process).
 
 Results: a table on stdout, ``bench.json`` and PNG plots in ``out_dir``. No measure asserts
 anything; CI runs ``--quick`` as a smoke test.
@@ -31,8 +33,10 @@ from typing import Any
 
 __all__ = ["SCENARIOS", "run_bench"]
 
-SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "soak", "resume")
-DEFAULT_SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "resume")
+SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "webrtc-calls", "soak", "resume")
+DEFAULT_SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "webrtc-calls", "resume")
+#: ``webrtc-calls``: concurrent calls in one process (SPEC §7: 20 with zero lost frames).
+RTC_MANY_CALLS = 20
 # ``aio``: the duplex engine under an asyncio host (``duplex.aio``), beside the trio host.
 CLIENTS = ("duplex", "aio", "bare", "openai", "agents")
 
@@ -280,6 +284,57 @@ def _bench_webrtc(quick: bool) -> dict[str, Any]:
         return result
 
 
+def _bench_webrtc_calls(quick: bool) -> dict[str, Any]:
+    """CPU per WebRTC audio conversation, duplex against a plain aiortc client making the
+    same call (``_rtc_calls``), in interleaved rounds against one simulator, then
+    ``RTC_MANY_CALLS`` duplex calls in one process. Medians, with the load average."""
+    rounds, seconds = (2, 6.0) if quick else (3, 12.0)
+    runs: dict[str, list[dict[str, Any]]] = {"aiortc": [], "duplex": []}
+    load_before = os.getloadavg()
+    with _simulator() as url:
+        for round_ in range(rounds):
+            for client in runs:
+                _progress(f"webrtc-calls round {round_ + 1}/{rounds}: {client}, {seconds:g} s")
+                runs[client].append(
+                    _run_json(
+                        [
+                            "-m",
+                            "duplex.benchmarks._rtc_calls",
+                            client,
+                            url,
+                            "--seconds",
+                            str(seconds),
+                        ]
+                    )
+                )
+        _progress(f"webrtc-calls: {RTC_MANY_CALLS} duplex calls in one process, {seconds:g} s")
+        many = _run_json(
+            [
+                "-m", "duplex.benchmarks._rtc_calls", "duplex", url,
+                "--calls", str(RTC_MANY_CALLS), "--seconds", str(seconds),
+            ]
+        )  # fmt: skip
+    result: dict[str, Any] = {
+        "seconds": seconds,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "runs": runs,
+        "many": many,
+    }
+    for client, client_runs in runs.items():
+        values = [r["cpu_percent_per_call"] for r in client_runs if "error" not in r]
+        errors = [r["error"] for r in client_runs if "error" in r]
+        result[client] = {
+            "cpu_percent_per_call_median": statistics.median(values) if values else None,
+            "cpu_percent_per_call_runs": values,
+            "errors": errors,
+        }
+    ours = result["duplex"]["cpu_percent_per_call_median"]
+    theirs = result["aiortc"]["cpu_percent_per_call_median"]
+    result["ratio_to_aiortc"] = ours / theirs if ours is not None and theirs else None
+    return result
+
+
 def _bench_soak(minutes: float) -> dict[str, Any]:
     seconds = minutes * 60
     with _simulator() as url:
@@ -448,6 +503,30 @@ def format_table(results: dict[str, Any]) -> str:
                 "≤ 1000 ms",
             )
         )
+    calls = results.get("webrtc-calls")
+    if calls:
+        ours = calls["duplex"]["cpu_percent_per_call_median"]
+        theirs = calls["aiortc"]["cpu_percent_per_call_median"]
+        rows.append(
+            (
+                "webrtc: CPU per audio conversation (same call)",
+                f"{ours:.1f} % of a core" if ours is not None else "error",
+                f"plain aiortc {theirs:.1f} %" if theirs is not None else "aiortc: error",
+                _ratio(ours, theirs),
+            )
+        )
+        many = calls["many"]
+        if "error" in many:
+            rows.append((f"webrtc: {RTC_MANY_CALLS} calls in one process", many["error"], "", ""))
+        else:
+            rows.append(
+                (
+                    f"webrtc: {many['calls']} calls in one process",
+                    f"{many['cpu_percent_per_call']:.1f} % of a core per call",
+                    f"lost {many['frames_lost']}, tick p99 {many['tick_late_ms_p99']:.1f} ms",
+                    "",
+                )
+            )
     soak = results.get("soak")
     if soak and "error" not in soak:
         rows.append(
@@ -568,6 +647,8 @@ def run_bench(
             results[name] = _bench_webrtc(quick)
         elif name == "resume":
             results[name] = _bench_resume(quick)
+        elif name == "webrtc-calls":
+            results[name] = _bench_webrtc_calls(quick)
         elif name == "soak":
             results[name] = _bench_soak(soak_minutes or (0.5 if quick else 10.0))
     results["seconds"] = time.perf_counter() - began

@@ -4,22 +4,33 @@ Only this module and ``_bridge`` import asyncio. Every function and method here 
 bridge loop (through ``AsyncioBridge.run``/``call_soon``); results travel back to trio only
 through ``TrioPort.call`` into the ``RtcSink`` the trio side supplied.
 
-Media policy (SPEC §4):
-- **Outbound.** ``OutboundAudioTrack`` is fed host PCM (24 kHz mono PCM16, any chunk length)
-  and hands aiortc one 20 ms frame (480 samples) every 20 ms of wall time. aiortc's Opus
-  encoder owns a resampler to 48 kHz stereo (``aiortc.codecs.opus.OpusEncoder``), so the
-  24 kHz → 48 kHz conversion happens exactly once, there; resampling here too would add a
-  second filter pass for nothing.
-- **Silence.** When less than 20 ms is buffered the track emits silence instead of waiting:
-  RTP timing stays regular and the server's VAD hears the pause that ends a turn. A partial
-  remainder is held for one tick (more may be coming) and then flushed padded with zeros,
-  so the tail of an utterance is never stuck.
+Media policy (SPEC §4, §7; figures and method in ``docs/perf/webrtc.md``):
+- **Outbound.** ``OutboundAudioTrack`` is fed host PCM (24 kHz mono PCM16, any chunk length,
+  from any thread: ``feed`` appends to a deque, so a host frame costs no wakeup of the
+  bridge loop) and returns one Opus ``av.Packet`` every ``ptime_ms`` (20/40/60, default 20,
+  lowered to the answer's ``a=maxptime``) of wall time. It encodes itself, inline, with
+  libopus at 24 kHz mono: aiortc sends a packet a track returns as it is (documented
+  ``MediaStreamTrack.recv`` result), so there is no resampling to 48 kHz stereo, no
+  thread-pool hop and no per-sample audio-level loop per packet. The offer lists Opus only.
+- **Outbound silence.** When less than a packet is buffered the track sends silence rather
+  than waiting (a partial remainder is held one tick, then flushed padded with zeros, so the
+  tail of an utterance is never stuck). Host silence (peak ≤ ``SILENCE_PEAK``, or no audio)
+  is sent for ``silence_hangover_ms`` (default 1 s: more than the server VAD's
+  ``silence_duration_ms``, so the server hears the turn end), then the track sends no RTP
+  until a loud frame arrives; that frame goes out at once and the RTP timestamp jumps by
+  the silent wall time. ``None`` sends silence for ever.
 - **Outbound bound.** At most ``max_buffered_ms`` (default 2 s) of host audio waits; older
   audio beyond that is dropped and counted in 20 ms frames (a host feeding faster than real
   time would otherwise grow latency without bound).
 - **Inbound.** Every frame of the remote track is consumed (aiortc queues unread frames
-  without bound), downmixed (Opus decodes to stereo) and resampled to 24 kHz mono PCM16 by
-  one ``av.AudioResampler``, then delivered to trio as ``AudioFrame``s.
+  without bound) and counted (``frames_received``: liveness and statistics; RTP timestamp
+  gaps in ``frames_missing``). Sound, and remote silence for the hangover after it (500 ms
+  by default), is downmixed and resampled to 24 kHz mono PCM16 by one
+  ``av.AudioResampler`` and delivered to trio as ``AudioFrame``s, one hand-over each.
+  Remote silence past the hangover is delivered too (every frame: the engine's audio
+  contract counts the track's frames as its clock), but as digital silence of the same
+  length, without resampling, ``QUIET_BATCH`` frames per hand-over (one wakeup of the trio
+  loop per 100 ms instead of five). The offer asks the server for Opus DTX (``usedtx=1``).
 
 aiortc quirks (peer-libraries.md §3.4) and how they are handled here:
 - SCTP MTU: aiortc 1.16 (installed here) already caps SCTP packets at 1189 bytes, so the
@@ -40,17 +51,19 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import av
+import numpy as np
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
@@ -65,7 +78,23 @@ SAMPLE_RATE: Final = 24_000
 FRAME_SAMPLES: Final = 480  # 20 ms at 24 kHz
 FRAME_BYTES: Final = FRAME_SAMPLES * 2
 FRAME_S: Final = FRAME_SAMPLES / SAMPLE_RATE
-_SILENCE: Final = bytes(FRAME_BYTES)
+#: Packet times the outbound track can use (Opus frame durations ≥ 20 ms).
+PTIMES_MS: Final = (20, 40, 60)
+DEFAULT_PTIME_MS: Final = 20
+#: Host audio whose peak is at most this (≈ -60 dBFS) counts as silence (outbound), and so
+#: does decoded remote audio (inbound).
+SILENCE_PEAK: Final = 32
+#: Keep sending silence this long after the host's last loud frame before stopping: it must
+#: exceed the server VAD's ``silence_duration_ms`` (500 ms by default on the realtime API,
+#: 200 ms in the simulator) with margin, or the server never hears the turn end.
+DEFAULT_SILENCE_HANGOVER_MS: Final = 1000
+#: Remote silence frames delivered one by one (resampled) after the model's last loud frame
+#: (500 ms); later silence is delivered as digital silence, ``QUIET_BATCH`` frames at a time.
+DEFAULT_REMOTE_SILENCE_HANGOVER_FRAMES: Final = 25
+#: Frames of remote silence per hand-over to trio past the hangover (100 ms: the most the
+#: engine's frame clock lags while the model is silent; sound flushes the batch at once).
+QUIET_BATCH: Final = 5
+OPUS_BITRATE: Final = 32_000
 _TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 DATA_CHANNEL_LABEL: Final = "oai-events"
 
@@ -107,6 +136,41 @@ def ice_configuration(ice_servers: IceServers) -> RTCConfiguration:
     return RTCConfiguration(iceServers=servers)
 
 
+def offer_with_opus_dtx(sdp: str) -> str:
+    """``sdp`` with ``usedtx=1`` in every Opus ``a=fmtp`` line: the receiver's consent
+    (RFC 7587 §6.1) for the server to stop sending while the model is silent. Only what is
+    sent to the server changes; aiortc's own description stays as it made it (the parameter
+    concerns what *we* receive, and aiortc's decoder takes DTX streams as they come)."""
+    lines = sdp.split("\r\n")
+    opus = [
+        line.split()[0].partition(":")[2]
+        for line in lines
+        if line.startswith("a=rtpmap:") and " opus/" in line.lower()
+    ]
+    with_fmtp = {line.split()[0][7:] for line in lines if line.startswith("a=fmtp:")}
+    out = []
+    for line in lines:
+        pt, _, params = line.partition(" ")
+        if line.startswith("a=fmtp:") and pt[7:] in opus and "usedtx=" not in params:
+            line = f"{line};usedtx=1"
+        out.append(line)
+        if line.startswith("a=rtpmap:") and pt[9:] in opus and pt[9:] not in with_fmtp:
+            out.append(f"a=fmtp:{pt[9:]} usedtx=1")  # aiortc states no Opus parameters
+    return "\r\n".join(out)
+
+
+def answer_maxptime(sdp: str) -> int | None:
+    """The smallest ``a=maxptime`` of the answer's audio sections, if it states one."""
+    values = []
+    for line in sdp.splitlines():
+        if line.startswith("a=maxptime:"):
+            try:
+                values.append(int(float(line.partition(":")[2].strip())))
+            except ValueError:
+                continue  # a malformed attribute states nothing
+    return min(values) if values else None
+
+
 class RtcSink(Protocol):
     """Trio-side receiver of what the peer connection produces (called on the trio thread)."""
 
@@ -116,6 +180,8 @@ class RtcSink(Protocol):
 
     def on_audio(self, frame: AudioFrame) -> None: ...
 
+    def on_audio_batch(self, frames: tuple[AudioFrame, ...]) -> None: ...
+
     def on_channel_open(self) -> None: ...
 
     def on_channel_closed(self) -> None:
@@ -124,73 +190,253 @@ class RtcSink(Protocol):
     def on_failed(self, error: str) -> None: ...
 
 
+def peak(pcm: bytes | memoryview) -> int:
+    """The largest absolute sample of PCM16 ``pcm`` (0 for an empty buffer)."""
+    samples = np.frombuffer(pcm, np.int16, count=len(pcm) // 2)
+    if not samples.size:
+        return 0
+    return max(int(samples.max()), -int(samples.min()))
+
+
 class OutboundAudioTrack(MediaStreamTrack):
-    """The local audio track: host PCM in, one paced 20 ms frame out per ``recv()``."""
+    """The local audio track: host PCM in, one paced Opus packet out per ``recv()``.
+
+    ``feed`` may be called from any thread (the trio thread calls it directly: appending to
+    a deque is atomic, so a host frame costs no wakeup of the bridge loop while the track is
+    sending); everything else runs on the bridge loop. See the module docstring for the
+    policy (ptime, silence suppression and its hangover).
+    """
 
     kind = "audio"
 
-    def __init__(self, max_buffered_ms: int = 2000) -> None:
+    def __init__(
+        self,
+        max_buffered_ms: int = 2000,
+        *,
+        ptime_ms: int = DEFAULT_PTIME_MS,
+        silence_hangover_ms: int | None = DEFAULT_SILENCE_HANGOVER_MS,
+        silence_peak: int = SILENCE_PEAK,
+    ) -> None:
         super().__init__()
+        if ptime_ms not in PTIMES_MS:
+            raise ValueError(f"ptime_ms must be one of {PTIMES_MS}, not {ptime_ms!r}")
+        self._pending: deque[bytes] = deque()  # fed from any thread, drained on the loop
         self._buffer = bytearray()
         self._cap = max_buffered_ms * SAMPLE_RATE // 1000 * 2
-        self._held = False  # a partial frame already waited one tick
+        self._held = False  # a partial packet already waited one tick
         self._start: float | None = None
-        self._pts = 0
-        self.frames_dropped = 0  # read from the trio thread for statistics (an int: atomic)
+        self._pts = 0  # samples at 24 kHz since the first packet (the RTP clock, halved)
+        self._hangover_ms = silence_hangover_ms
+        self._silence_peak = silence_peak
+        self._quiet_ms = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._encoder: Any = None
+        self.ptime_ms = ptime_ms
+        #: The track sends nothing until a loud frame arrives (set on the loop, read by feed).
+        self.suppressed = False
+        self._parked = False
+        # Read from the trio thread for statistics (ints: atomic).
+        self.frames_dropped = 0  # 20 ms frames of host audio dropped over the buffer cap
+        self.packets_sent = 0
+        self.packets_suppressed = 0  # ptime-long packets of silence never encoded or sent
+
+    def set_ptime(self, ptime_ms: int) -> None:
+        """Change the packet time before the first packet (the answer's ``maxptime``)."""
+        if self._encoder is None and ptime_ms in PTIMES_MS:
+            self.ptime_ms = ptime_ms
 
     def feed(self, pcm: bytes) -> None:
-        buffer = self._buffer
-        buffer += pcm
+        """Queue host PCM (any thread). While the track is suppressed, quiet audio is
+        dropped right here and only a loud frame wakes the bridge loop."""
+        if self.suppressed and peak(pcm) <= self._silence_peak:
+            return
+        self._pending.append(pcm)
+        if self._parked and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_up)
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _drain(self) -> None:
+        pending, buffer = self._pending, self._buffer
+        while pending:
+            buffer += pending.popleft()
         excess = len(buffer) - self._cap
         if excess > 0:
             excess = -(-excess // FRAME_BYTES) * FRAME_BYTES  # whole frames, keep alignment
             del buffer[:excess]
             self.frames_dropped += excess // FRAME_BYTES
 
-    async def recv(self) -> av.AudioFrame:
+    def _open_encoder(self) -> Any:
+        # Opus straight from 24 kHz mono: libopus codes it natively, so there is no
+        # resampling to 48 kHz stereo (what aiortc's own encoder does) and no thread hop.
+        encoder = av.CodecContext.create("libopus", "w")
+        encoder.sample_rate = SAMPLE_RATE
+        encoder.layout = "mono"
+        encoder.format = "s16"
+        encoder.bit_rate = OPUS_BITRATE
+        encoder.time_base = _TIME_BASE
+        encoder.options = {"application": "voip", "frame_duration": str(self.ptime_ms)}
+        encoder.open()
+        return encoder
+
+    async def _resume(self) -> None:
+        """Wait, sending nothing, until loud host audio is pending; restart the clock."""
+        loop = self._loop
+        assert loop is not None
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._parked = True
+        try:
+            while not self._pending:
+                self._wake.clear()
+                if self._pending:  # fed between the check and the clear
+                    break
+                await self._wake.wait()
+                if self.readyState != "live":
+                    raise MediaStreamError
+        finally:
+            self._parked = False
+        self.suppressed = False
+        self._quiet_ms = 0
+        self._held = False
+        # The RTP timestamp jumps by the wall time spent silent, so the receiver's jitter
+        # buffer sees a pause, not a burst of late packets.
+        assert self._start is not None
+        now = loop.time()
+        elapsed = round((now - self._start) * SAMPLE_RATE)
+        self._pts = max(self._pts + self.ptime_ms * SAMPLE_RATE // 1000, elapsed)
+        self._start = now - self._pts / SAMPLE_RATE
+
+    async def recv(self) -> av.Packet[Any]:  # aiortc: Frame | Packet
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        else:
-            self._pts += FRAME_SAMPLES
-            delay = self._start + self._pts / SAMPLE_RATE - now
-            if delay > 0:
-                await asyncio.sleep(delay)
-        buffer = self._buffer
-        if len(buffer) >= FRAME_BYTES:
-            data = bytes(buffer[:FRAME_BYTES])
-            del buffer[:FRAME_BYTES]
-            self._held = False
-        elif buffer and self._held:
-            data = bytes(buffer).ljust(FRAME_BYTES, b"\x00")
-            buffer.clear()
-            self._held = False
-        else:
-            self._held = bool(buffer)
-            data = _SILENCE
-        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+        loop = self._loop = self._loop or asyncio.get_running_loop()
+        ptime_samples = self.ptime_ms * SAMPLE_RATE // 1000
+        packet_bytes = ptime_samples * 2
+        while True:
+            if self.suppressed:
+                await self._resume()
+                pts = self._pts
+            elif self._start is None:
+                self._start = loop.time()
+                pts = 0
+            else:
+                pts = self._pts + ptime_samples
+                delay = self._start + pts / SAMPLE_RATE - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            self._pts = pts
+            self._drain()
+            buffer = self._buffer
+            if len(buffer) >= packet_bytes:
+                data = bytes(buffer[:packet_bytes])
+                del buffer[:packet_bytes]
+                self._held = False
+            elif buffer and self._held:
+                data = bytes(buffer).ljust(packet_bytes, b"\x00")
+                buffer.clear()
+                self._held = False
+            else:
+                self._held = bool(buffer)
+                data = b""
+            if data and peak(data) > self._silence_peak:
+                self._quiet_ms = 0
+            else:
+                self._quiet_ms += self.ptime_ms
+                hangover = self._hangover_ms
+                if hangover is not None and self._quiet_ms > hangover and not self._held:
+                    # Past the hangover: stop sending until the host sends a loud frame.
+                    self.suppressed = True
+                    self.packets_suppressed += 1
+                    buffer.clear()
+                    continue
+            return self._encode(data or bytes(packet_bytes), pts)
+
+    def _encode(self, data: bytes, pts: int) -> av.Packet[Any]:
+        if self._encoder is None:
+            self._encoder = self._open_encoder()
+        samples = len(data) // 2
+        frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
         frame.planes[0].update(data)
         frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._pts
+        frame.pts = pts
         frame.time_base = _TIME_BASE
-        return frame
+        packets = self._encoder.encode(frame)
+        packet: av.Packet[Any] = packets[0]
+        # libopus reports pts shifted by its pre-skip; aiortc's RTP timestamp is this pts
+        # (converted to the 48 kHz RTP clock), so it must be the track's own clock.
+        packet.pts = pts
+        packet.time_base = _TIME_BASE
+        self.packets_sent += 1
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        if self._loop is not None:
+            self._wake_up()  # a suppressed recv() returns with MediaStreamError
 
 
 async def _consume_remote_audio(
-    track: MediaStreamTrack, deliver: Callable[[AudioFrame], None]
+    track: MediaStreamTrack,
+    session: RtcSession,
+    deliver: Callable[[AudioFrame], None],
+    deliver_batch: Callable[[tuple[AudioFrame, ...]], None],
 ) -> None:
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    while True:
-        try:
-            frame = await track.recv()
-        except MediaStreamError:
-            return  # the track ended; stop (a dead track would otherwise busy-loop)
-        if not isinstance(frame, av.AudioFrame):
-            continue
-        for out in resampler.resample(frame):
-            deliver(AudioFrame(out.to_ndarray().tobytes(), SAMPLE_RATE, 1))
+    hangover = session.remote_silence_hangover_frames
+    threshold = SILENCE_PEAK
+    quiet_run = 0
+    held: list[AudioFrame] = []  # silence past the hangover, delivered QUIET_BATCH at a time
+    silences: dict[int, AudioFrame] = {}  # frozen frames: one per length is shared
+    next_pts: int | None = None
+    try:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return  # the track ended; stop (a dead track would otherwise busy-loop)
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            session.frames_received += 1
+            pts = frame.pts
+            if pts is not None:
+                if next_pts is not None and pts > next_pts:
+                    # An RTP timestamp gap: packets lost on the way (or a sender's DTX pause).
+                    session.frames_missing += (pts - next_pts) // frame.samples
+                next_pts = pts + frame.samples
+            if hangover is not None:
+                if frame.format.name == "s16" and peak(memoryview(frame.planes[0])) <= threshold:
+                    quiet_run += 1
+                    if quiet_run > hangover:
+                        # Remote silence past the hangover: digital silence of the same
+                        # length (no resampling), handed over QUIET_BATCH frames per wakeup
+                        # of the trio loop. Every frame still arrives, so the engine's
+                        # frame clock (TrackAudio's bounds) keeps running.
+                        samples = frame.samples * SAMPLE_RATE // frame.sample_rate
+                        silence = silences.get(samples)
+                        if silence is None:
+                            silence = silences[samples] = AudioFrame(
+                                bytes(samples * 2), SAMPLE_RATE, 1
+                            )
+                        held.append(silence)
+                        session.frames_batched += 1
+                        if len(held) >= QUIET_BATCH:
+                            deliver_batch(tuple(held))
+                            held.clear()
+                        continue
+                else:
+                    quiet_run = 0
+            if held:  # order: the silence before this frame goes first
+                deliver_batch(tuple(held))
+                held.clear()
+            for out in resampler.resample(frame):
+                deliver(AudioFrame(out.to_ndarray().tobytes(), SAMPLE_RATE, 1))
+    finally:
+        if held:
+            deliver_batch(tuple(held))
 
 
 class RtcSession:
@@ -203,6 +449,9 @@ class RtcSession:
         *,
         data_channel: bool,
         configuration: RTCConfiguration | None = None,
+        ptime_ms: int = DEFAULT_PTIME_MS,
+        silence_hangover_ms: int | None = DEFAULT_SILENCE_HANGOVER_MS,
+        remote_silence_hangover_frames: int | None = DEFAULT_REMOTE_SILENCE_HANGOVER_FRAMES,
     ) -> None:
         self._port = port
         # Never None at the RTCPeerConnection: None would mean aiortc's public STUN server.
@@ -210,7 +459,12 @@ class RtcSession:
         self._sink = sink
         self._want_channel = data_channel
         self.pc: RTCPeerConnection | None = None
-        self.track = OutboundAudioTrack()
+        self.track = OutboundAudioTrack(ptime_ms=ptime_ms, silence_hangover_ms=silence_hangover_ms)
+        self.remote_silence_hangover_frames = remote_silence_hangover_frames
+        # Written on the bridge loop, read by the trio side (ints: atomic).
+        self.frames_received = 0  # every remote frame decoded, delivered or not
+        self.frames_batched = 0  # remote silence past the hangover, delivered in batches
+        self.frames_missing = 0  # remote frames never received (RTP timestamp gaps)
         self.channel: RTCDataChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -220,7 +474,13 @@ class RtcSession:
         return its SDP after ICE gathering completed (aiortc has no trickle ICE)."""
         pc = self.pc = RTCPeerConnection(configuration=self._configuration)
         port, sink = self._port, self._sink
-        pc.addTransceiver(self.track, direction="sendrecv")
+        transceiver = pc.addTransceiver(self.track, direction="sendrecv")
+        # The track hands aiortc Opus packets (it encodes them itself), so Opus is the only
+        # codec offered: a PCMU/PCMA answer would otherwise carry Opus payloads.
+        capabilities = RTCRtpSender.getCapabilities("audio")
+        transceiver.setCodecPreferences(
+            [c for c in capabilities.codecs if c.mimeType.lower() == "audio/opus"]
+        )
         if self._want_channel:
             channel = self.channel = pc.createDataChannel(DATA_CHANNEL_LABEL)
 
@@ -245,7 +505,10 @@ class RtcSession:
             # A track event racing close() must not start a consumer nobody will cancel.
             if track.kind == "audio" and not self._closed:
                 deliver: Callable[[AudioFrame], None] = lambda f: port.call(sink.on_audio, f)  # noqa: E731
-                task = asyncio.ensure_future(_consume_remote_audio(track, deliver))
+                batch: Callable[[tuple[AudioFrame, ...]], None] = lambda fs: port.call(  # noqa: E731
+                    sink.on_audio_batch, fs
+                )
+                task = asyncio.ensure_future(_consume_remote_audio(track, self, deliver, batch))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
@@ -260,11 +523,14 @@ class RtcSession:
                 port.call(sink.on_channel_closed)
 
         await pc.setLocalDescription(await pc.createOffer())
-        return str(pc.localDescription.sdp)
+        return offer_with_opus_dtx(str(pc.localDescription.sdp))
 
     async def apply_answer(self, sdp: str) -> None:
         assert self.pc is not None
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        maxptime = answer_maxptime(sdp)
+        if maxptime is not None and maxptime < self.track.ptime_ms:
+            self.track.set_ptime(max((p for p in PTIMES_MS if p <= maxptime), default=20))
 
     def send_text(self, text: str) -> None:
         channel = self.channel
@@ -275,9 +541,6 @@ class RtcSession:
         except Exception as exc:  # aiortc raises InvalidStateError et al. on a dying channel
             if not self._closed:
                 self._port.call(self._sink.on_failed, f"data channel send failed: {exc}")
-
-    def feed_audio(self, pcm: bytes) -> None:
-        self.track.feed(pcm)
 
     async def close(self) -> None:
         if self._closed:

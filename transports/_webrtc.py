@@ -29,12 +29,17 @@ Invariants:
 - ``send_audio`` accepts 24 kHz mono PCM16 frames of any whole number of samples and
   refuses an odd byte count with ``ValueError`` (nothing queued, alignment kept); it never
   blocks (the outbound track buffers up to 2 s and counts the older audio it drops, in
-  20 ms frames, as ``TransportStatistics.audio_out_dropped``).
+  20 ms frames, as ``TransportStatistics.audio_out_dropped``). Host silence stops the RTP
+  stream after ``silence_hangover_ms``; remote silence past ``remote_silence_hangover_ms``
+  after the model's sound arrives as digital silence in batches of 100 ms (every frame
+  is delivered; ``_rtc_asyncio``, ``docs/perf/webrtc.md``).
 - Liveness: a watch task (in the caller's nursery) ends the transport with an error when
   no audio frame and no event arrived for ``liveness_timeout`` seconds (realtime servers
-  stream RTP continuously, silence included); ICE/DTLS ``failed`` ends it at once. A peer
-  that hangs up in order (data channel or peer connection ``closed``) ends it with
-  ``"closed"``. ``connect_timeout`` is one deadline for the whole start.
+  stream RTP continuously, silence included, or a DTX keep-alive packet every ~400 ms;
+  every received frame counts, also remote silence still held for its batch); ICE/DTLS
+  ``failed`` ends it at once. A peer that hangs up in order (data channel or peer
+  connection ``closed``) ends it with ``"closed"``. ``connect_timeout`` is one deadline
+  for the whole start.
 """
 
 from __future__ import annotations
@@ -152,8 +157,16 @@ class WebRTCTransport(Transport):
             raise ValueError(f"send_audio takes whole PCM16 samples: {len(frame.pcm)} bytes is odd")
         self._check_open()
         await trio.lowlevel.checkpoint()
-        self._bridge.call_soon(self._rtc.feed_audio, frame.pcm)
+        # Straight into the track's thread-safe queue: no wakeup of the bridge loop per frame
+        # (the track drains the queue on its own tick, and wakes itself only when suppressed).
+        self._rtc.track.feed(frame.pcm)
         self._counters.audio_frames_out += 1
+
+    @property
+    def remote_frames_missing(self) -> int:
+        """Remote audio frames never received: gaps in the RTP timestamps of the model's
+        track (packets lost, or a server pausing in DTX). A benchmark figure."""
+        return self._rtc.frames_missing
 
     async def receive_batch(self) -> list[Inbound]:
         return await self._inbox.get_batch()
@@ -176,6 +189,11 @@ class WebRTCTransport(Transport):
         self._counters.audio_out_dropped = self._rtc.track.frames_dropped
         queued = self._outbound_send.statistics().current_buffer_used
         snapshot = self._counters.snapshot("webrtc", outbound_queued=queued)
+        # Every remote frame the peer sent counts, also silence still held for its batch
+        # (the bridge counts a frame before handing it over).
+        received = self._rtc.frames_received
+        if received > snapshot.audio_frames_in:
+            snapshot = attrs.evolve(snapshot, audio_frames_in=received)
         if self._sideband is not None:
             # In sideband control the events travel on the inner WebSocket, which counts
             # the binary frames it drops; they belong to this transport's contract too.
@@ -195,6 +213,11 @@ class WebRTCTransport(Transport):
 
     def on_audio(self, frame: AudioFrame) -> None:
         self._inbox.put_audio(frame)
+
+    def on_audio_batch(self, frames: tuple[AudioFrame, ...]) -> None:
+        put = self._inbox.put_audio
+        for frame in frames:
+            put(frame)
 
     def on_channel_open(self) -> None:
         self._opened.set()
@@ -223,7 +246,7 @@ class WebRTCTransport(Transport):
     def _activity(self) -> int:
         # Everything that proves the peer is there, from counters the hot path keeps anyway.
         c = self._counters
-        return c.messages_in + c.audio_frames_in + c.audio_in_dropped
+        return c.messages_in + self._rtc.frames_received + c.audio_in_dropped
 
     async def _watch_liveness(self, liveness_timeout: float) -> None:
         """End the transport when the peer sent nothing for ``liveness_timeout`` (module
@@ -343,6 +366,9 @@ async def connect_webrtc(
     outbound_queue_size: int = 256,
     ice_servers: Sequence[str | Mapping[str, Any]] = (),
     liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
+    ptime_ms: int = 20,
+    silence_hangover_ms: int | None = 1000,
+    remote_silence_hangover_ms: int | None = 500,
 ) -> WebRTCTransport:
     """Start a WebRTC call with a realtime server.
 
@@ -359,12 +385,23 @@ async def connect_webrtc(
     are passed to the peer connection as they are; the default is none (host candidates
     only: nothing is sent beyond this machine's own interfaces).
 
+    Media (``docs/perf/webrtc.md``): host audio goes out as Opus packets of ``ptime_ms``
+    (20, 40 or 60; lowered to the answer's ``a=maxptime``). After ``silence_hangover_ms`` of
+    host silence (peak ≤ -60 dBFS, or no audio at all) the track stops sending until the
+    host sends sound again; the hangover must exceed the server VAD's
+    ``silence_duration_ms`` with margin (``None``: always send, silence included). Remote
+    silence is resampled and delivered frame by frame for ``remote_silence_hangover_ms``
+    after the model's last sound, then delivered as digital silence, 100 ms per hand-over
+    (``None``: every frame resampled and handed over on its own).
+
     Raises:
         ConnectError: the offer, the POST (``status`` set for HTTP errors), the answer, or the
             data channel failed or timed out.
-        ValueError: an ``ice_servers`` entry is malformed, or ``liveness_timeout`` is not
-            positive.
+        ValueError: an ``ice_servers`` entry is malformed, ``liveness_timeout`` is not
+            positive, or ``ptime_ms`` is not 20, 40 or 60.
     """
+    if ptime_ms not in (20, 40, 60):
+        raise ValueError(f"ptime_ms must be 20, 40 or 60, not {ptime_ms!r}")
     if not liveness_timeout > 0:
         raise ValueError(f"liveness_timeout must be > 0 seconds, not {liveness_timeout!r}")
     try:
@@ -381,6 +418,11 @@ async def connect_webrtc(
         transport,
         data_channel=control == "datachannel",
         configuration=configuration,
+        ptime_ms=ptime_ms,
+        silence_hangover_ms=silence_hangover_ms,
+        remote_silence_hangover_frames=None
+        if remote_silence_hangover_ms is None
+        else -(-remote_silence_hangover_ms // 20),
     )
     transport._rtc = rtc
     connected = False

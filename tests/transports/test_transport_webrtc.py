@@ -102,33 +102,51 @@ async def test_tone_from_client_reaches_answerer() -> None:
             await transport.aclose()
 
 
-async def test_audio_from_answerer_arrives_as_24k_mono_in_real_time() -> None:
-    # Tolerance: the audio received over a run of N seconds may differ from the wall time
-    # between the first and the last frame by at most 100 ms (resampler latency is < 1 ms,
-    # the rest is loopback jitter), and nothing else than 24 kHz mono frames arrives.
+async def test_audio_from_answerer_arrives_as_24k_mono_in_real_time_silence_batched() -> None:
+    # The peer plays a 400 ms tone, then streams silence for ever. Delivered: every frame,
+    # as 24 kHz mono, in real time: the tone and 500 ms of its trailing silence frame by
+    # frame, then digital silence handed over 5 frames at a time (the audio received may
+    # differ from the wall time between the first and the last frame by at most 150 ms:
+    # loopback jitter plus one batch).
     with trio.fail_after(15):
         async with serve_answerer() as server, trio.open_nursery() as nursery:
             server.tone_ms = 400
             transport = await _connect(nursery, server)
             frames: list[AudioFrame] = []
             arrivals: list[float] = []
+            batches: list[int] = []
             while sum(f.duration_ms for f in frames) < 1500:
-                for item in await transport.receive_batch():
-                    if isinstance(item, AudioFrame):
-                        frames.append(item)
-                        arrivals.append(time.perf_counter())
+                batch = [i for i in await transport.receive_batch() if isinstance(i, AudioFrame)]
+                frames.extend(batch)
+                arrivals.extend([time.perf_counter()] * len(batch))
+                batches.append(len(batch))
             assert {(f.sample_rate, f.channels) for f in frames} == {(24_000, 1)}
             total_ms = sum(f.duration_ms for f in frames)
             wall_ms = (arrivals[-1] - arrivals[0]) * 1000 + frames[0].duration_ms
-            assert abs(total_ms - wall_ms) < 100, (total_ms, wall_ms)
+            assert abs(total_ms - wall_ms) < 150, (total_ms, wall_ms)
             pcm = np.frombuffer(b"".join(f.pcm for f in frames), np.int16)
             loud = np.flatnonzero(np.abs(pcm) > 2000)
             assert len(loud) > 0.3 * 24_000  # most of the 400 ms tone
             tone = pcm[loud[0] : loud[-1]]
             assert abs(_dominant_hz(tone, 24_000) - 660) < 10
             assert int(np.abs(tone).max()) < 12_000  # downmix kept the level (tone peak 8000)
-            stats = transport.statistics()
-            assert stats.audio_frames_in == len(frames) or stats.audio_frames_in > len(frames)
+            assert not pcm[-24 * 300 :].any()  # past the hangover: digital silence
+            assert transport._rtc.frames_batched >= 5
+            assert max(batches) >= 5  # one hand-over brought a batch of silence
+            assert transport.statistics().audio_frames_in >= len(frames)
+            await transport.aclose()
+
+
+async def test_every_remote_frame_is_delivered_without_remote_silence_hangover() -> None:
+    with trio.fail_after(15):
+        async with serve_answerer() as server, trio.open_nursery() as nursery:
+            server.tone_ms = 100
+            transport = await _connect(nursery, server, remote_silence_hangover_ms=None)
+            frames: list[AudioFrame] = []
+            while sum(f.duration_ms for f in frames) < 1000:  # 0.9 s of silence after the tone
+                for item in await transport.receive_batch():
+                    if isinstance(item, AudioFrame):
+                        frames.append(item)
             await transport.aclose()
 
 
@@ -425,14 +443,22 @@ async def test_a_silent_peer_ends_the_transport_within_liveness_timeout() -> Non
 
 
 async def test_a_live_peer_is_not_ended_by_the_liveness_watch() -> None:
+    # The peer's silence (batched past the 500 ms hangover) keeps it alive: 100 frames
+    # (2 s) span more than three liveness periods.
     with trio.fail_after(15):
         async with serve_answerer() as server, trio.open_nursery() as nursery:
+            server.tone_ms = 100
             transport = await _connect(nursery, server, liveness_timeout=0.6)
-            frames = 0
-            while frames < 100:  # 2 s of media, more than three liveness periods
-                for item in await transport.receive_batch():
-                    assert not isinstance(item, TransportEnded), item
-                    frames += isinstance(item, AudioFrame)
+            items: list[object] = []
+
+            async def read() -> None:
+                while True:
+                    items.extend(await transport.receive_batch())
+
+            nursery.start_soon(read)
+            await wait_for(lambda: transport.statistics().audio_frames_in >= 100, 0.02)
+            assert not any(isinstance(item, TransportEnded) for item in items), items
+            nursery.cancel_scope.cancel()
             await transport.aclose()
 
 
