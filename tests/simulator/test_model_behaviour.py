@@ -620,8 +620,10 @@ def test_tool_choice_none_forced_and_required() -> None:
     update(model, tools=[_tool("a"), _tool("b")], tool_choice="none")
     events = ask(model, "call a")
     assert "response.function_call_arguments.done" not in types(events)
-    # (A function selector in session.update is refused by duplex's SessionConfig parser
-    # today; per response it goes through.)
+    # A function selector works in session.update and per response.
+    update(model, tool_choice={"type": "function", "name": "b"})
+    events = ask(model, "just talk")
+    assert first(events, "response.function_call_arguments.done")["name"] == "b"
     update(model, tool_choice="auto")
     events = ask(model, "just talk", tool_choice={"type": "function", "name": "b"})
     assert first(events, "response.function_call_arguments.done")["name"] == "b"

@@ -498,7 +498,7 @@ async def test_auth_required_and_checked() -> None:
                 assert (await recv(ws))["type"] == "session.created"
 
 
-async def test_beta_header_rejected_like_today() -> None:
+async def test_beta_header_is_rejected_as_the_ga_server_does() -> None:
     from trio_websocket import ConnectionClosed
 
     with trio.fail_after(10):
