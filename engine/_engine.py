@@ -287,6 +287,9 @@ class Engine:
         async with self._lock:
             self._check_open()
             await self._replace_current()
+            # The block may have exited while the old conversation closed; from here to
+            # nursery.start() there is no checkpoint, so the nursery is still open after this.
+            self._check_open()
             session_id = f"duplex_{uuid.uuid4().hex}"
             try:
                 start_event = session_start_event(
