@@ -321,6 +321,9 @@ class Engine:
         async with self._lock:
             self._check_open()
             await self._replace_current()
+            # The block may have exited while the old conversation closed; from here to
+            # nursery.start() there is no checkpoint, so the nursery is still open after this.
+            self._check_open()
             session_id = f"duplex_{uuid.uuid4().hex}"
             # The session (config.session, tools, instructions): the handshake and every
             # later update_session come from it. Raises ConversationStartError.

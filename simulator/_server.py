@@ -139,12 +139,19 @@ class Simulator:
         self._nursery: trio.Nursery | None = None
         self._session_added = trio.Event()
         self._tls: ssl.SSLContext | None = None
+        self._open_connections = 0
 
     # ------------------------------------------------------------------ test API
 
     def add_scenario(self, scenario: Scenario) -> None:
         """Queue a scenario; the next session (or WebRTC call) to open claims it."""
         self._scenarios.append(scenario)
+
+    @property
+    def open_connections(self) -> int:
+        """Client TCP connections (HTTP or WebSocket) the server holds open right now: 0 once
+        every client has gone, so a test can assert that nothing it opened leaked."""
+        return self._open_connections
 
     async def wait_for_session(self, count: int = 1) -> SessionRecord:
         """Wait until ``count`` sessions exist; return the ``count``-th."""
@@ -190,6 +197,13 @@ class Simulator:
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
         """One client connection: HTTP requests (keep-alive) until one upgrades."""
+        self._open_connections += 1
+        try:
+            await self._serve_connection(stream)
+        finally:
+            self._open_connections -= 1
+
+    async def _serve_connection(self, stream: trio.abc.Stream) -> None:
         async with stream:
             conn = HttpConnection(stream, max_body=_MAX_BODY)
             try:

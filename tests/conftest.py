@@ -17,17 +17,22 @@ target and the stack of every attempt. An attempt from a thread that outlived it
 keeps checking a closed call for a while) is reported by the phase running when it happens; one
 made between tests fails the session. Tests that provoke attempts on purpose use the
 ``network_guard`` fixture's ``expect_blocked()``.
+
+Shared fixtures: ``self_signed`` (a self-signed certificate for 127.0.0.1/localhost with its
+TLS contexts, from ``_support``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from ._netguard import Attempt, NetworkGuard
+from ._support import SelfSignedCert, self_signed_cert
 
 settings.register_profile("ci", deadline=None, max_examples=100)
 settings.register_profile("dev", deadline=None, max_examples=20)
@@ -97,3 +102,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def network_guard(request: pytest.FixtureRequest) -> NetworkGuard:
     """The session's network guard (``expect_blocked()`` collects deliberate attempts)."""
     return request.config.stash[_GUARD]
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> SelfSignedCert:
+    """A fresh self-signed certificate for ``127.0.0.1``/``localhost`` in ``tmp_path``."""
+    return self_signed_cert(tmp_path)

@@ -815,6 +815,11 @@ async def connect_websocket(
                 transport._receiver.reader_done = True
                 await trio.aclose_forcefully(transport._stream)
             else:
+                # Cancelled: the owner's nursery is going away. aclose() has usually closed
+                # the socket already; if not (nobody called it, or a cancelled start() never
+                # received the transport: trio's nursery.start() can raise Cancelled after
+                # the task started), release the socket now rather than at garbage collection.
+                await trio.aclose_forcefully(transport._stream)
                 raise
 
     try:

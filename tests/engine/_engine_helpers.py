@@ -41,6 +41,8 @@ from duplex.transports import (
     memory_transport_pair,
 )
 
+from .._support import wait_until
+
 API_KEY = "sk-test-SECRET-a1b2c3d4e5f6g7h8"
 
 Predicate = Callable[[Any], bool]
@@ -181,12 +183,8 @@ def sine(ms: int, freq: float = 440.0, amplitude: int = 8000, rate: int = 24000)
     )
 
 
-async def poll_until(predicate: Callable[[], bool], interval: float = 0.005) -> None:
-    """Wait until ``predicate()`` holds (for state that has no event to wait on)."""
-    while True:
-        if predicate():
-            return
-        await trio.sleep(interval)
+# The one condition wait lives in tests/_support.py; this name stays for the engine tests.
+poll_until = wait_until
 
 
 async def wait_for_record(

@@ -3,21 +3,13 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import logging
-import ssl
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
 import pytest
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from trio_websocket import WebSocketRequest, serve_websocket
 
 from duplex.engine import (
@@ -32,6 +24,7 @@ from duplex.engine import (
 )
 from duplex.simulator import SimulatorConfig, open_simulator
 
+from .._support import SelfSignedCert
 from ._engine_helpers import (
     API_KEY,
     engine_with_events,
@@ -170,45 +163,11 @@ async def test_unusable_key_fails_start_cleanly(key: str) -> None:
 # ---- TLS verification ------------------------------------------------------------------
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "duplex test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.mark.parametrize("transport", ["websocket", "webrtc"])
 async def test_tls_with_untrusted_certificate_is_refused(
-    tmp_path: Path, transport: Literal["websocket", "webrtc"]
+    self_signed: SelfSignedCert, transport: Literal["websocket", "webrtc"]
 ) -> None:
-    cert_path, key_path = _self_signed(tmp_path)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert_path, key_path)
+    server_ctx = self_signed.server_context()
     accepted: list[str] = []
 
     async def handler(request: WebSocketRequest) -> None:
@@ -220,7 +179,7 @@ async def test_tls_with_untrusted_certificate_is_refused(
             server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, server_ctx)
             port = server.port
             # Control: the server works for a client that trusts its certificate.
-            trusting = ssl.create_default_context(cafile=str(cert_path))
+            trusting = self_signed.client_context()
             stream = await trio.open_ssl_over_tcp_stream("127.0.0.1", port, ssl_context=trusting)
             await stream.do_handshake()
             await stream.aclose()

@@ -20,7 +20,7 @@ import trio
 
 from duplex.simulator import SimulatorConfig, open_simulator
 
-from ._simhelpers import self_signed_cert
+from .._support import SelfSignedCert
 
 JS = Path(__file__).with_name("js")
 NODE = shutil.which("node")
@@ -31,9 +31,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-async def test_openai_js_sdk_websocket_turn_with_a_minted_key(tmp_path: Path) -> None:
+async def test_openai_js_sdk_websocket_turn_with_a_minted_key(
+    self_signed: SelfSignedCert,
+) -> None:
     assert NODE is not None
-    cert, key = self_signed_cert(tmp_path)
+    cert, key = self_signed
     config = SimulatorConfig(api_key="sk-backend", tls_certfile=str(cert), tls_keyfile=str(key))
     with trio.fail_after(60):
         async with open_simulator(config) as sim:

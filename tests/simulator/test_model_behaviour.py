@@ -333,7 +333,7 @@ def test_output_audio_buffer_stopped_when_the_audio_has_played_out() -> None:
         "response.content_part.added"
     )
     audio_s = len(synthesize("You said: hello there.")) / 48_000
-    timed = poll_until(model, "response.done", 10.0)
+    timed = advance_until(model, "response.done", 10.0)
     done_at = _at(timed, "response.done")
     # Generated 20x faster than real time; the slot is free at response.done ...
     assert done_at == pytest.approx(10.0 + audio_s / 20, abs=0.05)
@@ -356,9 +356,10 @@ def test_output_audio_buffer_stopped_when_the_audio_has_played_out() -> None:
     assert types([e for _, e in timed])[-1] == "output_audio_buffer.stopped"
 
 
-def poll_until(
+def advance_until(
     model: ScriptedModel, type_: str, now: float = 0.0
 ) -> list[tuple[float, dict[str, Any]]]:
+    """Advance the model's virtual clock deadline by deadline until it emits ``type_``."""
     out: list[tuple[float, dict[str, Any]]] = []
     while (deadline := model.next_deadline()) is not None:
         now = max(now, deadline)
@@ -592,14 +593,14 @@ def test_idle_timeout_triggers_after_the_response() -> None:
     feed(model, append(silence(1000)))
     feed(model, user_text("hello"))
     feed(model, {"type": "response.create"})
-    timed = poll_until(model, "input_audio_buffer.timeout_triggered")
+    timed = advance_until(model, "input_audio_buffer.timeout_triggered")
     done_at = _at(timed, "response.done")
     fired_at, fired = next((t, e) for t, e in timed if e["type"].endswith("timeout_triggered"))
     assert fired_at == pytest.approx(done_at + 5.0)
     assert fired["audio_start_ms"] == 1000
     assert fired["audio_end_ms"] == 1000
     rest = [e for t, e in timed if t >= fired_at]
-    rest += [e for _, e in poll_until(model, "response.done", fired_at)]
+    rest += [e for _, e in advance_until(model, "response.done", fired_at)]
     assert "input_audio_buffer.committed" in types(rest)
     reply = first(rest, "response.output_audio_transcript.done")["transcript"]
     assert reply == "Are you still there?"
@@ -620,8 +621,10 @@ def test_tool_choice_none_forced_and_required() -> None:
     update(model, tools=[_tool("a"), _tool("b")], tool_choice="none")
     events = ask(model, "call a")
     assert "response.function_call_arguments.done" not in types(events)
-    # (A function selector in session.update is refused by duplex's SessionConfig parser
-    # today; per response it goes through.)
+    # A function selector works in session.update and per response.
+    update(model, tool_choice={"type": "function", "name": "b"})
+    events = ask(model, "just talk")
+    assert first(events, "response.function_call_arguments.done")["name"] == "b"
     update(model, tool_choice="auto")
     events = ask(model, "just talk", tool_choice={"type": "function", "name": "b"})
     assert first(events, "response.function_call_arguments.done")["name"] == "b"

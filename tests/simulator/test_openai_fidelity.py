@@ -302,14 +302,14 @@ async def test_openai_sdk_parallel_tools_and_out_of_band() -> None:
 
 def test_webrtc_and_idle_events_validate() -> None:
     """The events only a WebRTC or idle-timeout session sends, from the sans-IO model."""
-    from .test_model_behaviour import _model, drain_timed, feed, poll_until, update, user_text
+    from .test_model_behaviour import _model, advance_until, drain_timed, feed, update, user_text
 
     events: list[dict[str, Any]] = []
     rtc = _model(webrtc=True)
     update(rtc, audio={"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 500}}})
     events += feed(rtc, user_text("hello"))
     events += feed(rtc, {"type": "response.create"})
-    events += [e for _, e in poll_until(rtc, "input_audio_buffer.timeout_triggered")]
+    events += [e for _, e in advance_until(rtc, "input_audio_buffer.timeout_triggered")]
     events += feed(rtc, {"type": "response.cancel"}, 100.0)
     events += feed(rtc, {"type": "output_audio_buffer.clear"}, 100.0)
     events += [e for _, e in drain_timed(rtc, 100.0)]

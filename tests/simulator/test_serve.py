@@ -18,7 +18,8 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 from duplex.simulator import Simulator, SimulatorConfig, run_server, serve_simulator
 
 from .._netguard import NetworkGuard
-from ._simhelpers import close_code, self_signed_cert
+from .._support import SelfSignedCert
+from ._simhelpers import close_code
 
 
 async def test_serve_simulator_returns_base_url() -> None:
@@ -87,10 +88,11 @@ async def test_idle_session_does_not_spin() -> None:
                 url, extra_headers=[(b"Authorization", b"Bearer k")]
             ) as ws:
                 await ws.get_message()
-                await trio.sleep(0.1)
+                # The greeting's tasks settle (everything parks), then the count starts.
+                await trio.testing.wait_all_tasks_blocked()
                 trio.lowlevel.add_instrument(counter)
                 try:
-                    await trio.sleep(0.5)
+                    await trio.sleep(0.5)  # the behaviour: half a second of an idle session
                 finally:
                     trio.lowlevel.remove_instrument(counter)
     busiest = max(counter.steps.values(), default=0)
@@ -204,13 +206,11 @@ def test_the_simulator_does_not_import_hypercorn() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-async def test_tls_serves_https_and_wss(tmp_path: Path) -> None:
-    import ssl
-
+async def test_tls_serves_https_and_wss(self_signed: SelfSignedCert) -> None:
     from duplex.simulator import FaultConfig, open_simulator
 
-    cert, key = self_signed_cert(tmp_path)
-    trust = ssl.create_default_context(cafile=str(cert))
+    cert, key = self_signed
+    trust = self_signed.client_context()
     config = SimulatorConfig(
         tls_certfile=str(cert),
         tls_keyfile=str(key),

@@ -227,6 +227,8 @@ async def test_spoken_turn_over_rtp() -> None:
                 await _connect_call(sim, client)
                 await client.opened.wait()
                 assert (await client.recv())["type"] == "session.created"
+                # Real-time audio is the behaviour: the live mic track carries 0.4 s of
+                # silence, then 0.6 s of speech, then silence until the reply.
                 await trio.sleep(0.4)
                 spoke_at = time.monotonic_ns()
                 client.mic.speaking = True

@@ -11,6 +11,7 @@ import trio
 
 from duplex.simulator import SimulatorConfig, open_simulator, synthesize, tone
 
+from .._support import wait_until
 from ._simhelpers import (
     close_code,
     connect,
@@ -498,7 +499,7 @@ async def test_auth_required_and_checked() -> None:
                 assert (await recv(ws))["type"] == "session.created"
 
 
-async def test_beta_header_rejected_like_today() -> None:
+async def test_beta_header_is_rejected_as_the_ga_server_does() -> None:
     from trio_websocket import ConnectionClosed
 
     with trio.fail_after(10):
@@ -579,3 +580,16 @@ async def test_upgrade_without_a_websocket_key_is_a_400() -> None:
             await stream.aclose()
             assert reply.startswith(b"HTTP/1.1 400")
             assert sim.sessions == []
+
+
+async def test_open_connections_counts_the_clients_the_server_holds() -> None:
+    with trio.fail_after(10):
+        async with open_simulator() as sim:
+            assert sim.open_connections == 0
+            async with connect(sim) as first, connect(sim) as second:
+                assert (await recv(first))["type"] == "session.created"
+                assert (await recv(second))["type"] == "session.created"
+                assert sim.open_connections == 2
+            # The server side ends once it has read the client's close.
+            await wait_until(lambda: sim.open_connections == 0)
+            assert all(record.closed for record in sim.sessions)

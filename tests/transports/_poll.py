@@ -1,6 +1,7 @@
 """Waiting on transport internals that offer no event.
 
-- ``wait_for``: poll a predicate over state owned by a library that offers no event.
+- ``wait_for``: an alias of ``tests._support.wait_until`` (the one condition wait), kept for
+  test_transport_webrtc.py.
 - ``read_ahead``: make a WebSocket transport read (as its keepalive does while waiting for a
   pong) until ``n`` text messages wait unread, so a test can check they come out as one
   batch. The WebSocket transport reads only when asked, so "a burst has arrived" means
@@ -9,18 +10,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import trio
-
 from duplex.transports import WebSocketTransport
 
+from .._support import wait_until
 
-async def wait_for(predicate: Callable[[], bool], interval: float = 0.002) -> None:
-    """Return once ``predicate()`` is true; callers bound it with ``trio.fail_after``."""
-    # Polling on purpose: the state lives in trio-websocket / aiortc, which expose no event.
-    while not predicate():  # noqa: ASYNC110
-        await trio.sleep(interval)
+wait_for = wait_until
 
 
 async def read_ahead(transport: WebSocketTransport, n: int) -> None:

@@ -20,7 +20,8 @@ from duplex.transports import (
     memory_transport_pair,
 )
 
-from ._poll import read_ahead, wait_for
+from .._support import wait_until
+from ._poll import read_ahead
 from ._rtc_peer import AnswerPeer, serve_answerer
 from ._ws_server import ServerConn, serve
 from .conformance import CASES, Harness
@@ -112,7 +113,7 @@ class WebRTCDataChannelHarness:
             await transport.aclose()
 
     async def until_buffered(self, transport: Transport, n: int) -> None:
-        await wait_for(lambda: _texts_waiting(transport) >= n)
+        await wait_until(lambda: _texts_waiting(transport) >= n)
 
 
 class WebRTCSidebandHarness:
@@ -134,7 +135,7 @@ class WebRTCSidebandHarness:
             await transport.aclose()
 
     async def until_buffered(self, transport: Transport, n: int) -> None:
-        await wait_for(lambda: _texts_waiting(transport) >= n)
+        await wait_until(lambda: _texts_waiting(transport) >= n)
 
 
 HARNESSES: list[Callable[[], Harness]] = [

@@ -21,24 +21,16 @@ and 20 ms framing; observed ≈ 10 ms).
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import socket
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import numpy as np
 import pytest
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from trio_websocket import WebSocketRequest, serve_websocket
 
 from duplex.protocol import (
@@ -70,7 +62,8 @@ from duplex.transports import (
     connect_websocket,
 )
 
-from ._poll import read_ahead, wait_for
+from .._support import SelfSignedCert, wait_until
+from ._poll import read_ahead
 
 API_KEY = "sk-simulator-conformance"
 WS_AUDIO_TOLERANCE_MS = 40.0
@@ -271,7 +264,7 @@ async def _until_buffered(transport: Transport, n: int) -> None:
         return
     assert isinstance(transport, WebRTCTransport)
     inbox = transport._inbox
-    await wait_for(lambda: sum(type(item) is str for item in inbox._items) >= n)
+    await wait_until(lambda: sum(type(item) is str for item in inbox._items) >= n)
 
 
 @kinds
@@ -571,43 +564,10 @@ async def test_oversized_frame_ends_with_1009(kind: Kind) -> None:
 # ---- TLS ---------------------------------------------------------------------------------
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "duplex transport test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-async def test_wss_with_trusted_self_signed_certificate_succeeds(tmp_path: Path) -> None:
-    cert_path, key_path = _self_signed(tmp_path)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert_path, key_path)
-    client_ctx = ssl.create_default_context(cafile=str(cert_path))
+async def test_wss_with_trusted_self_signed_certificate_succeeds(
+    self_signed: SelfSignedCert,
+) -> None:
+    server_ctx, client_ctx = self_signed.server_context(), self_signed.client_context()
     seen: list[tuple[str, list[tuple[bytes, bytes]]]] = []
 
     async def echo(request: WebSocketRequest) -> None:
@@ -648,14 +608,13 @@ async def test_wss_with_trusted_self_signed_certificate_succeeds(tmp_path: Path)
             server_nursery.cancel_scope.cancel()
 
 
-async def test_wss_pings_are_answered_while_the_consumer_is_away(tmp_path: Path) -> None:
+async def test_wss_pings_are_answered_while_the_consumer_is_away(
+    self_signed: SelfSignedCert,
+) -> None:
     # The idle reader over TLS: it answers the server's pings while nobody reads, and hands
     # reading back (its pending read cancelled) each time the consumer returns, losing and
     # reordering nothing.
-    cert_path, key_path = _self_signed(tmp_path)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert_path, key_path)
-    client_ctx = ssl.create_default_context(cafile=str(cert_path))
+    server_ctx, client_ctx = self_signed.server_context(), self_signed.client_context()
     rounds = 3
     pinged: list[float] = []
 
@@ -693,13 +652,11 @@ async def test_wss_pings_are_answered_while_the_consumer_is_away(tmp_path: Path)
 
 
 async def _wait_for_count(items: list[float], n: int) -> None:
-    await wait_for(lambda: len(items) >= n)
+    await wait_until(lambda: len(items) >= n)
 
 
-async def test_wss_with_an_untrusted_certificate_says_so(tmp_path: Path) -> None:
-    cert_path, key_path = _self_signed(tmp_path)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert_path, key_path)
+async def test_wss_with_an_untrusted_certificate_says_so(self_signed: SelfSignedCert) -> None:
+    server_ctx = self_signed.server_context()
 
     async def never(request: WebSocketRequest) -> None:
         raise AssertionError("the handshake must not get this far")

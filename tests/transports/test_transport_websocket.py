@@ -17,7 +17,7 @@ from duplex.transports import (
     connect_websocket,
 )
 
-from ._poll import wait_for
+from .._support import wait_until
 from ._ws_server import ServerConn, WsServer, serve
 
 HEADERS = {"authorization": "Bearer sk-test-secret-key-123456"}
@@ -44,7 +44,7 @@ async def _until_buffered(transport: WebSocketTransport, n: int) -> None:
             return 0
 
     try:
-        await wait_for(lambda: buffered() >= size)
+        await wait_until(lambda: buffered() >= size)
     finally:
         peek.close()
 
@@ -98,7 +98,7 @@ async def test_server_ping_is_answered_while_the_consumer_reads() -> None:
             with trio.fail_after(1):
                 await conn.ws.ping(b"are you there")
             await conn.ws.send_message("after")
-            await wait_for(lambda: "after" in received)
+            await wait_until(lambda: "after" in received)
             await transport.aclose()
             assert received[0] == "after"
 
@@ -183,7 +183,7 @@ async def test_send_not_blocked_by_pending_receive() -> None:
                     await transport.send_text(f"m{i}")
             assert [await conn.ws.get_message() for _ in range(20)] == [f"m{i}" for i in range(20)]
             await conn.ws.send_message("reply")
-            await wait_for(lambda: bool(received))
+            await wait_until(lambda: bool(received))
             assert received == ["reply"]
             await transport.aclose()
 
@@ -318,11 +318,14 @@ async def test_connect_timeout() -> None:
                 )
 
 
-async def test_keepalive_pings_and_dead_peer_detection() -> None:
+async def test_keepalive_leaves_a_healthy_connection_open() -> None:
+    # The dead peer is test_keepalive_detects_unresponsive_peer below.
     with trio.fail_after(5):
         async with serve() as server, trio.open_nursery() as nursery:
             transport, conn = await _connect(nursery, server, ping_interval=0.05)
-            await trio.sleep(0.3)  # several ping/pong rounds on a healthy connection
+            # The sleep is the behaviour under test: six ping intervals pass, each ping
+            # answered by a live peer, and the connection is still up afterwards.
+            await trio.sleep(0.3)
             await conn.ws.send_message("alive")
             assert await transport.receive_batch() == ["alive"]
             await transport.aclose()

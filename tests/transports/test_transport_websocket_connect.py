@@ -98,3 +98,26 @@ async def test_connect_error_names_the_url_and_keeps_the_cause() -> None:
             await connect_websocket(nursery, "ws://127.0.0.1:1/v1/realtime?model=m", HEADERS)
     assert str(info.value).startswith("WebSocket connect to ws://127.0.0.1:1/v1/realtime")
     assert isinstance(info.value.__cause__, OSError)
+
+
+def _good_accept(request: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+        b"sec-websocket-accept: " + websocket_accept(request) + b"\r\n\r\n"
+    )
+
+
+async def test_a_connected_transport_releases_its_socket_when_its_nursery_is_cancelled() -> None:
+    # The owner cancels the nursery running the transport without aclose(). A start() that
+    # is cancelled gets here without ever holding the transport: trio's nursery.start()
+    # can raise Cancelled after the task has started (found by the lifecycle storm, where
+    # such sockets stayed open on the server until the garbage collector ran).
+    with trio.fail_after(5):
+        async with serve_raw(_good_accept) as server:
+            async with trio.open_nursery() as nursery:
+                # With its keepalive (the default, as the engine runs it): a task that the
+                # cancellation reaches.
+                transport = await connect_websocket(nursery, server.url(), HEADERS)
+                nursery.cancel_scope.cancel()
+            await _released(server)
+            assert transport.statistics() is not None  # still referenced: no GC rescue

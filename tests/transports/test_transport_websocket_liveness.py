@@ -17,7 +17,7 @@ from duplex.transports import (
     connect_websocket,
 )
 
-from ._poll import wait_for
+from .._support import wait_until
 from ._ws_server import serve, serve_raw, upgrade_then
 
 HEADERS = {"authorization": "Bearer sk-test-secret-key-123456"}
@@ -91,12 +91,12 @@ async def test_the_idle_reader_stops_at_its_limit(monkeypatch: pytest.MonkeyPatc
             for message in messages:
                 await conn.ws.send_message(message)
             receiver = transport._receiver
-            await wait_for(lambda: sum(map(len, receiver.items)) >= 1000)
+            await wait_until(lambda: sum(map(len, receiver.items)) >= 1000)
             # It stopped: what it read stays near the limit; the rest waits in the kernel.
             fd = transport._stream.socket.fileno()  # type: ignore[attr-defined]
             peek = socket.socket(fileno=socket.dup(fd))
             try:
-                await wait_for(lambda: _peek(peek) > 0)
+                await wait_until(lambda: _peek(peek) > 0)
             finally:
                 peek.close()
             assert sum(map(len, receiver.items)) < 1000 + websocket_module.RECEIVE_BUFFER_SIZE
