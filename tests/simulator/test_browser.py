@@ -102,6 +102,11 @@ async def test_chromium_browser_flow_with_an_ephemeral_key(tmp_path: Path) -> No
     types = [e["type"] for e in result["events"]]
     assert "response.done" in types
     assert result["peak"] > 0.05, result  # model audio was heard on the remote track
+    # output_audio_buffer.stopped means the audio has played out: nothing loud is heard after
+    # it beyond the receiver's jitter buffer (~100 ms here), and it comes after response.done,
+    # which the server sends when generation ends, long before a reply of a few seconds plays.
+    assert result["lastLoudAt"] <= result["stoppedAt"] + 300, result
+    assert result["stoppedAt"] > result["responseDoneAt"] + 500, result
     assert result["hangupStatus"] == 200
     # The hangup ends the peer connection, not just the data channel: the browser's ICE stops
     # getting answers (a remote hangup never makes a browser's own state "closed").
