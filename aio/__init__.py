@@ -17,11 +17,14 @@ from duplex.engine import (
     ConversationNotRunning as ConversationNotRunning,
     ConversationStarted as ConversationStarted,
     ConversationStartError as ConversationStartError,
+    EngineClosed as EngineClosed,
     EngineConfig as EngineConfig,
     EngineError as EngineError,
     EngineStatistics as EngineStatistics,
     HandoffNotActive as HandoffNotActive,
     HandoffRequested as HandoffRequested,
+    HistoryItem as HistoryItem,
+    ReconnectPolicy as ReconnectPolicy,
 )
 
 from ._engine import (
@@ -44,6 +47,8 @@ __all__ = [
     # re-exported from duplex.engine
     "EngineConfig",
     "EngineStatistics",
+    "HistoryItem",
+    "ReconnectPolicy",
     "AudioFrame",
     "AudioOut",
     "ConversationStarted",
@@ -53,4 +58,5 @@ __all__ = [
     "ConversationNotRunning",
     "ConversationStartError",
     "HandoffNotActive",
+    "EngineClosed",
 ]

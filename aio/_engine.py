@@ -47,6 +47,7 @@ from duplex.engine import (
     EngineConfig,
     EngineStatistics,
     FunctionTool,
+    HistoryItem,
     SessionConfig,
     open_engine as open_trio_engine,
 )
@@ -187,9 +188,14 @@ class AsyncioEngine:
         self._exit.set()
 
     async def start(
-        self, prompt: str | None = None, conversation_id: str | None = None
+        self,
+        prompt: str | None = None,
+        conversation_id: str | None = None,
+        *,
+        history: Sequence[HistoryItem] = (),
     ) -> ConversationStarted:
-        """Connect and start a conversation, replacing any running one (see ``Engine.start``).
+        """Connect and start a conversation, replacing any running one (see ``Engine.start``;
+        ``history`` seeds prior items).
 
         Raises:
             ConversationStartError: invalid settings or the connection failed.
@@ -198,7 +204,10 @@ class AsyncioEngine:
         # audio is not the new one's.
         self._running = False
         self._audio.clear()
-        started = await self._call(lambda engine: engine.start(prompt, conversation_id))
+        items = tuple(history)
+        started = await self._call(
+            lambda engine: engine.start(prompt, conversation_id, history=items)
+        )
         self._running = True
         self._started_session = started.session_id
         return started
@@ -340,6 +349,25 @@ class AsyncioEngine:
     async def send_event(self, event: Mapping[str, Any]) -> None:
         """Send a raw client event (see ``Engine.send_event``)."""
         await self._call(lambda engine: engine.send_event(event))
+
+    # ---- history ------------------------------------------------------------------------
+
+    def history(self) -> tuple[HistoryItem, ...]:
+        """The conversation as the engine knows it (see ``Engine.history``). A snapshot of
+        immutable items: in guest mode it is read on the loop's thread, where trio runs; with
+        ``mechanism="thread"`` the ledger's tuple is taken as it stands."""
+        if self._closed:
+            raise EngineClosed()
+        engine = self._engine
+        return engine.history() if engine is not None else ()
+
+    async def add_item(self, item: HistoryItem) -> str:
+        """Add an item to the conversation; returns its id (see ``Engine.add_item``)."""
+        return await self._call(lambda engine: engine.add_item(item))
+
+    async def delete_item(self, item_id: str) -> None:
+        """Delete an item from the conversation (see ``Engine.delete_item``)."""
+        await self._call(lambda engine: engine.delete_item(item_id))
 
     # ---- output -------------------------------------------------------------------------
 
