@@ -158,7 +158,7 @@ class Conversation:
         self._rotate_due = False
         self._respond_after_resume = False
         self._tasks: trio.Nursery | None = None
-        self._receive_scope: trio.CancelScope | None = None
+        self._reading = False  # the reader waits in receive_batch (nothing of a batch held)
         self.done = trio.Event()
         self.transport: Transport | None = None
         self._version = config.version
@@ -362,12 +362,15 @@ class Conversation:
         self._emit_end(step)
 
     async def _rotation_timer(self, seconds: float) -> None:
-        """Rotate before the server's session cap: ask the reader to end this connection
-        once no response is active (waking it if it is waiting for frames)."""
+        """Rotate before the server's session cap, once no response is active. An idle
+        connection is ended from here (the reader is waiting for frames and holds nothing of
+        a batch); otherwise the reader ends it when the active response has finished (the
+        check at the top of its loop). The reader pays no cancel scope per batch for this."""
         await trio.sleep(seconds)
         self._rotate_due = True
-        if self._receive_scope is not None:
-            self._receive_scope.cancel()
+        if self._reading and not self.state.responses.active:
+            self._respond_after_resume = False  # nothing was cut
+            self._end_connection(rotation())
 
     def go(self) -> None:
         """``ConversationStarted`` is queued for the host: let the tasks run."""
@@ -431,15 +434,12 @@ class Conversation:
                 self._respond_after_resume = False  # nothing was cut
                 self._end_connection(rotation())
                 return
-            scope = self._receive_scope = trio.CancelScope()
-            with scope:
-                try:
-                    batch = await transport.receive_batch()
-                except TransportClosed:
-                    batch = [TransportEnded("error", None, "the transport closed without an end")]
-            self._receive_scope = None
-            if scope.cancelled_caught:
-                continue  # the rotation timer woke us
+            self._reading = True
+            try:
+                batch = await transport.receive_batch()
+            except TransportClosed:
+                batch = [TransportEnded("error", None, "the transport closed without an end")]
+            self._reading = False
             events: list[ServerEvent] = []
             ended: TransportEnded | None = None
             for item in batch:
