@@ -430,6 +430,11 @@ class Conversation:
         apply_history = self.history.apply
         history_events = HISTORY_EVENTS
         while True:
+            if not state.running:
+                # Closed or replaced while this task was between reads: nothing it reads can
+                # reach anyone now. (A closed transport raises TransportClosed without a
+                # checkpoint, so looping here would never yield to the cancellation.)
+                return
             if self._rotate_due and not state.responses.active:
                 self._respond_after_resume = False  # nothing was cut
                 self._end_connection(rotation())

@@ -84,6 +84,7 @@ class Inbox:
 
     async def get_batch(self) -> list[Inbound]:
         if self._finished:
+            await trio.lowlevel.checkpoint()  # a looping caller still sees cancellation
             raise TransportClosed("the transport has ended")
         if self._items:
             # Still a checkpoint (trio convention: every async call can be cancelled and

@@ -422,6 +422,9 @@ class WebSocketTransport(Transport):
 
     async def receive_batch(self) -> list[Inbound]:
         if self._finished:
+            # A checkpoint even here (trio convention): a caller looping on receive_batch
+            # must still see its cancellation.
+            await trio.lowlevel.checkpoint()
             raise TransportClosed("the WebSocket has ended")
         receiver = self._receiver
         if receiver.items or self._ended():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from duplex.protocol._audio import AudioFrame
 from duplex.transports import TransportClosed, TransportEnded, memory_transport_pair
@@ -45,3 +46,13 @@ async def test_drop_and_peer_sees_client_close() -> None:
         assert await peer.receive_batch() == ["bye", TransportEnded("requested", 1000, None)]
         with pytest.raises(TransportClosed):
             await peer.receive_batch()
+
+
+async def test_receiving_after_the_end_is_still_a_checkpoint() -> None:
+    # A reader that loops on receive_batch after the end must still yield to cancellation.
+    client, _peer = memory_transport_pair()
+    await client.aclose()
+    batch = await client.receive_batch()
+    assert isinstance(batch[-1], TransportEnded)
+    with trio.testing.assert_checkpoints(), pytest.raises(TransportClosed):
+        await client.receive_batch()
