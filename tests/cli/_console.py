@@ -59,6 +59,10 @@ def _blocked(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, cwd: Path, timeout: float = 60) -> Run:
     """Run ``duplex ARGS…`` to completion (at most ``timeout`` seconds)."""
     log = cwd / "netguard.jsonl"
@@ -92,6 +96,10 @@ def interrupt_when_ready(
         text=True,
         cwd=cwd,
         env=_env(),
+        # A test run started in the background inherits SIGINT ignored (POSIX shells do
+        # that to background jobs), and a child would keep ignoring it: Ctrl-C is what is
+        # tested here, so the child starts with the default disposition, as a terminal's does.
+        preexec_fn=_default_sigint,
     )
     assert proc.stdout is not None
     assert proc.stderr is not None
