@@ -16,10 +16,12 @@ Invariants:
 - ``send_audio`` is synchronous and never blocks: frames go to a bounded staging queue
   (``EngineConfig.audio_queue_size``; full → dropped, counted, ``False``) that the trio side
   drains into the engine's own bounded queue on its next tick.
-- Backpressure: a pump task in trio moves events from the engine's (bounded) host channel
-  to the asyncio side and stops when ``EVENT_WINDOW`` events (or ``AUDIO_AHEAD_MS`` of model
-  audio) wait unread there, so a slow asyncio consumer stops the engine reading the network
-  exactly as a slow trio host does.
+- Backpressure: events move from the engine's (bounded) host queue to the asyncio side as
+  the engine queues them (a listener on that queue, in the queuing trio task: no pump task,
+  one asyncio wake-up per batch) and stop moving when ``EVENT_WINDOW`` events (or
+  ``AUDIO_AHEAD_MS`` of model audio) wait unread there; the rest wait in the engine's queue,
+  so a slow asyncio consumer stops the engine reading the network exactly as a slow trio
+  host does. Once the consumer is down to half the window it asks trio to move more.
 - ``events()`` iterators share one position (as in trio) and are cancel-safe: a cancelled
   ``__anext__`` loses nothing.
 """
@@ -61,10 +63,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: How far the pump may run ahead of the asyncio consumer: this many events, and this much
-#: model audio (``AudioOut`` counts as taken by the host, for barge-in, when the pump takes
-#: it, so a host that reads at playback pace is cut at most ``AUDIO_AHEAD_MS`` late). Each
-#: time the pump has to wait, the consumer wakes trio again, which in guest mode costs a
+#: How far the handoff may run ahead of the asyncio consumer: this many events, and this much
+#: model audio (``AudioOut`` counts as taken by the host, for barge-in, when it is handed
+#: over, so a host that reads at playback pace is cut at most ``AUDIO_AHEAD_MS`` late). Each
+#: time the handoff has to stop, the consumer wakes trio again, which in guest mode costs a
 #: round trip through trio's I/O thread: the bounds trade that cost against memory and
 #: barge-in precision (burst CPU per event, docs/aio.md: window 8 → 27 µs, 64 → 24 µs).
 EVENT_WINDOW = 64
@@ -121,9 +123,11 @@ class AsyncioEngine:
         self._calls: trio.Nursery | None = None
         # Set (in trio) to end the trio side; made here so a request can never be missed.
         self._exit = trio.Event()
-        self._pump_started = False
-        self._space: trio.Event | None = None  # set to wake a pump waiting for the consumer
-        # Handed over by the pump (written by the trio side only): events, audio ms.
+        self._attached = False
+        # Called (in trio) once the consumer has made room: moves the events that wait.
+        self._resume: Callable[[], object] | None = None
+        self._wake_pending = False  # a call of ``_wake`` is on its way to the asyncio side
+        # Handed over (written by the trio side only): events, audio ms.
         self._sent = 0
         self._sent_ms = 0.0
         # asyncio side.
@@ -380,9 +384,9 @@ class AsyncioEngine:
         while not events:
             if self._ended:
                 raise StopAsyncIteration
-            if not self._pump_started:
-                self._pump_started = True
-                self._run.submit(self._spawn_pump)
+            if not self._attached:
+                self._attached = True
+                self._run.submit(self._attach_events)
             waiter = self._loop.create_future()
             self._waiters.append(waiter)
             try:
@@ -394,47 +398,60 @@ class AsyncioEngine:
         kind = type(event)
         if kind is AudioOut:
             self._taken_ms += event.frame.duration_ms
-        space = self._space
+        resume = self._resume
         if (
-            space is not None
+            resume is not None
             and self._sent - self._taken <= EVENT_WINDOW // 2
             and self._sent_ms - self._taken_ms <= AUDIO_AHEAD_MS / 2
         ):
-            self._space = None
-            self._run.submit(space.set)
+            self._resume = None
+            self._run.submit(resume)
         if kind is ConversationStarted:
             self._reading_session = event.session_id
         elif kind is ConversationClosed and self._reading_session == self._started_session:
             self._running = False  # the end of the latest conversation (not an older one's)
         return event
 
-    def _spawn_pump(self) -> None:
-        calls = self._calls
-        if calls is None:
+    def _attach_events(self) -> None:
+        engine = self._engine
+        if engine is None:
             self._run.deliver(self._end_events)
             return
-        calls.start_soon(self._pump)
+        # Events move when the engine queues them, in the queuing task, with no pump task in
+        # between (one task switch less per wakeup); the listener runs until the stream ends.
+        engine._on_events(self._fill)
+        self._fill()
 
-    async def _pump(self) -> None:
-        """Trio side: move events from the trio engine to the asyncio side, at most
-        ``EVENT_WINDOW`` events or ``AUDIO_AHEAD_MS`` of audio ahead of the consumer."""
+    def _fill(self) -> None:
+        """Trio side: move what the engine has queued to the asyncio side, up to the window;
+        end the stream after the engine's last event."""
         engine = self._engine
-        assert engine is not None
-        deliver = self._run.deliver
-        try:
-            async for event in engine.events():
-                deliver(self._push, event)
-                self._sent += 1
-                if type(event) is AudioOut:
-                    self._sent_ms += event.frame.duration_ms
-                if self._ahead():
-                    space = self._space = trio.Event()
-                    # Re-checked after publishing ``space``: the consumer may have taken
-                    # events meanwhile without seeing it (no lost wake-up).
-                    if self._ahead():
-                        await space.wait()
-        finally:
-            deliver(self._end_events)
+        if engine is None:
+            return
+        events = self._events
+        took = False
+        while not self._ahead():
+            event = engine._take_event_nowait()
+            if event is None:
+                break
+            # In "thread" mode the deque is shared: append/popleft are atomic, the asyncio
+            # side only pops, and it is woken (below) after the append.
+            events.append(event)
+            took = True
+            self._sent += 1
+            if type(event) is AudioOut:
+                self._sent_ms += event.frame.duration_ms
+        if engine._events_finished():
+            engine._on_events(None)
+            self._run.deliver(self._end_events)
+            return
+        if self._ahead():
+            self._resume = self._fill  # the consumer calls again once it has made room
+        if took and not self._wake_pending:
+            # One wake-up of the asyncio side per batch, not per event: in "thread" mode
+            # each costs a write to the loop's self-pipe.
+            self._wake_pending = True
+            self._run.deliver(self._wake)
 
     def _ahead(self) -> bool:
         return (
@@ -442,16 +459,12 @@ class AsyncioEngine:
             or self._sent_ms - self._taken_ms >= AUDIO_AHEAD_MS
         )
 
-    def _push(self, event: Any) -> None:
-        self._events.append(event)
-        if self._waiters:
-            self._wake()
-
     def _end_events(self) -> None:
         self._ended = True
         self._wake()
 
     def _wake(self) -> None:
+        self._wake_pending = False
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -742,18 +742,43 @@ class Engine:
     async def _next_event(self) -> HostEvent:
         while True:
             generation, event = await self._host.next()
-            if type(event) is AudioOut:
-                conversation = self._current
-                if (
-                    conversation is not None
-                    and conversation.generation == generation
-                    and not conversation.delivered(event)
-                ):
-                    # Queued before a barge-in cut its item: past what the user heard, so
-                    # it never reaches the host (AudioInterrupted follows in the stream).
-                    continue
-            self._host_events += 1
-            return event
+            if self._admit(generation, event):
+                return event
+
+    def _admit(self, generation: int, event: HostEvent) -> bool:
+        """Whether a queued event reaches the host now (and count it if so)."""
+        if type(event) is AudioOut:
+            conversation = self._current
+            if (
+                conversation is not None
+                and conversation.generation == generation
+                and not conversation.delivered(event)
+            ):
+                # Queued before a barge-in cut its item: past what the user heard, so
+                # it never reaches the host (AudioInterrupted follows in the stream).
+                return False
+        self._host_events += 1
+        return True
+
+    # The handoff to ``duplex.aio`` in guest mode (trio context, no task of its own): the
+    # same events in the same order as ``events()``, taken synchronously when they are queued.
+
+    def _take_event_nowait(self) -> HostEvent | None:
+        """The next host event if one is queued, else None (see ``events()``)."""
+        host = self._host
+        while (item := host.take_nowait()) is not None:
+            if self._admit(*item):
+                return item[1]
+        return None
+
+    def _events_finished(self) -> bool:
+        """``events()`` has ended: the engine closed and every event was taken."""
+        return self._host.finished
+
+    def _on_events(self, listener: Callable[[], object] | None) -> None:
+        """Call ``listener()`` (in the queuing task) whenever events were queued, and when
+        the stream ends; None stops it."""
+        self._host.listener = listener
 
     def statistics(self) -> EngineStatistics:
         """A frozen snapshot of counters and queue depths."""

@@ -18,7 +18,7 @@ Invariants:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import trio
@@ -49,6 +49,10 @@ class HostQueue:
     slows the network reading instead (backpressure, SPEC §3.1). ``push_nowait`` (lifecycle:
     ``ConversationStarted``, the batch ending in ``ConversationClosed``) never waits; at most
     two per conversation, so the queue stays bounded by ``size`` + 2 per start.
+
+    A consumer that lives in trio context but not in a task of its own (``duplex.aio`` in guest
+    mode) takes events with ``take_nowait`` and sets ``listener``, which is called, in the
+    pushing task, after every push and on close: a handoff without a task switch.
     """
 
     __slots__ = (
@@ -60,6 +64,7 @@ class HostQueue:
         "_readable",
         "_size",
         "_writable",
+        "listener",
     )
 
     def __init__(self, size: int) -> None:
@@ -72,6 +77,7 @@ class HostQueue:
         self._readable = trio.lowlevel.ParkingLot()
         self._writable = trio.lowlevel.ParkingLot()
         self._closed = False
+        self.listener: Callable[[], object] | None = None
 
     async def push(self, generation: int, batch: list[HostEvent]) -> None:
         while len(self._batches) >= self._size:
@@ -85,6 +91,8 @@ class HostQueue:
             return  # a replaced conversation's task, still on its way out
         self._batches.append((generation, batch))
         self._readable.unpark()
+        if self.listener is not None:
+            self.listener()
 
     def purge(self, generation: int) -> None:
         """Drop every undelivered event of ``generation`` (a replaced conversation), and
@@ -103,21 +111,36 @@ class HostQueue:
         self._closed = True
         self._readable.unpark_all()
         self._writable.unpark_all()
+        if self.listener is not None:
+            self.listener()
+
+    @property
+    def finished(self) -> bool:
+        """Closed and drained: ``next`` would raise ``StopAsyncIteration``."""
+        return self._closed and not self._events and not self._batches
 
     async def next(self) -> tuple[int, HostEvent]:
         """The next event and its generation. Raises ``StopAsyncIteration`` once closed and
         drained. One checkpoint per batch (the park, or an explicit one when a batch was
         already waiting), none per event."""
+        if not self._events and self._batches:
+            await trio.lowlevel.checkpoint()  # a cancel point, and fairness
+        while True:
+            item = self.take_nowait()
+            if item is not None:
+                return item
+            if self._closed:
+                raise StopAsyncIteration
+            await self._readable.park()
+
+    def take_nowait(self) -> tuple[int, HostEvent] | None:
+        """``next`` without waiting (trio context, no checkpoint): the next event and its
+        generation, or None when nothing is queued."""
         events = self._events
-        if not events:
-            batches = self._batches
-            if batches:
-                await trio.lowlevel.checkpoint()  # a cancel point, and fairness
-            while not batches:
-                if self._closed:
-                    raise StopAsyncIteration
-                await self._readable.park()
-            generation, batch = batches.popleft()
+        while not events:
+            if not self._batches:
+                return None
+            generation, batch = self._batches.popleft()
             self._writable.unpark()
             events.extend(batch)
             self._events_generation = generation
