@@ -18,9 +18,12 @@ Invariants:
 - no trio object is touched here except through ``TrioPort.call``;
 - no STUN/TURN: the peer connection gets an explicit empty ``iceServers`` (aiortc's default is a
   public STUN server); host candidates only;
-- ``ignore_datachannel`` (the "data channel never opens" fault) drops DCEP OPEN messages, so
-  the offerer never gets its ACK (aiortc and other ACK-waiting clients keep the channel in
-  ``connecting``).
+- ``ignore_datachannel`` (the "data channel never opens" fault) is done in the SDP, with
+  aiortc's public API only: the answering peer connection is given the offer without its
+  ``m=application`` section, so it has no SCTP endpoint, and the answer gets that section back
+  (same transport, bundled). The offerer's SCTP INIT then arrives over DTLS where nothing
+  listens and is dropped: the association never comes up and the channel stays
+  ``connecting``, while the audio leg works.
 """
 
 from __future__ import annotations
@@ -43,12 +46,12 @@ from aiortc.mediastreams import MediaStreamError
 from duplex.transports import TrioPort
 
 from ._audio import SAMPLE_RATE, to_wire_pcm
+from ._sdp import ApplicationSection, give_back_application, take_application
 
 __all__ = ["RtcAnswerer"]
 
 _FRAME_SAMPLES: Final = SAMPLE_RATE // 50  # 20 ms
 _FRAME_BYTES: Final = _FRAME_SAMPLES * 2
-_WEBRTC_DCEP: Final = 50
 
 
 class _ModelAudioTrack(MediaStreamTrack):
@@ -148,8 +151,12 @@ class RtcAnswerer:
             if pc.connectionState in ("failed", "closed"):
                 await self.close()
 
+        offer = offer_sdp
+        application: ApplicationSection | None = None
+        if self._ignore_datachannel:
+            offer, application = take_application(offer_sdp)
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         except Exception as exc:
             await pc.close()
             raise ValueError(f"invalid offer SDP: {exc}") from exc
@@ -157,21 +164,12 @@ class RtcAnswerer:
             if transceiver.kind == "audio":
                 transceiver.sender.replaceTrack(self._track)
                 transceiver.direction = "sendrecv"
-        if self._ignore_datachannel and pc.sctp is not None:
-            self._silence_dcep(pc.sctp)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        return str(pc.localDescription.sdp)
-
-    def _silence_dcep(self, sctp: Any) -> None:
-        original = sctp._data_channel_receive
-
-        async def receive(stream_id: int, pp_id: int, data: bytes) -> None:
-            if pp_id == _WEBRTC_DCEP:
-                return  # never ACK the channel: it stays "connecting" on the offerer
-            await original(stream_id, pp_id, data)
-
-        sctp._data_channel_receive = receive
+        sdp = str(pc.localDescription.sdp)
+        if application is not None:
+            sdp = give_back_application(sdp, application)
+        return sdp
 
     async def _consume(self, track: Any) -> None:
         """Read every inbound frame (so aiortc never buffers) and feed the VAD."""
