@@ -14,6 +14,7 @@ from contextlib import aclosing
 from typing import Any
 
 import trio
+import trio.testing
 
 from duplex.engine import (
     AudioFrame,
@@ -97,13 +98,13 @@ async def _barge_in(taken_frames: int, *, version: str = "v2") -> tuple[list[dic
             if taken_frames:
                 await _take(it, taken_frames, AudioOut)
             # Let the engine process everything that arrived before speech starts.
-            await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()
             await handle.peer.send_text(enc(InputAudioSpeechStarted("item_user", 900)))
             # Audio of the cut item still in flight must not reach the host.
             await handle.peer.send_text(
                 enc(AudioOut(AudioFrame(PCM, 24000, 1), "item_a", "resp_a"))
             )
-            await trio.sleep(0.1)
+            await trio.testing.wait_all_tasks_blocked()  # everything sent has been handled
             sent = [json.loads(t) for t in handle.received[1:]]
             stats = engine.statistics()
         nursery.cancel_scope.cancel()
@@ -160,7 +161,7 @@ async def test_no_truncate_when_nothing_is_playing() -> None:
                 await _take(it, 1, ResponseDone)
                 await handle.peer.send_text(_v2(InputAudioSpeechStarted("item_user", 10)))
                 await _take(it, 1, InputAudioSpeechStarted)
-                await trio.sleep(0.1)
+                await trio.testing.wait_all_tasks_blocked()  # the engine has decided
                 assert handle.received[1:] == []
                 assert engine.statistics().truncations == 0
             nursery.cancel_scope.cancel()

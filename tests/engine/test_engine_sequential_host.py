@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import trio
+import trio.testing
 
 from duplex.engine import (
     ConversationClosed,
@@ -92,7 +93,7 @@ async def _flood(handle: PeerHandle, count: int) -> None:
     """``count`` events in separate wakeups, so the host channel fills with batches."""
     for i in range(count):
         await handle.peer.send_text(wire(SessionUpdated(f"sess_{handle.index}", f"flood {i}")))
-        await trio.sleep(0.001)
+        await trio.testing.wait_all_tasks_blocked()
 
 
 async def test_close_returns_while_the_host_channel_is_full() -> None:
@@ -115,7 +116,7 @@ async def test_close_returns_while_the_host_channel_is_full() -> None:
                 # The next start() (waiting for room for its Started) begins before the host
                 # reads anything: the late Closed must still come first.
                 nursery.start_soon(engine.start)
-                await trio.sleep(0.05)
+                await trio.testing.wait_all_tasks_blocked()  # start() waits for room
                 async with host_events(engine) as events:
                     await events.until(of_type(ConversationClosed))
                     await events.until(of_type(ConversationStarted))
