@@ -23,9 +23,16 @@ make attempts too.
 test phase that made them); inside ``expect_blocked()`` attempts are collected for the test
 that provokes them on purpose instead.
 
+Child processes: ``guard_this_process(LOG)`` installs a guard that appends each attempt to the
+file LOG as a JSON line, and ``watch(LOG)`` makes a parent's guard report those lines as its
+own attempts (into ``expect_blocked`` when one is open as they are read). The root conftest
+has every Python subprocess do this at start-up (``_netguard_site/sitecustomize.py`` on
+``PYTHONPATH``). Processes that are not Python (node, Chromium) are not covered; they are
+given loopback addresses only.
+
 Run as a script, ``python tests/_netguard.py LOG MODULE [ARGS…]`` runs ``python -m MODULE
-ARGS…`` under the guard and appends each attempt to the file LOG as a JSON line: the CLI tests
-run the console script this way.
+ARGS…`` under the guard and appends each attempt to the file LOG: the CLI tests run the
+console script this way and read the log themselves.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import contextlib
 import errno
 import ipaddress
 import json
+import os
 import socket
 import threading
 import traceback
@@ -102,6 +110,7 @@ class NetworkGuard:
         self._attempts: list[Attempt] = []
         self._expected: list[list[Attempt]] = []
         self._originals: dict[tuple[Any, str], Any] = {}
+        self._watched: list[tuple[str, int]] = []  # children's logs, and how far they were read
 
     # -- policy ---------------------------------------------------------------------------
 
@@ -142,9 +151,32 @@ class NetworkGuard:
             self._on_attempt(attempt)
         return f"blocked by the test suite's network guard: {call}({target}) leaves this machine"
 
+    def watch(self, log_path: str) -> None:
+        """Also report the attempts child processes append to ``log_path``
+        (``guard_this_process``), as if made here when they are read."""
+        with self._lock:
+            self._watched.append((log_path, 0))
+
+    def _read_children(self) -> None:
+        # Under self._lock. A line is complete once its newline is there (each child appends
+        # whole lines under its own lock); a partial last line is read next time.
+        for index, (path, offset) in enumerate(self._watched):
+            try:
+                with open(path, "rb") as file:
+                    file.seek(offset)
+                    data = file.read()
+            except FileNotFoundError:
+                continue
+            complete = data[: data.rfind(b"\n") + 1]
+            self._watched[index] = (path, offset + len(complete))
+            for line in complete.splitlines():
+                attempt = Attempt(**json.loads(line))
+                (self._expected[-1] if self._expected else self._attempts).append(attempt)
+
     def take(self) -> list[Attempt]:
         """The attempts recorded since the last ``take()`` (outside ``expect_blocked``)."""
         with self._lock:
+            self._read_children()
             taken, self._attempts = self._attempts, []
         return taken
 
@@ -158,6 +190,7 @@ class NetworkGuard:
             yield collected
         finally:
             with self._lock:
+                self._read_children()
                 self._expected.remove(collected)
 
     # -- the wrappers ---------------------------------------------------------------------
@@ -244,18 +277,28 @@ def _format_target(address: tuple[Any, ...]) -> str:
     return f"{address[0]}:{address[1]}" if len(address) >= 2 else str(address[0])
 
 
+def guard_this_process(log_path: str) -> NetworkGuard:
+    """Install a guard in this process that appends each attempt to ``log_path`` as a JSON
+    line (for a parent to read back with ``NetworkGuard.watch``)."""
+    log_lock = threading.Lock()
+    pid = os.getpid()
+
+    def log(attempt: Attempt) -> None:
+        line = json.dumps(asdict(attempt) | {"thread": f"{attempt.thread} (pid {pid})"})
+        with log_lock, open(log_path, "a", encoding="utf-8") as file:
+            file.write(line + "\n")
+
+    guard = NetworkGuard(on_attempt=log)
+    guard.install()
+    return guard
+
+
 def _run_guarded(log_path: str, module: str, args: list[str]) -> None:
     """``python -m module args…`` under the guard, logging each attempt to ``log_path``."""
     import runpy
     import sys
 
-    log_lock = threading.Lock()
-
-    def log(attempt: Attempt) -> None:
-        with log_lock, open(log_path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(asdict(attempt)) + "\n")
-
-    NetworkGuard(on_attempt=log).install()
+    guard_this_process(log_path)
     sys.argv = [module, *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

@@ -7,12 +7,15 @@
 - ``self_signed_cert`` / the ``self_signed`` fixture (tests/conftest.py): the one self-signed
   certificate for ``127.0.0.1`` and ``localhost``, with the server and client TLS contexts that
   go with it.
+- ``package_index_env``: the environment for a ``pip`` subprocess, the one exception to the
+  network guard (see there).
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +23,7 @@ from typing import NamedTuple
 
 import trio
 
-__all__ = ["SelfSignedCert", "self_signed_cert", "wait_until"]
+__all__ = ["SelfSignedCert", "package_index_env", "self_signed_cert", "wait_until"]
 
 
 async def wait_until(predicate: Callable[[], object], interval: float = 0.002) -> None:
@@ -30,6 +33,17 @@ async def wait_until(predicate: Callable[[], object], interval: float = 0.002) -
     """
     while not predicate():  # noqa: ASYNC110 — polling on purpose, see the module docstring
         await trio.sleep(interval)
+
+
+def package_index_env() -> dict[str, str]:
+    """This environment without the subprocess network guard, for ``pip`` only.
+
+    The packaging tests build a wheel (pip fetches the build backend) and install it into a
+    new environment with its dependencies from the package index, as a host would: that is
+    the install step, from the one registry the machine reaches (SPEC §8), not something
+    duplex does. What runs afterwards in that environment is guarded as usual.
+    """
+    return {name: value for name, value in os.environ.items() if name != "DUPLEX_NETGUARD_LOG"}
 
 
 class SelfSignedCert(NamedTuple):

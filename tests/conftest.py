@@ -16,7 +16,9 @@ and fails the test phase (setup, call or teardown) during which it was attempted
 target and the stack of every attempt. An attempt from a thread that outlived its test (aioice
 keeps checking a closed call for a while) is reported by the phase running when it happens; one
 made between tests fails the session. Tests that provoke attempts on purpose use the
-``network_guard`` fixture's ``expect_blocked()``.
+``network_guard`` fixture's ``expect_blocked()``. Python subprocesses (simulator and load
+servers, console scripts, benchmark clients) run under the guard too (``_netguard_site``, on
+``PYTHONPATH``): their attempts are logged to a file and reported the same way.
 
 Shared fixtures: ``self_signed`` (a self-signed certificate for 127.0.0.1/localhost with its
 TLS contexts, from ``_support``).
@@ -25,6 +27,7 @@ TLS contexts, from ``_support``).
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Generator
 from pathlib import Path
 
@@ -42,16 +45,31 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 _GUARD = pytest.StashKey[NetworkGuard]()
 
 
+_CHILDREN_LOG = pytest.StashKey[Path]()
+_SITE = Path(__file__).resolve().parent / "_netguard_site"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     guard = NetworkGuard()
     guard.install()
     config.stash[_GUARD] = guard
+    # Every Python subprocess runs under a guard of its own that logs here (sitecustomize).
+    fd, name = tempfile.mkstemp(prefix="duplex-netguard-", suffix=".jsonl")
+    os.close(fd)
+    config.stash[_CHILDREN_LOG] = Path(name)
+    guard.watch(name)
+    os.environ["DUPLEX_NETGUARD_LOG"] = name
+    paths = [str(_SITE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     guard = config.stash.get(_GUARD, None)
     if guard is not None:
         guard.uninstall()
+    log = config.stash.get(_CHILDREN_LOG, None)
+    if log is not None:
+        log.unlink(missing_ok=True)
 
 
 def _report(attempts: list[Attempt], phase: str) -> str:

@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -157,14 +158,27 @@ def _pytest_env(*, ci: bool) -> dict[str, str]:
 def test_an_unexpected_attempt_fails_the_test_that_made_it(tmp_path: Path, ci: bool) -> None:
     sample = tmp_path / "test_sample.py"
     sample.write_text(
-        "import socket\n\n"
-        "def test_reaches_out():\n"
-        "    try:\n"
-        "        socket.getaddrinfo('api.openai.com', 443)\n"
-        "    except OSError:\n"
-        "        pass  # swallowing the error does not hide the attempt\n\n"
-        "def test_stays_home():\n"
-        "    socket.getaddrinfo('127.0.0.1', 443)\n"
+        textwrap.dedent(
+            r"""
+            import socket
+            import subprocess
+            import sys
+
+            def test_reaches_out():
+                try:
+                    socket.getaddrinfo("api.openai.com", 443)
+                except OSError:
+                    pass  # swallowing the error does not hide the attempt
+
+            def test_stays_home():
+                socket.getaddrinfo("127.0.0.1", 443)
+
+            CHILD = "import socket\ntry: socket.gethostbyname('example.com')\nexcept OSError: pass"
+
+            def test_child_reaches_out():
+                subprocess.run([sys.executable, "-c", CHILD], check=True)
+            """
+        )
     )
     done = subprocess.run(
         [
@@ -190,13 +204,33 @@ def test_an_unexpected_attempt_fails_the_test_that_made_it(tmp_path: Path, ci: b
         check=False,
     )
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "1 failed, 1 passed" in done.stdout
+    assert "2 failed, 1 passed" in done.stdout
     # The FAILED summary line; pytest appends the message only when the terminal is wide
     # enough or when it detects CI (the `CI` variable), so match the line's start alone.
     assert re.search(r"^FAILED \S*test_sample\.py::test_reaches_out\b", done.stdout, re.MULTILINE)
+    assert re.search(r"^FAILED \S*test_sample\.py::test_child_reaches_out\b", done.stdout, re.M)
     assert "FAILED test_sample.py::test_stays_home" not in done.stdout
     assert "network attempt(s) beyond this machine during the test" in done.stdout
     assert "getaddrinfo(api.openai.com)" in done.stdout
+    assert "gethostbyname(example.com) on thread 'MainThread (pid " in done.stdout
+
+
+def test_a_python_subprocess_runs_under_the_guard(network_guard: NetworkGuard) -> None:
+    code = (
+        "import socket\n"
+        "try:\n"
+        "    socket.getaddrinfo('api.openai.com', 443)\n"
+        "except OSError as exc:\n"
+        "    print(exc)\n"
+        "socket.getaddrinfo('127.0.0.1', 443)\n"
+    )
+    with network_guard.expect_blocked() as blocked:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        )
+    assert "blocked by the test suite's network guard" in done.stdout
+    assert [(a.call, a.target) for a in blocked] == [("getaddrinfo", "api.openai.com")]
+    assert "(pid " in blocked[0].thread
 
 
 def test_the_websocket_demo_stays_on_this_machine(

@@ -20,6 +20,7 @@ import trio
 
 from duplex.simulator import open_simulator
 
+from ._support import package_index_env
 from .test_layering import PACKAGE_FOLDERS as SUBPACKAGES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), "."],
         cwd=REPO_ROOT,
+        env=package_index_env(),
         check=True,
         capture_output=True,
         timeout=300,
@@ -96,6 +98,7 @@ async def test_core_install_without_extras_runs_a_websocket_turn(
     python = env_dir / "bin" / "python"
     install = await trio.run_process(
         [str(python), "-m", "pip", "install", "--quiet", str(wheel)],
+        env=package_index_env(),
         capture_stdout=True,
         capture_stderr=True,
         check=False,
