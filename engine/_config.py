@@ -101,7 +101,8 @@ class EngineConfig:
         user_text_prefix: prefix typed text with ``[USER] `` on v2 (off by default).
         headers: extra request headers (``Authorization`` is always set from ``api_key``).
         connect_timeout: seconds for connecting (WebSocket upgrade or WebRTC call + channel).
-        close_timeout: seconds a graceful transport close may take before it is abandoned.
+        close_timeout: seconds a graceful transport close may take before it is abandoned
+            (and, before it, the sending of what the host queued last: ``Engine.close``).
         audio_queue_size: host audio frames buffered before new ones are dropped and counted.
         event_queue_size: host event batches buffered before the engine stops reading the
             network (backpressure; structural events are never dropped).

@@ -158,6 +158,7 @@ class Conversation:
         self._rotate_due = False
         self._respond_after_resume = False
         self._tasks: trio.Nursery | None = None
+        self._work: trio.CancelScope | None = None  # the connection's tasks but the writer
         self._reading = False  # the reader waits in receive_batch (nothing of a batch held)
         self.done = trio.Event()
         self.transport: Transport | None = None
@@ -267,10 +268,17 @@ class Conversation:
                 async with trio.open_nursery() as nursery:
                     self._tasks = nursery
                     nursery.start_soon(self._writer, transport)
-                    nursery.start_soon(self._reader, transport)
-                    nursery.start_soon(self._audio_mux, transport, backlog)
-                    if self.policy.enabled and self.policy.max_session_s is not None:
-                        nursery.start_soon(self._rotation_timer, self.policy.max_session_s)
+                    # Everything but the writer, so an end can stop them and let the writer
+                    # send what the host queued last (``_emit_end``).
+                    try:
+                        async with trio.open_nursery() as work:
+                            self._work = work.cancel_scope
+                            work.start_soon(self._reader, transport)
+                            work.start_soon(self._audio_mux, transport, backlog)
+                            if self.policy.enabled and self.policy.max_session_s is not None:
+                                work.start_soon(self._rotation_timer, self.policy.max_session_s)
+                    finally:
+                        self._work = None
                 return self._ending
             finally:
                 self._outbox.close()
@@ -404,8 +412,18 @@ class Conversation:
         self._live.set()
         step.forward.append(step.end)
         self._host.push_nowait(self.generation, step.forward)
-        self._outbox.close()
-        self._cancel_scope.cancel()
+        work = self._work
+        if work is not None and not self._reconnecting and not self._outbox.closed:
+            # A live connection: what the host's calls queued (a text sent just before
+            # close(), a replay) still reaches the server. Reading and the audio mux stop
+            # now; the writer sends the rest and returns, within close_timeout.
+            self._outbox.close(drain=True)
+            work.cancel()
+            deadline = trio.current_time() + self.config.close_timeout
+            self._cancel_scope.deadline = min(self._cancel_scope.deadline, deadline)
+        else:
+            self._outbox.close()
+            self._cancel_scope.cancel()
         return True
 
     # ---- tasks ----------------------------------------------------------------------

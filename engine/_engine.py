@@ -431,8 +431,12 @@ class Engine:
     async def close(self) -> bool:
         """Close the running conversation. Emits exactly one ``ConversationClosed("requested")``.
 
-        Never waits for the host to read ``events()`` (the event is queued behind the
-        conversation's undelivered events, before the next conversation's).
+        What earlier calls have queued for the server (the message of a ``send_text`` that
+        returned, a tool output) is still sent before the connection closes, within
+        ``close_timeout``; microphone audio still waiting in the audio queue is dropped, and
+        nothing more is read. Never waits for the host to read
+        ``events()`` (the event is queued behind the conversation's undelivered events,
+        before the next conversation's).
 
         Returns:
             True if a conversation was running; False (and nothing emitted) otherwise.

@@ -11,7 +11,8 @@ at once; their count is bounded by the protocol, not by the queue (see each clas
 Invariants:
 - FIFO: items leave in the order they were appended, whichever way they were appended.
 - Closing wakes every waiter: ``HostQueue`` readers drain what is left and then stop;
-  ``Outbox`` producers raise ``ConversationNotRunning``, the writer stops.
+  ``Outbox`` producers raise ``ConversationNotRunning``, the writer stops (after what was
+  queued, when closed with ``drain``).
 - Cancel-safe: a cancelled wait takes nothing and loses nothing.
 """
 
@@ -202,22 +203,24 @@ class Outbox:
         return True
 
     async def next(self) -> str | None:
-        """The writer's next frame, or ``None`` once closed."""
+        """The writer's next frame, or ``None`` once closed (and drained, see ``close``)."""
         frames = self._frames
         while not frames:
             if self._closed:
                 return None
             await self._readable.park()
-        if self._closed:
-            return None
         frame = frames.popleft()
         if len(frames) < OUTBOUND_FRAMES:
             self._writable.unpark_all()
         return frame
 
-    def close(self) -> None:
+    def close(self, *, drain: bool = False) -> None:
+        """Take nothing more. With ``drain`` the writer still gets what is queued (the
+        conversation's last host calls reach the server); without, it is dropped (the
+        connection is gone or being replaced)."""
         self._closed = True
-        self._frames.clear()
+        if not drain:
+            self._frames.clear()
         self._readable.unpark_all()
         self._writable.unpark_all()
 

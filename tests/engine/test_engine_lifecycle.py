@@ -452,6 +452,24 @@ async def test_engine_exit_ends_events_iterator_and_emits_nothing_more() -> None
             assert not any(isinstance(e, ConversationClosed) for e in leftovers)
 
 
+async def test_a_text_sent_just_before_close_reaches_the_server() -> None:
+    """Regression: close() dropped the frames the writer had not sent yet, so a host's last
+    send_text (returned, so accepted) could silently never leave; 1 in 50 runs of the
+    reconnect property test lost a resumed session's replay this way."""
+    async with open_simulator() as sim:
+        with trio.fail_after(10):
+            async with engine_with_events(sim_config(sim)) as (engine, events):
+                await engine.start()
+                await events.until(of_type(SessionUpdated))
+                await engine.send_text("first of the last words", respond=False)
+                await engine.send_text("last words", respond=False)
+                assert await engine.close()
+            await sim.sessions[0].wait_closed()
+        items = raw_of(sim.sessions[0], "conversation.item.create")
+        texts = [part["text"] for item in items for part in item["item"]["content"]]
+        assert texts == ["first of the last words", "last words"]
+
+
 async def test_close_and_replace_complete_the_close_handshake_promptly() -> None:
     """Regression: the conversation's transport used to be closed after its reader task had
     been cancelled, so every close()/replacing start() waited the whole close timeout
