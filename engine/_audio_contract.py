@@ -27,8 +27,11 @@ How item boundaries are found on the track (three signals, each covering the oth
    ``stopped`` a few frames before the last one. Frames are classed as voiced when a sample
    exceeds ``SILENCE_PEAK`` (≈ -54 dBFS): leading silence after ``started`` is dropped, quiet
    frames inside the reply are held and released when sound resumes (pauses are part of the
-   reply), and after ``stopped`` the first quiet frame ends the item (at most ``DRAIN_FRAMES``
-   later). So trailing and idle silence never reaches the host.
+   reply), and after ``stopped`` a run of ``END_QUIET_FRAMES`` quiet frames ends the item (or
+   ``DRAIN_FRAMES`` voiced frames, whichever comes first). A shorter pause after ``stopped``
+   is still inside the reply: the track lags the events by the jitter buffer, more under load,
+   and ending at the first quiet frame cut the reply's last words at a pause between them.
+   So trailing and idle silence never reaches the host.
 3. **Fallbacks, all bounded by the track's own clock** (20 ms frames; the transport's
    liveness watch ends a call whose track stops): a voiced frame while nothing is playing
    starts the oldest response known to have audio (a server that sends no buffer events);
@@ -69,6 +72,7 @@ from duplex.protocol import (
 
 __all__ = [
     "DRAIN_FRAMES",
+    "END_QUIET_FRAMES",
     "IMPLICIT_END_FRAMES",
     "SILENCE_PEAK",
     "AudioEnds",
@@ -79,9 +83,13 @@ __all__ = [
 #: A frame whose every sample is within ±SILENCE_PEAK is quiet (≈ -54 dBFS: Opus-coded digital
 #: silence decodes to a few LSBs of noise at most; speech peaks are thousands).
 SILENCE_PEAK: Final = 64
-#: After ``stopped``, the item ends at the first quiet frame or after this many frames (the
-#: jitter buffer's depth on loopback is 1–3 frames; 25 frames = 500 ms covers a real network).
+#: After ``stopped``, the item ends after this many voiced frames at the most (the jitter
+#: buffer's depth on loopback is 1–3 frames; 25 frames = 500 ms covers a real network)...
 DRAIN_FRAMES: Final = 25
+#: ...or at this many quiet frames in a row: longer than the pauses between words (the
+#: simulator's speech has pauses of up to 5 frames), so the reply's end is its last voiced
+#: frame; ``ResponseDone`` therefore comes up to 160 ms after the last audio.
+END_QUIET_FRAMES: Final = 8
 #: A response whose ``response.done`` arrived ends after this many quiet frames even when no
 #: ``stopped`` comes (1 s of track time).
 IMPLICIT_END_FRAMES: Final = 50
@@ -163,8 +171,10 @@ class TrackAudio:
             playing = self._playing
             if playing is not None and playing.response_id == event.response_id:
                 playing.draining = True
-                if not playing.voiced:
-                    self._finish_playing()  # nothing audible arrived: nothing to wait for
+                if not playing.voiced or playing.quiet_run >= END_QUIET_FRAMES:
+                    # Nothing audible arrived, or the sound is already over: nothing to wait for.
+                    playing.quiet.clear()
+                    self._finish_playing()
             else:
                 self._finish(event.response_id)
         elif kind is OutputAudioBufferCleared:
@@ -228,7 +238,7 @@ class TrackAudio:
                     self._finish_playing()
             return
         playing.quiet_run += 1
-        if playing.draining:
+        if playing.draining and playing.quiet_run >= END_QUIET_FRAMES:
             playing.quiet.clear()
             self._finish_playing()
             return

@@ -24,7 +24,12 @@ from duplex.engine import (
     SessionUpdated,
     open_engine,
 )
-from duplex.engine._audio_contract import DRAIN_FRAMES, IMPLICIT_END_FRAMES, TrackAudio
+from duplex.engine._audio_contract import (
+    DRAIN_FRAMES,
+    END_QUIET_FRAMES,
+    IMPLICIT_END_FRAMES,
+    TrackAudio,
+)
 from duplex.engine._state_machine import ConversationState
 from duplex.protocol import (
     ConversationItem,
@@ -91,13 +96,44 @@ def test_track_audio_is_tagged_and_trimmed_between_started_and_stopped() -> None
     assert state.receive([ResponseDone("resp_1", "completed")]).forward == []
     assert _track(state, LOUD) != []
     assert state.receive([OutputAudioBufferStopped("resp_1")]).forward == []
-    tail = _track(state, LOUD, QUIET, QUIET)  # the last voiced frame, then the end
+    # The last voiced frame, then a quiet run long enough to be the end.
+    tail = _track(state, LOUD, *[QUIET] * END_QUIET_FRAMES)
     assert tail == [
         AudioOut(LOUD, "item_1", "resp_1"),
         OutputAudioDone("item_1", "resp_1"),
         ResponseDone("resp_1", "completed"),
     ]
     assert _track(state, LOUD, QUIET) == []  # idle again
+
+
+def test_a_pause_after_stopped_does_not_cut_the_last_words() -> None:
+    """Regression: the first quiet frame after ``stopped`` ended the item, so when the track
+    lagged the events (jitter buffer, a loaded machine) a pause between the reply's last words
+    cut them: the WebRTC parity test lost 220 ms of a 700 ms reply 1 run in 4 under load."""
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioBufferStarted("resp_1"), ResponseDone("resp_1", "completed")])
+    _track(state, LOUD, LOUD)
+    assert state.receive([OutputAudioBufferStopped("resp_1")]).forward == []
+    pause = [QUIET] * (END_QUIET_FRAMES - 1)
+    out = _track(state, *pause, LOUD, LOUD)  # the last word, still on its way
+    assert [e.frame for e in out] == [*pause, LOUD, LOUD]
+    assert {(e.item_id, e.response_id) for e in out} == {("item_1", "resp_1")}
+    assert _track(state, *[QUIET] * END_QUIET_FRAMES) == [
+        OutputAudioDone("item_1", "resp_1"),
+        ResponseDone("resp_1", "completed"),
+    ]
+
+
+def test_stopped_after_the_sound_ended_ends_the_item_at_once() -> None:
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioBufferStarted("resp_1"), ResponseDone("resp_1", "completed")])
+    assert len(_track(state, LOUD, *[QUIET] * END_QUIET_FRAMES)) == 1  # the quiet is held
+    assert state.receive([OutputAudioBufferStopped("resp_1")]).forward == [
+        OutputAudioDone("item_1", "resp_1"),
+        ResponseDone("resp_1", "completed"),
+    ]
 
 
 def test_stopped_ends_the_item_within_the_drain_bound_even_if_sound_goes_on() -> None:

@@ -55,6 +55,7 @@ from duplex.engine import (
     UnknownEvent,
     open_engine,
 )
+from duplex.engine._audio_contract import is_voiced
 from duplex.simulator import Simulator, SimulatorConfig, open_simulator
 
 from ._engine_helpers import (
@@ -193,6 +194,18 @@ def _audio_ms(events: list[Any]) -> float:
     return sum(e.frame.duration_ms for e in events if isinstance(e, AudioOut))
 
 
+def _voicing(events: list[Any]) -> str:
+    """The turn's audio as 20 ms windows: ``v`` voiced, ``.`` quiet (the engine's own rule)."""
+    marks: list[str] = []
+    for event in events:
+        if isinstance(event, AudioOut):
+            pcm, step = event.frame.pcm, event.frame.sample_rate // 50 * 2
+            marks += [
+                "v" if is_voiced(pcm[i : i + step]) else "." for i in range(0, len(pcm), step)
+            ]
+    return "".join(marks)
+
+
 def _check_contract(run: Run) -> None:
     """The audio contract, on one run's whole log (see the module docstring)."""
     open_responses: set[str] = set()
@@ -241,7 +254,21 @@ def test_webrtc_shows_the_host_the_websocket_event_sequence(
     reference = runs["websocket-v2"]
     run = runs[name]
     for script in [*SCRIPTS, "close"]:
-        assert _shape(run.turn(script)) == _shape(reference.turn(script)), (name, script)
+        got, want = _shape(run.turn(script)), _shape(reference.turn(script))
+        if script == "barge_in":
+            # How many of the cut reply's transcript deltas came before the user's speech was
+            # detected depends on when the cut landed (over WebRTC the microphone is real-time
+            # RTP); the sequence around them does not.
+            got, want = _one_delta_per_run(got), _one_delta_per_run(want)
+        assert got == want, (name, script)
+
+
+def _one_delta_per_run(shape: list[str]) -> list[str]:
+    return [
+        kind
+        for i, kind in enumerate(shape)
+        if not (kind == "OutputTranscriptDelta" and i > 0 and shape[i - 1] == kind)
+    ]
 
 
 @pytest.mark.parametrize("name", list(TRANSPORTS))
@@ -257,8 +284,16 @@ def test_same_transcripts_and_audio_per_turn(runs: dict[str, Run], name: str) ->
         assert got == want, (name, script)
         if script == "barge_in":
             continue  # the cut point depends on timing; checked by the barge-in test
-        want_ms, got_ms = _audio_ms(reference.turn(script)), _audio_ms(run.turn(script))
-        assert abs(got_ms - want_ms) <= 80 + 0.05 * want_ms, (name, script, got_ms, want_ms)
+        # The reply's sound is compared, not its length: over WebRTC the simulator streams
+        # audio in real time here, and on a loaded machine a late chunk leaves a gap of
+        # silence on the track, which is part of what the user hears (and of the reply).
+        heard, reply = _voicing(run.turn(script)), _voicing(reference.turn(script))
+        got_ms, want_ms = 20.0 * heard.count("v"), 20.0 * reply.count("v")
+        assert abs(got_ms - want_ms) <= 80 + 0.05 * want_ms, (name, script, heard, reply)
+        if TRANSPORTS[name][0] == "webrtc":
+            # The track's silence before and after the reply never reaches the host.
+            assert heard.startswith("v"), (name, script, heard)
+            assert heard.endswith("v"), (name, script, heard)
 
 
 @pytest.mark.parametrize("name", list(TRANSPORTS))
