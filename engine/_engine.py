@@ -434,9 +434,8 @@ class Engine:
         What earlier calls have queued for the server (the message of a ``send_text`` that
         returned, a tool output) is still sent before the connection closes, within
         ``close_timeout``; microphone audio still waiting in the audio queue is dropped, and
-        nothing more is read. Never waits for the host to read
-        ``events()`` (the event is queued behind the conversation's undelivered events,
-        before the next conversation's).
+        nothing more is read. Never waits for the host to read ``events()`` (the event is
+        queued behind the conversation's undelivered events, before the next conversation's).
 
         Returns:
             True if a conversation was running; False (and nothing emitted) otherwise.
@@ -764,8 +763,8 @@ class Engine:
         self._host_events += 1
         return True
 
-    # The handoff to ``duplex.aio`` in guest mode (trio context, no task of its own): the
-    # same events in the same order as ``events()``, taken synchronously when they are queued.
+    # The handoff to ``duplex.aio`` (trio context, no task of its own): the same events in
+    # the same order as ``events()``, taken synchronously when they are queued.
 
     def _take_event_nowait(self) -> HostEvent | None:
         """The next host event if one is queued, else None (see ``events()``)."""

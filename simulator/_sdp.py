@@ -20,9 +20,9 @@ __all__ = ["ApplicationSection", "give_back_application", "take_application"]
 SCTP_PORT = 5000
 MAX_MESSAGE_SIZE = 65536
 
-# The transport attributes an application section shares with the audio section it rides on.
+# The transport attributes an application section shares with the audio section it rides on
+# (its ``c=`` line is copied first, before the ``mid``).
 _TRANSPORT_PREFIXES = (
-    "c=",
     "a=ice-ufrag:",
     "a=ice-pwd:",
     "a=fingerprint:",
@@ -102,7 +102,7 @@ def give_back_application(answer: str, taken: ApplicationSection) -> str:
     section += [line for line in carrier if line.startswith("c=")]
     if taken.mid is not None:
         section.append(f"a=mid:{taken.mid}")
-    section += [line for line in carrier if line.startswith(_TRANSPORT_PREFIXES[1:])]
+    section += [line for line in carrier if line.startswith(_TRANSPORT_PREFIXES)]
     section += [f"a=sctp-port:{SCTP_PORT}", f"a=max-message-size:{MAX_MESSAGE_SIZE}"]
     media.insert(min(taken.index, len(media)), section)
     mids = [mid for mid in map(_mid, media) if mid is not None]
