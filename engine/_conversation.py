@@ -514,7 +514,8 @@ class Conversation:
             if step.forward:
                 if g711 is not None:
                     _to_host_g711(g711, step.forward)
-                await host.push(generation, step.forward)  # backpressure
+                if not host.offer(generation, step.forward):
+                    await host.push(generation, step.forward)  # backpressure
 
     def _end_connection(self, ending: Ending) -> None:
         """End this connection's tasks; ``run`` then resumes from ``ending``."""

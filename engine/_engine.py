@@ -742,12 +742,6 @@ class Engine:
         ``events()`` iterator — continues where it stopped."""
         return EventStream(self)
 
-    async def _next_event(self) -> HostEvent:
-        while True:
-            generation, event = await self._host.next()
-            if self._admit(generation, event):
-                return event
-
     def _admit(self, generation: int, event: HostEvent) -> bool:
         """Whether a queued event reaches the host now (and count it if so)."""
         if type(event) is AudioOut:
@@ -834,7 +828,16 @@ class EventStream:
         return self
 
     async def __anext__(self) -> HostEvent:
-        return await self._engine._next_event()
+        # Every host event passes here: ``Engine._admit`` is inlined for all but AudioOut.
+        engine = self._engine
+        host = engine._host
+        while True:
+            generation, event = await host.next()
+            if type(event) is not AudioOut:
+                engine._host_events += 1
+                return event
+            if engine._admit(generation, event):
+                return event
 
     async def aclose(self) -> None:
         """Nothing to release (kept so ``contextlib.aclosing`` works)."""

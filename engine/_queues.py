@@ -62,7 +62,7 @@ class HostQueue:
         "_events",
         "_events_generation",
         "_purged",
-        "_readable",
+        "_readers",
         "_size",
         "_writable",
         "listener",
@@ -75,7 +75,10 @@ class HostQueue:
         self._events: deque[HostEvent] = deque()
         self._events_generation = 0
         self._purged = 0  # the newest replaced generation
-        self._readable = trio.lowlevel.ParkingLot()
+        # Tasks waiting in ``next``, oldest first. Not a ParkingLot: every event of a paced
+        # conversation wakes the host through here, and a lot's unpark (a generator and a
+        # list per call) cost more than the rest of the handoff.
+        self._readers: deque[trio.lowlevel.Task] = deque()
         self._writable = trio.lowlevel.ParkingLot()
         self._closed = False
         self.listener: Callable[[], object] | None = None
@@ -87,11 +90,20 @@ class HostQueue:
             await self._writable.park()
         self.push_nowait(generation, batch)
 
+    def offer(self, generation: int, batch: list[HostEvent]) -> bool:
+        """``push`` when it would not wait (no coroutine, the reader's usual case); False
+        when the queue is full and the caller must ``await push``."""
+        if len(self._batches) >= self._size:
+            return self._closed  # closed: dropped, as ``push`` would
+        self.push_nowait(generation, batch)
+        return True
+
     def push_nowait(self, generation: int, batch: list[HostEvent]) -> None:
         if generation <= self._purged:
             return  # a replaced conversation's task, still on its way out
         self._batches.append((generation, batch))
-        self._readable.unpark()
+        if self._readers:
+            trio.lowlevel.reschedule(self._readers.popleft())
         if self.listener is not None:
             self.listener()
 
@@ -110,7 +122,9 @@ class HostQueue:
 
     def close(self) -> None:
         self._closed = True
-        self._readable.unpark_all()
+        readers = self._readers
+        while readers:
+            trio.lowlevel.reschedule(readers.popleft())
         self._writable.unpark_all()
         if self.listener is not None:
             self.listener()
@@ -132,7 +146,19 @@ class HostQueue:
                 return item
             if self._closed:
                 raise StopAsyncIteration
-            await self._readable.park()
+            await self._wait_readable()
+
+    async def _wait_readable(self) -> None:
+        """Sleep until a push or close wakes this task (a cancelled wait takes nothing)."""
+        task = trio.lowlevel.current_task()
+        readers = self._readers
+        readers.append(task)
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            readers.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     def take_nowait(self) -> tuple[int, HostEvent] | None:
         """``next`` without waiting (trio context, no checkpoint): the next event and its
@@ -142,7 +168,8 @@ class HostQueue:
             if not self._batches:
                 return None
             generation, batch = self._batches.popleft()
-            self._writable.unpark()
+            if self._writable:
+                self._writable.unpark()
             events.extend(batch)
             self._events_generation = generation
         return self._events_generation, events.popleft()
@@ -199,7 +226,8 @@ class Outbox:
         if len(self._frames) + len(frames) > OUTBOUND_FRAMES + CONTROL_BACKLOG:
             return False
         self._frames.extend(frames)
-        self._readable.unpark()
+        if self._readable:
+            self._readable.unpark()
         return True
 
     async def next(self) -> str | None:
@@ -210,7 +238,7 @@ class Outbox:
                 return None
             await self._readable.park()
         frame = frames.popleft()
-        if len(frames) < OUTBOUND_FRAMES:
+        if self._writable and len(frames) < OUTBOUND_FRAMES:
             self._writable.unpark_all()
         return frame
 

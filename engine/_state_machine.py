@@ -160,6 +160,10 @@ class Step:
         return f"Step(forward={self.forward!r}, send={self.send!r}, end={self.end!r})"
 
 
+# The events ``ConversationState._sanitized`` may change (server text, a missing response id).
+_SANITIZED: Final = frozenset({Error, ParseFailure, ToolCallRequested})
+
+
 @attrs.define
 class Counters:
     """Mutable per-conversation counters behind ``EngineStatistics`` (the trio side counts
@@ -493,15 +497,16 @@ class ConversationState:
         track = self.track
         after = self._after
         counters.server_events += len(events)
+        event: Any  # each branch below knows its type by ``kind``
         for event in events:
             kind = type(event)
             if kind is AudioOut:
-                if track is not None and event.item_id is None:  # type: ignore[attr-defined]
-                    track.frame(event.frame)  # type: ignore[attr-defined]
+                if track is not None and event.item_id is None:
+                    track.frame(event.frame)
                     if track.has_ready:
                         self._release(track, forward)
                     continue
-                audio = self._audio_out(event)  # type: ignore[arg-type]
+                audio = self._audio_out(event)
                 if audio is not None:
                     forward.append(audio)
                 continue
@@ -510,10 +515,11 @@ class ConversationState:
             event = observe(event)
             effect = effects.get(kind)
             if effect is None:
-                forward.append(event)  # type: ignore[arg-type]
+                forward.append(event)
                 continue
             if effect(event, send):
-                event = self._sanitized(event)
+                if kind in _SANITIZED:
+                    event = self._sanitized(event)
                 if kind is ResponseDone or kind is ResponseCancelled:
                     self._response_end(event, forward)
                 else:

@@ -87,7 +87,13 @@ class AudioFrame:
     @property
     def duration_ms(self) -> float:
         """Playback duration in milliseconds (what barge-in arithmetic counts)."""
-        return duration_ms(len(self.pcm), self.sample_rate, self.channels, self.encoding)
+        rate = self.sample_rate
+        channels = self.channels
+        if self.encoding == "pcm16" and rate > 0 and channels > 0:
+            # ``duration_ms()`` for the common case without its call: every model frame's
+            # path reads this twice (received, then delivered).
+            return (len(self.pcm) // (BYTES_PER_SAMPLE * channels)) * 1000.0 / rate
+        return duration_ms(len(self.pcm), rate, channels, self.encoding)
 
 
 def duration_ms(

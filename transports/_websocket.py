@@ -46,11 +46,14 @@ Design (SPEC §3 hot-path rule, §4):
   the caller's nursery, so a handshake rejection never cancels the caller's tasks; it becomes
   ``ConnectError``. After the handshake a read that fails ends the transport with
   ``TransportEnded(reason="error")`` instead of raising into the reader. Liveness: a ping
-  every ``liveness_timeout / 2`` seconds; no pong within another ``liveness_timeout / 2``
-  ends the transport with ``TransportEnded("error", 1006, "keepalive: ...")``, so a
-  half-open peer is noticed within ``liveness_timeout`` of its last answer (SPEC §3.4). An
-  explicit ``ping_interval`` keeps its old meaning (a ping every ``ping_interval``, the same
-  time for the pong); ``ping_interval=None`` turns keepalive and the idle reader off.
+  once the peer has sent nothing for ``liveness_timeout / 2`` seconds; no pong within
+  another ``liveness_timeout / 2`` ends the transport with ``TransportEnded("error", 1006,
+  "keepalive: ...")``, so a half-open peer is noticed within ``liveness_timeout`` of the
+  last thing it sent (SPEC §3.4). A peer that streams is never pinged (as aiohttp's
+  heartbeat, which any received message resets); a dead path the other way shows up as the
+  server's own keepalive closing. An explicit ``ping_interval`` keeps its old meaning (a
+  ping after ``ping_interval`` of silence, the same time for the pong);
+  ``ping_interval=None`` turns keepalive and the idle reader off.
   ``aclose()`` discards messages not yet received: the next batch is just
   ``TransportEnded("requested", 1000)``; after a peer close, messages read before it come
   first.
@@ -115,6 +118,51 @@ CLOSE_TIMEOUT_S: Final = 2.0
 _SECRET_HEADERS: Final = frozenset({"authorization", "api-key", "openai-insecure-api-key"})
 
 
+class _ReadGate:
+    """Who reads the socket: one task at a time (``_Receiver.read_lock``).
+
+    A flag and a parking lot rather than ``trio.Lock``: the consumer takes the gate and gives
+    it back once per batch, and a Lock's owner bookkeeping (its parking-lot breaker, the
+    owner checks) cost more than the rest of taking a batch. Nothing here needs an owner:
+    every holder releases in a ``finally`` of its own.
+    """
+
+    __slots__ = ("_lot", "held")
+
+    def __init__(self) -> None:
+        self.held = False
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def locked(self) -> bool:
+        return self.held
+
+    def acquire_nowait(self) -> bool:
+        """Take the gate if it is free (no checkpoint); False if someone holds it."""
+        if self.held:
+            return False
+        self.held = True
+        return True
+
+    async def acquire(self) -> None:
+        """Take the gate, waiting for it (a checkpoint, as ``trio.Lock.acquire``)."""
+        if not self.held:
+            await trio.lowlevel.checkpoint()
+        while self.held:
+            await self._lot.park()  # a cancelled wait takes nothing
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+        if self._lot:
+            self._lot.unpark()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
 class _Receiver:
     """The read side (see module docstring): trio-websocket's event handlers, driven by
     ``read_once`` in whichever task is reading, and the list of complete text messages they
@@ -131,8 +179,9 @@ class _Receiver:
         # One reader at a time (receive_batch, the keepalive while it waits for a pong,
         # aclose while it waits for the close reply); never held while waiting to write
         # anything but a control frame (pong, close reply).
-        self.read_lock = trio.Lock()
+        self.read_lock = _ReadGate()
         self.consumer_in = False  # receive_batch is reading (or waiting to)
+        self.reads = 0  # socket reads that brought data
         self.idle_scope: trio.CancelScope | None = None  # the idle reader's current read
         self._parts: list[str | bytes] = []
         self._size = 0
@@ -223,6 +272,7 @@ class _Receiver:
                 await ws._abort_web_socket()  # TCP closed before the WebSocket: 1006
             self.reader_done = True
             return
+        self.reads += 1  # the peer spoke: the keepalive need not ask (``_keepalive``)
         data = bytes(data) if type(data) is not bytes else data  # TLS may hand a bytearray
         splitter = self._splitter
         if splitter is None:
@@ -438,9 +488,7 @@ class WebSocketTransport(Transport):
             lock = receiver.read_lock
             receiver.consumer_in = True
             try:
-                try:
-                    lock.acquire_nowait()
-                except trio.WouldBlock:
+                if not lock.acquire_nowait():
                     receiver.claim()  # the idle reader yields at once
                     await lock.acquire()
                 try:
@@ -461,7 +509,7 @@ class WebSocketTransport(Transport):
             texts = receiver.take()
             counters.messages_in += len(texts)
             counters.bytes_in += sum(map(len, texts))
-            batch = cast("list[Inbound]", texts)  # ours now: take() swapped it out
+            batch = texts  # type: ignore[assignment]  # ours now: take() swapped it out
             if self._ended():
                 batch.append(self._ended_item())
         if isinstance(batch[-1], TransportEnded):
@@ -542,17 +590,31 @@ class WebSocketTransport(Transport):
         return self._counters.snapshot("websocket")
 
     async def _keepalive(self, ping_every: float, pong_wait: float) -> None:
-        """Liveness and the idle reader (module docstring): one task, one timer."""
+        """Liveness and the idle reader (module docstring): one task, one timer.
+
+        A ping goes out only after ``ping_every`` without a read bringing data: a peer that
+        is sending is alive (as aiohttp's heartbeat, which any received message resets), so
+        a streaming conversation costs no ping and no pong. The time of the last read is
+        known to a tick (this task does not look at the clock per read): the peer counts as
+        heard at the previous check, never later than it was, so the bound holds."""
         tick = self._tick = min(IDLE_TICK_MAX_S, ping_every / 2)
-        next_ping = trio.current_time() + ping_every
+        receiver = self._receiver
+        heard = checked = trio.current_time()  # the handshake's answer was the last word
+        reads = receiver.reads
         seen = -1
         while True:
-            if trio.current_time() >= next_ping:
+            now = trio.current_time()
+            if receiver.reads != reads:
+                reads = receiver.reads
+                heard = checked  # the peer spoke after the previous check
+            checked = now
+            next_ping = heard + ping_every
+            if now >= next_ping:
                 if not await self._ping(pong_wait):
                     return
-                next_ping = trio.current_time() + ping_every
+                heard = checked = trio.current_time()
+                reads = receiver.reads
                 continue
-            receiver = self._receiver
             batches = self._counters.batches_in
             idle = not receiver.consumer_in and batches == seen  # no batch since last tick
             seen = batches
@@ -735,7 +797,8 @@ async def connect_websocket(
     ``liveness_timeout``: a peer that answers nothing (half-open, vanished without a FIN) is
     noticed within this many seconds: a ping every half of it, the other half for the pong.
     ``ping_interval``: ``"auto"`` (derive from ``liveness_timeout``), a number of seconds
-    (ping that often, wait as long for the pong), or ``None`` (no keepalive, no idle reader).
+    (ping after that long without data from the peer, wait as long for the pong), or
+    ``None`` (no keepalive, no idle reader).
 
     Raises:
         ConnectError: TCP, TLS or the upgrade failed, or ``connect_timeout`` elapsed;

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -140,12 +140,17 @@ def websocket_accept(request: bytes) -> bytes:
 
 @asynccontextmanager
 async def serve_raw(
-    answer: bytes | Callable[[bytes], bytes] | None, *, drain: bool = True
+    answer: bytes | Callable[[bytes], bytes] | None,
+    *,
+    drain: bool = True,
+    talk: Callable[[trio.SocketStream], Awaitable[object]] | None = None,
 ) -> AsyncIterator[RawServer]:
     """A TCP server that reads one HTTP request head, writes ``answer`` (bytes, or built from
     the request; ``None`` answers nothing) and then waits for the client to close, recording
     the EOF (``drain=False``: it never reads again, like a stalled peer). It never closes
-    first, so a client that does not close its socket shows up in ``open_connections``."""
+    first, so a client that does not close its socket shows up in ``open_connections``.
+    ``talk(stream)``, if given, runs after the answer beside the reading (raw frames the
+    server sends on its own)."""
     server: RawServer
 
     async def handler(stream: trio.SocketStream) -> None:
@@ -156,11 +161,15 @@ async def serve_raw(
                 await stream.send_all(answer if isinstance(answer, bytes) else answer(conn.request))
             if b"\r\n\r\n" in conn.request:
                 conn.request, _, conn.received = conn.request.partition(b"\r\n\r\n")
-            if not drain:  # a peer that stops reading: the client's sends fill the window
-                await trio.sleep_forever()
-            while data := await stream.receive_some(65536):
-                conn.received += data
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            async with trio.open_nursery() as nursery:
+                if talk is not None:
+                    nursery.start_soon(talk, stream)
+                if not drain:  # a peer that stops reading: the client's sends fill the window
+                    await trio.sleep_forever()
+                while data := await stream.receive_some(65536):
+                    conn.received += data
+                nursery.cancel_scope.cancel()
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
             conn.eof.set()
@@ -198,8 +207,9 @@ def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0) -> byt
     return head + bytes([126]) + len(payload).to_bytes(2, "big") + payload
 
 
-def client_close_code(data: bytes) -> int | None:
-    """The code of the first close frame in what a client sent (client frames are masked)."""
+def client_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(opcode, unmasked payload) of each whole frame in what a client sent."""
+    frames = []
     pos = 0
     while pos + 6 <= len(data):
         opcode = data[pos] & 0x0F
@@ -212,7 +222,14 @@ def client_close_code(data: bytes) -> int | None:
         payload = bytes(
             b ^ mask[i % 4] for i, b in enumerate(data[pos + head + 4 : pos + head + 4 + length])
         )
+        frames.append((opcode, payload))
+        pos += head + 4 + length
+    return frames
+
+
+def client_close_code(data: bytes) -> int | None:
+    """The code of the first close frame in what a client sent (client frames are masked)."""
+    for opcode, payload in client_frames(data):
         if opcode == 0x8:
             return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-        pos += head + 4 + length
     return None

@@ -18,7 +18,7 @@ from duplex.transports import (
 )
 
 from .._support import wait_until
-from ._ws_server import ServerConn, WsServer, serve
+from ._ws_server import ServerConn, WsServer, client_frames, frame, serve, serve_raw, upgrade_then
 
 HEADERS = {"authorization": "Bearer sk-test-secret-key-123456"}
 
@@ -328,6 +328,44 @@ async def test_keepalive_leaves_a_healthy_connection_open() -> None:
             await trio.sleep(0.3)
             await conn.ws.send_message("alive")
             assert await transport.receive_batch() == ["alive"]
+            await transport.aclose()
+
+
+async def test_a_peer_that_keeps_sending_is_not_pinged_and_a_silent_one_is() -> None:
+    # Liveness asks only a silent peer: data arriving within the ping interval proves the
+    # peer alive, so a streaming conversation costs no ping (and the peer no pong).
+    talking = True
+
+    async def talk(stream: trio.SocketStream) -> None:
+        while talking:
+            await stream.send_all(frame(0x1, b'{"type":"x"}'))
+            await trio.sleep(0.01)
+
+    def pings() -> int:
+        return sum(op == 0x9 for op, _ in client_frames(server.conns[0].received))
+
+    with trio.fail_after(5):
+        async with (
+            serve_raw(upgrade_then(b""), talk=talk) as server,
+            trio.open_nursery() as nursery,
+        ):
+            transport = await connect_websocket(nursery, server.url(), HEADERS, ping_interval=0.05)
+            streaming_until = trio.current_time() + 0.4  # eight ping intervals
+            while trio.current_time() < streaming_until:
+                assert all(item == '{"type":"x"}' for item in await transport.receive_batch())
+            assert pings() == 0
+            talking = False
+            # Silent from here (this raw peer never answers a ping): pinged, then given up
+            # after the interval and the pong wait (0.1 s), whatever came before.
+            with trio.fail_after(1.5):
+                batch = await transport.receive_batch()
+                while not isinstance(batch[-1], TransportEnded):
+                    batch = await transport.receive_batch()
+            ended = batch[-1]
+            assert isinstance(ended, TransportEnded)
+            assert ended.error is not None
+            assert "keepalive" in ended.error
+            await wait_until(lambda: pings() >= 1)  # the server's reader may lag the end
             await transport.aclose()
 
 
