@@ -379,39 +379,6 @@ class AsyncioEngine:
         """Host-visible events in order; ends when the engine closes (see ``Engine.events``)."""
         return AsyncioEventStream(self)
 
-    async def _next_event(self) -> Any:
-        events = self._events
-        while not events:
-            if self._ended:
-                raise StopAsyncIteration
-            if not self._attached:
-                self._attached = True
-                self._run.submit(self._attach_events)
-            waiter = self._loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                self._waiters.remove(waiter)
-        event = events.popleft()
-        self._taken += 1
-        kind = type(event)
-        if kind is AudioOut:
-            self._taken_ms += event.frame.duration_ms
-        resume = self._resume
-        if (
-            resume is not None
-            and self._sent - self._taken <= EVENT_WINDOW // 2
-            and self._sent_ms - self._taken_ms <= AUDIO_AHEAD_MS / 2
-        ):
-            self._resume = None
-            self._run.submit(resume)
-        if kind is ConversationStarted:
-            self._reading_session = event.session_id
-        elif kind is ConversationClosed and self._reading_session == self._started_session:
-            self._running = False  # the end of the latest conversation (not an older one's)
-        return event
-
     def _attach_events(self) -> None:
         engine = self._engine
         if engine is None:
@@ -430,7 +397,12 @@ class AsyncioEngine:
             return
         events = self._events
         took = False
-        while not self._ahead():
+        # ``not self._ahead()``, inlined (read afresh each time: in "thread" mode the
+        # consumer's counts move under this loop).
+        while (
+            self._sent - self._taken < EVENT_WINDOW
+            and self._sent_ms - self._taken_ms < AUDIO_AHEAD_MS
+        ):
             event = engine._take_event_nowait()
             if event is None:
                 break
@@ -574,7 +546,39 @@ class AsyncioEventStream:
         return self
 
     async def __anext__(self) -> Any:
-        return await self._engine._next_event()
+        # Every event passes here: the engine's side of it is inlined (one frame less).
+        engine = self._engine
+        events = engine._events
+        while not events:
+            if engine._ended:
+                raise StopAsyncIteration
+            if not engine._attached:
+                engine._attached = True
+                engine._run.submit(engine._attach_events)
+            waiter = engine._loop.create_future()
+            engine._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                engine._waiters.remove(waiter)
+        event = events.popleft()
+        engine._taken += 1
+        kind = type(event)
+        if kind is AudioOut:
+            engine._taken_ms += event.frame.duration_ms
+        resume = engine._resume
+        if (
+            resume is not None
+            and engine._sent - engine._taken <= EVENT_WINDOW // 2
+            and engine._sent_ms - engine._taken_ms <= AUDIO_AHEAD_MS / 2
+        ):
+            engine._resume = None
+            engine._run.submit(resume)
+        if kind is ConversationStarted:
+            engine._reading_session = event.session_id
+        elif kind is ConversationClosed and engine._reading_session == engine._started_session:
+            engine._running = False  # the end of the latest conversation (not an older one's)
+        return event
 
     async def aclose(self) -> None:
         """Nothing to release (kept so ``contextlib.aclosing`` works)."""
