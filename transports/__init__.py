@@ -1,6 +1,6 @@
 """duplex transports: trio-native frame movers behind one ``Transport`` interface.
 
-- ``connect_websocket`` → ``WebSocketTransport`` (trio-websocket; text frames only).
+- ``connect_websocket`` → ``WebSocketTransport`` (wsproto over a trio stream; text frames only).
 - ``connect_webrtc`` → ``WebRTCTransport`` (aiortc on the asyncio bridge thread; audio on RTP,
   events on the ``oai-events`` data channel or a sideband WebSocket).
 - ``memory_transport_pair`` → ``MemoryTransport`` + ``MemoryPeer`` for engine tests.

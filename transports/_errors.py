@@ -7,7 +7,7 @@ The tree::
     └── TransportClosed       an operation on a transport that has ended or been closed
 
 Invariants:
-- Exceptions from trio, trio-websocket, httpx and aiortc never escape a public transport
+- Exceptions from trio, wsproto, httpx and aiortc never escape a public transport
   call: ``map_exceptions`` turns them into the tree above exactly once, at the boundary, and
   chains the original as ``__cause__`` for debugging.
 - Messages never contain a secret. Every message built here passes through ``redact``, which
@@ -29,7 +29,8 @@ from typing import Final, NoReturn
 
 import httpx
 import trio
-import trio_websocket
+
+from ._ws_connection import UpgradeRejected, WsClosed
 
 __all__ = [
     "ConnectError",
@@ -141,18 +142,14 @@ def map_exceptions(what: str, *, secrets: Iterable[str | None] = ()) -> Iterator
         yield
     except TransportError:
         raise
-    except trio_websocket.ConnectionRejected as exc:
+    except UpgradeRejected as exc:
         body = server_text(exc.body.decode("utf-8", "replace"), secret_tuple) if exc.body else ""
         raise ConnectError(
-            f"{what}: the server rejected the WebSocket upgrade with HTTP {exc.status_code}"
+            f"{what}: the server rejected the WebSocket upgrade with HTTP {exc.status}"
             + (f": {body}" if body else ""),
-            status=exc.status_code,
+            status=exc.status,
         ) from exc
-    except trio_websocket.ConnectionTimeout as exc:
-        _raise_connect(f"{what}: timed out", exc, secret_tuple)
-    except trio_websocket.HandshakeError as exc:
-        _raise_connect(f"{what}: handshake failed", exc, secret_tuple)
-    except trio_websocket.ConnectionClosed as exc:
+    except WsClosed as exc:
         _raise_connect(f"{what}: connection closed during the handshake", exc, secret_tuple)
     except trio.TooSlowError as exc:
         _raise_connect(f"{what}: timed out", exc, secret_tuple)

@@ -15,7 +15,7 @@ This stream decides by what the previous read returned:
 
 Either way every call is a trio checkpoint (it yields exactly once). Errors are translated
 as ``trio.SocketStream`` translates them (``BrokenResourceError`` for a reset connection,
-``ClosedResourceError`` after ``aclose``) so trio-websocket and ``trio.SSLStream`` layered
+``ClosedResourceError`` after ``aclose``) so the WebSocket code and ``trio.SSLStream`` layered
 on top see the same contract.
 
 Only POSIX: reading uses ``os.read`` on the socket's descriptor (trio's socket object keeps
@@ -50,7 +50,7 @@ class LeanSocketStream(trio.abc.HalfCloseableStream):
 
     @property
     def socket(self) -> trio.socket.SocketType:
-        """The underlying trio socket (trio-websocket reads addresses from it)."""
+        """The underlying trio socket."""
         return self._inner.socket
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:

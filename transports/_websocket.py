@@ -1,26 +1,23 @@
-"""The WebSocket transport: ``connect_websocket()`` → ``WebSocketTransport`` (trio-websocket).
+"""The WebSocket transport: ``connect_websocket()`` → ``WebSocketTransport`` (wsproto).
 
 Design (SPEC §3 hot-path rule, §4):
-- **Reading happens in the consumer's task.** trio-websocket runs a reader task that, per
-  complete message, awaits ``send`` on an internal memory channel; every event then costs a
-  wakeup of that task *and* of whoever reads it. Here trio-websocket's reader task never
-  runs: when it would start, ``_ReaderStarter`` runs only the opening handshake in its place
-  (trio-websocket's own handlers process the answer), and afterwards ``receive_batch()``
-  itself reads the socket (``_Receiver.read_once``: one read of up to 64 KiB, every
-  wsproto event in it dispatched to trio-websocket's handlers, complete text messages
-  appended to a list without yielding). At a realtime pace an event costs one wakeup of the
-  consumer; in a burst one read yields one batch. After the handshake the bytes first pass
+- **Reading happens in the consumer's task.** A WebSocket library with a reader task of its
+  own (trio-websocket, which this transport used to wrap) hands every message through an
+  internal channel: each event then costs a wakeup of that task *and* of whoever reads it.
+  Here there is no reader task: ``receive_batch()`` itself reads the socket
+  (``_Receiver.read_once``: one read of up to 64 KiB, every wsproto event in it dispatched to
+  the connection's handlers in ``_ws_connection.py``, complete text messages appended to a
+  list without yielding). At a realtime pace an event costs one wakeup of the consumer; in
+  a burst one read yields one batch. After the handshake the bytes first pass
   ``FrameSplitter`` (``_frames.py``): whole text frames are decoded there, every other frame
   goes to wsproto whole, so wsproto keeps the close handshake, pings, fragments and protocol
   errors. With ``LeanSocketStream`` (one wakeup per read), engine CPU per event at 50
   conversations × 50 events/s on the development VM fell from ≈ 140 µs to ≈ 75 µs, task
   steps per event from 4.15 to 2.15 (the engine's parser, then the host).
-  This drives private names of trio-websocket 0.12 (the ``_handle_*_event`` handlers,
-  ``_abort_web_socket``, ``_close_stream``, ``_initial_request``, ``_open_handshake``,
-  ``_close_handshake``, ``_close_reason``, ``_wsproto``, ``_send``): the dependency is
-  bounded ``<0.13`` and ``test_transport_websocket.py`` pins the behaviour built on them
-  (opening and close handshakes, ping replies, abort and 1006 on EOF or reset, 1009)
-  so an upgrade that changes it fails loudly.
+  ``WsConnection`` (``_ws_connection.py``) owns wsproto's state and every write: the
+  opening request, pongs, close replies, pings, our messages; the behaviour it keeps from
+  trio-websocket (handshakes, ping replies, abort and 1006 on EOF or reset, 1009) is pinned
+  by ``test_transport_websocket*.py`` against trio-websocket's server.
 - **Who reads when the consumer does not.** Three waits need the peer's answer while the
   consumer may be away, so they read themselves while nobody else is reading
   (``read_lock``; messages they read stay queued, in order, for the next batch): the
@@ -36,8 +33,8 @@ Design (SPEC §3 hot-path rule, §4):
   reader holds the lock cancels that read (a read is cancelled only while it waits for the
   socket, so no byte is lost; the TLS handshake is long done) and takes over: the hop costs
   one wakeup, once, after an idle period; a consumer that keeps reading never meets it.
-- **One writer.** All writes (our text frames, keepalive pings, trio-websocket's pongs and
-  close replies) are serialised by trio-websocket's ``StrictFIFOLock``, in call order. A send
+- **One writer.** All writes (our text frames, keepalive pings, pongs and close replies) go
+  through ``WsConnection._send``, serialised by a ``StrictFIFOLock`` in call order. A send
   never waits on reading (the write lock is never held across a read).
 - **Binary frames** are dropped and counted (``TransportStatistics.binary_frames_dropped``):
   the realtime protocol is text-only, a binary frame carries no event, and the engine must
@@ -64,7 +61,6 @@ Design (SPEC §3 hot-path rule, §4):
 
 from __future__ import annotations
 
-import contextlib
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
@@ -72,7 +68,6 @@ from functools import partial
 from typing import Any, Final, Literal, cast
 
 import trio
-import trio_websocket
 import wsproto.events
 import wsproto.utilities
 from wsproto.connection import ConnectionState
@@ -100,6 +95,7 @@ from ._errors import (
 )
 from ._frames import FrameSplitter
 from ._lean_stream import wrap_stream
+from ._ws_connection import CloseReason, WsClosed, WsConnection
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -164,7 +160,7 @@ class _ReadGate:
 
 
 class _Receiver:
-    """The read side (see module docstring): trio-websocket's event handlers, driven by
+    """The read side (see module docstring): the connection's event handlers, driven by
     ``read_once`` in whichever task is reading, and the list of complete text messages they
     fill. Everything runs on the trio thread."""
 
@@ -194,21 +190,20 @@ class _Receiver:
         # never a clean close.
         self.violation: tuple[int, str] | None = None
         self.discard = False  # closing locally: drop what still arrives
-        self._ws: trio_websocket.WebSocketConnection | None = None
+        self._ws: WsConnection | None = None
         self._splitter: FrameSplitter | None = None  # set once the handshake is done
         self._head_tail = b""  # the end of the HTTP answer may span reads
         self._handlers: dict[type[Any], Callable[[Any], Awaitable[None]]] = {}
 
-    def install(self, ws: trio_websocket.WebSocketConnection) -> None:
-        """Take over trio-websocket's event dispatch (its reader task never runs)."""
+    def install(self, ws: WsConnection) -> None:
+        """Dispatch what is read to ``ws``'s handlers (and messages to this receiver)."""
         self._ws = ws
-        original_close = ws._handle_close_connection_event
 
         async def on_close(event: wsproto.events.CloseConnection) -> None:
-            state = ws._wsproto.state
+            state = ws.proto.state
             if state is ConnectionState.REMOTE_CLOSING or state is ConnectionState.CLOSED:
-                # A close frame from the peer: trio-websocket answers it.
-                await original_close(event)
+                # A close frame from the peer: the connection answers it.
+                await ws.on_close(event)
                 self.peer_closed = True
             else:
                 # wsproto reports a frame it could not parse (invalid UTF-8, a masked server
@@ -218,12 +213,12 @@ class _Receiver:
 
         events = wsproto.events
         self._handlers = {
-            events.AcceptConnection: ws._handle_accept_connection_event,
-            events.RejectConnection: ws._handle_reject_connection_event,
-            events.RejectData: ws._handle_reject_data_event,
+            events.AcceptConnection: ws.on_accept,
+            events.RejectConnection: ws.on_reject,
+            events.RejectData: ws.on_reject_data,
             events.CloseConnection: on_close,
-            events.Ping: ws._handle_ping_event,
-            events.Pong: ws._handle_pong_event,
+            events.Ping: ws.on_ping,
+            events.Pong: ws.on_pong,
             events.TextMessage: self.on_message,
             events.BytesMessage: self.on_message,
         }
@@ -232,23 +227,21 @@ class _Receiver:
         """Send the upgrade request and read until the server answered it."""
         ws = self._ws
         assert ws is not None
-        request = ws._initial_request
-        if request is not None:
-            try:
-                await ws._send(request)
-            except trio_websocket.ConnectionClosed:
-                self.reader_done = True
-                return
+        try:
+            await ws.send_request()
+        except WsClosed:
+            self.reader_done = True
+            return
         # Under the read lock: the read that completes the handshake may carry frames after
-        # the 101 (even a close), and they are still being dispatched when connect returns;
-        # a receive_batch starting then must wait for them instead of reading past them.
+        # the 101 (even a close), and they are dispatched before connect returns; a
+        # receive_batch starting then must wait for them instead of reading past them.
         async with self.read_lock:
-            while not ws._open_handshake.is_set() and not self.reader_done:
+            while not ws.opened and not self.reader_done:
                 await self.read_once()
 
     async def read_once(self) -> None:
-        """One socket read and the dispatch of every event in it: trio-websocket's reader
-        loop body, run by the task that wants data instead of a task of its own. After the
+        """One socket read and the dispatch of every event in it: a reader loop's body, run
+        by the task that wants data instead of a task of its own. After the
         handshake nothing escapes: a failure ends reading and is reported as the end."""
         try:
             await self._read_once()
@@ -264,12 +257,12 @@ class _Receiver:
         try:
             data = await self._stream.receive_some(RECEIVE_BUFFER_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            await ws._abort_web_socket()
+            ws.abort()
             self.reader_done = True
             return
         if not data:
-            if ws._wsproto.state is not ConnectionState.CLOSED:
-                await ws._abort_web_socket()  # TCP closed before the WebSocket: 1006
+            if ws.proto.state is not ConnectionState.CLOSED:
+                ws.abort()  # TCP closed before the WebSocket: 1006
             self.reader_done = True
             return
         self.reads += 1  # the peer spoke: the keepalive need not ask (``_keepalive``)
@@ -289,7 +282,7 @@ class _Receiver:
             if not await self._to_wsproto(data[:cut]):
                 return
             data = data[cut:]
-            if not ws._open_handshake.is_set():
+            if not ws.opened:
                 if data:
                     await self._to_wsproto(data)  # a rejection's body
                 return
@@ -312,7 +305,7 @@ class _Receiver:
         """Feed wsproto and dispatch its events; False once reading is over."""
         ws = self._ws
         assert ws is not None
-        proto = ws._wsproto
+        proto = ws.proto
         if proto.state is not ConnectionState.CLOSED:
             try:
                 proto.receive_data(data)
@@ -332,7 +325,7 @@ class _Receiver:
                 continue
             try:
                 await handler(event)
-            except trio_websocket.ConnectionClosed:
+            except WsClosed:
                 self.reader_done = True
                 return False
         if self.oversized:
@@ -379,25 +372,17 @@ class _Receiver:
         assert ws is not None
         if self.violation is None:
             self.violation = (code, server_text(reason, self.secrets))
-        if ws._wsproto.state is ConnectionState.OPEN:
-            with contextlib.suppress(trio_websocket.ConnectionClosed):
-                await ws._send(wsproto.events.CloseConnection(code=code))
-        await ws._close_stream()
-        await ws._abort_web_socket()  # trio-websocket's state: closed, nothing to wait for
+        await ws.fail(code)
         self.reader_done = True
 
     async def _too_big(self) -> None:
-        # What trio-websocket itself does for an oversized message: close with 1009 and
-        # stop reading.
+        # Close with 1009 and stop reading (RFC 6455 §7.4.1).
         ws = self._ws
         assert ws is not None
-        reason = f"message exceeded {self._max_message_size} bytes"
         self._parts = []
         self._size = 0
         self.oversized = True
-        ws._close_reason = trio_websocket.CloseReason(1009, reason)
-        with contextlib.suppress(trio_websocket.ConnectionClosed):
-            await ws._send(wsproto.events.CloseConnection(code=1009, reason=reason))
+        await ws.refuse_oversized(self._max_message_size)
 
     def full(self) -> bool:
         """Enough unread messages wait: reading for an absent consumer stops here."""
@@ -425,7 +410,7 @@ class WebSocketTransport(Transport):
 
     def __init__(
         self,
-        ws: trio_websocket.WebSocketConnection,
+        ws: WsConnection,
         stream: trio.abc.Stream,
         scope: trio.CancelScope,
         receiver: _Receiver,
@@ -454,7 +439,7 @@ class WebSocketTransport(Transport):
             raise TransportClosed("the WebSocket is closed")
         try:
             await self._ws.send_message(text)
-        except trio_websocket.ConnectionClosed as exc:
+        except WsClosed as exc:
             reason = _describe(exc.reason, self._receiver.secrets)
             raise TransportClosed(f"the WebSocket is closed ({reason})") from exc
         counters = self._counters
@@ -550,7 +535,7 @@ class WebSocketTransport(Transport):
             return TransportEnded(
                 ENDED_ERROR, code, f"the server broke the WebSocket protocol: {reason}"
             )
-        close = self._ws.closed
+        close = self._ws.close_reason
         if receiver.oversized and close is not None:
             return TransportEnded(ENDED_ERROR, int(close.code), close.reason)
         if close is None or not receiver.peer_closed or close.code == 1006:
@@ -576,12 +561,12 @@ class WebSocketTransport(Transport):
                 scope.shield = True
                 async with trio.open_nursery() as nursery:
                     # Nobody else may be reading: read the close reply here.
-                    nursery.start_soon(self._read_until, ws._close_handshake.is_set)
+                    nursery.start_soon(self._read_until, ws.close_done.is_set)
                     await ws.aclose(1000)
                     nursery.cancel_scope.cancel()
         finally:
-            # trio-websocket leaves the socket open after a peer-initiated close or an
-            # oversized message; closing it here makes aclose() release it in every case.
+            # WsConnection.aclose returns at once once a close is under way (a peer-initiated
+            # close, an oversized message); closing here releases the socket in every case.
             await trio.aclose_forcefully(self._stream)
             self._scope.cancel()
             self._closed.set()
@@ -655,7 +640,7 @@ class WebSocketTransport(Transport):
                     await ws.ping()
                     pong.set()
                     nursery.cancel_scope.cancel()
-        except trio_websocket.ConnectionClosed:
+        except WsClosed:
             return False
         if timeout.cancelled_caught:
             if self._receiver.full():
@@ -670,7 +655,7 @@ class WebSocketTransport(Transport):
         return True
 
 
-def _describe(close: trio_websocket.CloseReason | None, secrets: tuple[str, ...]) -> str:
+def _describe(close: CloseReason | None, secrets: tuple[str, ...]) -> str:
     if close is None:
         return "no close reason"
     reason = f": {server_text(close.reason, secrets)}" if close.reason else ""
@@ -734,38 +719,6 @@ def _split_url(url: str) -> tuple[str, int, str, bool]:
     if parts.query:
         resource += "?" + parts.query
     return parts.hostname, port, resource, secure
-
-
-class _ReaderStarter:
-    """Duck-typed nursery for trio-websocket: when it starts its reader task, install our
-    dispatch and run only the opening handshake in that task (see the module docstring).
-
-    trio-websocket waits for the opening handshake with no end condition other than success:
-    if the server closes the socket before answering, reading ends quietly and the
-    handshake waits forever. ``on_exit`` lets the caller cancel that wait instead.
-    """
-
-    def __init__(
-        self, nursery: trio.Nursery, receiver: _Receiver, on_exit: Callable[[], object]
-    ) -> None:
-        self._nursery = nursery
-        self._receiver = receiver
-        self._on_exit = on_exit
-
-    def start_soon(self, fn: Callable[[], Awaitable[object]], *args: Any, **kwargs: Any) -> None:
-        ws = getattr(fn, "__self__", None)
-        if not isinstance(ws, trio_websocket.WebSocketConnection):
-            raise RuntimeError("trio-websocket started an unexpected task; the fast path is off")
-        receiver = self._receiver
-        receiver.install(ws)
-
-        async def run() -> None:
-            # A handshake failure (e.g. ConnectionRejected) propagates: connect reports it.
-            await receiver.handshake()
-            if not ws._open_handshake.is_set():
-                self._on_exit()
-
-        self._nursery.start_soon(run)
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -839,21 +792,13 @@ async def connect_websocket(
                         except trio.BrokenResourceError as exc:
                             raise ConnectError(_tls_message(exc, shown_url)) from exc
                         stream = ssl_stream
-                    handshake = trio.CancelScope()
                     receiver = _Receiver(max_message_size, stream, secrets)
-                    with handshake:
-                        ws = await trio_websocket.wrap_client_stream(
-                            _ReaderStarter(inner, receiver, handshake.cancel),  # type: ignore[arg-type]
-                            # Typed as SocketStream; any trio Stream works (it only reads,
-                            # writes and closes it, and reads addresses when it can).
-                            stream,  # type: ignore[arg-type]
-                            host_header,
-                            resource,
-                            extra_headers=extra_headers,
-                            max_message_size=max_message_size,
-                            receive_buffer_size=RECEIVE_BUFFER_SIZE,
-                        )
-                    if handshake.cancelled_caught:
+                    ws = WsConnection(stream, host_header, resource, extra_headers)
+                    receiver.install(ws)
+                    # A rejection (UpgradeRejected) or a broken answer (ConnectError) raises
+                    # here; an answer that never comes ends with the stream or the timeout.
+                    await receiver.handshake()
+                    if not ws.opened:
                         await trio.aclose_forcefully(stream)
                         raise ConnectError("the server closed the connection during the handshake")
                     receiver.opened = True
