@@ -28,6 +28,7 @@ from duplex.engine import (
     UnknownEvent,
     UnsupportedByDialect,
 )
+from duplex.engine._rule_sets import clean_text
 from duplex.engine._state_machine import (
     CLOSING,
     ENDED,
@@ -35,7 +36,6 @@ from duplex.engine._state_machine import (
     RUNNING,
     ConversationState,
     Step,
-    clean_text,
 )
 from duplex.protocol import (
     ClientEvent,
