@@ -1,6 +1,6 @@
 """The client end of one WebSocket: wsproto's state machine and every write to the stream.
 
-``WsConnection`` does not read. Whoever reads the socket (``_websocket._Receiver``, in the
+``WsConnection`` does not read. Whoever reads the socket (``_ws_reader.Receiver``, in the
 consumer's task or a waiter's) feeds wsproto and hands each event to the matching ``on_*``
 handler here; those handlers send what the protocol owes the peer (pongs, the close reply)
 and record what happened. Keeping reading out of this class is what lets a realtime event

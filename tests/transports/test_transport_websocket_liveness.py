@@ -14,6 +14,7 @@ from duplex.transports import (
     TransportEnded,
     WebSocketTransport,
     _websocket as websocket_module,
+    _ws_reader as reader_module,
     connect_websocket,
 )
 
@@ -80,7 +81,7 @@ async def test_pings_are_answered_while_the_consumer_is_not_reading() -> None:
 
 
 async def test_the_idle_reader_stops_at_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(websocket_module, "IDLE_READ_LIMIT", 1000)
+    monkeypatch.setattr(reader_module, "IDLE_READ_LIMIT", 1000)
     messages = [f'{{"type":"x","n":{i:04}}}' for i in range(400)]  # 20 characters each
     with trio.fail_after(10):
         async with serve() as server, trio.open_nursery() as nursery:
@@ -99,7 +100,7 @@ async def test_the_idle_reader_stops_at_its_limit(monkeypatch: pytest.MonkeyPatc
                 await wait_until(lambda: _peek(peek) > 0)
             finally:
                 peek.close()
-            assert sum(map(len, receiver.items)) < 1000 + websocket_module.RECEIVE_BUFFER_SIZE
+            assert sum(map(len, receiver.items)) < 1000 + reader_module.RECEIVE_BUFFER_SIZE
             received: list[object] = []
             while len(received) < len(messages):
                 received.extend(await transport.receive_batch())

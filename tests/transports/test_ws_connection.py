@@ -29,7 +29,7 @@ class _Server:
 
 
 async def _client_events(conn: WsConnection, stream: trio.abc.Stream) -> None:
-    """What ``_Receiver`` does for the connection: read once, dispatch each event."""
+    """What ``Receiver`` does for the connection: read once, dispatch each event."""
     conn.proto.receive_data(bytes(await stream.receive_some(65536)))
     handlers = {
         wsproto.events.AcceptConnection: conn.on_accept,
