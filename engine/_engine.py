@@ -688,10 +688,11 @@ class Engine:
                 ``ConversationItem`` values or ids of existing items.
 
         Returns nothing: the response's events carry its ``response_id``
-        (``ResponseCreated``, ``OutputTranscriptDelta``, ``AudioOut``, ``ResponseDone``); an
-        out-of-band response started while nothing else runs is the next
-        ``ResponseCreated``. The server may refuse an out-of-band response while the engine
-        sends it; that comes back as an ``Error`` event.
+        (``ResponseCreated``, ``OutputTranscriptDelta``, ``AudioOut``, ``ResponseDone``), and
+        its ``ResponseCreated`` and ``ResponseDone`` carry ``metadata``: give an out-of-band
+        response metadata to tell it apart from a default response starting at the same
+        time. The server may refuse an out-of-band response while the engine sends it; that
+        comes back as an ``Error`` event.
 
         Raises:
             ConversationNotRunning: no conversation is running.

@@ -106,7 +106,8 @@ def _response(response_id: str | None, status: str, **extra: Any) -> dict[str, A
 
 
 def _response_created(e: ResponseCreated) -> dict[str, Any]:
-    return {"type": e.TYPE, "response": _response(e.response_id, "in_progress", output=[])}
+    response = _response(e.response_id, "in_progress", output=[], metadata=e.metadata)
+    return {"type": e.TYPE, "response": response}
 
 
 def _response_cancelled(e: ResponseCancelled) -> dict[str, Any]:
@@ -116,7 +117,13 @@ def _response_cancelled(e: ResponseCancelled) -> dict[str, Any]:
 def _response_done(e: ResponseDone) -> dict[str, Any]:
     usage = unstructure(e.usage) if e.usage is not None else None
     response = drop_none(
-        {"id": e.response_id, "object": "realtime.response", "status": e.status, "usage": usage}
+        {
+            "id": e.response_id,
+            "object": "realtime.response",
+            "status": e.status,
+            "usage": usage,
+            "metadata": e.metadata,
+        }
     )
     return {"type": e.TYPE, "response": response}
 

@@ -193,6 +193,9 @@ class ResponseCreated(ServerEvent):
 
     TYPE: ClassVar[str] = "response.created"
     response_id: str | None = None
+    #: The ``metadata`` the response was created with (``Engine.create_response``): how a
+    #: host tells an out-of-band response from the default one. Not part of the hash.
+    metadata: dict[str, str] | None = attrs.field(default=None, hash=False)
 
 
 @final
@@ -214,6 +217,7 @@ class ResponseDone(ServerEvent):
     response_id: str | None = None
     status: str | None = None
     usage: Usage | None = None
+    metadata: dict[str, str] | None = attrs.field(default=None, hash=False)  # as on Created
 
 
 @final

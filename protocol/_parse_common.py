@@ -226,8 +226,18 @@ def committed(obj: dict[str, Any]) -> ServerEvent:
     return InputAudioCommitted(opt_str(obj, "item_id"), opt_str(obj, "previous_item_id"))
 
 
+def _metadata(response: object) -> dict[str, str] | None:
+    """A response's ``metadata``: its string pairs (anything else in it is dropped), or None."""
+    if type(response) is not dict:
+        return None
+    raw = response.get("metadata")
+    if type(raw) is not dict:
+        return None
+    return {k: v for k, v in raw.items() if type(k) is str and type(v) is str}
+
+
 def response_created(obj: dict[str, Any]) -> ServerEvent:
-    return ResponseCreated(_response_id(obj))
+    return ResponseCreated(_response_id(obj), _metadata(obj.get("response")))
 
 
 def response_cancelled(obj: dict[str, Any]) -> ServerEvent:
@@ -247,7 +257,7 @@ def response_done(obj: dict[str, Any]) -> ServerEvent:
                 usage = structure(raw_usage, Usage)
             except StructureError:
                 usage = None
-    return ResponseDone(_response_id(obj), status, usage)
+    return ResponseDone(_response_id(obj), status, usage, _metadata(response))
 
 
 def item(obj: dict[str, Any]) -> ConversationItem:

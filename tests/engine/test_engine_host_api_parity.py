@@ -146,8 +146,10 @@ async def _host(engine: Engine, events: HostEvents, run: Run) -> None:
         output_modalities=("text",),
     )
     created = (await events.until(of_type(ResponseCreated)))[-1]
+    assert created.metadata == {"purpose": "summary"}  # how a host tells it apart
     done = await _response_finished(events)
     assert done.response_id == created.response_id
+    assert done.metadata == {"purpose": "summary"}
 
     stats = engine.statistics()
     assert stats.usage.responses >= 5

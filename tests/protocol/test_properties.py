@@ -377,6 +377,7 @@ usages = st.builds(
     input_token_details=opt(json_objects),
     output_token_details=opt(json_objects),
 )
+metadatas = st.dictionaries(texts, texts, max_size=3)  # response metadata: string pairs
 rate_limits = st.builds(
     RateLimit, name=texts, limit=opt(int64), remaining=opt(int64), reset_seconds=opt(floats)
 )
@@ -423,9 +424,9 @@ def server_strategies(*, v2_safe: bool) -> dict[type[ServerEvent], st.SearchStra
         OutputTranscriptDelta: st.builds(OutputTranscriptDelta, texts, opt(texts), opt(texts)),
         OutputTranscriptDone: st.builds(OutputTranscriptDone, texts, opt(texts), opt(texts)),
         AudioOut: st.builds(AudioOut, audio_frames(), opt(texts), opt(texts)),
-        ResponseCreated: st.builds(ResponseCreated, opt(texts)),
+        ResponseCreated: st.builds(ResponseCreated, opt(texts), opt(metadatas)),
         ResponseCancelled: st.builds(ResponseCancelled, opt(texts)),
-        ResponseDone: st.builds(ResponseDone, opt(texts), opt(texts), opt(usages)),
+        ResponseDone: st.builds(ResponseDone, opt(texts), opt(texts), opt(usages), opt(metadatas)),
         ConversationItemAdded: st.builds(ConversationItemAdded, conversation_items),
         ConversationItemDone: st.builds(ConversationItemDone, texts),
         ConversationItemTruncated: st.builds(ConversationItemTruncated, texts, int64, int64),
