@@ -1,0 +1,116 @@
+"""The host-audio path's small pieces, for ``Conversation``'s audio mux and reader.
+
+- ``AudioInbox``: the mux's end of the host audio channel, which also says when every frame
+  submitted so far has been handed on (a commit or clear must follow the audio before it);
+- ``PcmAligner``: whole PCM16 samples only, a frame's odd tail carried to the next one;
+- ``check_frame_shape``: a host frame's rate and channel count, checked before it is queued;
+- ``to_host_g711``: the WebRTC track's PCM16 → the host's G.711, in place;
+- ``chain``: a backlog of frames, then a stream of them (a resumed connection's replay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+
+import trio
+
+from duplex.protocol import AudioFrame, AudioOut
+from duplex.protocol._audio import BYTES_PER_SAMPLE
+
+from ._errors import InvalidAudioFrame
+from ._g711 import G711Transcoder
+
+__all__ = ["AudioInbox", "PcmAligner", "chain", "check_frame_shape", "to_host_g711"]
+
+
+def check_frame_shape(frame: AudioFrame) -> None:
+    rate, channels = frame.sample_rate, frame.channels
+    if not isinstance(rate, int) or rate <= 0:
+        raise InvalidAudioFrame(f"sample_rate must be a positive int, got {rate!r}")
+    if not isinstance(channels, int) or channels <= 0:
+        raise InvalidAudioFrame(f"channels must be a positive int, got {channels!r}")
+
+
+async def chain(
+    first: list[AudioFrame], rest: AsyncIterable[AudioFrame]
+) -> AsyncIterator[AudioFrame]:
+    for frame in first:
+        yield frame
+    async for frame in rest:
+        yield frame
+
+
+def to_host_g711(g711: G711Transcoder, forward: list[Any]) -> None:
+    """The track's PCM16 audio → the host's G.711, in place (WebRTC telephony sessions)."""
+    for i, event in enumerate(forward):
+        if type(event) is AudioOut and event.frame.encoding == "pcm16":
+            forward[i] = AudioOut(g711.to_host(event.frame), event.item_id, event.response_id)
+
+
+class AudioInbox:
+    """The audio-mux's end of the host audio channel, which also tells when every frame
+    submitted so far has been handed on (``drained``): a commit or clear must follow the
+    audio sent before it. ``busy()`` is called with each submitted frame; the mux marks the
+    inbox idle whenever it comes back for more and the channel is empty."""
+
+    __slots__ = ("_idle", "_recv", "_stopped")
+
+    def __init__(self, recv: trio.MemoryReceiveChannel[AudioFrame]) -> None:
+        self._recv = recv
+        self._idle = trio.Event()
+        self._idle.set()
+        self._stopped = False
+
+    def busy(self) -> None:
+        if self._idle.is_set() and not self._stopped:
+            self._idle = trio.Event()
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    def release(self) -> None:
+        """The mux has stopped: nothing more will be handed on; stop every wait."""
+        self._stopped = True
+        self._idle.set()
+
+    def receive_nowait(self) -> AudioFrame:
+        return self._recv.receive_nowait()
+
+    def __aiter__(self) -> AudioInbox:
+        return self
+
+    async def __anext__(self) -> AudioFrame:
+        if self._recv.statistics().current_buffer_used == 0:
+            self._idle.set()
+        try:
+            return await self._recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+
+class PcmAligner:
+    """Whole PCM16 sample frames only: a frame whose length is not a multiple of
+    ``2 × channels`` keeps its tail for the next frame, so one odd frame cannot shift every
+    later sample by a byte (issue 12 item 9). A change of rate or channel count starts over."""
+
+    __slots__ = ("_carry", "_shape")
+
+    def __init__(self) -> None:
+        self._carry = b""
+        self._shape = (0, 0)
+
+    def align(self, frame: AudioFrame) -> AudioFrame:
+        width = BYTES_PER_SAMPLE * frame.channels
+        shape = (frame.sample_rate, frame.channels)
+        carry = self._carry
+        if not carry and len(frame.pcm) % width == 0:
+            self._shape = shape
+            return frame  # the common case: whole samples, nothing carried
+        if shape != self._shape:
+            carry = b""
+            self._shape = shape
+        pcm = carry + frame.pcm
+        cut = len(pcm) - len(pcm) % width
+        self._carry = pcm[cut:]
+        return AudioFrame(pcm[:cut], frame.sample_rate, frame.channels)
