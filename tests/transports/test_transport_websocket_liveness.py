@@ -149,3 +149,12 @@ async def _send_until_blocked_and_failed(transport: WebSocketTransport) -> None:
     chunk = "x" * 65536
     while True:
         await transport.send_text(chunk)
+
+
+@pytest.mark.parametrize("now", [0.0, 0.1, 0.4999, 0.5, 123.456, 1e6 + 0.3])
+def test_keepalive_ticks_fall_on_one_grid_at_most_a_tick_ahead(now: float) -> None:
+    # Every connection with the same tick wakes at the same instants (one scheduler wakeup
+    # for all of them), never later than a tick from now.
+    wake = websocket_module._next_tick(now, 0.5)
+    assert now < wake <= now + 0.5
+    assert abs(wake / 0.5 - round(wake / 0.5)) < 1e-9
