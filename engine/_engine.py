@@ -20,7 +20,7 @@ Invariants:
 - ``send_audio`` never blocks: a full queue drops the frame and counts it.
 - Structural events are never dropped: the host queue is bounded, so a host that stops
   reading slows the engine's reading of the network instead (backpressure).
-- Exceptions reach the host through one mapping (``host_exception``): never an exception
+- Exceptions reach the host through one mapping (``_boundary.host_exception``): never an exception
   group, never a trio or transport exception.
 """
 
@@ -47,8 +47,9 @@ from duplex.protocol import (
     realtime_headers,
     realtime_websocket_url,
 )
-from duplex.transports import Transport, TransportError, connect_webrtc, connect_websocket
+from duplex.transports import Transport, connect_webrtc, connect_websocket
 
+from ._boundary import host_exception
 from ._config import EngineConfig
 from ._conversation import Conversation
 from ._errors import (
@@ -56,7 +57,6 @@ from ._errors import (
     ConversationStarted,
     ConversationStartError,
     EngineClosed,
-    EngineError,
     UnsupportedByDialect,
 )
 from ._history import ConversationHistory, HistoryItem
@@ -152,108 +152,6 @@ async def open_engine(
         return
     # Raised outside the ``except`` so the host's exception is not chained to the group.
     raise escaping
-
-
-# ---- the boundary: one mapping from what leaves the engine's tasks to what a host sees ----
-
-
-def host_exception(
-    exc: BaseException,
-    *,
-    host_error: BaseException | None = None,
-    start_url: str | None = None,
-    connect_timeout: float | None = None,
-) -> BaseException:
-    """The one exception a host sees for ``exc`` (an exception or an exception group)
-    leaving the engine — from ``open_engine``'s nursery or from a ``start()``.
-
-    The table, first match wins, over the group's leaves:
-
-    ==========================================  ============================================
-    leaf                                         the host sees
-    ==========================================  ============================================
-    ``KeyboardInterrupt`` / ``SystemExit``       itself
-    (anything, when the host's own code raised)  the host's exception, as itself
-    ``EngineError``                              itself
-    ``trio.Cancelled``                           itself: the scope that cancelled catches it
-    ``TransportError`` (start)                   ``ConversationStartError`` (status, URL)
-    ``trio.TooSlowError`` (start)                ``ConversationStartError`` (timed out)
-    anything else (start)                        ``ConversationStartError`` (``__cause__``)
-    anything else (engine task)                  ``EngineError("internal error …")``
-    ==========================================  ============================================
-    """
-    leaves = _leaves(exc)
-    from_host: set[int] = set()
-    if host_error is not None:
-        from_host.add(id(host_error))
-        from_host.update(id(leaf) for leaf in _leaves(host_error))
-    own = [leaf for leaf in leaves if id(leaf) not in from_host]
-    for leaf in own:
-        if isinstance(leaf, KeyboardInterrupt | SystemExit):
-            return leaf
-    if host_error is not None:
-        return host_error  # the host's own exception (a group only if the host raised one)
-    for leaf in own:
-        if isinstance(leaf, EngineError):
-            return leaf
-    for leaf in own:
-        if isinstance(leaf, trio.Cancelled):
-            return leaf
-    if start_url is not None:
-        for leaf in own:
-            if isinstance(leaf, TransportError):
-                return _cause(_transport_start_error(leaf, start_url, connect_timeout), leaf)
-        for leaf in own:
-            if isinstance(leaf, trio.TooSlowError):
-                timeout = f" after {connect_timeout:g} s" if connect_timeout is not None else ""
-                return _cause(
-                    ConversationStartError(
-                        f"connecting to {start_url} timed out{timeout} "
-                        "(EngineConfig.connect_timeout)",
-                        url=start_url,
-                    ),
-                    leaf,
-                )
-        first = own[0] if own else exc
-        return _cause(
-            ConversationStartError(
-                f"starting the conversation with {start_url} failed: "
-                f"{type(first).__name__}: {first}",
-                url=start_url,
-            ),
-            first,
-        )
-    if own:
-        return _cause(EngineError(f"internal error: {type(own[0]).__name__}: {own[0]}"), own[0])
-    return exc
-
-
-def _cause(error: BaseException, cause: BaseException) -> BaseException:
-    error.__cause__ = cause
-    return error
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(exc)
-    return leaves
-
-
-def _transport_start_error(
-    exc: TransportError, url: str, timeout: float | None = None
-) -> ConversationStartError:
-    message = f"connecting to {url} failed: {exc}"
-    if timeout is not None and "timed out" in str(exc) and f"{timeout:g} s" not in str(exc):
-        message += f" (EngineConfig.connect_timeout = {timeout:g} s)"
-    return ConversationStartError(message, status=getattr(exc, "status", None), url=url)
 
 
 class Engine:

@@ -13,7 +13,7 @@ The tree::
     ├── InvalidAudioFrame        send_audio with sample_rate/channels <= 0 (also a ValueError)
     └── EngineClosed             any call after the ``open_engine`` block has exited
 
-Trio and transport exceptions never reach the host: ``_engine.host_exception`` maps them once,
+Trio and transport exceptions never reach the host: ``_boundary.host_exception`` maps them once,
 at the engine boundary (one table), to these, to the host's own exception, or to the
 ``Cancelled`` of the scope that cancelled.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import trio
 
 from duplex.engine import ConversationStartError, EngineError
-from duplex.engine._engine import host_exception
+from duplex.engine._boundary import host_exception
 from duplex.transports import ConnectError
 
 URL = "ws://127.0.0.1:1/v1/realtime"
