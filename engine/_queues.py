@@ -84,11 +84,8 @@ class HostQueue:
         self.listener: Callable[[], object] | None = None
 
     async def push(self, generation: int, batch: list[HostEvent]) -> None:
-        while len(self._batches) >= self._size:
-            if self._closed:
-                return
+        while not self.offer(generation, batch):
             await self._writable.park()
-        self.push_nowait(generation, batch)
 
     def offer(self, generation: int, batch: list[HostEvent]) -> bool:
         """``push`` when it would not wait (no coroutine, the reader's usual case); False

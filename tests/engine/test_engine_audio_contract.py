@@ -75,6 +75,18 @@ def _track(state: ConversationState, *frames: AudioFrame) -> list[Any]:
     return state.receive([AudioOut(f) for f in frames]).forward
 
 
+def _speaking_reply_done_early() -> ConversationState:
+    """A WebRTC reply whose playout started and whose response.done arrived at once (held)."""
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioBufferStarted("resp_1"), ResponseDone("resp_1", "completed")])
+    return state
+
+
+# What ends the reply for the host: its item's audio end, then the held response end.
+ENDS = [OutputAudioDone("item_1", "resp_1"), ResponseDone("resp_1", "completed")]
+
+
 # ---- WebRTC: the track contract -----------------------------------------------------------
 
 
@@ -110,44 +122,29 @@ def test_a_pause_after_stopped_does_not_cut_the_last_words() -> None:
     """Regression: the first quiet frame after ``stopped`` ended the item, so when the track
     lagged the events (jitter buffer, a loaded machine) a pause between the reply's last words
     cut them: the WebRTC parity test lost 220 ms of a 700 ms reply 1 run in 4 under load."""
-    state = _webrtc_state()
-    _reply(state)
-    state.receive([OutputAudioBufferStarted("resp_1"), ResponseDone("resp_1", "completed")])
+    state = _speaking_reply_done_early()
     _track(state, LOUD, LOUD)
     assert state.receive([OutputAudioBufferStopped("resp_1")]).forward == []
     pause = [QUIET] * (END_QUIET_FRAMES - 1)
     out = _track(state, *pause, LOUD, LOUD)  # the last word, still on its way
     assert [e.frame for e in out] == [*pause, LOUD, LOUD]
     assert {(e.item_id, e.response_id) for e in out} == {("item_1", "resp_1")}
-    assert _track(state, *[QUIET] * END_QUIET_FRAMES) == [
-        OutputAudioDone("item_1", "resp_1"),
-        ResponseDone("resp_1", "completed"),
-    ]
+    assert _track(state, *[QUIET] * END_QUIET_FRAMES) == ENDS
 
 
 def test_stopped_after_the_sound_ended_ends_the_item_at_once() -> None:
-    state = _webrtc_state()
-    _reply(state)
-    state.receive([OutputAudioBufferStarted("resp_1"), ResponseDone("resp_1", "completed")])
+    state = _speaking_reply_done_early()
     assert len(_track(state, LOUD, *[QUIET] * END_QUIET_FRAMES)) == 1  # the quiet is held
-    assert state.receive([OutputAudioBufferStopped("resp_1")]).forward == [
-        OutputAudioDone("item_1", "resp_1"),
-        ResponseDone("resp_1", "completed"),
-    ]
+    assert state.receive([OutputAudioBufferStopped("resp_1")]).forward == ENDS
 
 
 def test_stopped_ends_the_item_within_the_drain_bound_even_if_sound_goes_on() -> None:
-    state = _webrtc_state()
-    _reply(state)
-    state.receive([OutputAudioBufferStarted("resp_1"), ResponseDone("resp_1", "completed")])
+    state = _speaking_reply_done_early()
     _track(state, LOUD)
     state.receive([OutputAudioBufferStopped("resp_1")])
     out = _track(state, *[LOUD] * (DRAIN_FRAMES + 5))
     assert sum(isinstance(e, AudioOut) for e in out) == DRAIN_FRAMES
-    assert out[DRAIN_FRAMES:] == [
-        OutputAudioDone("item_1", "resp_1"),
-        ResponseDone("resp_1", "completed"),
-    ]
+    assert out[DRAIN_FRAMES:] == ENDS
 
 
 def test_without_buffer_events_sound_starts_and_silence_ends_a_reply_with_audio() -> None:
@@ -159,7 +156,7 @@ def test_without_buffer_events_sound_starts_and_silence_ends_a_reply_with_audio(
     assert state.receive([ResponseDone("resp_1", "completed")]).forward == []  # held
     assert [e.item_id for e in _track(state, LOUD, LOUD)] == ["item_1", "item_1"]
     out = _track(state, *[QUIET] * IMPLICIT_END_FRAMES)
-    assert out == [OutputAudioDone("item_1", "resp_1"), ResponseDone("resp_1", "completed")]
+    assert out == ENDS
 
 
 def test_a_held_response_done_whose_audio_never_sounds_is_released_after_the_bound() -> None:
@@ -168,18 +165,13 @@ def test_a_held_response_done_whose_audio_never_sounds_is_released_after_the_bou
     state.receive([OutputAudioDone("item_1", "resp_1")])
     assert state.receive([ResponseDone("resp_1", "completed")]).forward == []
     assert _track(state, *[QUIET] * (IMPLICIT_END_FRAMES - 1)) == []
-    assert _track(state, QUIET) == [
-        OutputAudioDone("item_1", "resp_1"),
-        ResponseDone("resp_1", "completed"),
-    ]
+    assert _track(state, QUIET) == ENDS
 
 
 def test_transport_end_releases_a_held_response_done_before_closing() -> None:
     from duplex.transports import TransportEnded
 
-    state = _webrtc_state()
-    _reply(state)
-    state.receive([OutputAudioBufferStarted("resp_1"), ResponseDone("resp_1", "completed")])
+    state = _speaking_reply_done_early()
     _track(state, LOUD)
     step = state.receive([], TransportEnded("closed", 1000, None))
     assert [type(e) for e in step.forward] == [OutputAudioDone, ResponseDone]
