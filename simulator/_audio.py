@@ -40,6 +40,7 @@ __all__ = [
     "G711Law",
     "encode_g711",
     "g711_law",
+    "peak",
     "VadEdge",
     "synthesize",
     "to_wire_pcm",
@@ -127,6 +128,11 @@ def synthesize(text: str) -> bytes:
             continue
         out[i * seg : (i + 1) * seg] = amp * env * wave
     return (np.clip(out, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def peak(pcm: bytes) -> int:
+    """The largest absolute sample of PCM16 ``pcm`` (0 when empty)."""
+    return int(audioop.max(pcm[: len(pcm) - len(pcm) % 2], 2))
 
 
 def to_wire_pcm(pcm: bytes, sample_rate: int, channels: int) -> bytes:

@@ -109,6 +109,10 @@ class SimulatorConfig:
             quicksilver backend takes turns itself).
         transcription_dialect_grace_s: on ``intent=transcription`` the dialect is chosen by the
             first client event; if none arrives in this time the session is v2.
+        webrtc_dtx: honour a WebRTC offer's Opus DTX request (``usedtx=1``) as a libwebrtc
+            server does: 200 ms into the model's silence the call's RTP stops, but for one
+            packet every 400 ms, until the model speaks again. ``False`` streams the track
+            continuously whatever the offer asks (a server that ignores the request).
         websocket_compression: accept a client's ``permessage-deflate`` offer (off: events are
             sent uncompressed whatever the client offers).
         record_limit: how many client frames (and server event types) each session record
@@ -152,6 +156,7 @@ class SimulatorConfig:
     vad_rms_threshold: float = 500.0
     v1_auto_response: bool = True
     transcription_dialect_grace_s: float = 1.0
+    webrtc_dtx: bool = True
     websocket_compression: bool = False
     record_limit: int = 10_000
     max_message_bytes: int = 32 * 1024 * 1024

@@ -10,8 +10,10 @@ What it does, per call:
 - answers the offer (one send/recv audio transceiver, the ``oai-events`` data channel);
 - consumes every inbound audio frame, converts it to 24 kHz mono PCM16 and hands it to the
   session's VAD;
-- plays model audio on an outbound track, paced in real time in 20 ms frames (silence when
-  idle); aiortc encodes it as Opus;
+- plays model audio on an outbound track, paced in real time in 20 ms frames, encoded here
+  (libopus, 24 kHz mono) and handed to aiortc as packets; silence when idle, or, when the
+  offer asks for Opus DTX (``usedtx=1``) and ``SimulatorConfig.webrtc_dtx`` allows it, a
+  libwebrtc sender's DTX: no RTP from 200 ms into a silence but one packet per 400 ms;
 - carries JSON events both ways on ``oai-events``.
 
 Invariants:
@@ -45,53 +47,125 @@ from aiortc.mediastreams import MediaStreamError
 
 from duplex.transports import TrioPort
 
-from ._audio import SAMPLE_RATE, to_wire_pcm
-from ._sdp import ApplicationSection, give_back_application, take_application
+from ._audio import SAMPLE_RATE, peak, to_wire_pcm
+from ._sdp import ApplicationSection, give_back_application, take_application, wants_opus_dtx
 
 __all__ = ["RtcAnswerer"]
 
 _FRAME_SAMPLES: Final = SAMPLE_RATE // 50  # 20 ms
 _FRAME_BYTES: Final = _FRAME_SAMPLES * 2
+#: Opus DTX as libopus runs it: the encoder goes discontinuous after 200 ms of silence...
+DTX_ONSET_FRAMES: Final = 10
+#: ...and then emits one packet per 400 ms (a receiver's liveness and jitter buffer rely on it).
+DTX_KEEPALIVE_FRAMES: Final = 20
+#: A frame whose samples all stay within ±QUIET_PEAK (≈ -60 dBFS) is silence for DTX.
+QUIET_PEAK: Final = 32
+_TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 
 
 class _ModelAudioTrack(MediaStreamTrack):
-    """Outbound audio: queued model PCM, paced at real time, silence when empty."""
+    """Outbound audio: queued model PCM, paced at real time, silence when empty.
+
+    With ``dtx`` (the offer asked for it) the track sends as an Opus DTX sender does: after
+    ``DTX_ONSET_FRAMES`` quiet frames it stops, sends one frame every ``DTX_KEEPALIVE_FRAMES``
+    while the model stays silent, and resumes with the first loud frame; the RTP timestamp
+    keeps counting wall time across the pause.
+    """
 
     kind = "audio"
 
-    def __init__(self) -> None:
+    def __init__(self, *, dtx: bool = False) -> None:
         super().__init__()
         self._buffer = bytearray()
         self._start: float | None = None
         self._timestamp = 0
+        self._dtx = dtx
+        self._quiet = 0  # quiet frames in a row (DTX)
+        self._pushed: asyncio.Event | None = None  # set by push while a DTX pause waits
+        self._encoder: Any = None
         self.frames_sent = 0
+        self.frames_withheld = 0  # DTX: frames of silence never sent
 
     def push(self, pcm: bytes) -> None:
         self._buffer.extend(pcm)
+        if self._pushed is not None:
+            self._pushed.set()
 
     def clear(self) -> None:
         self._buffer.clear()
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._timestamp += _FRAME_SAMPLES
-            wait = self._start + self._timestamp / SAMPLE_RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        chunk = bytes(self._buffer[:_FRAME_BYTES])
-        del self._buffer[:_FRAME_BYTES]
-        chunk = chunk.ljust(_FRAME_BYTES, b"\x00")
+    async def recv(self) -> av.Packet[Any]:  # aiortc: Frame | Packet
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self._start is None:
+                self._start = time.monotonic()
+            else:
+                self._timestamp += _FRAME_SAMPLES
+                wait = self._start + self._timestamp / SAMPLE_RATE - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            chunk = bytes(self._buffer[:_FRAME_BYTES])
+            del self._buffer[:_FRAME_BYTES]
+            chunk = chunk.ljust(_FRAME_BYTES, b"\x00")
+            if self._dtx and not await self._send_in_dtx(chunk):
+                continue
+            self.frames_sent += 1
+            return self._encode(chunk)
+
+    def _encode(self, chunk: bytes) -> av.Packet[Any]:
+        # The track encodes (libopus, 24 kHz mono) and hands aiortc packets stamped with its
+        # own clock: aiortc's encoder would resample to 48 kHz first, and its buffering moves
+        # a DTX pause's timestamp jump one or two packets later, past the resumed sound.
+        if self._encoder is None:
+            self._encoder = encoder = av.CodecContext.create("libopus", "w")
+            encoder.sample_rate = SAMPLE_RATE
+            encoder.layout = "mono"
+            encoder.format = "s16"
+            encoder.bit_rate = 32_000
+            encoder.time_base = _TIME_BASE
+            encoder.options = {"application": "voip", "frame_duration": "20"}
+            encoder.open()
         frame = av.AudioFrame(format="s16", layout="mono", samples=_FRAME_SAMPLES)
         frame.planes[0].update(chunk)
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._timestamp
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-        self.frames_sent += 1
-        return frame
+        frame.time_base = _TIME_BASE
+        packet: av.Packet[Any] = self._encoder.encode(frame)[0]
+        packet.pts = self._timestamp
+        packet.time_base = _TIME_BASE
+        return packet
+
+    async def _send_in_dtx(self, chunk: bytes) -> bool:
+        """Whether this frame goes out under DTX. While paused with nothing queued, wait for
+        model audio or the next keepalive without a wakeup per frame."""
+        if peak(chunk) > QUIET_PEAK:
+            self._quiet = 0
+            return True
+        self._quiet += 1
+        paused = self._quiet - DTX_ONSET_FRAMES
+        if paused <= 0 or paused % DTX_KEEPALIVE_FRAMES == 0:
+            return True
+        self.frames_withheld += 1
+        if self._buffer:
+            return False
+        # Nothing queued: sleep until audio is pushed or the keepalive is due, then skip the
+        # frames that passed (they were silence) by moving the clock, not by looping.
+        assert self._start is not None
+        due = DTX_KEEPALIVE_FRAMES - paused % DTX_KEEPALIVE_FRAMES
+        self._pushed = pushed = asyncio.Event()
+        try:
+            await asyncio.wait_for(pushed.wait(), due * _FRAME_SAMPLES / SAMPLE_RATE)
+        except TimeoutError:
+            pass
+        finally:
+            self._pushed = None
+        now_frames = int((time.monotonic() - self._start) * SAMPLE_RATE) // _FRAME_SAMPLES
+        skipped = max(0, min(now_frames - 1 - self._timestamp // _FRAME_SAMPLES, due - 1))
+        self._timestamp += skipped * _FRAME_SAMPLES
+        self._quiet += skipped
+        self.frames_withheld += skipped
+        return False
 
 
 class RtcAnswerer:
@@ -106,6 +180,7 @@ class RtcAnswerer:
         on_open: Callable[[], None],
         on_closed: Callable[[], None],
         ignore_datachannel: bool = False,
+        dtx: bool = True,
     ) -> None:
         self._port = port
         self._on_message = on_message
@@ -115,6 +190,7 @@ class RtcAnswerer:
         self._ignore_datachannel = ignore_datachannel
         self._pc: RTCPeerConnection | None = None
         self._channel: Any = None
+        self._dtx = dtx
         self._track = _ModelAudioTrack()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -151,6 +227,8 @@ class RtcAnswerer:
             if pc.connectionState in ("failed", "closed"):
                 await self.close()
 
+        if self._dtx and wants_opus_dtx(offer_sdp):
+            self._track = _ModelAudioTrack(dtx=True)
         offer = offer_sdp
         application: ApplicationSection | None = None
         if self._ignore_datachannel:

@@ -1,5 +1,12 @@
-"""SDP surgery for the "data channel never opens" fault: take the ``m=application`` section out
-of an offer, and give an equivalent one back in the answer.
+"""SDP text the simulator reads or rewrites: whether an offer asks for Opus DTX, and the
+surgery for the "data channel never opens" fault.
+
+``wants_opus_dtx``: an offer whose Opus ``a=fmtp`` states ``usedtx=1`` asks the answerer to
+send discontinuously (RFC 7587 §6.1: the receiver's preference for the sender), which the
+simulator honours as a libwebrtc server does (``_rtc_answerer``).
+
+The fault: take the ``m=application`` section out of an offer, and give an equivalent one
+back in the answer.
 
 The answering peer connection sees an audio-only offer, so it creates no SCTP endpoint; the
 answer then gets an application section on the audio section's transport (same ICE
@@ -14,7 +21,7 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["ApplicationSection", "give_back_application", "take_application"]
+__all__ = ["ApplicationSection", "give_back_application", "take_application", "wants_opus_dtx"]
 
 #: The answerer's SCTP port and message size as a WebRTC peer advertises them (RFC 8841).
 SCTP_PORT = 5000
@@ -40,6 +47,26 @@ class ApplicationSection:
     index: int
     mid: str | None
     proto: str
+
+
+def wants_opus_dtx(offer: str) -> bool:
+    """True when an audio section's Opus format parameters state ``usedtx=1``."""
+    _, media = _split(offer)
+    for section in media:
+        if not section[0].startswith("m=audio"):
+            continue
+        opus = {
+            line[len("a=rtpmap:") :].split()[0]
+            for line in section
+            if line.startswith("a=rtpmap:") and " opus/" in line.lower()
+        }
+        for line in section:
+            if not line.startswith("a=fmtp:"):
+                continue
+            pt, _, params = line[len("a=fmtp:") :].partition(" ")
+            if pt in opus and "usedtx=1" in params.replace(" ", "").lower().split(";"):
+                return True
+    return False
 
 
 def _split(sdp: str) -> tuple[list[str], list[list[str]]]:

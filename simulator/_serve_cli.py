@@ -164,6 +164,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="end every session after this long (session_expired, close 1001)",
     )
     model.add_argument(
+        "--no-webrtc-dtx",
+        dest="webrtc_dtx",
+        action="store_false",
+        help="stream WebRTC audio continuously even when the offer asks for Opus DTX",
+    )
+    model.add_argument(
         "--websocket-compression",
         action="store_true",
         help="accept a client's permessage-deflate offer (off by default)",
@@ -246,6 +252,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         handoff_tool_name=args.handoff_tool,
         silence_phrase=args.silence_trigger,
         reply_prefix=args.reply_prefix,
+        webrtc_dtx=args.webrtc_dtx,
         websocket_compression=args.websocket_compression,
         tls_certfile=args.tls_cert,
         tls_keyfile=args.tls_key,

@@ -550,6 +550,7 @@ class Simulator:
                 on_open=on_open,
                 on_closed=on_closed,
                 ignore_datachannel=call_faults.datachannel_never_opens,
+                dtx=self.config.webrtc_dtx,
             )
             return answerer, await answerer.answer(offer)
 

@@ -13,6 +13,9 @@ Invariants:
   peer and the consumer is the engine's always-reading transport actor). Audio is bounded by
   ``audio_limit`` frames waiting: beyond it the newest frame is dropped and counted, because
   an engine that stopped reading must not make a real-time media source grow memory forever.
+- Filler audio (silence the transport made up for a sender's pause, ``put_filler``) obeys
+  the same bound but counts as nothing the peer sent: not in ``audio_frames_in``, and its
+  drops not in ``audio_in_dropped`` (the WebRTC liveness watch reads both as activity).
 """
 
 from __future__ import annotations
@@ -73,6 +76,17 @@ class Inbox:
         self._counters.audio_frames_in += 1
         self._items.append(frame)
         self._lot.unpark_all()
+
+    def put_filler(self, frames: tuple[AudioFrame, ...]) -> None:
+        if self._ended:
+            return
+        room = max(0, self._audio_limit - self._audio_waiting)
+        if room < len(frames):
+            frames = frames[:room]
+        if frames:
+            self._audio_waiting += len(frames)
+            self._items.extend(frames)
+            self._lot.unpark_all()
 
     def end(self, ended: TransportEnded) -> None:
         """Queue the final item; later calls (and later puts) are ignored."""

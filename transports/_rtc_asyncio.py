@@ -23,14 +23,10 @@ Media policy (SPEC §4, §7; figures and method in ``docs/perf/webrtc.md``):
   audio beyond that is dropped and counted in 20 ms frames (a host feeding faster than real
   time would otherwise grow latency without bound).
 - **Inbound.** Every frame of the remote track is consumed (aiortc queues unread frames
-  without bound) and counted (``frames_received``: liveness and statistics; RTP timestamp
-  gaps in ``frames_missing``). Sound, and remote silence for the hangover after it (500 ms
-  by default), is downmixed and resampled to 24 kHz mono PCM16 by one
-  ``av.AudioResampler`` and delivered to trio as ``AudioFrame``s, one hand-over each.
-  Remote silence past the hangover is delivered too (every frame: the engine's audio
-  contract counts the track's frames as its clock), but as digital silence of the same
-  length, without resampling, ``QUIET_BATCH`` frames per hand-over (one wakeup of the trio
-  loop per 100 ms instead of five). The offer asks the server for Opus DTX (``usedtx=1``).
+  without bound) and handed to ``_rtc_inbound.RemoteAudio``: sound is resampled to 24 kHz
+  mono, streamed silence past a hangover is batched, and a server's pause (Opus DTX, which
+  the offer asks for with ``usedtx=1``) is filled with the wall time's digital silence, so
+  the engine's frame clock keeps real time either way (policy and invariants there).
 
 aiortc quirks (peer-libraries.md §3.4) and how they are handled here:
 - SCTP MTU: aiortc 1.16 (installed here) already caps SCTP packets at 1189 bytes, so the
@@ -52,11 +48,10 @@ from __future__ import annotations
 import asyncio
 import fractions
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import av
-import numpy as np
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -71,19 +66,16 @@ from aiortc.mediastreams import MediaStreamError
 from duplex.protocol._audio import AudioFrame
 
 from ._bridge import TrioPort
+from ._rtc_inbound import SAMPLE_RATE, SILENCE_PEAK, RemoteAudio, consume_remote_audio, peak
 
 __all__ = ["IceServers", "OutboundAudioTrack", "RtcSession", "RtcSink", "ice_configuration"]
 
-SAMPLE_RATE: Final = 24_000
 FRAME_SAMPLES: Final = 480  # 20 ms at 24 kHz
 FRAME_BYTES: Final = FRAME_SAMPLES * 2
 FRAME_S: Final = FRAME_SAMPLES / SAMPLE_RATE
 #: Packet times the outbound track can use (Opus frame durations ≥ 20 ms).
 PTIMES_MS: Final = (20, 40, 60)
 DEFAULT_PTIME_MS: Final = 20
-#: Host audio whose peak is at most this (≈ -60 dBFS) counts as silence (outbound), and so
-#: does decoded remote audio (inbound).
-SILENCE_PEAK: Final = 32
 #: Keep sending silence this long after the host's last loud frame before stopping: it must
 #: exceed the server VAD's ``silence_duration_ms`` (500 ms by default on the realtime API,
 #: 200 ms in the simulator) with margin, or the server never hears the turn end.
@@ -91,9 +83,6 @@ DEFAULT_SILENCE_HANGOVER_MS: Final = 1000
 #: Remote silence frames delivered one by one (resampled) after the model's last loud frame
 #: (500 ms); later silence is delivered as digital silence, ``QUIET_BATCH`` frames at a time.
 DEFAULT_REMOTE_SILENCE_HANGOVER_FRAMES: Final = 25
-#: Frames of remote silence per hand-over to trio past the hangover (100 ms: the most the
-#: engine's frame clock lags while the model is silent; sound flushes the batch at once).
-QUIET_BATCH: Final = 5
 OPUS_BITRATE: Final = 32_000
 _TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 DATA_CHANNEL_LABEL: Final = "oai-events"
@@ -182,20 +171,15 @@ class RtcSink(Protocol):
 
     def on_audio_batch(self, frames: tuple[AudioFrame, ...]) -> None: ...
 
+    def on_audio_fill(self, frames: tuple[AudioFrame, ...]) -> None:
+        """Silence made up for the sender's pause (``RemoteAudio.fill``): not the peer's."""
+
     def on_channel_open(self) -> None: ...
 
     def on_channel_closed(self) -> None:
         """The peer hung up in order: its data channel or the peer connection closed."""
 
     def on_failed(self, error: str) -> None: ...
-
-
-def peak(pcm: bytes | memoryview) -> int:
-    """The largest absolute sample of PCM16 ``pcm`` (0 for an empty buffer)."""
-    samples = np.frombuffer(pcm, np.int16, count=len(pcm) // 2)
-    if not samples.size:
-        return 0
-    return max(int(samples.max()), -int(samples.min()))
 
 
 class OutboundAudioTrack(MediaStreamTrack):
@@ -379,66 +363,6 @@ class OutboundAudioTrack(MediaStreamTrack):
             self._wake_up()  # a suppressed recv() returns with MediaStreamError
 
 
-async def _consume_remote_audio(
-    track: MediaStreamTrack,
-    session: RtcSession,
-    deliver: Callable[[AudioFrame], None],
-    deliver_batch: Callable[[tuple[AudioFrame, ...]], None],
-) -> None:
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    hangover = session.remote_silence_hangover_frames
-    threshold = SILENCE_PEAK
-    quiet_run = 0
-    held: list[AudioFrame] = []  # silence past the hangover, delivered QUIET_BATCH at a time
-    silences: dict[int, AudioFrame] = {}  # frozen frames: one per length is shared
-    next_pts: int | None = None
-    try:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return  # the track ended; stop (a dead track would otherwise busy-loop)
-            if not isinstance(frame, av.AudioFrame):
-                continue
-            session.frames_received += 1
-            pts = frame.pts
-            if pts is not None:
-                if next_pts is not None and pts > next_pts:
-                    # An RTP timestamp gap: packets lost on the way (or a sender's DTX pause).
-                    session.frames_missing += (pts - next_pts) // frame.samples
-                next_pts = pts + frame.samples
-            if hangover is not None:
-                if frame.format.name == "s16" and peak(memoryview(frame.planes[0])) <= threshold:
-                    quiet_run += 1
-                    if quiet_run > hangover:
-                        # Remote silence past the hangover: digital silence of the same
-                        # length (no resampling), handed over QUIET_BATCH frames per wakeup
-                        # of the trio loop. Every frame still arrives, so the engine's
-                        # frame clock (TrackAudio's bounds) keeps running.
-                        samples = frame.samples * SAMPLE_RATE // frame.sample_rate
-                        silence = silences.get(samples)
-                        if silence is None:
-                            silence = silences[samples] = AudioFrame(
-                                bytes(samples * 2), SAMPLE_RATE, 1
-                            )
-                        held.append(silence)
-                        session.frames_batched += 1
-                        if len(held) >= QUIET_BATCH:
-                            deliver_batch(tuple(held))
-                            held.clear()
-                        continue
-                else:
-                    quiet_run = 0
-            if held:  # order: the silence before this frame goes first
-                deliver_batch(tuple(held))
-                held.clear()
-            for out in resampler.resample(frame):
-                deliver(AudioFrame(out.to_ndarray().tobytes(), SAMPLE_RATE, 1))
-    finally:
-        if held:
-            deliver_batch(tuple(held))
-
-
 class RtcSession:
     """One peer connection with its local track, optional data channel and remote consumer."""
 
@@ -460,11 +384,14 @@ class RtcSession:
         self._want_channel = data_channel
         self.pc: RTCPeerConnection | None = None
         self.track = OutboundAudioTrack(ptime_ms=ptime_ms, silence_hangover_ms=silence_hangover_ms)
-        self.remote_silence_hangover_frames = remote_silence_hangover_frames
-        # Written on the bridge loop, read by the trio side (ints: atomic).
-        self.frames_received = 0  # every remote frame decoded, delivered or not
-        self.frames_batched = 0  # remote silence past the hangover, delivered in batches
-        self.frames_missing = 0  # remote frames never received (RTP timestamp gaps)
+        # The model's track, inbound (written on the bridge loop; its counters are read by
+        # the trio side). Deliveries hop to the trio thread, one call per frame or batch.
+        self.inbound = RemoteAudio(
+            lambda frame: port.call(sink.on_audio, frame),
+            lambda frames: port.call(sink.on_audio_batch, frames),
+            lambda frames: port.call(sink.on_audio_fill, frames),
+            hangover_frames=remote_silence_hangover_frames,
+        )
         self.channel: RTCDataChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -504,11 +431,7 @@ class RtcSession:
         def _track(track: MediaStreamTrack) -> None:
             # A track event racing close() must not start a consumer nobody will cancel.
             if track.kind == "audio" and not self._closed:
-                deliver: Callable[[AudioFrame], None] = lambda f: port.call(sink.on_audio, f)  # noqa: E731
-                batch: Callable[[tuple[AudioFrame, ...]], None] = lambda fs: port.call(  # noqa: E731
-                    sink.on_audio_batch, fs
-                )
-                task = asyncio.ensure_future(_consume_remote_audio(track, self, deliver, batch))
+                task = asyncio.ensure_future(consume_remote_audio(track, self.inbound))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 

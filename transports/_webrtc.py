@@ -31,12 +31,14 @@ Invariants:
   blocks (the outbound track buffers up to 2 s and counts the older audio it drops, in
   20 ms frames, as ``TransportStatistics.audio_out_dropped``). Host silence stops the RTP
   stream after ``silence_hangover_ms``; remote silence past ``remote_silence_hangover_ms``
-  after the model's sound arrives as digital silence in batches of 100 ms (every frame
-  is delivered; ``_rtc_asyncio``, ``docs/perf/webrtc.md``).
+  after the model's sound arrives as digital silence in batches of 100 ms, and a server's
+  DTX pause is filled with digital silence for its wall time (the host side sees 20 ms
+  frames in real time either way; ``_rtc_inbound``, ``docs/perf/webrtc.md``).
 - Liveness: a watch task (in the caller's nursery) ends the transport with an error when
   no audio frame and no event arrived for ``liveness_timeout`` seconds (realtime servers
   stream RTP continuously, silence included, or a DTX keep-alive packet every ~400 ms;
-  every received frame counts, also remote silence still held for its batch); ICE/DTLS
+  every received frame counts, also remote silence still held for its batch; silence
+  filled in for a pause does not); ICE/DTLS
   ``failed`` ends it at once. A peer that hangs up in order (data channel or peer
   connection ``closed``) ends it with ``"closed"``. ``connect_timeout`` is one deadline
   for the whole start.
@@ -164,9 +166,10 @@ class WebRTCTransport(Transport):
 
     @property
     def remote_frames_missing(self) -> int:
-        """Remote audio frames never received: gaps in the RTP timestamps of the model's
-        track (packets lost, or a server pausing in DTX). A benchmark figure."""
-        return self._rtc.frames_missing
+        """Remote audio frames lost on the way: gaps in the RTP timestamps of the model's
+        track after sound (a gap after silence is the server's DTX pause, not a loss). A
+        benchmark figure."""
+        return self._rtc.inbound.frames_missing
 
     async def receive_batch(self) -> list[Inbound]:
         return await self._inbox.get_batch()
@@ -191,7 +194,7 @@ class WebRTCTransport(Transport):
         snapshot = self._counters.snapshot("webrtc", outbound_queued=queued)
         # Every remote frame the peer sent counts, also silence still held for its batch
         # (the bridge counts a frame before handing it over).
-        received = self._rtc.frames_received
+        received = self._rtc.inbound.frames_received
         if received > snapshot.audio_frames_in:
             snapshot = attrs.evolve(snapshot, audio_frames_in=received)
         if self._sideband is not None:
@@ -218,6 +221,9 @@ class WebRTCTransport(Transport):
         put = self._inbox.put_audio
         for frame in frames:
             put(frame)
+
+    def on_audio_fill(self, frames: tuple[AudioFrame, ...]) -> None:
+        self._inbox.put_filler(frames)
 
     def on_channel_open(self) -> None:
         self._opened.set()
@@ -246,7 +252,7 @@ class WebRTCTransport(Transport):
     def _activity(self) -> int:
         # Everything that proves the peer is there, from counters the hot path keeps anyway.
         c = self._counters
-        return c.messages_in + self._rtc.frames_received + c.audio_in_dropped
+        return c.messages_in + self._rtc.inbound.frames_received + c.audio_in_dropped
 
     async def _watch_liveness(self, liveness_timeout: float) -> None:
         """End the transport when the peer sent nothing for ``liveness_timeout`` (module

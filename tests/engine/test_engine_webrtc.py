@@ -13,8 +13,10 @@ from duplex.engine import (
     ConversationStarted,
     ConversationStartError,
     Error,
+    OutputAudioDone,
     OutputTranscriptDone,
     ReconnectPolicy,
+    ResponseDone,
     SessionUpdated,
 )
 from duplex.simulator import FaultConfig, SimulatorConfig, open_simulator
@@ -47,6 +49,36 @@ async def test_webrtc_datachannel_text_turn_with_media_audio() -> None:
             items = raw_of(record, "conversation.item.create")
             assert "hello over rtc" in str(items[0]["item"])
             assert audio_ms(events.log) > 0
+
+
+@pytest.mark.parametrize("webrtc_dtx", [True, False], ids=["dtx-server", "streaming-server"])
+async def test_response_done_follows_the_reply_audio_also_when_the_server_pauses_rtp(
+    webrtc_dtx: bool,
+) -> None:
+    """The offer asks for Opus DTX (``usedtx=1``). A server that honours it stops sending RTP
+    200 ms into the model's silence, and aiortc's jitter buffer then holds the last frames
+    before the pause until the next keepalive packets release them: the audio contract's
+    frame clock stalled and ``ResponseDone`` came ~1.3 s after the reply's last ``AudioOut``
+    (160 ms on a streaming server). The transport now fills a pause with the wall time's
+    silence, so the hold ends as on a streaming server."""
+    async with open_simulator(SimulatorConfig(webrtc_dtx=webrtc_dtx)) as sim:
+        config = sim_config(sim, transport="webrtc")
+        with trio.fail_after(30):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start(prompt="")
+                await events.until(of_type(SessionUpdated))
+                for turn in range(2):
+                    await engine.send_text(f"turn number {turn}, over rtc")
+                    last_audio = None
+                    while not isinstance(event := await events.next(), ResponseDone):
+                        if isinstance(event, AudioOut):
+                            last_audio = trio.current_time()
+                    assert last_audio is not None
+                    held_s = trio.current_time() - last_audio
+                    # 160 ms of quiet frames end the item (END_QUIET_FRAMES), plus the
+                    # pause's grace and tick; before the fix, 1.3 s on the DTX server.
+                    assert held_s < 0.6, (turn, held_s)
+                    assert of_type(OutputAudioDone)(events.log[-2])
 
 
 async def test_webrtc_sideband_delivers_text_queued_before_the_join() -> None:

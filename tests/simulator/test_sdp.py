@@ -1,8 +1,15 @@
-"""The SDP surgery behind the "data channel never opens" fault (``simulator._sdp``)."""
+"""The simulator's SDP text functions (``simulator._sdp``): the Opus DTX request, and the
+surgery behind the "data channel never opens" fault."""
 
 from __future__ import annotations
 
-from duplex.simulator._sdp import ApplicationSection, give_back_application, take_application
+from duplex.simulator._sdp import (
+    ApplicationSection,
+    give_back_application,
+    take_application,
+    wants_opus_dtx,
+)
+from duplex.transports._rtc_asyncio import offer_with_opus_dtx
 
 AUDIO = [
     "m=audio 9 UDP/TLS/RTP/SAVPF 111",
@@ -86,3 +93,19 @@ def test_the_section_goes_back_to_its_place_in_the_offer_order() -> None:
     media = [line for line in answer.split("\r\n") if line.startswith("m=")]
     assert [line.split()[0] for line in media] == ["m=application", "m=audio"]
     assert "a=group:BUNDLE 1 0\r\n" in answer
+
+
+def test_an_opus_fmtp_with_usedtx_asks_for_dtx() -> None:
+    assert wants_opus_dtx(sdp(*SESSION, *AUDIO, "a=fmtp:111 minptime=10; usedtx=1"))
+    assert wants_opus_dtx(sdp(*SESSION, *AUDIO, "a=fmtp:111 useinbandfec=1;USEDTX=1"))
+
+
+def test_no_usedtx_or_usedtx_0_or_another_codec_does_not() -> None:
+    assert not wants_opus_dtx(sdp(*SESSION, *AUDIO, *APPLICATION))
+    assert not wants_opus_dtx(sdp(*SESSION, *AUDIO, "a=fmtp:111 minptime=10;usedtx=0"))
+    pcmu = ["m=audio 9 UDP/TLS/RTP/SAVPF 0", "a=rtpmap:0 PCMU/8000", "a=fmtp:0 usedtx=1"]
+    assert not wants_opus_dtx(sdp(*SESSION, *pcmu))
+
+
+def test_the_duplex_offer_asks_for_dtx() -> None:
+    assert wants_opus_dtx(offer_with_opus_dtx(sdp(*SESSION, *AUDIO, *APPLICATION)))

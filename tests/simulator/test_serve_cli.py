@@ -48,6 +48,7 @@ def test_flags_map_onto_config_and_faults() -> None:
             "--reply-prefix=Echo: ",
             "--session-cap=30",
             "--websocket-compression",
+            "--no-webrtc-dtx",
             "--tls-cert=c.pem",
             "--tls-key=k.pem",
             "--close-after=5",
@@ -74,6 +75,7 @@ def test_flags_map_onto_config_and_faults() -> None:
         silence_phrase="",
         reply_prefix="Echo: ",
         websocket_compression=True,
+        webrtc_dtx=False,
         tls_certfile="c.pem",
         tls_keyfile="k.pem",
         faults=FaultConfig(

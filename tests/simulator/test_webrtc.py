@@ -32,6 +32,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected
 
 from duplex.simulator import FaultConfig, Simulator, SimulatorConfig, open_simulator
 from duplex.transports._bridge import TrioPort, get_bridge
+from duplex.transports._rtc_asyncio import offer_with_opus_dtx
 
 from ._simhelpers import close_code, connect, recv, recv_until, send, user_text
 
@@ -71,8 +72,9 @@ class _MicTrack(MediaStreamTrack):
 class RtcClient:
     """The browser flow with aiortc. Construct in trio; methods marked (asyncio) run there."""
 
-    def __init__(self, *, datachannel: bool = True) -> None:
+    def __init__(self, *, datachannel: bool = True, dtx: bool = False) -> None:
         self.port = TrioPort.current()
+        self.dtx = dtx  # the offer asks for Opus DTX (usedtx=1), as duplex's does
         self.messages_send, self.messages = trio.open_memory_channel[str](math.inf)
         self.opened = trio.Event()
         self.pc_closed = trio.Event()
@@ -106,7 +108,8 @@ class RtcClient:
                 self.port.call(self.pc_closed.set)
 
         await pc.setLocalDescription(await pc.createOffer())
-        return str(pc.localDescription.sdp)
+        sdp = str(pc.localDescription.sdp)
+        return offer_with_opus_dtx(sdp) if self.dtx else sdp
 
     async def _consume(self, track: Any) -> None:  # (asyncio)
         while True:
@@ -258,6 +261,34 @@ async def test_spoken_turn_over_rtp() -> None:
                 assert done["transcript"] == "You said: spoken words."
             finally:
                 await bridge.run(client.close)
+
+
+@pytest.mark.parametrize(
+    ("asks", "honours", "paused"),
+    [(True, True, True), (True, False, False), (False, True, False)],
+    ids=["dtx", "server-streams-anyway", "offer-without-dtx"],
+)
+async def test_an_idle_model_track_pauses_only_when_the_offer_asks_for_dtx(
+    asks: bool, honours: bool, paused: bool
+) -> None:
+    """RFC 7587 ``usedtx=1`` in the offer: the simulator, like a libwebrtc server, stops the
+    track's RTP 200 ms into the model's silence and then sends one packet per 400 ms."""
+    bridge = get_bridge()
+    async with open_simulator(SimulatorConfig(webrtc_dtx=honours)) as sim:
+        client = RtcClient(dtx=asks)
+        try:
+            with trio.fail_after(20):
+                await _connect_call(sim, client)
+                await client.wait_frames(total=1)
+            # A rate is measured over a window of wall time: past the DTX onset, then 1 s of
+            # the idle model (a streaming track sends 50 frames in it, a paused one 2 or 3).
+            await trio.sleep(0.5)
+            before = client.audio_frames
+            await trio.sleep(1.0)
+            frames = client.audio_frames - before
+            assert frames <= 6 if paused else frames >= 35, frames
+        finally:
+            await bridge.run(client.close)
 
 
 async def test_sideband_join_shares_the_call() -> None:

@@ -131,7 +131,7 @@ async def test_audio_from_answerer_arrives_as_24k_mono_in_real_time_silence_batc
             assert abs(_dominant_hz(tone, 24_000) - 660) < 10
             assert int(np.abs(tone).max()) < 12_000  # downmix kept the level (tone peak 8000)
             assert not pcm[-24 * 300 :].any()  # past the hangover: digital silence
-            assert transport._rtc.frames_batched >= 5
+            assert transport._rtc.inbound.frames_batched >= 5
             assert max(batches) >= 5  # one hand-over brought a batch of silence
             assert transport.statistics().audio_frames_in >= len(frames)
             await transport.aclose()

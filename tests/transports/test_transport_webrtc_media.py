@@ -15,8 +15,8 @@ from duplex.transports._rtc_asyncio import (
     OutboundAudioTrack,
     answer_maxptime,
     offer_with_opus_dtx,
-    peak,
 )
+from duplex.transports._rtc_inbound import peak
 
 from ._poll import wait_for
 from ._rtc_peer import AnswerPeer, AnswerServer, serve_answerer
