@@ -1,6 +1,8 @@
 """Host-level transport parity (SPEC §3.4, §4; issue 14 item 2): the same host scripts — a
 text turn, a spoken turn, a handoff, a barge-in, close — run over WebSocket v1 and v2 and
 over WebRTC with data-channel and sideband control (v2), and what the host sees is compared.
+The WebRTC runs meet a server that honours the offer's Opus DTX request (RTP pauses in the
+model's silence), and once more one that streams through it (``webrtc-streaming``).
 
 What "the same" means here:
 - **Every run, on its own**, keeps the audio contract: every ``AudioOut`` names its item and
@@ -73,7 +75,11 @@ TRANSPORTS = {
     "websocket-v2": ("websocket", "datachannel", "v2"),
     "webrtc-datachannel": ("webrtc", "datachannel", "v2"),
     "webrtc-sideband": ("webrtc", "sideband", "v2"),
+    # The same call against a server that streams RTP through the model's silence instead of
+    # honouring the offer's Opus DTX request (the other WebRTC runs get DTX).
+    "webrtc-streaming": ("webrtc", "datachannel", "v2"),
 }
+STREAMING = {"webrtc-streaming"}
 LONG_TEXT = "tell me everything about the long history of the trio library and its nurseries"
 
 
@@ -168,11 +174,13 @@ def runs() -> dict[str, Run]:
 
     async def main() -> None:
         config = SimulatorConfig(speech_transcript="ok", audio_speedup=1.0)
-        async with open_simulator(config) as sim:
+        streaming = attrs.evolve(config, webrtc_dtx=False)
+        async with open_simulator(config) as sim, open_simulator(streaming) as streaming_sim:
             with trio.fail_after(90):
                 async with trio.open_nursery() as nursery:
                     for run in results.values():
-                        nursery.start_soon(_run, sim, run)
+                        server = streaming_sim if run.name in STREAMING else sim
+                        nursery.start_soon(_run, server, run)
 
     trio.run(main)
     return results
@@ -247,7 +255,7 @@ def test_every_transport_keeps_the_audio_contract(runs: dict[str, Run], name: st
     assert _shape(run.turn("close")) == ["ConversationClosed"], (name, run.turn("close"))
 
 
-@pytest.mark.parametrize("name", ["webrtc-datachannel", "webrtc-sideband"])
+@pytest.mark.parametrize("name", ["webrtc-datachannel", "webrtc-sideband", "webrtc-streaming"])
 def test_webrtc_shows_the_host_the_websocket_event_sequence(
     runs: dict[str, Run], name: str
 ) -> None:
