@@ -2,8 +2,9 @@
 
 Over WebSocket every model audio chunk is an event that names its item and response, and the
 server's ``response.output_audio.done`` / ``response.done`` follow the last chunk. Over WebRTC
-the audio is a media track that never stops (the server streams RTP for the whole call,
-digital silence between replies), carries no ids, and plays in real time — so the response's
+the audio is a media track that never stops (the transport delivers 20 ms frames for the
+whole call: digital silence between replies, streamed by the server or filled in for its
+DTX pauses), carries no ids, and plays in real time — so the response's
 events arrive long before its audio. This class, owned by ``ConversationState`` on an
 audio-native transport, makes the track look like the WebSocket stream:
 

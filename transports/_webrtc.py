@@ -385,7 +385,8 @@ async def connect_webrtc(
     (``datachannel_open_timeout``, when given, bounds that last wait further; it never
     extends the deadline). Background work (sideband join, liveness watch) runs in
     ``nursery``. ``liveness_timeout``: a peer that sends no audio and no event for this many
-    seconds is dead (realtime servers stream RTP continuously, silence included), and so is
+    seconds is dead (realtime servers stream RTP continuously, silence included, or send a
+    DTX keepalive packet every ~400 ms), and so is
     a connection whose ICE/DTLS state becomes ``failed``: the transport ends with an error.
     ``ice_servers`` (STUN/TURN URLs, or mappings with ``urls``/``username``/``credential``)
     are passed to the peer connection as they are; the default is none (host candidates
