@@ -15,10 +15,11 @@ wall time: everything the client does, aiortc's threads included), divided by ``
 per-conversation figure, plus:
 
 - ``frames_lost``: frames lost on the way: ``inbound_gap_frames`` (remote frames never
-  received; duplex: gaps in the RTP timestamps of the model's track, aiortc: 20 ms of wall
-  time without a frame; the simulator streams continuously, so a gap is a lost frame),
-  plus, for duplex, the engine's ``audio_frames_dropped`` (the transport's outbound drops
-  included);
+  received; duplex: gaps in the RTP timestamps of the model's track after sound — the
+  simulator honours duplex's Opus DTX request, and a gap after silence is its pause;
+  aiortc: 20 ms of wall time without a frame, the simulator streaming continuously to a
+  client that does not ask for DTX), plus, for duplex, the engine's
+  ``audio_frames_dropped`` (the transport's outbound drops included);
 - ``tick_late_ms_p99``: how late the host's 20 ms send ticks ran.
 
 No figure asserts anything; the harness reports medians of interleaved runs.
