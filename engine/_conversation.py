@@ -26,7 +26,10 @@ nursery outside it so a close handshake can still complete)::
   appends through the outbox (WebSocket) or RTP (WebRTC, sent directly: the media track is
   not the text writer's socket). G.711 frames (``audio_format="pcmu"|"pcma"``) pass through
   to a WebSocket untouched; over WebRTC they are transcoded for the Opus track and the
-  track's audio is transcoded back before it reaches the host (``_g711``).
+  track's audio is transcoded back before it reaches the host (``_g711``). A frame the mux
+  would pass on unchanged (24 kHz mono PCM16, nothing carried) skips it when the mux is
+  idle and the transport takes it without waiting (``Transport.offer_audio``: the WebRTC
+  track's queue): no task switch per host frame, and nothing submitted earlier is overtaken.
 
 Every decision (what to forward, what to send, when the conversation ends) is the state
 machine's (``_state_machine.py``); this module holds none. A conversation spans connections:
@@ -170,6 +173,7 @@ class Conversation:
         # Host audio → the wire: soxr for PCM16 at other rates (duplex[resample]); G.711 over
         # WebRTC is transcoded (_g711), over WebSocket it passes through.
         self._converter = HostAudioConverter()
+        self._aligner = PcmAligner()  # the running mux's (a new one per connection)
         self._g711: G711Transcoder | None = None
         self._audio_send, audio_recv = trio.open_memory_channel[AudioFrame](config.audio_queue_size)
         self._audio_recv = AudioInbox(audio_recv)
@@ -548,7 +552,8 @@ class Conversation:
         G.711 frames pass through to a WebSocket untouched and are transcoded for the track.
         ``backlog``: audio the host sent while reconnecting, sent first."""
         convert = self._converter.convert
-        align = PcmAligner().align
+        self._aligner = aligner = PcmAligner()
+        align = aligner.align
         outbox = self._outbox
         counters = self.counters
         native = transport.audio_native
@@ -647,6 +652,22 @@ class Conversation:
             self._converter.check_supported(frame)
         elif self._g711 is not None:
             self._g711.check_supported()
+        transport = self.transport
+        if (
+            # The mux's work done right here, when it would change nothing (wire-format
+            # frame, nothing carried) and nothing waits before this frame: one task switch
+            # less per host frame on a track that never blocks (WebRTC).
+            self._audio_recv.parked
+            and not self._reconnecting
+            and transport is not None
+            and frame.encoding == "pcm16"
+            and frame.pcm
+            and self._aligner.empty
+            and self._converter.passes_through(frame)
+            and transport.offer_audio(frame)
+        ):
+            self.counters.audio_in += 1
+            return True
         try:
             self._audio_send.send_nowait(frame)
         except trio.WouldBlock:

@@ -54,15 +54,19 @@ class AudioInbox:
     audio sent before it. ``busy()`` is called with each submitted frame; the mux marks the
     inbox idle whenever it comes back for more and the channel is empty."""
 
-    __slots__ = ("_idle", "_recv", "_stopped")
+    __slots__ = ("_idle", "_recv", "_stopped", "parked")
 
     def __init__(self, recv: trio.MemoryReceiveChannel[AudioFrame]) -> None:
         self._recv = recv
         self._idle = trio.Event()
         self._idle.set()
         self._stopped = False
+        #: The mux waits here with the channel empty and no frame in hand: a frame handed
+        #: to the transport right now cannot overtake one submitted before it.
+        self.parked = False
 
     def busy(self) -> None:
+        self.parked = False  # a frame is on its way to the mux: later ones queue behind it
         if self._idle.is_set() and not self._stopped:
             self._idle = trio.Event()
 
@@ -83,10 +87,13 @@ class AudioInbox:
     async def __anext__(self) -> AudioFrame:
         if self._recv.statistics().current_buffer_used == 0:
             self._idle.set()
+            self.parked = True
         try:
             return await self._recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
+        finally:
+            self.parked = False
 
 
 class PcmAligner:
@@ -99,6 +106,11 @@ class PcmAligner:
     def __init__(self) -> None:
         self._carry = b""
         self._shape = (0, 0)
+
+    @property
+    def empty(self) -> bool:
+        """No partial sample is carried: the next whole-sample frame passes unchanged."""
+        return not self._carry
 
     def align(self, frame: AudioFrame) -> AudioFrame:
         width = BYTES_PER_SAMPLE * frame.channels

@@ -69,6 +69,17 @@ class HostAudioConverter:
         if self.needs_resampling(frame):
             _load()
 
+    def passes_through(self, frame: AudioFrame) -> bool:
+        """``convert(frame)`` would return ``frame.pcm`` unchanged (already at the target
+        rate, mono, whole samples, the same source as before and nothing carried)."""
+        return (
+            frame.sample_rate == self.target_rate
+            and frame.channels == 1
+            and self._source == (frame.sample_rate, 1)
+            and not self._carry
+            and not len(frame.pcm) % 2
+        )
+
     def convert(self, frame: AudioFrame) -> bytes:
         """``frame`` as mono PCM16 bytes at ``target_rate`` (may be empty while the filter
         fills)."""

@@ -220,6 +220,13 @@ class Transport(abc.ABC):
             TransportClosed: the transport has ended or was closed.
         """
 
+    def offer_audio(self, frame: AudioFrame) -> bool:
+        """Hand ``frame`` (24 kHz mono PCM16, whole samples) to the media track at once, when
+        this transport can without waiting; False when it cannot (the default, and an ended
+        transport), and the caller then uses ``send_audio``, which reports why. Saves the
+        engine a task switch per host frame on a transport whose media queue never blocks."""
+        return False
+
     @abc.abstractmethod
     async def receive_batch(self) -> list[Inbound]:
         """Wait for at least one inbound item, then return all items already available.

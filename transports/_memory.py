@@ -74,6 +74,13 @@ class MemoryTransport(Transport):
         self._counters.audio_frames_out += 1
         self._peer_inbox.put_audio(frame)
 
+    def offer_audio(self, frame: AudioFrame) -> bool:
+        if not self._audio_native or self._closed or self._inbox.ended:
+            return False
+        self._counters.audio_frames_out += 1
+        self._peer_inbox.put_audio(frame)
+        return True
+
     async def receive_batch(self) -> list[Inbound]:
         return await self._inbox.get_batch()
 

@@ -164,6 +164,20 @@ class WebRTCTransport(Transport):
         self._rtc.track.feed(frame.pcm)
         self._counters.audio_frames_out += 1
 
+    def offer_audio(self, frame: AudioFrame) -> bool:
+        pcm = frame.pcm
+        if (
+            frame.sample_rate != WIRE_SAMPLE_RATE
+            or frame.channels != 1
+            or len(pcm) % 2
+            or self._closing
+            or self._inbox.ended
+        ):
+            return False  # send_audio refuses it with the reason
+        self._rtc.track.feed(pcm)
+        self._counters.audio_frames_out += 1
+        return True
+
     @property
     def remote_frames_missing(self) -> int:
         """Remote audio frames lost on the way: gaps in the RTP timestamps of the model's

@@ -463,6 +463,51 @@ async def test_odd_length_pcm16_keeps_sample_alignment_on_an_audio_native_transp
     assert bytes(received) == pcm[: len(pcm) - len(pcm) % 2]
 
 
+async def test_host_frames_on_an_audio_native_transport_keep_their_order_on_either_path() -> None:
+    """A wire-format frame goes to an audio-native transport at once (``offer_audio``, no
+    task switch) when the audio mux is idle; a frame the mux must handle (an odd tail
+    carried, another rate to resample) keeps its place, and nothing overtakes it."""
+    transports: list[MemoryTransport] = []
+    peers: list[Any] = []
+
+    async def factory(_nursery: trio.Nursery) -> Transport:
+        client, peer = memory_transport_pair(audio_native=True)
+        transports.append(client)
+        peers.append(peer)
+        return client
+
+    a, b, c, d = _ramp(960), _ramp(961)[::-1], bytes(960), _ramp(960)[::-1]
+    h, i = b"\x01\x02" * 480, b"\x03\x04" * 480
+    received = bytearray()
+    with trio.fail_after(10):
+        async with open_engine(EngineConfig(api_key=API_KEY), transport_factory=factory) as engine:
+            await engine.start()
+            await trio.testing.wait_all_tasks_blocked()  # the mux waits for audio
+            sent = transports[0].statistics
+            engine.send_audio(AudioFrame(a, 24000, 1))  # the mux has seen no frame yet
+            await trio.testing.wait_all_tasks_blocked()
+            engine.send_audio(AudioFrame(a, 24000, 1))
+            assert sent().audio_frames_out == 2  # handed over within the call
+            engine.send_audio(AudioFrame(b, 24000, 1))  # odd: half a sample is carried
+            engine.send_audio(AudioFrame(c, 24000, 1))  # queued behind b
+            await trio.testing.wait_all_tasks_blocked()
+            engine.send_audio(AudioFrame(d, 24000, 1))  # the carried byte goes first
+            engine.send_audio(AudioFrame(_ramp(640), 16000, 1))  # 20 ms to resample
+            await trio.testing.wait_all_tasks_blocked()  # the resampler holds its tail
+            engine.send_audio(AudioFrame(h, 24000, 1))  # the tail goes first
+            await trio.testing.wait_all_tasks_blocked()
+            engine.send_audio(AudioFrame(i, 24000, 1))
+            await trio.testing.wait_all_tasks_blocked()
+            for item in await peers[0].receive_batch():
+                if isinstance(item, AudioFrame):
+                    received.extend(item.pcm)
+    carried = b + c + d
+    head = a + a + carried[: len(carried) - 1]
+    assert bytes(received[: len(head)]) == head
+    assert bytes(received[-len(h) - len(i) :]) == h + i
+    assert len(received) == len(head) + 960 + len(h) + len(i)  # all of the 16 kHz frame
+
+
 # ---- statistics --------------------------------------------------------------------------
 
 

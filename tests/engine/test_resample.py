@@ -39,6 +39,22 @@ def test_wire_format_audio_passes_through_unchanged() -> None:
     assert converter.flush() == b""
 
 
+def test_passes_through_only_when_convert_would_change_nothing() -> None:
+    converter = HostAudioConverter()
+    wire = AudioFrame(bytes(960), 24000, 1)
+    assert not converter.passes_through(wire)  # no stream yet: the first frame opens it
+    converter.convert(wire)
+    assert converter.passes_through(wire)
+    assert not converter.passes_through(AudioFrame(bytes(961), 24000, 1))  # half a sample
+    assert not converter.passes_through(AudioFrame(bytes(640), 16000, 1))  # another rate
+    converter.convert(AudioFrame(bytes(961), 24000, 1))  # a byte is now carried
+    assert not converter.passes_through(wire)
+    converter.convert(AudioFrame(bytes(961), 24000, 1))
+    assert converter.passes_through(wire)
+    converter.convert(AudioFrame(bytes(640), 16000, 1))  # the resampler holds a tail
+    assert not converter.passes_through(wire)
+
+
 def test_48k_stereo_becomes_24k_mono_with_the_same_pitch() -> None:
     pcm = tone(440, 48000, 1.0, channels=2)
     out = run(HostAudioConverter(), frames(pcm, 1920 * 2, 48000, 2))
