@@ -15,6 +15,7 @@ with its connection number and a serial:
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import attrs
@@ -96,6 +97,10 @@ def _user_texts(handle: PeerHandle) -> list[str]:
     return texts
 
 
+def _has_user_texts(handle: PeerHandle, count: int) -> bool:
+    return len(_user_texts(handle)) >= count
+
+
 def _ended(log: list[Any]) -> bool:
     return any(isinstance(e, ConversationClosed) for e in log)
 
@@ -173,6 +178,15 @@ async def _run_ops(ops: list[str]) -> None:
                                 expected_end = "error"
                             await _settle(log, resumed)
                             fake.refusals = 0
+                            if not _ended(log):
+                                # ConversationResumed comes when the replay is queued; the
+                                # writer sends it after. A fault injected before it is
+                                # written takes it down with the connection (replayed again,
+                                # or the end): the check below is about a connection that
+                                # had the chance to receive it.
+                                handle = server.peers[-1]
+                                want = len(texts_before[handle.index])
+                                await poll_until(partial(_has_user_texts, handle, want))
                     else:
                         if not _ended(log):
                             assert await engine.close()
