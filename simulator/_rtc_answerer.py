@@ -84,7 +84,6 @@ class _ModelAudioTrack(MediaStreamTrack):
         self._pushed: asyncio.Event | None = None  # set by push while a DTX pause waits
         self._encoder: Any = None
         self.frames_sent = 0
-        self.frames_withheld = 0  # DTX: frames of silence never sent
 
     def push(self, pcm: bytes) -> None:
         self._buffer.extend(pcm)
@@ -146,7 +145,6 @@ class _ModelAudioTrack(MediaStreamTrack):
         paused = self._quiet - DTX_ONSET_FRAMES
         if paused <= 0 or paused % DTX_KEEPALIVE_FRAMES == 0:
             return True
-        self.frames_withheld += 1
         if self._buffer:
             return False
         # Nothing queued: sleep until audio is pushed or the keepalive is due, then skip the
@@ -164,7 +162,6 @@ class _ModelAudioTrack(MediaStreamTrack):
         skipped = max(0, min(now_frames - 1 - self._timestamp // _FRAME_SAMPLES, due - 1))
         self._timestamp += skipped * _FRAME_SAMPLES
         self._quiet += skipped
-        self.frames_withheld += skipped
         return False
 
 

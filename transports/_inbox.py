@@ -80,9 +80,7 @@ class Inbox:
     def put_filler(self, frames: tuple[AudioFrame, ...]) -> None:
         if self._ended:
             return
-        room = max(0, self._audio_limit - self._audio_waiting)
-        if room < len(frames):
-            frames = frames[:room]
+        frames = frames[: max(0, self._audio_limit - self._audio_waiting)]
         if frames:
             self._audio_waiting += len(frames)
             self._items.extend(frames)

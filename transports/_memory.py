@@ -71,15 +71,17 @@ class MemoryTransport(Transport):
             raise TypeError("send_audio needs an audio-native transport; this pair carries text")
         await trio.lowlevel.checkpoint()
         self._check_open()
-        self._counters.audio_frames_out += 1
-        self._peer_inbox.put_audio(frame)
+        self._put_audio(frame)
 
     def offer_audio(self, frame: AudioFrame) -> bool:
         if not self._audio_native or self._closed or self._inbox.ended:
             return False
+        self._put_audio(frame)
+        return True
+
+    def _put_audio(self, frame: AudioFrame) -> None:
         self._counters.audio_frames_out += 1
         self._peer_inbox.put_audio(frame)
-        return True
 
     async def receive_batch(self) -> list[Inbound]:
         return await self._inbox.get_batch()

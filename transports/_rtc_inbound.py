@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import av
 import numpy as np
@@ -44,9 +44,6 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from duplex.protocol._audio import AudioFrame
-
-if TYPE_CHECKING:
-    from fractions import Fraction
 
 __all__ = [
     "PAUSE_GRACE_S",
@@ -110,7 +107,7 @@ class RemoteAudio:
         self._last_quiet = False  # the last frame delivered from the peer was silence
         self._anchor_at: float | None = None  # wall time of that frame...
         self._anchor_pts = 0  # ...and its end on the RTP clock
-        self._ticks_per_s = 48_000  # the RTP clock rate, from the frames' time base
+        self._ticks_per_s = 48_000  # the RTP clock rate (the decoded frames' rate)
         self._samples = 960  # the frames' length on that clock
         # Read from the trio thread (ints: atomic).
         self.frames_received = 0  # every frame the peer sent, delivered or not
@@ -128,9 +125,9 @@ class RemoteAudio:
         quiet = frame.format.name == "s16" and peak(memoryview(frame.planes[0])) <= SILENCE_PEAK
         pts = frame.pts
         if pts is not None:
-            if frame.time_base is not None:
-                self._ticks_per_s = _rate(frame.time_base)
-            self._samples = frame.samples * self._ticks_per_s // frame.sample_rate
+            # aiortc stamps decoded audio with the RTP clock, which for Opus is the decoded
+            # rate (time base 1 / sample_rate): a frame spans ``samples`` ticks.
+            self._ticks_per_s, self._samples = frame.sample_rate, frame.samples
             end = pts + self._samples
             if self._next_pts is not None and pts > self._next_pts:
                 gap = (pts - self._next_pts) // self._samples
@@ -201,10 +198,6 @@ class RemoteAudio:
         if self._held:
             self._deliver_batch(tuple(self._held))
             self._held.clear()
-
-
-def _rate(time_base: Fraction) -> int:
-    return max(1, round(1 / time_base))
 
 
 async def consume_remote_audio(track: MediaStreamTrack, audio: RemoteAudio) -> None:

@@ -159,24 +159,25 @@ class WebRTCTransport(Transport):
             raise ValueError(f"send_audio takes whole PCM16 samples: {len(frame.pcm)} bytes is odd")
         self._check_open()
         await trio.lowlevel.checkpoint()
-        # Straight into the track's thread-safe queue: no wakeup of the bridge loop per frame
-        # (the track drains the queue on its own tick, and wakes itself only when suppressed).
-        self._rtc.track.feed(frame.pcm)
-        self._counters.audio_frames_out += 1
+        self._feed(frame.pcm)
 
     def offer_audio(self, frame: AudioFrame) -> bool:
-        pcm = frame.pcm
         if (
             frame.sample_rate != WIRE_SAMPLE_RATE
             or frame.channels != 1
-            or len(pcm) % 2
+            or len(frame.pcm) % 2
             or self._closing
             or self._inbox.ended
         ):
             return False  # send_audio refuses it with the reason
+        self._feed(frame.pcm)
+        return True
+
+    def _feed(self, pcm: bytes) -> None:
+        # Straight into the track's thread-safe queue: no wakeup of the bridge loop per frame
+        # (the track drains the queue on its own tick, and wakes itself only when suppressed).
         self._rtc.track.feed(pcm)
         self._counters.audio_frames_out += 1
-        return True
 
     @property
     def remote_frames_missing(self) -> int:
