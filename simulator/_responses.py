@@ -5,8 +5,8 @@ v2 function calls — one or several in parallel —, a v1 handoff request) into
 quicksilver event sequence of openai-realtime-protocol.md §3.4, queues streamed parts
 (transcript deltas, audio chunks) with due times, tracks WebRTC playout
 (``output_audio_buffer.started`` / ``.stopped``) and cancels a response mid-stream.
-``ScriptedModel`` (``_model``) owns the state these methods share and decides *what* to
-answer; this module decides *how it sounds on the wire*.
+``ScriptedModel`` (``_model``) owns the state these methods share, ``_replies`` decides
+*what* to answer (``Reply``), and this module decides *how it sounds on the wire*.
 
 Invariants:
 - a response's steps are due in non-decreasing time order, ``response.done`` last (then only
@@ -30,8 +30,6 @@ Invariants:
 from __future__ import annotations
 
 import copy
-import json
-import re
 from collections import deque
 from typing import Any, Final, Literal
 
@@ -41,7 +39,16 @@ from duplex.protocol import ProtocolVersion, b64encode_pcm
 
 from ._audio import FRAME_MS, G711_RATE, SAMPLE_RATE, G711Law, encode_g711, g711_law, synthesize
 from ._config import IdGenerator, SimulatorConfig
-from ._session_shape import deep_merge, item_text, usage_for
+from ._replies import (
+    Reply,
+    arguments_for,
+    decide,
+    forced_tool,
+    handoff_tool,
+    last_user_text,
+    tool_names,
+)
+from ._session_shape import deep_merge, usage_for
 
 __all__ = ["Event", "ResponseStreams"]
 
@@ -49,7 +56,6 @@ Event = dict[str, Any]
 
 #: the track sends 20 ms frames: the last sample leaves at most one frame after it was due
 _TRACK_FRAME_S: Final = FRAME_MS / 1000.0
-_WORD = re.compile(r"[\w.\-]+")
 
 
 @attrs.define
@@ -92,15 +98,6 @@ class _Playout:
     start: float
     end: float
     started_sent: bool = False
-
-
-@attrs.frozen
-class Reply:
-    """What the model decided to do about its input."""
-
-    kind: Literal["say", "handoff", "silent", "tools"]
-    text: str
-    tools: tuple[str, ...] = ()
 
 
 class ResponseStreams:
@@ -308,121 +305,6 @@ class ResponseStreams:
         self._playing.clear()
         return [self._ev("output_audio_buffer.cleared", response_id=current.response_id)]
 
-    # ------------------------------------------------------------------ deciding
-
-    def _reply_for(self, pending: list[Event], tools: list[str]) -> Reply:
-        """What to do about the unanswered input: speak a text, hand off a prompt, call the
-        silence tool or the tools the user named."""
-        outputs: list[Event] = []
-        for item in reversed(pending):
-            if item.get("type") == "function_call_output":
-                outputs.insert(0, item)
-                continue
-            if outputs:
-                break
-            text = item_text(item)
-            if text is not None:
-                return self._reply_to_text(text, tools)
-        if outputs:
-            return Reply("say", self._say_outputs(outputs))
-        return Reply("say", "I am listening.")
-
-    def _reply_to_text(self, text: str, tools: list[str]) -> Reply:
-        lowered = text.lower()
-        if self.config.silence_phrase and self.config.silence_phrase.lower() in lowered:
-            return Reply("silent", text)
-        if self.version is ProtocolVersion.V2:
-            named = self._named_tools(text, tools)
-            if named:
-                return Reply("tools", text, tuple(named))
-        if self.config.trigger_phrase.lower() in lowered:
-            return Reply("handoff", text)
-        if self.config.recall_phrase and self.config.recall_phrase.lower() in lowered:
-            return Reply("say", self._recall(text))
-        return Reply("say", f"{self.config.reply_prefix}{text}.")
-
-    def _named_tools(self, text: str, tools: list[str]) -> list[str]:
-        """Declared tools the text asks for: ``tool_triggers`` phrases, and tool names after
-        ``tool_call_word`` (``"call a and b"``), in the order they appear."""
-        found: list[tuple[int, str]] = []
-        lowered = text.lower()
-        for phrase, tool in self.config.tool_triggers.items():
-            at = lowered.find(phrase.lower())
-            if at >= 0 and tool in tools:
-                found.append((at, tool))
-        word = self.config.tool_call_word.lower()
-        if word:
-            words = [(m.start(), m.group().rstrip(".")) for m in _WORD.finditer(text)]
-            after = next((i for i, (_, w) in enumerate(words) if w.lower() == word), None)
-            if after is not None:
-                found.extend((pos, w) for pos, w in words[after + 1 :] if w in tools)
-        names: list[str] = []
-        for _, tool in sorted(found):
-            if tool not in names:
-                names.append(tool)
-        return names
-
-    def _recall(self, text: str) -> str:
-        """The previous user text the conversation holds (before the one asking)."""
-        seen_current = False
-        for item_id in reversed(self._order):
-            item = self.items.get(item_id) or {}
-            if item.get("type") != "message" or item.get("role") != "user":
-                continue
-            said = item_text(item)
-            if said is None:
-                continue
-            if not seen_current and said == text:
-                seen_current = True
-                continue
-            return f"Before that you said: {said}."
-        return "You have not said anything before."
-
-    def _say_outputs(self, outputs: list[Event]) -> str:
-        """The reply to tool results: a handoff's output is spoken as is; a host tool's
-        result is mentioned with the tool's name."""
-        calls = {
-            i.get("call_id"): i.get("name")
-            for i in self.items.values()
-            if i.get("type") == "function_call"
-        }
-        handoff = self._handoff_tool()
-        said: list[str] = []
-        for out in outputs:
-            text = str(out.get("output") or "")
-            name = calls.get(out.get("call_id"))
-            if name is None or name == handoff:
-                said = [text]  # the handoff (or v1 handoff.append) reply: only the latest
-                continue
-            said.append(f"{name} returned {text}.")
-        return " ".join(said)
-
-    def _tool_names(self, overrides: dict[str, Any] | None = None) -> list[str]:
-        tools = (overrides or {}).get("tools")
-        if not isinstance(tools, list):
-            tools = self.session.get("tools") or []
-        return [
-            str(t.get("name")) for t in tools if isinstance(t, dict) and t.get("type") == "function"
-        ]
-
-    def _handoff_tool(self) -> str | None:
-        """The session's handoff tool: ``handoff_tool_name`` if declared, else any function
-        tool with a ``prompt`` parameter (codex's later ``background_agent``), else none."""
-        if self.config.handoff_tool_name in self._tool_names():
-            return self.config.handoff_tool_name
-        for tool in self.session.get("tools") or []:
-            params = tool.get("parameters") if isinstance(tool, dict) else None
-            props = params.get("properties") if isinstance(params, dict) else None
-            if isinstance(props, dict) and "prompt" in props:
-                return str(tool.get("name"))
-        return None
-
-    def _arguments(self, tool: str, text: str) -> str:
-        template = self.config.tool_arguments.get(tool)
-        if template is None:
-            return _json_dumps({"prompt": text}) if tool == self._handoff_tool() else "{}"
-        return template.replace("{text}", json.dumps(text, ensure_ascii=False)[1:-1])
-
     def _start_response(
         self,
         overrides: dict[str, Any] | None,
@@ -444,29 +326,37 @@ class ResponseStreams:
             metadata if isinstance(metadata, dict) else None,
             output=output if isinstance(output, dict) else None,
         )
-        tools = self._tool_names(overrides)
+        tools = tool_names(self.session, overrides)
         choice = (overrides or {}).get("tool_choice", self.session.get("tool_choice", "auto"))
         if choice == "none" and self.version is ProtocolVersion.V2:
             tools = []
-        reply = self._reply_for(pending, tools)
+        handoff = handoff_tool(self.session, self.config)
+        reply = decide(
+            pending,
+            tools,
+            config=self.config,
+            version=self.version,
+            items=self.items,
+            order=self._order,
+            handoff=handoff,
+        )
         if self.version is ProtocolVersion.V2 and reply.kind != "tools":
-            forced = self._forced_tool(choice, tools)
+            forced = forced_tool(choice, tools, self.config)
             if forced is not None:
-                reply = Reply("tools", _last_user_text(pending), (forced,))
+                reply = Reply("tools", last_user_text(pending), (forced,))
         if reply.kind == "silent" and self.version is ProtocolVersion.V2:
             tool = self.config.silence_tool_name
             if tool in tools:
                 return self._function_calls([(tool, "{}")], now, spec)
         if reply.kind == "tools":
-            calls = [(t, self._arguments(t, reply.text)) for t in reply.tools]
+            calls = [(t, arguments_for(t, reply.text, self.config, handoff)) for t in reply.tools]
             return self._function_calls(calls, now, spec)
         if reply.kind == "handoff":
             if self.version is ProtocolVersion.V1:
                 return self._v1_handoff(reply.text, now)
-            handoff_tool = self._handoff_tool()
-            if handoff_tool is not None:
+            if handoff is not None:
                 return self._function_calls(
-                    [(handoff_tool, self._arguments(handoff_tool, reply.text))], now, spec
+                    [(handoff, arguments_for(handoff, reply.text, self.config, handoff))], now, spec
                 )
         text = reply.text
         if reply.kind != "say":
@@ -477,16 +367,6 @@ class ResponseStreams:
             spec = attrs.evolve(spec, cut=True)
             text = text[: max(1, limit * 4)].rstrip()
         return self._message_response(text, self._modality(overrides), now, spec)
-
-    def _forced_tool(self, choice: Any, tools: list[str]) -> str | None:
-        """The tool ``tool_choice`` makes the model call: the named function, or with
-        ``"required"`` the first declared tool that is not the silence tool."""
-        if isinstance(choice, dict) and choice.get("type") == "function":
-            name = choice.get("name")
-            return name if isinstance(name, str) and name in tools else None
-        if choice == "required":
-            return next((t for t in tools if t != self.config.silence_tool_name), None)
-        return None
 
     # ------------------------------------------------------------------ building
 
@@ -861,15 +741,3 @@ class _Spec:
     cut: bool = False
     #: ``response.audio.output`` overrides
     output: Event | None = None
-
-
-def _last_user_text(pending: list[Event]) -> str:
-    for item in reversed(pending):
-        text = item_text(item)
-        if text is not None:
-            return text
-    return ""
-
-
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
