@@ -135,7 +135,9 @@ class AsyncioEngine:
         self._finished: asyncio.Future[None] = self._loop.create_future()
         self._closed = False
         self._running = False  # as this side last knew it: start() returned, no end seen
-        self._events: deque[Any] = deque()
+        # (generation, event): the generation lets ``start()`` drop a replaced conversation's
+        # events that were handed over but not read (``_drop``).
+        self._events: deque[tuple[int, Any]] = deque()
         self._taken = 0  # taken by the consumer (written by the asyncio side only)
         self._taken_ms = 0.0
         self._ended = False
@@ -167,6 +169,7 @@ class AsyncioEngine:
                 trio.open_nursery() as calls,
             ):
                 self._engine, self._calls = engine, calls
+                engine._on_purge(lambda generation: deliver(self._drop, generation))
                 deliver(_settle, self._opened, None)
                 await self._exit.wait()
                 calls.cancel_scope.cancel()
@@ -403,12 +406,13 @@ class AsyncioEngine:
             self._sent - self._taken < EVENT_WINDOW
             and self._sent_ms - self._taken_ms < AUDIO_AHEAD_MS
         ):
-            event = engine._take_event_nowait()
-            if event is None:
+            item = engine._take_event_nowait()
+            if item is None:
                 break
             # In "thread" mode the deque is shared: append/popleft are atomic, the asyncio
             # side only pops, and it is woken (below) after the append.
-            events.append(event)
+            events.append(item)
+            event = item[1]
             took = True
             self._sent += 1
             if type(event) is AudioOut:
@@ -430,6 +434,32 @@ class AsyncioEngine:
             self._sent - self._taken >= EVENT_WINDOW
             or self._sent_ms - self._taken_ms >= AUDIO_AHEAD_MS
         )
+
+    def _drop(self, generation: int) -> None:
+        """asyncio side: the trio engine dropped a replaced conversation's unread events
+        (inside ``start()``); drop what of it was already handed over, as if read. Runs
+        before that ``start()`` returns here (``deliver`` is in order)."""
+        events = self._events
+        # Only this side removes items; in "thread" mode the trio side may append at the
+        # right meanwhile (never this generation any more), so delete by index, in place.
+        index = 0
+        while index < len(events):
+            if events[index][0] != generation:
+                index += 1
+                continue
+            event = events[index][1]
+            del events[index]
+            self._taken += 1
+            if type(event) is AudioOut:
+                self._taken_ms += event.frame.duration_ms
+        resume = self._resume
+        if (
+            resume is not None
+            and self._sent - self._taken <= EVENT_WINDOW // 2
+            and self._sent_ms - self._taken_ms <= AUDIO_AHEAD_MS / 2
+        ):
+            self._resume = None
+            self._run.submit(resume)
 
     def _end_events(self) -> None:
         self._ended = True
@@ -561,7 +591,7 @@ class AsyncioEventStream:
                 await waiter
             finally:
                 engine._waiters.remove(waiter)
-        event = events.popleft()
+        event = events.popleft()[1]
         engine._taken += 1
         kind = type(event)
         if kind is AudioOut:

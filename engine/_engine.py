@@ -659,12 +659,13 @@ class Engine:
     # The handoff to ``duplex.aio`` (trio context, no task of its own): the same events in
     # the same order as ``events()``, taken synchronously when they are queued.
 
-    def _take_event_nowait(self) -> HostEvent | None:
-        """The next host event if one is queued, else None (see ``events()``)."""
+    def _take_event_nowait(self) -> tuple[int, HostEvent] | None:
+        """The next host event and its conversation's generation if one is queued, else
+        None (see ``events()``)."""
         host = self._host
         while (item := host.take_nowait()) is not None:
             if self._admit(*item):
-                return item[1]
+                return item
         return None
 
     def _events_finished(self) -> bool:
@@ -675,6 +676,11 @@ class Engine:
         """Call ``listener()`` (in the queuing task) whenever events were queued, and when
         the stream ends; None stops it."""
         self._host.listener = listener
+
+    def _on_purge(self, listener: Callable[[int], object] | None) -> None:
+        """Call ``listener(generation)`` when a replaced conversation's undelivered events
+        are dropped (inside ``start()``, before it returns); None stops it."""
+        self._host.purge_listener = listener
 
     def statistics(self) -> EngineStatistics:
         """A frozen snapshot of counters and queue depths."""

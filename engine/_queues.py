@@ -66,6 +66,7 @@ class HostQueue:
         "_size",
         "_writable",
         "listener",
+        "purge_listener",
     )
 
     def __init__(self, size: int) -> None:
@@ -82,6 +83,9 @@ class HostQueue:
         self._writable = trio.lowlevel.ParkingLot()
         self._closed = False
         self.listener: Callable[[], object] | None = None
+        #: Called with a replaced generation when ``purge`` drops it (``duplex.aio`` drops
+        #: what it already took of that generation).
+        self.purge_listener: Callable[[int], object] | None = None
 
     async def push(self, generation: int, batch: list[HostEvent]) -> None:
         while not self.offer(generation, batch):
@@ -116,6 +120,8 @@ class HostQueue:
             self._batches.clear()
             self._batches.extend(kept)
             self._writable.unpark_all()
+        if self.purge_listener is not None:
+            self.purge_listener(generation)
 
     def close(self) -> None:
         self._closed = True

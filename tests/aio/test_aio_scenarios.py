@@ -160,6 +160,43 @@ def test_start_while_running_replaces_the_conversation_on_trio_and_asyncio() -> 
     same_on_every_host(make)
 
 
+def test_start_drops_the_replaced_conversations_unread_events_on_trio_and_asyncio() -> None:
+    # The host is reading, then stops while the first reply streams: what it has not read
+    # (on the asyncio hosts: already handed across to the loop's side) must not reach it
+    # after the second start() returns.
+    def make(server: SimulatorThread) -> Scenario:
+        async def scenario(host: Host) -> list[Any]:
+            log: list[Any] = []
+            async with host.open_engine(server.config()) as engine:
+                events = engine.events()
+                first = await host.within(TIMEOUT_S, engine.start(prompt="one"))
+                await host.within(TIMEOUT_S, until(events, log, SessionUpdated))
+                await engine.send_text("hello")
+
+                def unread() -> int:
+                    depths = engine.statistics().queue_depths
+                    return int(depths.get("host", 0)) + int(depths.get("aio_events", 0))
+
+                async def reply_waiting() -> None:
+                    while unread() < 5:
+                        await host.sleep(0.005)
+
+                await host.within(TIMEOUT_S, reply_waiting())
+                second = await host.within(TIMEOUT_S, engine.start(prompt="two"))
+                after: list[Any] = []
+                await host.within(TIMEOUT_S, until(events, after, SessionUpdated))
+                await engine.close()
+                await host.within(TIMEOUT_S, until(events, after, ConversationClosed))
+            assert first.session_id != second.session_id
+            assert [e for e in after if isinstance(e, ConversationStarted)] == [second]
+            assert isinstance(after[0], ConversationStarted), visible_types(after)
+            return log + after
+
+        return scenario
+
+    same_on_every_host(make)
+
+
 def test_close_emits_one_closed_and_ends_events_at_block_exit_on_trio_and_asyncio() -> None:
     def make(server: SimulatorThread) -> Scenario:
         async def scenario(host: Host) -> list[Any]:

@@ -100,3 +100,14 @@ def test_a_replaced_generation_is_neither_queued_nor_heard() -> None:
     queue.push_nowait(1, [delta(2)])  # the replaced conversation's task, on its way out
     assert heard == [1]
     assert queue.take_nowait() is None
+
+
+def test_purge_tells_the_purge_listener_which_generation_was_dropped() -> None:
+    queue = HostQueue(4)
+    purged: list[int] = []
+    queue.purge_listener = purged.append
+    queue.push_nowait(1, [delta(1)])
+    queue.push_nowait(2, [delta(2)])
+    queue.purge(1)
+    assert purged == [1]
+    assert texts([queue.take_nowait() or (0, None)]) == ["2"]
