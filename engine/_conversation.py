@@ -83,13 +83,14 @@ from ._errors import (
     ConversationReconnecting,
     ConversationResumed,
     ConversationStarted,
+    ConversationStartError,
     InvalidRequest,
 )
 from ._g711 import G711_FORMATS, G711Transcoder
 from ._history import HISTORY_EVENTS, ConversationHistory, HistoryItem
 from ._host_audio import AudioInbox, PcmAligner, chain, check_frame_shape, to_host_g711
 from ._queues import HostQueue, Outbox
-from ._resample import HostAudioConverter
+from ._resample import HostAudioConverter, ResamplerUnavailable
 from ._resume import (
     Ending,
     classify,
@@ -247,6 +248,14 @@ class Conversation:
                 self.transport = transport
                 if transport.audio_native and self.config.audio_format in G711_FORMATS:
                     self._g711 = G711Transcoder(self.config.audio_format)
+                    try:
+                        # The track's audio is transcoded for the host from its first
+                        # frame: a missing resampler fails the start, not the first reply.
+                        self._g711.check_supported()
+                    except ResamplerUnavailable as exc:
+                        raise ConversationStartError(
+                            f"G.711 over {transport.kind} is transcoded: {exc}"
+                        ) from None
                 if task_status is not None:
                     step = self.state.connected(
                         session_id=self.session_id,

@@ -16,6 +16,7 @@ from duplex.engine import (
     AudioInterrupted,
     AudioOut,
     ConversationClosed,
+    ConversationStartError,
     EngineConfig,
     InvalidAudioFrame,
     OutputAudioDone,
@@ -44,6 +45,7 @@ from duplex.protocol import (
 )
 from duplex.simulator import open_simulator
 from duplex.simulator._audio import encode_g711, synthesize
+from duplex.transports import TransportClosed
 
 from ._engine_helpers import API_KEY, engine_with_events, of_type, raw_of, sim_config, sine
 
@@ -317,6 +319,32 @@ async def test_host_audio_at_other_rates_without_the_extra_names_it(
             assert engine.send_audio(AudioFrame(bytes(960), 24000, 1))  # no resampling needed
             with pytest.raises(ResamplerUnavailable, match=r"duplex\[resample\]"):
                 engine.send_audio(AudioFrame(bytes(1920), 48000, 1))
+
+
+async def test_g711_on_an_audio_native_transport_without_the_extra_fails_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The track's audio is transcoded for the host from its first frame: without soxr the
+    start fails with the extra's name, instead of the first reply ending the conversation
+    with an internal error."""
+    monkeypatch.setitem(sys.modules, "soxr", None)  # as if duplex[resample] were missing
+    from duplex.transports import memory_transport_pair
+
+    made: list[Any] = []
+
+    async def factory(_nursery: trio.Nursery) -> Any:
+        transport = memory_transport_pair(audio_native=True)[0]
+        made.append(transport)
+        return transport
+
+    config = EngineConfig(api_key=API_KEY, audio_format="pcmu")
+    with trio.fail_after(10):
+        async with open_engine(config, transport_factory=factory) as engine:
+            with pytest.raises(ConversationStartError, match=r"duplex\[resample\]"):
+                await engine.start()
+            assert not engine.statistics().running
+            with pytest.raises(TransportClosed):  # the transport was closed on the way out
+                await made[0].send_text("{}")
 
 
 async def test_g711_over_webrtc_is_transcoded_both_ways() -> None:
