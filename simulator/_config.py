@@ -142,7 +142,7 @@ class SimulatorConfig:
 
     host: str = "127.0.0.1"
     port: int = 0
-    api_key: str | None = None
+    api_key: str | None = attrs.field(default=None, repr=False)  # a secret: never in repr
     seed: int | None = None
     model: str = DEFAULT_MODEL
     trigger_phrase: str = "delegate"

@@ -271,3 +271,10 @@ def _finish_active(model: ScriptedModel, now: float) -> list[dict[str, Any]]:
 
 def _b64(pcm: bytes) -> str:
     return base64.b64encode(pcm).decode()
+
+
+def test_the_api_key_never_appears_in_the_simulator_configs_repr() -> None:
+    config = SimulatorConfig(api_key="sk-simulator-secret-1234")
+    assert "sk-simulator-secret-1234" not in repr(config)
+    assert "sk-simulator-secret-1234" not in str(config)
+    assert config.api_key == "sk-simulator-secret-1234"
