@@ -21,10 +21,19 @@ from duplex.engine import (
     EngineConfig as EngineConfig,
     EngineError as EngineError,
     EngineStatistics as EngineStatistics,
+    FunctionTool as FunctionTool,
     HandoffNotActive as HandoffNotActive,
     HandoffRequested as HandoffRequested,
     HistoryItem as HistoryItem,
+    HostEvent as HostEvent,
+    InvalidAudioFrame as InvalidAudioFrame,
+    InvalidRequest as InvalidRequest,
     ReconnectPolicy as ReconnectPolicy,
+    ResamplerUnavailable as ResamplerUnavailable,
+    SessionConfig as SessionConfig,
+    ToolCallNotActive as ToolCallNotActive,
+    ToolCallRequested as ToolCallRequested,
+    UnsupportedByDialect as UnsupportedByDialect,
 )
 
 from ._engine import (
@@ -44,19 +53,30 @@ __all__ = [
     "Mechanism",
     "EVENT_WINDOW",
     "AUDIO_AHEAD_MS",
-    # re-exported from duplex.engine
+    # re-exported from duplex.engine: configuration
     "EngineConfig",
     "EngineStatistics",
+    "FunctionTool",
     "HistoryItem",
     "ReconnectPolicy",
+    "SessionConfig",
+    # re-exported from duplex.engine: events (every other event type: duplex.engine)
+    "HostEvent",
     "AudioFrame",
     "AudioOut",
     "ConversationStarted",
     "ConversationClosed",
     "HandoffRequested",
+    "ToolCallRequested",
+    # re-exported from duplex.engine: errors
     "EngineError",
     "ConversationNotRunning",
     "ConversationStartError",
     "HandoffNotActive",
+    "ToolCallNotActive",
+    "InvalidAudioFrame",
+    "InvalidRequest",
+    "ResamplerUnavailable",
+    "UnsupportedByDialect",
     "EngineClosed",
 ]

@@ -50,6 +50,7 @@ from duplex.engine import (
     EngineStatistics,
     FunctionTool,
     HistoryItem,
+    HostEvent,
     SessionConfig,
     open_engine as open_trio_engine,
 )
@@ -137,7 +138,7 @@ class AsyncioEngine:
         self._running = False  # as this side last knew it: start() returned, no end seen
         # (generation, event): the generation lets ``start()`` drop a replaced conversation's
         # events that were handed over but not read (``_drop``).
-        self._events: deque[tuple[int, Any]] = deque()
+        self._events: deque[tuple[int, HostEvent]] = deque()
         self._taken = 0  # taken by the consumer (written by the asyncio side only)
         self._taken_ms = 0.0
         self._ended = False
@@ -575,7 +576,7 @@ class AsyncioEventStream:
     def __aiter__(self) -> AsyncioEventStream:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> HostEvent:
         # Every event passes here: the engine's side of it is inlined (one frame less).
         engine = self._engine
         events = engine._events
@@ -591,7 +592,9 @@ class AsyncioEventStream:
                 await waiter
             finally:
                 engine._waiters.remove(waiter)
-        event = events.popleft()[1]
+        item = events.popleft()[1]
+        # Any for the checks below: they narrow by ``type(x) is``, which mypy does not follow.
+        event: Any = item
         engine._taken += 1
         kind = type(event)
         if kind is AudioOut:
@@ -608,7 +611,7 @@ class AsyncioEventStream:
             engine._reading_session = event.session_id
         elif kind is ConversationClosed and engine._reading_session == engine._started_session:
             engine._running = False  # the end of the latest conversation (not an older one's)
-        return event
+        return item
 
     async def aclose(self) -> None:
         """Nothing to release (kept so ``contextlib.aclosing`` works)."""

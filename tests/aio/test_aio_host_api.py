@@ -92,3 +92,26 @@ def test_host_api_same_events_on_trio_and_asyncio() -> None:
     assert "AudioInterrupted" in reference
     for name, log in logs.items():
         assert _types(log) == reference, name
+
+
+def test_duplex_aio_re_exports_the_engine_names_an_asyncio_host_matches_on() -> None:
+    import typing
+
+    import duplex.aio
+    import duplex.engine
+
+    for name in (
+        "HostEvent",
+        "ToolCallRequested",
+        "ToolCallNotActive",
+        "UnsupportedByDialect",
+        "InvalidRequest",
+        "FunctionTool",
+        "SessionConfig",
+    ):
+        assert name in duplex.aio.__all__
+        assert getattr(duplex.aio, name) is getattr(duplex.engine, name)
+    # The stream's items are typed as the engine's event union, so a host's `match` over
+    # them is checked by a type checker as it is under trio.
+    hints = typing.get_type_hints(duplex.aio.AsyncioEventStream.__anext__)
+    assert hints["return"] == duplex.engine.HostEvent
