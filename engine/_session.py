@@ -180,7 +180,4 @@ class SessionSettings:
         )
 
     def _format(self) -> dict[str, Any]:
-        # EngineConfig.audio_format arrives with the telephony work (issue 14); until then the
-        # session is PCM16 and the builder's default applies.
-        audio_format = getattr(self._config, "audio_format", None)
-        return {} if audio_format is None else {"audio_format": audio_format}
+        return {"audio_format": self._config.audio_format}

@@ -49,10 +49,10 @@ async def _until_buffered(transport: WebSocketTransport, n: int) -> None:
         peek.close()
 
 
-# --- What the transport relies on in trio-websocket 0.12 (pinned <0.13 in pyproject) -------
-# The read path drives trio-websocket's connection object itself (transports/_websocket.py
-# names the private attributes). Instead of checking that those names exist, these tests pin
-# the behaviour built on them, so an upgrade that changes it fails here:
+# --- What the transport's own wsproto connection must do -------------------------------------
+# The client speaks wsproto directly over a trio stream (``_ws_connection``; no trio-websocket
+# in the read path, which is only the test server here). These tests pin the behaviour the
+# read path is built on, so a wsproto upgrade that changes it fails here:
 # - the opening handshake runs through our dispatch, with no reader task:
 #   test_reading_happens_in_the_consumer_no_reader_task, test_exchange_both_ways_and_headers;
 # - the close handshake, both ways: test_server_close_is_answered_by_the_close_handshake,
