@@ -67,11 +67,11 @@ from duplex.protocol import (
     AudioOut,
     ClientEvent,
     Error,
-    ProtocolVersion,
     ServerEvent,
     ServerEventParser,
     audio_append_text,
     delete_item_event,
+    dialect,
     encode_client_event,
 )
 from duplex.transports import Transport, TransportClosed, TransportEnded
@@ -341,7 +341,7 @@ class Conversation:
         # session.create, which names the backend conversation to continue.
         start_event = (
             settings.start_event()
-            if settings is not None and self._version is ProtocolVersion.V2
+            if settings is not None and dialect(self._version).session_config
             else self._start_event
         )
         step = state.connected(

@@ -44,6 +44,7 @@ from duplex.protocol import (
     ProtocolVersion,
     SessionConfig,
     call_session_payload,
+    dialect,
     realtime_headers,
     realtime_websocket_url,
 )
@@ -209,10 +210,10 @@ class Engine:
                 "no API key: set the OPENAI_API_KEY environment variable "
                 "(EngineConfig.from_env()) or pass api_key= to EngineConfig"
             )
-        if history and config.version is not ProtocolVersion.V2:
+        if history and not dialect(config.version).client_items:
             raise UnsupportedByDialect(
-                "v1 sessions cannot be seeded with history items; "
-                "pass conversation_id= to continue a backend conversation"
+                f"{dialect(config.version).title} sessions cannot be seeded with history "
+                "items; pass conversation_id= to continue a backend conversation"
             )
         ledger = ConversationHistory(handoff_tool_name=config.handoff_tool_name or "")
         seed = seed_events(ledger, history)
@@ -463,7 +464,7 @@ class Engine:
             ValueError: a message with no text.
         """
         conversation = self._running()
-        self._require_v2("add_item")
+        self._require_turn_control("add_item")
         return await conversation.add_item(item)
 
     async def delete_item(self, item_id: str) -> None:
@@ -474,12 +475,15 @@ class Engine:
             UnsupportedByDialect: a v1 session.
         """
         conversation = self._running()
-        self._require_v2("delete_item")
+        self._require_turn_control("delete_item")
         await conversation.delete_item(item_id)
 
-    def _require_v2(self, what: str) -> None:
-        if self.config.version is not ProtocolVersion.V2:
-            raise UnsupportedByDialect(f"{what} needs a v2 (Realtime GA) session")
+    def _require_turn_control(self, what: str) -> None:
+        known = dialect(self.config.version)
+        if not known.turn_control:
+            raise UnsupportedByDialect(
+                f"{what} is not part of the {known.title} dialect; use version='v2'"
+            )
 
     # ---- tools, session, turn control (issue 13) ------------------------------------
 

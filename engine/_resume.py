@@ -43,6 +43,7 @@ from duplex.protocol import (
     ConversationItemCreate,
     Error,
     ProtocolVersion,
+    dialect,
     message_item_event,
     response_create_event,
     tool_output_event,
@@ -174,7 +175,7 @@ def replay_events(
     v1 sessions get nothing: the dialect has no client-side history items (a v1 host that
     passed ``conversation_id`` continues the backend's own conversation).
     """
-    if version is not ProtocolVersion.V2:
+    if not dialect(version).client_items:
         return [], 0
     items, _skipped = history.replay(policy.replay_items)
     events = [e for e in (item_event(i) for i in items) if e is not None]
@@ -192,7 +193,7 @@ def stamp_items(
     """Give every item the engine creates (host text, tool and handoff outputs) an id and
     record it, so ``history()`` and the replay hold it (v2; v1 items come back from the
     server's events)."""
-    if version is not ProtocolVersion.V2:
+    if not dialect(version).client_items:
         return
     for index, event in enumerate(events):
         if type(event) is not ConversationItemCreate or event.item is None:

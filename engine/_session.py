@@ -29,9 +29,9 @@ from duplex.protocol import (
     FunctionTool,
     InputTranscription,
     LocalProtocolError,
-    ProtocolVersion,
     SessionConfig,
     SessionMode,
+    dialect,
     prompt_update_event,
     session_start_event,
     session_update_event,
@@ -65,7 +65,7 @@ class SessionSettings:
                 ``SessionConfig`` on v1, a bad tool, a voice the dialect does not have …).
         """
         config = self._config
-        if config.version is ProtocolVersion.V1:
+        if not dialect(config.version).session_config:
             if self.tools:
                 raise ConversationStartError(
                     "EngineConfig.tools needs version='v2': the v1 dialect advertises no "
@@ -119,7 +119,7 @@ class SessionSettings:
             raise InvalidRequest(f"session must be a SessionConfig, got {session!r}")
         new_tools = self.tools if tools is None else tuple(tools)
         new_instructions = self.instructions if instructions is None else instructions
-        if config.version is ProtocolVersion.V1:
+        if not dialect(config.version).session_config:
             if session is not None or tools is not None:
                 raise UnsupportedByDialect(
                     "the v1 dialect carries no session configuration or tools; only "
@@ -175,7 +175,7 @@ class SessionSettings:
         config = self._config
         return SessionConfig(
             output_modalities=(config.output_modality.value,),
-            voice=validate_voice(ProtocolVersion.V2, config.voice),
+            voice=validate_voice(config.version, config.voice),
             transcription=InputTranscription(model=DEFAULT_TRANSCRIPTION_MODEL),
         )
 

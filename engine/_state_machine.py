@@ -88,6 +88,7 @@ from duplex.protocol import (
     UnknownEvent,
     clear_audio_event,
     commit_audio_event,
+    dialect,
     handoff_output_events,
     image_item_event,
     noop_reply_event,
@@ -210,7 +211,8 @@ class ConversationState:
         self.responses = ResponseQueue()
         self.ledger = AudioLedger()
         self.handoffs = HandoffState()
-        self._v2 = version is ProtocolVersion.V2
+        # What the dialect can do, asked by name (SPEC §2: no version checks in the engine).
+        self.dialect = dialect(version)
         self._forward_unknown = forward_unknown_events
         self._user_prefix = user_text_prefix
         self._secrets = tuple(s for s in secrets if s)
@@ -283,7 +285,7 @@ class ConversationState:
         self.status = RUNNING
         # Barge-in truncation is ours on v2 over WebSocket. Over WebRTC the server knows what
         # was played and truncates by itself (openai-realtime-protocol.md §6).
-        self._truncate_on_speech = self._v2 and not audio_native
+        self._truncate_on_speech = self.dialect.client_truncates and not audio_native
         self._audio_native = audio_native
         # On an audio-native transport the media track is the audio; a server that also
         # sends deltas on the event channel would double it, so the reader drops them.
@@ -572,7 +574,7 @@ class ConversationState:
         if not state.first_time(event.handoff_id):
             self.counters.duplicate_calls += 1
             return False
-        if self._v2 and state.active is not None:
+        if self.dialect.steers_handoffs and state.active is not None:
             # A second request while one runs steers the first: acknowledge the new call now.
             send.append(steering_ack_event(self.version, event.handoff_id))
             self._request_response(send)
@@ -665,7 +667,7 @@ class ConversationState:
         step.send.append(text_item_event(self.version, text, user_prefix=self._user_prefix))
         if respond:
             self._turn_ended()
-            if self._v2:
+            if self.dialect.client_requests_responses:
                 self._request_response(step.send)
         return step
 
@@ -683,7 +685,7 @@ class ConversationState:
         if final:
             # Unanswerable from this moment: a second final for the same id is refused.
             self.handoffs.finish(handoff_id)
-            if self._v2:
+            if self.dialect.client_requests_responses:
                 # Progress is context for the model ([BACKEND] items); only the final output
                 # asks it to speak, as in the Rust original.
                 self._request_response(step.send)
@@ -733,16 +735,18 @@ class ConversationState:
 
     # ---- the full host API (issue 13): tools, session, turn control, images ----------
 
-    def _require_v2(self, what: str, *, conversational: bool = True) -> None:
+    def _require_turn_control(self, what: str, *, conversational: bool = True) -> None:
         self._require_running()
-        if not self._v2:
-            raise UnsupportedByDialect(f"{what} needs the v2 dialect (version='v2')")
+        if not self.dialect.turn_control:
+            raise UnsupportedByDialect(
+                f"{what} is not part of the {self.dialect.title} dialect; use version='v2'"
+            )
         if conversational and self.mode is SessionMode.TRANSCRIPTION:
             raise UnsupportedByDialect(f"transcription sessions do not support {what}")
 
     def check_tool_call(self, call_id: str) -> None:
         """Raise unless ``call_id`` is a tool call waiting for its output."""
-        self._require_v2("tool outputs")
+        self._require_turn_control("tool outputs")
         self.tools.check(call_id)
 
     def tool_output(self, call_id: str, output: str, *, respond: bool) -> Step:
@@ -776,12 +780,12 @@ class ConversationState:
 
     def check_turn_control(self, what: str) -> None:
         """Raise unless the session takes ``commit_audio``/``clear_audio``."""
-        self._require_v2(what, conversational=False)
+        self._require_turn_control(what, conversational=False)
 
     def commit_audio(self, *, respond: bool) -> Step:
         """End a push-to-talk turn; with ``respond``, ask for the answer when nothing on the
         server will (``SessionSettings.manual_turns``)."""
-        self._require_v2("commit_audio", conversational=False)
+        self._require_turn_control("commit_audio", conversational=False)
         step = Step()
         step.send.append(commit_audio_event())
         if self.mode is SessionMode.CONVERSATIONAL:
@@ -792,7 +796,7 @@ class ConversationState:
 
     def clear_audio(self) -> Step:
         """Drop the server's uncommitted input audio (an aborted push-to-talk turn)."""
-        self._require_v2("clear_audio", conversational=False)
+        self._require_turn_control("clear_audio", conversational=False)
         step = Step()
         step.send.append(clear_audio_event())
         return step
@@ -803,7 +807,7 @@ class ConversationState:
         ``audio_played`` report, else what it took from ``events()``) — with
         ``AudioInterrupted`` for the host. WebSocket truncates the item itself; WebRTC
         clears the server's playout buffer, which truncates there."""
-        self._require_v2("interrupt")
+        self._require_turn_control("interrupt")
         step = Step()
         send = step.send
         current = self._current_response
@@ -828,7 +832,7 @@ class ConversationState:
         """``response.create`` with options. A default-conversation response goes through
         the single-active-response queue; an out-of-band one (``conversation="none"``) is
         sent at once (the server runs those beside the default response)."""
-        self._require_v2("create_response")
+        self._require_turn_control("create_response")
         try:
             event = response_create_event(
                 instructions=instructions,
@@ -849,7 +853,7 @@ class ConversationState:
 
     def image(self, data: bytes, mime_type: str, *, text: str | None) -> Step:
         """A user message with an ``input_image`` (no response is requested)."""
-        self._require_v2("images")
+        self._require_turn_control("images")
         try:
             event = image_item_event(data, mime_type, text=text)
         except LocalProtocolError as exc:

@@ -13,7 +13,9 @@ Layout (one concept per private module; this file is the whole public surface):
   control, items, images) and ``_session_builder`` (``SessionConfig`` → ``session.update``):
   what a client sends, one function per intent.
 - ``_session_config``: the host's validated ``SessionConfig``.
-- ``_codec``: the version switch (``parse_server_event`` … ``encode_server_event``).
+- ``_codec``: the version switch (``parse_server_event`` … ``encode_server_event``);
+  ``_dialect``: each dialect's capabilities by name, which the engine asks instead of
+  comparing versions.
 - ``_urls``, ``_transcript``, ``_handoff``: URLs and headers, the running transcript, handoff
   argument extraction and reply texts.
 
@@ -85,6 +87,10 @@ from ._control_builders import (
     response_create_event as response_create_event,
     retrieve_item_event as retrieve_item_event,
     tool_output_event as tool_output_event,
+)
+from ._dialect import (
+    Dialect as Dialect,
+    dialect as dialect,
 )
 from ._encode_common import (
     audio_append_text as audio_append_text,
@@ -383,6 +389,8 @@ __all__ = [
     "VOICES",
     "OutputModality",
     "ProtocolVersion",
+    "Dialect",
+    "dialect",
     "SessionMode",
     "coerce_version",
     "is_fatal_error_code",

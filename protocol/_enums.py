@@ -2,7 +2,8 @@
 
 Invariants:
 - ``ProtocolVersion`` is the only switch between the two wire dialects; nothing outside
-  ``protocol`` should compare against it except to pass it back in.
+  ``protocol`` compares against it except to pass it back in (what a dialect can do:
+  ``_dialect.dialect(version)``).
 - The voice lists are the ones each dialect accepts (codex-realtime.md §2); the first-named
   default per dialect is ``DEFAULT_VOICE``.
 """

@@ -5,6 +5,8 @@
 - ``transports`` never imports ``engine``; ``engine`` never imports ``simulator``; the
   simulator uses ``transports`` only through its public names.
 - The core install stays light: ``import duplex.engine`` loads no WebRTC stack.
+- Outside ``protocol`` nothing branches on a dialect's version (SPEC §2): the runtime packages
+  never name ``ProtocolVersion.V1``/``V2``; they ask ``dialect(version)`` for a capability.
 - A host application with its own ``protocol.py``/``engine.py``/``benchmarks/`` next to it still
   imports ``duplex.engine``.
 """
@@ -138,3 +140,20 @@ def test_a_host_with_its_own_module_of_the_same_name_imports_duplex(
         "from duplex.engine import AudioFrame, EngineConfig, open_engine", tmp_path
     )
     assert "duplex.protocol" in loaded
+
+
+def test_the_runtime_packages_never_branch_on_a_protocol_version() -> None:
+    # An attribute access ``ProtocolVersion.V1``/``.V2`` in engine, transports or aio is a
+    # version check (or a hard-coded dialect); capabilities come from ``dialect(version)``.
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{node.lineno}"
+        for folder in ("engine", "transports", "aio")
+        for path in sorted((REPO_ROOT / folder).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "ProtocolVersion"
+        and node.attr != "__members__"
+        and not (path.name == "_config.py" and node.attr == "V2")  # the default's value
+    ]
+    assert offenders == []
