@@ -453,6 +453,11 @@ class AsyncioEngine:
             self._taken += 1
             if type(event) is AudioOut:
                 self._taken_ms += event.frame.duration_ms
+        self._resume_if_room()
+
+    def _resume_if_room(self) -> None:
+        """asyncio side: once the consumer is back under half the window, let the trio side
+        move the events that wait (``_fill``)."""
         resume = self._resume
         if (
             resume is not None
@@ -599,14 +604,8 @@ class AsyncioEventStream:
         kind = type(event)
         if kind is AudioOut:
             engine._taken_ms += event.frame.duration_ms
-        resume = engine._resume
-        if (
-            resume is not None
-            and engine._sent - engine._taken <= EVENT_WINDOW // 2
-            and engine._sent_ms - engine._taken_ms <= AUDIO_AHEAD_MS / 2
-        ):
-            engine._resume = None
-            engine._run.submit(resume)
+        if engine._resume is not None:  # only while the window was full
+            engine._resume_if_room()
         if kind is ConversationStarted:
             engine._reading_session = event.session_id
         elif kind is ConversationClosed and engine._reading_session == engine._started_session:
