@@ -33,8 +33,10 @@ from typing import Any
 
 __all__ = ["SCENARIOS", "run_bench"]
 
-SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "webrtc-calls", "soak", "resume")
-DEFAULT_SCENARIOS = ("parser", "burst", "paced", "memory", "webrtc", "webrtc-calls", "resume")
+SCENARIOS = (
+    "parser", "burst", "paced", "memory", "webrtc", "webrtc-calls", "soak", "resume", "dead-peer",
+)  # fmt: skip
+DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s != "soak")
 #: ``webrtc-calls``: concurrent calls in one process (SPEC §7: 20 with zero lost frames).
 RTC_MANY_CALLS = 20
 # ``aio``: the duplex engine under an asyncio host (``duplex.aio``), beside the trio host.
@@ -238,6 +240,13 @@ def _bench_memory(quick: bool) -> dict[str, Any]:
         return _run_json(
             ["-m", "duplex.benchmarks._scenarios", "idle", url, "--conversations", "100"]
         )
+
+
+def _bench_dead_peer(quick: bool) -> dict[str, Any]:
+    runs = 1 if quick else 3
+    _progress(f"dead-peer: {runs} frozen simulator(s) per transport, mid-response")
+    # Each run starts (and freezes) a simulator process of its own.
+    return _run_json(["-m", "duplex.benchmarks._scenarios", "dead-peer", "-", "--runs", str(runs)])
 
 
 def _bench_resume(quick: bool) -> dict[str, Any]:
@@ -503,6 +512,17 @@ def format_table(results: dict[str, Any]) -> str:
                 "≤ 1000 ms",
             )
         )
+    dead = results.get("dead-peer")
+    if dead and "error" not in dead:
+        rows.append(
+            (
+                "dead peer (frozen mid-response) → ConversationClosed",
+                f"websocket {dead['websocket']['noticed_s_max']:.2f} s, "
+                f"webrtc {dead['webrtc']['noticed_s_max']:.2f} s (max)",
+                f"liveness_timeout {dead['liveness_timeout_s']:g} s",
+                "≤ 5 s",
+            )
+        )
     calls = results.get("webrtc-calls")
     if calls:
         ours = calls["duplex"]["cpu_percent_per_call_median"]
@@ -537,7 +557,7 @@ def format_table(results: dict[str, Any]) -> str:
                 "",
             )
         )
-    for name in ("memory", "webrtc", "soak", "resume"):
+    for name in ("memory", "webrtc", "soak", "resume", "dead-peer"):
         if results.get(name, {}).get("error"):
             rows.append((name, "error: " + results[name]["error"], "", ""))
     widths = [max(len(r[i]) for r in rows) if rows else 0 for i in range(4)]
@@ -647,6 +667,8 @@ def run_bench(
             results[name] = _bench_webrtc(quick)
         elif name == "resume":
             results[name] = _bench_resume(quick)
+        elif name == "dead-peer":
+            results[name] = _bench_dead_peer(quick)
         elif name == "webrtc-calls":
             results[name] = _bench_webrtc_calls(quick)
         elif name == "soak":

@@ -22,12 +22,21 @@ Run: ``python -m benchmarks._scenarios SCENARIO BASE_URL [options]``; prints one
   (``ConversationReconnecting``) to ``ConversationResumed``. The simulator runs in this
   process so both ends read one clock; the accept is observed by polling the simulator's
   session list every 0.5 ms (the resolution of the figure).
+- ``dead-peer``: R times per transport (WebSocket, WebRTC): a conversation against a
+  simulator in a process of its own, a text turn, and at the reply's first ``AudioOut`` the
+  simulator process is frozen (``SIGSTOP``: no FIN, no RST, no DTLS close, no RTP, no ICE
+  answers, its sockets stay open: a peer that is gone without saying so). Reports the time
+  from the freeze to the engine's ``ConversationClosed`` (reconnection off, default
+  ``liveness_timeout`` of 5 s; SPEC §7: dead peer noticed ≤ 5 s).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from array import array
@@ -38,6 +47,8 @@ import trio
 
 from duplex.engine import (
     AudioFrame,
+    AudioOut,
+    ConversationClosed,
     ConversationReconnecting,
     ConversationResumed,
     ConversationStartError,
@@ -282,6 +293,59 @@ async def resume(runs: int) -> dict[str, Any]:
     }
 
 
+async def _frozen_simulator_run(transport: str) -> float:
+    """One run of ``dead-peer``: seconds from freezing the simulator to ``ConversationClosed``."""
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "duplex.cli", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        line = b""
+        with trio.fail_after(30):
+            while not line.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some(1)
+                if not chunk:
+                    raise RuntimeError("the simulator exited before listening")
+                line += chunk
+        url = line.decode().strip().removeprefix("listening on ") + "/v1"
+        config = EngineConfig(
+            base_url=url,
+            api_key="sk-bench",
+            transport=transport,  # type: ignore[arg-type]
+            reconnect=ReconnectPolicy.disabled(),
+        )
+        async with open_engine(config) as engine:
+            events = engine.events()
+            with trio.fail_after(30):
+                await engine.start(prompt="")
+                await _wait_session(engine)
+                await engine.send_text("tell me a long story about the sea")
+                async for event in events:
+                    if isinstance(event, AudioOut):
+                        break
+            os.kill(proc.pid, signal.SIGSTOP)
+            frozen = time.perf_counter()
+            with trio.fail_after(60):
+                async for event in events:
+                    if isinstance(event, ConversationClosed):
+                        return time.perf_counter() - frozen
+        raise RuntimeError("events() ended without ConversationClosed")
+    finally:
+        proc.kill()  # SIGKILL also ends a stopped process
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await proc.wait()
+
+
+async def dead_peer(runs: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"runs": runs, "liveness_timeout_s": EngineConfig().liveness_timeout}
+    for transport in ("websocket", "webrtc"):
+        noticed = sorted([await _frozen_simulator_run(transport) for _ in range(runs)])
+        result[transport] = {"noticed_s": noticed, "noticed_s_max": noticed[-1]}
+    return result
+
+
 ONSET_PEAK = 300  # the simulator's onset criterion (simulator/_session.py)
 
 
@@ -319,7 +383,7 @@ def _pair_onsets(sent: list[int], arrived: list[int]) -> list[float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["idle", "soak", "webrtc", "resume"])
+    parser.add_argument("scenario", choices=["idle", "soak", "webrtc", "resume", "dead-peer"])
     parser.add_argument("url")
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -330,6 +394,8 @@ def main(argv: list[str] | None = None) -> None:
         result = trio.run(idle, args.url, args.conversations)
     elif args.scenario == "resume":
         result = trio.run(resume, args.runs)
+    elif args.scenario == "dead-peer":
+        result = trio.run(dead_peer, args.runs)
     elif args.scenario == "soak":
         result = trio.run(soak, args.url, args.seconds, args.interval)
     else:
