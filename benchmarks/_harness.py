@@ -71,14 +71,19 @@ def _server(args: list[str], prefix: str = "") -> Iterator[str]:
             proc.kill()
 
 
-def _run_json(args: list[str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, *args],
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-        check=False,
-    )
+def _run_json(args: list[str], timeout: float = SUBPROCESS_TIMEOUT_S) -> dict[str, Any]:
+    """Run ``python ARGS`` and return the JSON object it prints, or ``{"error": …}`` (a
+    failed or timed-out scenario is a row of the table, never a crash of the harness)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:g} s"}
     if done.returncode != 0:
         lines = [ln.strip(" |+-") for ln in done.stderr.strip().splitlines()]
         errors = [ln for ln in lines if "Error" in ln or "Exception" in ln] or lines[-1:]
@@ -352,7 +357,8 @@ def _bench_soak(minutes: float) -> dict[str, Any]:
             [
                 "-m", "duplex.benchmarks._scenarios", "soak", url,
                 "--seconds", str(seconds), "--interval", str(max(1.0, seconds / 120)),
-            ]
+            ],
+            timeout=seconds + SUBPROCESS_TIMEOUT_S,  # the soak itself, plus start and report
         )  # fmt: skip
 
 
