@@ -54,6 +54,8 @@ from duplex.engine import (
     SessionConfig,
     open_engine as open_trio_engine,
 )
+from duplex.engine._host_audio import check_host_frame, check_played_ms
+from duplex.engine._resample import HostAudioConverter
 from duplex.protocol import ProtocolVersion
 
 from ._trio_run import Mechanism, TrioRun, acquire_run, settle as _settle, wait_settled
@@ -61,6 +63,9 @@ from ._trio_run import Mechanism, TrioRun, acquire_run, settle as _settle, wait_
 __all__ = ["AUDIO_AHEAD_MS", "EVENT_WINDOW", "AsyncioEngine", "AsyncioEventStream", "open_engine"]
 
 logger = logging.getLogger(__name__)
+
+#: Stateless use only (``check_supported``): whether a frame could be converted at all.
+_RESAMPLER_CHECK = HostAudioConverter()
 
 T = TypeVar("T")
 
@@ -146,6 +151,7 @@ class AsyncioEngine:
         self._waiters: list[asyncio.Future[None]] = []
         self._audio: deque[AudioFrame] = deque()
         self._audio_dropped = 0
+        self._audio_refused = 0  # frames the trio side refused (written there only)
         self._started_session: str | None = None  # of the latest start()
         self._reading_session: str | None = None  # of the last ConversationStarted read
 
@@ -213,9 +219,19 @@ class AsyncioEngine:
         self._running = False
         self._audio.clear()
         items = tuple(history)
-        started = await self._call(
-            lambda engine: engine.start(prompt, conversation_id, history=items)
-        )
+        try:
+            started = await self._call(
+                lambda engine: engine.start(prompt, conversation_id, history=items)
+            )
+        except asyncio.CancelledError:
+            # The trio side may have finished the start just as this task was cancelled
+            # (its result on the way here). Under trio a cancelled start() has begun
+            # nothing; so here too: whatever runs now is withdrawn as start() replaces a
+            # conversation — silently, its undelivered events dropped — before re-raising.
+            if not self._closed:  # a closed engine has nothing running to withdraw
+                with suppress(EngineClosed):
+                    await self._call(lambda engine: engine._withdraw())
+            raise
         self._running = True
         self._started_session = started.session_id
         return started
@@ -238,12 +254,21 @@ class AsyncioEngine:
         Raises:
             ConversationNotRunning: no conversation is running (as of the last ``start()``,
                 ``close()``, the conversation's ``ConversationClosed`` or a refused frame).
+            InvalidAudioFrame: the frame's shape or encoding is not one the session takes
+                (checked here, before it is queued: see ``Engine.send_audio``).
+            ResamplerUnavailable: the frame needs resampling and ``duplex[resample]`` is
+                not installed.
             EngineClosed: the ``open_engine`` block has exited.
         """
         if self._closed:
             raise EngineClosed()
         if not self._running:
             raise ConversationNotRunning()
+        # Everything the trio side would refuse is refused here, in the caller: a refusal
+        # over there could only be logged, never raised to the host.
+        check_host_frame(frame, self.config.audio_format)
+        if frame.encoding == "pcm16":
+            _RESAMPLER_CHECK.check_supported(frame)
         audio = self._audio
         if len(audio) >= self.config.audio_queue_size:
             self._audio_dropped += 1
@@ -268,6 +293,11 @@ class AsyncioEngine:
                 audio.clear()
                 self._run.deliver(self._noticed_not_running)
                 return
+            except Exception:
+                # Checked on the caller's side already; anything else must not escape into
+                # the trio run (it would end it for every engine of this loop).
+                logger.exception("duplex.aio: a queued audio frame was refused")
+                self._audio_refused += 1
 
     def audio_played(self, item_id: str, ms: float) -> None:
         """Report playback of ``item_id`` (see ``Engine.audio_played``). Never blocks; the
@@ -276,14 +306,20 @@ class AsyncioEngine:
             raise EngineClosed()
         if not self._running:
             raise ConversationNotRunning()
+        check_played_ms(ms)  # raised here: on the trio side it could only be logged
         self._run.submit(lambda: self._played(item_id, ms))
 
     def _played(self, item_id: str, ms: float) -> None:
         # Trio side: a conversation that ended meanwhile has nothing to cut.
         engine = self._engine
-        if engine is not None:
-            with suppress(ConversationNotRunning):
-                engine.audio_played(item_id, ms)
+        if engine is None:
+            return
+        try:
+            engine.audio_played(item_id, ms)
+        except ConversationNotRunning:
+            pass
+        except Exception:  # never into the trio run (see _drain_audio)
+            logger.exception("duplex.aio: a playback report was refused")
 
     def _noticed_not_running(self) -> None:
         self._running = False
@@ -401,29 +437,37 @@ class AsyncioEngine:
             return
         events = self._events
         took = False
-        # ``not self._ahead()``, inlined (read afresh each time: in "thread" mode the
-        # consumer's counts move under this loop).
-        while (
-            self._sent - self._taken < EVENT_WINDOW
-            and self._sent_ms - self._taken_ms < AUDIO_AHEAD_MS
-        ):
-            item = engine._take_event_nowait()
-            if item is None:
+        while True:
+            # ``not self._ahead()``, inlined (read afresh each time: in "thread" mode the
+            # consumer's counts move under this loop).
+            while (
+                self._sent - self._taken < EVENT_WINDOW
+                and self._sent_ms - self._taken_ms < AUDIO_AHEAD_MS
+            ):
+                item = engine._take_event_nowait()
+                if item is None:
+                    break
+                # In "thread" mode the deque is shared: append/popleft are atomic, the
+                # asyncio side only pops, and it is woken (below) after the append.
+                events.append(item)
+                event = item[1]
+                took = True
+                self._sent += 1
+                if type(event) is AudioOut:
+                    self._sent_ms += event.frame.duration_ms
+            if engine._events_finished():
+                engine._on_events(None)
+                self._run.deliver(self._end_events)
+                return
+            if not self._ahead():
+                break  # nothing more queued
+            # Full: the consumer calls ``_resume`` once it has made room. Published before
+            # looking again, because in "thread" mode the consumer may have emptied the
+            # window since the check above, and it only resumes what it sees published.
+            self._resume = self._fill
+            if self._ahead():
                 break
-            # In "thread" mode the deque is shared: append/popleft are atomic, the asyncio
-            # side only pops, and it is woken (below) after the append.
-            events.append(item)
-            event = item[1]
-            took = True
-            self._sent += 1
-            if type(event) is AudioOut:
-                self._sent_ms += event.frame.duration_ms
-        if engine._events_finished():
-            engine._on_events(None)
-            self._run.deliver(self._end_events)
-            return
-        if self._ahead():
-            self._resume = self._fill  # the consumer calls again once it has made room
+            self._resume = None  # room appeared meanwhile: go on here
         if took and not self._wake_pending:
             # One wake-up of the asyncio side per batch, not per event: in "thread" mode
             # each costs a write to the loop's self-pipe.
@@ -509,7 +553,9 @@ class AsyncioEngine:
         depths["aio_events"] = len(self._events)
         return attrs.evolve(
             base,
-            audio_frames_dropped=base.audio_frames_dropped + self._audio_dropped,
+            audio_frames_dropped=base.audio_frames_dropped
+            + self._audio_dropped
+            + self._audio_refused,
             queue_depths=depths,
         )
 
@@ -588,6 +634,8 @@ class AsyncioEventStream:
         while not events:
             if engine._ended:
                 raise StopAsyncIteration
+            if engine._resume is not None:  # nothing here and events wait over there
+                engine._resume_if_room()
             if not engine._attached:
                 engine._attached = True
                 engine._run.submit(engine._attach_events)

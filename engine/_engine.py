@@ -407,6 +407,7 @@ class Engine:
 
         Raises:
             ConversationNotRunning: no conversation is running.
+            InvalidRequest: ``ms`` is not a non-negative number (NaN included).
         """
         self._running().audio_played(item_id, ms)
 
@@ -680,6 +681,12 @@ class Engine:
         """Call ``listener()`` (in the queuing task) whenever events were queued, and when
         the stream ends; None stops it."""
         self._host.listener = listener
+
+    async def _withdraw(self) -> None:
+        """End the current conversation the way ``start()`` replaces one: silently, its
+        undelivered events dropped (``duplex.aio``'s cancelled ``start()``)."""
+        async with self._lock:
+            await self._replace_current()
 
     def _on_purge(self, listener: Callable[[int], object] | None) -> None:
         """Call ``listener(generation)`` when a replaced conversation's undelivered events

@@ -3,7 +3,8 @@
 - ``AudioInbox``: the mux's end of the host audio channel, which also says when every frame
   submitted so far has been handed on (a commit or clear must follow the audio before it);
 - ``PcmAligner``: whole PCM16 samples only, a frame's odd tail carried to the next one;
-- ``check_frame_shape``: a host frame's rate and channel count, checked before it is queued;
+- ``check_frame_shape`` / ``check_host_frame`` / ``check_played_ms``: what a host call
+  refuses before anything is queued (the state machine and ``duplex.aio`` share them);
 - ``to_host_g711``: the WebRTC track's PCM16 → the host's G.711, in place;
 - ``chain``: a backlog of frames, then a stream of them (a resumed connection's replay).
 """
@@ -15,13 +16,21 @@ from typing import Any
 
 import trio
 
-from duplex.protocol import AudioFrame, AudioOut
+from duplex.protocol import G711_SAMPLE_RATE, AudioFrame, AudioOut
 from duplex.protocol._audio import BYTES_PER_SAMPLE
 
-from ._errors import InvalidAudioFrame
+from ._errors import InvalidAudioFrame, InvalidRequest
 from ._g711 import G711Transcoder
 
-__all__ = ["AudioInbox", "PcmAligner", "chain", "check_frame_shape", "to_host_g711"]
+__all__ = [
+    "AudioInbox",
+    "PcmAligner",
+    "chain",
+    "check_frame_shape",
+    "check_host_frame",
+    "check_played_ms",
+    "to_host_g711",
+]
 
 
 def check_frame_shape(frame: AudioFrame) -> None:
@@ -30,6 +39,34 @@ def check_frame_shape(frame: AudioFrame) -> None:
         raise InvalidAudioFrame(f"sample_rate must be a positive int, got {rate!r}")
     if not isinstance(channels, int) or channels <= 0:
         raise InvalidAudioFrame(f"channels must be a positive int, got {channels!r}")
+
+
+def check_host_frame(frame: AudioFrame, audio_format: str) -> None:
+    """What ``send_audio`` refuses before queueing, from the frame and the session's
+    ``audio_format`` alone: a shape that is not real, an encoding that is not the
+    session's, G.711 that is not 8 kHz mono (``duplex.aio`` checks it on the caller's
+    side of the bridge with this same function)."""
+    check_frame_shape(frame)
+    if frame.encoding != audio_format:
+        raise InvalidAudioFrame(
+            f"this session's audio_format is {audio_format!r}; got a {frame.encoding!r} frame"
+        )
+    rate, channels = frame.sample_rate, frame.channels
+    if audio_format != "pcm16" and (rate, channels) != (G711_SAMPLE_RATE, 1):
+        raise InvalidAudioFrame(
+            f"{audio_format} audio is 8000 Hz mono; got {rate} Hz × {channels} channels"
+        )
+
+
+def check_played_ms(ms: object) -> None:
+    """``audio_played``'s position: a real, non-negative number of milliseconds."""
+    if (
+        isinstance(ms, bool)
+        or not isinstance(ms, int | float)
+        or ms != ms  # NaN
+        or ms < 0
+    ):
+        raise InvalidRequest(f"ms must be a non-negative number of milliseconds, got {ms!r}")
 
 
 async def chain(

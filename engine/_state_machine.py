@@ -58,7 +58,6 @@ import attrs
 
 from duplex.protocol import (
     DETAIL_EVENTS,
-    G711_SAMPLE_RATE,
     AudioFrame,
     AudioInterrupted,
     AudioOut,
@@ -109,10 +108,10 @@ from ._errors import (
     ConversationNotRunning,
     ConversationStarted,
     HandoffNotActive,
-    InvalidAudioFrame,
     InvalidRequest,
     UnsupportedByDialect,
 )
+from ._host_audio import check_host_frame, check_played_ms
 from ._host_events import HostEvent
 from ._rule_sets import AudioLedger, HandoffState, ResponseQueue, clean_text
 from ._session import SessionSettings
@@ -700,26 +699,14 @@ class ConversationState:
         return step
 
     def check_audio(self, frame: AudioFrame) -> None:
-        """Host audio must have a real shape; refused otherwise (so it never reaches the
-        audio mux, where it would end the conversation)."""
+        """Host audio must have a real shape and the session's encoding; refused otherwise
+        (so it never reaches the audio mux, where it would end the conversation)."""
         self._require_running()
-        rate, channels = frame.sample_rate, frame.channels
-        if not isinstance(rate, int) or rate <= 0:
-            raise InvalidAudioFrame(f"sample_rate must be a positive int, got {rate!r}")
-        if not isinstance(channels, int) or channels <= 0:
-            raise InvalidAudioFrame(f"channels must be a positive int, got {channels!r}")
-        audio_format = self.audio_format
-        if frame.encoding != audio_format:
-            raise InvalidAudioFrame(
-                f"this session's audio_format is {audio_format!r}; got a {frame.encoding!r} frame"
-            )
-        if audio_format != "pcm16" and (rate, channels) != (G711_SAMPLE_RATE, 1):
-            raise InvalidAudioFrame(
-                f"{audio_format} audio is 8000 Hz mono; got {rate} Hz × {channels} channels"
-            )
+        check_host_frame(frame, self.audio_format)
 
     def audio_played(self, item_id: str, ms: float) -> None:
         """The host reports that ``ms`` of ``item_id`` have been played to the user."""
+        check_played_ms(ms)
         self.ledger.played(item_id, ms)
 
     def audio_delivered(self, event: AudioOut) -> bool:

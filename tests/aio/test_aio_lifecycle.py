@@ -146,6 +146,30 @@ def test_cancelling_a_pending_start_cancels_the_trio_side_cleanly(host: Host) ->
         run_on(host, scenario)
 
 
+@pytest.mark.parametrize("host", ASYNCIO_HOSTS, ids=lambda h: h.name)
+def test_a_start_cancelled_as_it_completes_leaves_no_conversation(host: Host) -> None:
+    # The trio side finished the start, its result on the way to the asyncio task, when the
+    # task was cancelled (an asyncio.timeout() around start() firing at that moment): the
+    # conversation ran on, unreachable (send_audio said not running, its events came).
+    with simulator_thread() as server:
+
+        async def scenario(host: Host) -> None:
+            async with open_aio_engine(server.config(), mechanism=host.mechanism) as engine:
+                events = engine.events()
+                starting = asyncio.create_task(engine.start())
+                async with asyncio.timeout(TIMEOUT_S):  # the trio side has started it
+                    await poll_until(lambda: engine.statistics().running, interval=0)
+                starting.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await host.within(5, starting)
+                assert engine.statistics().running is False
+                assert await host.next_or_none(events, 0.5) is None  # nothing of it is read
+                started = await host.within(TIMEOUT_S, engine.start())  # and the next one works
+                assert await host.within(TIMEOUT_S, events.__anext__()) == started
+
+        run_on(host, scenario)
+
+
 @pytest.mark.parametrize("host", ALL_HOSTS, ids=lambda h: h.name)
 def test_a_consumer_that_stops_reading_stops_the_engine_reading(host: Host) -> None:
     total = 6000

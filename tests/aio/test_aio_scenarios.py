@@ -24,6 +24,8 @@ from duplex.engine import (
     Error,
     HandoffRequested,
     InputTranscriptDone,
+    InvalidAudioFrame,
+    InvalidRequest,
     OutputTranscriptDone,
     ResponseDone,
     SessionUpdated,
@@ -191,6 +193,38 @@ def test_start_drops_the_replaced_conversations_unread_events_on_trio_and_asynci
             assert [e for e in after if isinstance(e, ConversationStarted)] == [second]
             assert isinstance(after[0], ConversationStarted), visible_types(after)
             return log + after
+
+        return scenario
+
+    same_on_every_host(make)
+
+
+def test_a_refused_frame_or_playback_report_raises_to_the_caller_and_the_engine_goes_on() -> None:
+    # Under duplex.aio these were checked on the trio side, inside a run_sync_soon callback:
+    # the exception ended the loop's whole trio run (TrioInternalError), and send_audio had
+    # already returned True.
+    def make(server: SimulatorThread) -> Scenario:
+        async def scenario(host: Host) -> list[Any]:
+            log: list[Any] = []
+            async with host.open_engine(server.config()) as engine:
+                events = engine.events()
+                await host.within(TIMEOUT_S, engine.start())
+                await host.within(TIMEOUT_S, until(events, log, SessionUpdated))
+                with pytest.raises(InvalidAudioFrame):
+                    engine.send_audio(AudioFrame(bytes(960), 0, 1))
+                with pytest.raises(InvalidAudioFrame):
+                    engine.send_audio(AudioFrame(bytes(320), 8000, 1, "pcmu"))
+                with pytest.raises(InvalidRequest):
+                    engine.audio_played("item_x", None)
+                with pytest.raises(InvalidRequest):
+                    engine.audio_played("item_x", float("nan"))
+                assert engine.send_audio(AudioFrame(bytes(960)))
+                await engine.send_text("still here")
+                await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+                await engine.close()
+                await host.within(TIMEOUT_S, until(events, log, ConversationClosed))
+            assert engine.statistics().audio_frames_dropped == 0
+            return log
 
         return scenario
 
