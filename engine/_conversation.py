@@ -57,6 +57,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from contextlib import suppress
 from typing import Any, Final
 
 import attrs
@@ -88,7 +89,7 @@ from ._errors import (
 )
 from ._g711 import G711_FORMATS, G711Transcoder
 from ._history import HISTORY_EVENTS, ConversationHistory, HistoryItem
-from ._host_audio import AudioInbox, PcmAligner, chain, check_frame_shape, to_host_g711
+from ._host_audio import AudioInbox, PcmAligner, chain, check_host_frame, to_host_g711
 from ._queues import HostQueue, Outbox
 from ._resample import HostAudioConverter, ResamplerUnavailable
 from ._resume import (
@@ -653,8 +654,11 @@ class Conversation:
         """Queue host audio without blocking; False (and counted) when the queue is full.
         While reconnecting it is held (``ReconnectPolicy.audio_buffer_ms`` of it is sent
         once resumed)."""
-        if self._reconnecting and not self._ended:
-            check_frame_shape(frame)
+        held = self._reconnecting and not self._ended
+        if held:
+            # The same refusals as when connected (the state machine's check needs a
+            # running connection): a frame refused now would be refused when resumed.
+            check_host_frame(frame, self.config.audio_format)
         else:
             self.state.check_audio(frame)
         if frame.encoding == "pcm16":
@@ -681,7 +685,13 @@ class Conversation:
             self._audio_send.send_nowait(frame)
         except trio.WouldBlock:
             self.counters.audio_in_dropped += 1
-            return False
+            if not held:
+                return False
+            # Reconnecting: nothing drains the channel until the resume takes its newest
+            # ``audio_buffer_ms``, so the oldest frame makes room, not the newest speech.
+            with suppress(trio.WouldBlock):
+                self._audio_recv.receive_nowait()
+            self._audio_send.send_nowait(frame)
         self._audio_recv.busy()
         self.counters.audio_in += 1
         return True

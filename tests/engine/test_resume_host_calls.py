@@ -5,10 +5,13 @@ pending tool call stays answerable in the new session."""
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from typing import Any
 
 import attrs
+import pytest
 import trio
 import trio.testing
 
@@ -19,6 +22,7 @@ from duplex.engine import (
     ConversationResumed,
     EngineConfig,
     HandoffRequested,
+    InvalidAudioFrame,
     ReconnectPolicy,
     ResponseCreated,
     ResponseDone,
@@ -125,6 +129,64 @@ async def test_audio_and_text_sent_while_reconnecting_reach_the_new_session_boun
                 await events.until(of_type(ConversationClosed))
             nursery.cancel_scope.cancel()
     assert len(closed_events(events.log)) == 1
+
+
+def _numbered(n: int) -> AudioFrame:
+    """20 ms whose every sample is ``n``: which frame reached the server is readable."""
+    return AudioFrame(struct.pack("<h", n) * 480, 24000, 1)
+
+
+def _appended_numbers(handle: PeerHandle) -> list[int]:
+    out = []
+    for text in handle.received:
+        event = json.loads(text)
+        if event["type"] == "input_audio_buffer.append":
+            out.append(struct.unpack_from("<h", base64.b64decode(event["audio"]))[0])
+    return out
+
+
+async def test_a_long_reconnect_sends_the_newest_audio_not_the_first_that_fit() -> None:
+    # The held audio filled the channel and the *newest* frames were refused, so the resumed
+    # session got stale audio (frames 156..255 of 500) and lost the latest speech.
+    policy = ReconnectPolicy(audio_buffer_ms=200)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = MemoryServer(nursery, _peer)
+            factory = GatedFactory(server)
+            config = EngineConfig(api_key=API_KEY, reconnect=policy, audio_queue_size=32)
+            async with (
+                open_engine(config, transport_factory=factory) as engine,
+                host_events(engine) as events,
+            ):
+                await engine.start()
+                await server.peers[0].peer.drop()
+                await events.until(of_type(ConversationReconnecting))
+                assert all(engine.send_audio(_numbered(i)) for i in range(100))
+                assert engine.statistics().audio_frames_dropped == 100 - 32
+                factory.gate.set()
+                await events.until(of_type(ConversationResumed))
+                new = server.peers[1]
+                await poll_until(lambda: len(_appended_numbers(new)) >= 10)
+                await trio.testing.wait_all_tasks_blocked()
+                assert _appended_numbers(new) == list(range(90, 100))  # the newest 200 ms
+
+
+async def test_a_frame_refused_when_connected_is_refused_while_reconnecting() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = MemoryServer(nursery, _peer)
+            factory = GatedFactory(server)
+            async with (
+                open_engine(EngineConfig(api_key=API_KEY), transport_factory=factory) as engine,
+                host_events(engine) as events,
+            ):
+                await engine.start()
+                await server.peers[0].peer.drop()
+                await events.until(of_type(ConversationReconnecting))
+                with pytest.raises(InvalidAudioFrame, match="audio_format is 'pcm16'"):
+                    engine.send_audio(AudioFrame(b"\xff" * 160, 8000, 1, "pcmu"))
+                factory.gate.set()
+                await events.until(of_type(ConversationResumed))
 
 
 async def test_close_while_reconnecting_emits_exactly_one_requested() -> None:
