@@ -91,6 +91,7 @@ from ._g711 import G711_FORMATS, G711Transcoder
 from ._history import HISTORY_EVENTS, ConversationHistory, HistoryItem
 from ._host_audio import AudioInbox, PcmAligner, chain, check_host_frame, to_host_g711
 from ._queues import HostQueue, Outbox
+from ._reconnect import TransportCounts
 from ._resample import HostAudioConverter, ResamplerUnavailable
 from ._resume import (
     Ending,
@@ -165,6 +166,9 @@ class Conversation:
         self._reading = False  # the reader waits in receive_batch (nothing of a batch held)
         self.done = trio.Event()
         self.transport: Transport | None = None
+        # Counters of the transports of connections that ended (reconnects start new ones).
+        self._past_counts = TransportCounts()
+        self._counted: Transport | None = None
         self._version = config.version
         self._connect = connect
         self._start_event = start_event
@@ -300,6 +304,7 @@ class Conversation:
                         trio.move_on_after(self.config.close_timeout),
                     ):
                         await self.transport.aclose()
+                    self._fold_counts(self.transport)
                 transport_nursery.cancel_scope.cancel()
 
     async def _resume(self, ending: Ending) -> Ending | None:
@@ -805,6 +810,19 @@ class Conversation:
         """The host is taking ``event`` from ``events()``; False: it is stale (its item was
         cut by a barge-in after it was queued) and is not delivered."""
         return self.state.audio_delivered(event)
+
+    def _fold_counts(self, transport: Transport) -> None:
+        # Once per transport: a failed reconnect attempt leaves the last one in place.
+        if transport is not self._counted:
+            self._past_counts += TransportCounts.of(transport.statistics())
+            self._counted = transport
+
+    def transport_counts(self) -> TransportCounts:
+        """Transport counters over every connection of this conversation so far."""
+        transport = self.transport
+        if transport is None or transport is self._counted:
+            return self._past_counts
+        return self._past_counts + TransportCounts.of(transport.statistics())
 
     def queue_depths(self) -> dict[str, int]:
         return {

@@ -63,6 +63,7 @@ from ._errors import (
 from ._history import ConversationHistory, HistoryItem
 from ._host_events import HostEvent
 from ._queues import HostQueue
+from ._reconnect import TransportCounts
 from ._resume import seed_events
 from ._session import SessionSettings
 from ._usage import LatencySummary, UsageTotals
@@ -696,13 +697,12 @@ class Engine:
     def statistics(self) -> EngineStatistics:
         """A frozen snapshot of counters and queue depths."""
         conversation = self._current
-        transport = conversation.transport if conversation is not None else None
-        tstats: Any = transport.statistics() if transport is not None else None
+        # Summed over the conversation's connections: never backwards across a reconnect.
+        tcounts = conversation.transport_counts() if conversation else TransportCounts()
         counters = conversation.counters if conversation is not None else None
         depths = conversation.queue_depths() if conversation is not None else {}
         depths["host"] = self._host.depth()
-        # Fields a transport may not have yet read as 0 (getattr): the counters are optional.
-        transport_dropped = getattr(tstats, "audio_out_dropped", 0) if tstats else 0
+        transport_dropped = tcounts.audio_out_dropped
         return EngineStatistics(
             conversations_started=self._started,
             running=conversation is not None and conversation.running,
@@ -716,10 +716,10 @@ class Engine:
             audio_frames_out=counters.audio_out if counters else 0,
             stale_audio_dropped=counters.stale_audio_dropped if counters else 0,
             truncations=counters.truncations if counters else 0,
-            bytes_in=tstats.bytes_in if tstats else 0,
-            bytes_out=tstats.bytes_out if tstats else 0,
+            bytes_in=tcounts.bytes_in,
+            bytes_out=tcounts.bytes_out,
             queue_depths=depths,
-            binary_frames_dropped=getattr(tstats, "binary_frames_dropped", 0) if tstats else 0,
+            binary_frames_dropped=tcounts.binary_frames_dropped,
             reconnects=conversation.reconnects if conversation is not None else 0,
             raw_events_sent=counters.raw_events_sent if counters else 0,
             usage=conversation.state.usage.totals() if conversation else UsageTotals(),

@@ -25,6 +25,7 @@ __all__ = [
     "RESUMABLE_CLOSE_CODES",
     "UNRECOVERABLE_ERROR_CODES",
     "ReconnectPolicy",
+    "TransportCounts",
 ]
 
 RESUMABLE_CLOSE_CODES: Final = frozenset({1001, 1006, 1011, 1012, 1013})
@@ -117,3 +118,34 @@ class ReconnectPolicy:
             return 0.0
         base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 2))
         return base * (1.0 + self.jitter * random_fraction)
+
+
+@final
+@attrs.frozen
+class TransportCounts:
+    """The transport counters a conversation reports, summed over its connections: each
+    reconnect starts a transport whose own counters restart at 0, and ``statistics()``
+    must never go backwards."""
+
+    bytes_in: int = 0
+    bytes_out: int = 0
+    binary_frames_dropped: int = 0
+    audio_out_dropped: int = 0
+
+    @classmethod
+    def of(cls, stats: object) -> TransportCounts:
+        """The counters of one transport's ``TransportStatistics`` (absent fields read 0)."""
+        return cls(
+            int(getattr(stats, "bytes_in", 0)),
+            int(getattr(stats, "bytes_out", 0)),
+            int(getattr(stats, "binary_frames_dropped", 0)),
+            int(getattr(stats, "audio_out_dropped", 0)),
+        )
+
+    def __add__(self, other: TransportCounts) -> TransportCounts:
+        return TransportCounts(
+            self.bytes_in + other.bytes_in,
+            self.bytes_out + other.bytes_out,
+            self.binary_frames_dropped + other.binary_frames_dropped,
+            self.audio_out_dropped + other.audio_out_dropped,
+        )

@@ -189,6 +189,32 @@ async def test_a_frame_refused_when_connected_is_refused_while_reconnecting() ->
                 await events.until(of_type(ConversationResumed))
 
 
+async def test_statistics_count_every_connection_and_never_go_backwards() -> None:
+    # bytes_in/bytes_out came from the current transport only: a reconnect reset them to 0.
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = MemoryServer(nursery, _peer)
+            factory = GatedFactory(server)
+            factory.gate.set()
+            async with (
+                open_engine(EngineConfig(api_key=API_KEY), transport_factory=factory) as engine,
+                host_events(engine) as events,
+            ):
+                await engine.start()
+                await events.until(of_type(SessionCreated))
+                await engine.send_text("before the drop")
+                await poll_until(lambda: len(server.peers[0].received) >= 2)
+                before = engine.statistics()
+                assert before.bytes_in > 0
+                assert before.bytes_out > 0
+                await server.peers[0].peer.drop()
+                await events.until(of_type(ConversationResumed))
+                await events.until(of_type(SessionCreated))  # the new session's first bytes
+                after = engine.statistics()
+                assert after.bytes_out > before.bytes_out
+                assert after.bytes_in > before.bytes_in
+
+
 async def test_close_while_reconnecting_emits_exactly_one_requested() -> None:
     policy = ReconnectPolicy(initial_backoff=30.0)  # attempt 2 would wait 30 s
     with trio.fail_after(10):
