@@ -67,6 +67,7 @@ from duplex.protocol import (
     AudioFrame,
     AudioOut,
     ClientEvent,
+    ConversationItemCreate,
     Error,
     ServerEvent,
     ServerEventParser,
@@ -360,6 +361,11 @@ class Conversation:
             self.history, self.policy, self._version, respond=self._respond_after_resume
         )
         step.send.extend(events)
+        state.expect_echoes(
+            event.item.id
+            for event in events
+            if type(event) is ConversationItemCreate and event.item is not None and event.item.id
+        )
         self._outbox = Outbox()
         self._outbox.push(self._encode(step.send))
         frames: list[AudioFrame] = []

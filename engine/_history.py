@@ -172,6 +172,9 @@ class ConversationHistory:
         self.handoff_tool_name = handoff_tool_name
         self._items: dict[str, HistoryItem] = {}  # insertion order is conversation order
         self.forgotten = 0  # items dropped from the front to stay within max_items
+        # Items the engine adds for the model only (the re-anchor note after a replay): not
+        # the conversation, so never recorded (one id per reconnect).
+        self._notes: set[str] = set()
 
     # ---- reading --------------------------------------------------------------------
 
@@ -239,7 +242,7 @@ class ConversationHistory:
         match event:
             case ConversationItemAdded(item=wire):
                 item = _from_wire(wire)
-                if item is None:
+                if item is None or item.id in self._notes:
                     return
                 known = self._items.get(item.id or "")
                 if known is not None and not item.text and not item.arguments:
@@ -265,6 +268,11 @@ class ConversationHistory:
                     self.record_call(item_id, call_id, self.handoff_tool_name, arguments)
             case _:
                 pass
+
+    def exclude(self, item_id: str) -> None:
+        """``item_id`` is the engine's note to the model, not conversation: never record it
+        (else every replay would carry every earlier note again)."""
+        self._notes.add(item_id)
 
     def forget(self, item_id: str) -> None:
         """The host deleted ``item_id`` (the server's ``conversation.item.deleted`` agrees)."""

@@ -181,7 +181,9 @@ def replay_events(
     events = [e for e in (item_event(i) for i in items) if e is not None]
     replayed = len(events)
     if events and policy.reanchor_note:
-        events.append(message_item_event("system", policy.reanchor_note))
+        note_id = new_item_id()
+        history.exclude(note_id)
+        events.append(message_item_event("system", policy.reanchor_note, item_id=note_id))
     if respond:
         events.append(response_create_event())
     return events, replayed

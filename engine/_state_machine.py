@@ -64,6 +64,7 @@ from duplex.protocol import (
     ClientEvent,
     ConversationItem,
     ConversationItemAdded,
+    ConversationItemDone,
     Error,
     HandoffRequested,
     InputAudioSpeechStarted,
@@ -249,6 +250,7 @@ class ConversationState:
             ParseFailure: self._on_parse_failure,
             OutputTranscriptDelta: self._on_output_text,
             ConversationItemAdded: self._on_item_added,
+            ConversationItemDone: self._on_item_done,
             ToolCallRequested: self._on_tool_call,
             OutputAudioDone: self._on_audio_done,
             InputAudioSpeechStopped: self._on_speech_stopped,
@@ -266,6 +268,9 @@ class ConversationState:
         ):
             self._effects[kind] = self._on_detail
         self._fatal: Error | None = None
+        # Items this connection replayed (``expect_echoes``): the server's added/done for
+        # them are echoes of items the host already saw, not new items.
+        self._echoes: set[str] = set()
 
     @property
     def running(self) -> bool:
@@ -494,8 +499,21 @@ class ConversationState:
             self.latency.first_text(self._clock())
         return True
 
+    def expect_echoes(self, item_ids: Iterable[str]) -> None:
+        """These items are being replayed into a new session: their ``conversation.item.
+        added``/``.done`` echoes are not forwarded (the host saw them before the drop)."""
+        self._echoes.update(item_ids)
+
+    def _on_item_done(self, event: ConversationItemDone, send: list[ClientEvent]) -> bool:
+        if event.item_id in self._echoes:
+            self._echoes.discard(event.item_id)  # the last echo of a replayed item
+            return False
+        return True
+
     def _on_item_added(self, event: ConversationItemAdded, send: list[ClientEvent]) -> bool:
         item = event.item
+        if item.id in self._echoes:
+            return False
         if item.role == "assistant" and item.id is not None:
             self._current_item = item.id
         return True

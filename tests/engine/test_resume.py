@@ -11,6 +11,8 @@ import trio
 
 from duplex.engine import (
     ConversationClosed,
+    ConversationItemAdded,
+    ConversationItemDone,
     ConversationNotRunning,
     ConversationReconnecting,
     ConversationResumed,
@@ -223,3 +225,34 @@ async def test_a_dead_peer_is_noticed_and_the_conversation_resumes() -> None:
                 await engine.send_text("what did I say")
                 answer = await events.until(of_type(ResponseDone))
                 assert _said(answer)[-1] == "Before that you said: my name is Ada."
+
+
+async def test_replayed_items_reach_the_host_once_and_re_anchor_notes_never_pile_up() -> None:
+    # The server's echoes of replayed items were forwarded (a second ConversationItemAdded and
+    # ConversationItemDone for ids the host had seen), and each resume's re-anchor note came
+    # back as a new item, was recorded, and was replayed again at the next resume.
+    async with open_simulator(SimulatorConfig(audio_speedup=0)) as sim:
+        for _ in range(2):
+            sim.add_scenario(Scenario(faults=FaultConfig(close_after_events=40, close_code=1011)))
+        config = sim_config(sim, reconnect=FAST, transport="websocket")
+        with trio.fail_after(30):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start()
+                await engine.send_text("my name is Ada")
+                for _ in range(2):
+                    await events.until(of_type(ConversationResumed))
+                await events.until(of_type(ResponseDone))
+                added = [e.item.id for e in events.log if isinstance(e, ConversationItemAdded)]
+                done = [e.item_id for e in events.log if isinstance(e, ConversationItemDone)]
+                assert len(added) == len(set(added))
+                assert len(done) == len(set(done))
+                assert [i for i in engine.history() if i.role == "system"] == []
+                await engine.close()
+    notes = [
+        text
+        for session in sim.sessions
+        for item in session.received_items()
+        if item.get("role") == "system"
+        for text in (p.get("text") for p in item.get("content", ()))
+    ]
+    assert len(notes) == 2  # one per resume, none replayed again
