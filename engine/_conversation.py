@@ -279,7 +279,7 @@ class Conversation:
                     await self._go.wait()
                     backlog: list[AudioFrame] = []
                 else:
-                    backlog = await self._resumed(transport, attempt)
+                    backlog = self._resumed(transport, attempt)
                 self._ending = None
                 self._rotate_due = False
                 async with trio.open_nursery() as nursery:
@@ -331,7 +331,7 @@ class Conversation:
                     raise  # a fault after the connection was up is not a failed attempt
                 logger.info("reconnect attempt %d failed: %r", attempt, exc)
 
-    async def _resumed(self, transport: Transport, attempt: int) -> list[AudioFrame]:
+    def _resumed(self, transport: Transport, attempt: int) -> list[AudioFrame]:
         """The new connection is up: fresh per-connection rules (keeping the counters and
         the answerable handoffs), the handshake and replay, then ``ConversationResumed``.
         Returns the host audio queued meanwhile (the newest ``audio_buffer_ms``)."""
@@ -379,10 +379,13 @@ class Conversation:
         self.reconnects += 1
         self.state = state
         self._reconnecting = False
-        self._live.set()
-        await self._host.push(
+        # Without waiting (one per reconnect, like ConversationClosed): a wait here on a full
+        # host queue would let the held host calls go on before the connection's tasks
+        # exist, and a close() then would drop what they queued.
+        self._host.push_nowait(
             self.generation, [ConversationResumed(self.session_id, attempt, replayed)]
         )
+        self._live.set()
         return backlog
 
     def _give_up(self, error: Error | None, closed: ConversationClosed) -> None:

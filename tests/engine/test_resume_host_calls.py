@@ -215,6 +215,29 @@ async def test_statistics_count_every_connection_and_never_go_backwards() -> Non
                 assert after.bytes_in > before.bytes_in
 
 
+async def test_text_sent_as_the_reconnect_completes_is_delivered_before_a_close() -> None:
+    # The resume released the held host calls, then waited to queue ConversationResumed on
+    # a full host queue: a send_text returned with its message queued on a connection whose
+    # tasks did not exist yet, and close() then dropped it.
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = MemoryServer(nursery, _peer)
+            config = EngineConfig(api_key=API_KEY, event_queue_size=1)
+            async with open_engine(config, transport_factory=server) as engine:
+                stream = engine.events()
+                await engine.start()
+                while not isinstance(await stream.__anext__(), SessionCreated):
+                    pass  # the host has read everything: the queue is empty
+                await server.peers[0].peer.drop()
+                # ConversationReconnecting fills the one-batch queue (the host is away) and
+                # the reconnect goes ahead.
+                await trio.testing.wait_all_tasks_blocked()
+                assert len(server.peers) == 2
+                await engine.send_text("please deliver me", respond=False)
+                assert await engine.close()
+        assert _user_texts(server.peers[1]) == ["please deliver me"]
+
+
 async def test_close_while_reconnecting_emits_exactly_one_requested() -> None:
     policy = ReconnectPolicy(initial_backoff=30.0)  # attempt 2 would wait 30 s
     with trio.fail_after(10):
