@@ -66,11 +66,14 @@ def decide(
     handoff: str | None,
 ) -> Reply:
     """What to do about the unanswered input: speak a text, hand off a prompt, call the
-    silence tool or the tools the user named."""
+    silence tool or the tools the user named. A system message is an instruction, not a
+    turn: it is never answered (a client's re-anchoring note after a resume is one)."""
     outputs: list[Event] = []
     for item in reversed(pending):
         if item.get("type") == "function_call_output":
             outputs.insert(0, item)
+            continue
+        if item.get("role") == "system":
             continue
         if outputs:
             break

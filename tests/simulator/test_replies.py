@@ -135,3 +135,15 @@ def test_last_user_text_skips_items_without_text() -> None:
     output = {"type": "function_call_output", "call_id": "x", "output": "1"}
     assert last_user_text([_user("a", "first"), output]) == "first"
     assert last_user_text([output]) == ""
+
+
+def _system(item_id: str, text: str) -> dict[str, Any]:
+    return {**_user(item_id, text), "role": "system"}
+
+
+def test_a_system_message_is_an_instruction_not_a_turn_to_answer() -> None:
+    # The engine's re-anchor note after a resume (a system message) was answered as if the
+    # user had said it ("You said: <note>").
+    reply = _decide([_user("a", "hello"), _system("b", "the connection was re-established")])
+    assert reply == Reply("say", "You said: hello.")
+    assert _decide([_system("c", "be brief")]) == Reply("say", "I am listening.")
