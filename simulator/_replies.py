@@ -66,18 +66,15 @@ def decide(
     handoff: str | None,
 ) -> Reply:
     """What to do about the unanswered input: speak a text, hand off a prompt, call the
-    silence tool or the tools the user named. A system message is an instruction, not a
-    turn: it is never answered (a client's re-anchoring note after a resume is one)."""
+    silence tool or the tools the user named."""
     outputs: list[Event] = []
     for item in reversed(pending):
         if item.get("type") == "function_call_output":
             outputs.insert(0, item)
             continue
-        if item.get("role") == "system":
-            continue
         if outputs:
             break
-        text = item_text(item)
+        text = _turn_text(item)
         if text is not None:
             return _reply_to_text(text, tools, config, version, items, order)
     if outputs:
@@ -209,10 +206,19 @@ def forced_tool(choice: Any, tools: Sequence[str], config: SimulatorConfig) -> s
 def last_user_text(pending: Sequence[Event]) -> str:
     """The latest text among the unanswered items (``""`` when none has any)."""
     for item in reversed(pending):
-        text = item_text(item)
+        text = _turn_text(item)
         if text is not None:
             return text
     return ""
+
+
+def _turn_text(item: Event) -> str | None:
+    """The text of an unanswered item the model replies to. A system message is an
+    instruction, not a turn: never answered (a client's re-anchoring note after a resume
+    is one)."""
+    if item.get("role") == "system":
+        return None
+    return item_text(item)
 
 
 def _json_dumps(value: Any) -> str:

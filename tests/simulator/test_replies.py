@@ -147,3 +147,4 @@ def test_a_system_message_is_an_instruction_not_a_turn_to_answer() -> None:
     reply = _decide([_user("a", "hello"), _system("b", "the connection was re-established")])
     assert reply == Reply("say", "You said: hello.")
     assert _decide([_system("c", "be brief")]) == Reply("say", "I am listening.")
+    assert last_user_text([_user("a", "hello"), _system("b", "be brief")]) == "hello"
