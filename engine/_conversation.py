@@ -20,7 +20,9 @@ nursery outside it so a close handshake can still complete)::
   inside ``receive_batch()``), parses each text frame once, hands the batch to the state
   machine and applies its ``Step``: control messages into the outbox without waiting, events
   into the host queue (waiting there is the backpressure on a slow host), the end last.
-- writer: the only task that sends text on the transport; drains the outbox in order.
+- writer: the only task that sends text on the transport; drains the outbox in order. When
+  a send fails it stops without deciding anything (``Outbox.orphan``): the end reaches the
+  reader as the transport's ``TransportEnded``, and the reader decides.
 - audio-mux: host frames → whole samples (an odd byte is carried to the next frame) → 24 kHz
   mono (soxr, ``_resample``; the ``duplex[resample]`` extra, checked in ``send_audio``) → JSON
   appends through the outbox (WebSocket) or RTP (WebRTC, sent directly: the media track is
@@ -36,7 +38,9 @@ machine's (``_state_machine.py``); this module holds none. A conversation spans 
 when the state machine ends one with a resumable ending (``_resume.classify``), ``run`` opens
 the next (``_resume``/``_resumed``: handshake, replay, ``ConversationResumed``) with a fresh
 ``ConversationState`` that keeps the counters and the answerable handoffs; the history ledger
-and the audio channel belong to the conversation, the outbox and tasks to one connection.
+and the audio channel belong to the conversation, the outbox and tasks to one connection;
+the host's frames an ended connection never sent pass to the next (``Outbox.take_unsent``,
+``_resume.carry_over``).
 The ``ConversationClosed`` the state machine returns is queued for the host here and only
 here (``_emit_end``).
 
@@ -69,6 +73,7 @@ from duplex.protocol import (
     ClientEvent,
     ConversationItemCreate,
     Error,
+    ResponseCreate,
     ServerEvent,
     ServerEventParser,
     audio_append_text,
@@ -96,6 +101,7 @@ from ._reconnect import TransportCounts
 from ._resample import HostAudioConverter, ResamplerUnavailable
 from ._resume import (
     Ending,
+    Unsent,
     classify,
     item_event,
     new_item_id,
@@ -175,6 +181,8 @@ class Conversation:
         self._start_event = start_event
         self._host = host
         self._outbox = Outbox()
+        # The host's frames a connection that ended never sent, for the next one (_resume).
+        self._unsent: list[str] = []
         self._cancel_scope = trio.CancelScope()
         self._go = trio.Event()  # the engine has announced ConversationStarted
         # Host audio → the wire: soxr for PCM16 at other rates (duplex[resample]); G.711 over
@@ -270,7 +278,7 @@ class Conversation:
                         start_event=self._start_event,
                     )
                     step.send.extend(self._seed)
-                    self._outbox.push(self._encode(step.send))
+                    self._outbox.push_connection(self._encode(step.send))
                     started = step.forward[0]
                     assert type(started) is ConversationStarted
                     task_status.started(started)
@@ -357,8 +365,10 @@ class Conversation:
             audio_native=transport.audio_native,
             start_event=start_event,
         )
+        unsent = Unsent.of(self._unsent)
+        self._unsent = []
         events, replayed = replay_events(
-            self.history, self.policy, self._version, respond=self._respond_after_resume
+            self.history, self.policy, self._version, leave_out=unsent.created
         )
         step.send.extend(events)
         state.expect_echoes(
@@ -366,8 +376,13 @@ class Conversation:
             for event in events
             if type(event) is ConversationItemCreate and event.item is not None and event.item.id
         )
+        requests = state.take_over_responses(
+            old, cut=self._respond_after_resume, carried=unsent.requests_response
+        )
         self._outbox = Outbox()
-        self._outbox.push(self._encode(step.send))
+        self._outbox.push_connection(self._encode(step.send))
+        self._outbox.push(unsent.carried(events if dialect(self._version).client_items else None))
+        self._outbox.push(self._encode(requests))  # the host's, if this connection drops too
         frames: list[AudioFrame] = []
         while True:
             try:
@@ -511,7 +526,9 @@ class Conversation:
             stalled_writer = False
             if (
                 step.send
-                and not self._outbox.push_control(self._encode(step.send))
+                and not self._outbox.push_control(
+                    self._encode(step.send), _host_requests(step.send)
+                )
                 and step.end is None
             ):
                 # Never dropped: a writer this far behind ends the conversation instead.
@@ -549,7 +566,7 @@ class Conversation:
             self._reconnecting = True
             self._live = trio.Event()
         self._ending = ending
-        self._outbox.close()
+        self._unsent.extend(self._outbox.take_unsent())
         if self._tasks is not None:
             self._tasks.cancel_scope.cancel()
 
@@ -565,9 +582,12 @@ class Conversation:
             try:
                 await transport.send_text(text)
             except TransportClosed:
-                # The connection is gone: host calls now raise ConversationNotRunning, and
-                # the end reaches the host through the transport's TransportEnded.
-                outbox.close()
+                # The connection is gone, and its end reaches the reader as the transport's
+                # TransportEnded (the transport contract). Whether the conversation resumes
+                # is the reader's decision: until then host calls are still queued, up to
+                # the bound (carried to the next connection, or dropped with the end), not
+                # refused while the conversation may yet go on.
+                outbox.orphan(text)
                 return
 
     async def _audio_mux(self, transport: Transport, backlog: list[AudioFrame]) -> None:
@@ -602,6 +622,11 @@ class Conversation:
                 except ConversationNotRunning:
                     return
                 counters.client_events += 1
+                if outbox.orphaned:
+                    # The connection has ended: later audio waits in the channel for the
+                    # next one (the newest audio_buffer_ms of it), not in the outbox, whose
+                    # room is kept for the host's calls.
+                    return
 
     # ---- host calls -----------------------------------------------------------------
 
@@ -609,6 +634,14 @@ class Conversation:
         """Wait for room in the outbox, then let the state machine decide and queue what it
         sends, with no checkpoint in between: a cancelled wait changes nothing. Items the
         engine creates get an id and go into the history (``_resume.stamp_items``)."""
+        await self._wait_room()
+        step = decide()
+        stamp_items(step.send, self.history, self._version)
+        self._outbox.push(self._encode(step.send))
+
+    async def _wait_room(self) -> None:
+        """Wait until the live connection's outbox takes a host frame; a connection that
+        ends meanwhile is waited out when the conversation resumes."""
         while True:
             await self.await_live()
             try:
@@ -617,10 +650,7 @@ class Conversation:
                 if self._reconnecting and not self._ended:
                     continue  # the connection dropped while we waited: wait for the next
                 raise
-            break
-        step = decide()
-        stamp_items(step.send, self.history, self._version)
-        self._outbox.push(self._encode(step.send))
+            return
 
     async def await_live(self) -> None:
         """While reconnecting, wait for ``ConversationResumed`` (or the end: then the call
@@ -748,7 +778,8 @@ class Conversation:
         self._precheck()
         await self._outbox.wait_writable()
         step = self.state.interrupt()
-        self._outbox.push(self._encode(step.send))
+        # The cancel and truncate are about this connection's response: never carried.
+        self._outbox.push_connection(self._encode(step.send))
         if step.forward:
             # AudioInterrupted: structural (one per call), never waits on the host — the
             # caller may be the task that reads events().
@@ -791,7 +822,7 @@ class Conversation:
             text = json.dumps(dict(event), ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             raise InvalidRequest(f"a raw event must be JSON-serialisable: {exc}") from exc
-        await self._outbox.wait_writable()
+        await self._wait_room()
         self._precheck()
         self._outbox.push((text,))
         self.counters.client_events += 1
@@ -843,6 +874,13 @@ class Conversation:
         self.counters.client_events += len(events)
         version = self._version
         return [encode_client_event(event, version) for event in events]
+
+
+def _host_requests(events: list[ClientEvent]) -> list[int]:
+    # The state machine's control messages answer this connection's events, but for the
+    # response requests it sends when their turn comes: those are the host's (or the
+    # user's, after a tool output), and a next connection must still get them.
+    return [index for index, event in enumerate(events) if type(event) is ResponseCreate]
 
 
 def _sending(events: list[ClientEvent]) -> Step:

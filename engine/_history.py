@@ -30,7 +30,7 @@ Invariants: items keep server order; an id appears once; the ledger holds at mos
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Final, Literal, final
 
 import attrs
@@ -193,14 +193,20 @@ class ConversationHistory:
             if i.kind == "function_call" and i.call_id not in answered
         )
 
-    def replay(self, limit: int) -> tuple[tuple[HistoryItem, ...], int]:
+    def replay(
+        self, limit: int, *, leave_out: Collection[str] = ()
+    ) -> tuple[tuple[HistoryItem, ...], int]:
         """(items a new session should be given, in order; messages skipped for lack of text).
 
+        ``leave_out``: ids of items that reach the new session another way (the host's
+        unsent frames, ``_resume.carry_over``), as sent, after the replay.
         See the module docstring for the rules.
         """
         chosen: list[HistoryItem] = []
         skipped = 0
         for item in self._items.values():
+            if leave_out and item.id in leave_out:
+                continue
             if item.kind == "message":
                 text = "" if item.truncated and item.role == "assistant" else item.text
                 if not text:

@@ -19,7 +19,7 @@ Invariants:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Final
 
 import trio
@@ -188,28 +188,46 @@ class Outbox:
     cancelled wait never leaves the state machine believing something was sent), then
     ``push``. The reading task's control messages use ``push_control``, which never waits:
     reading never waits on writing (SPEC §3.1).
+
+    Two kinds of frame share the one FIFO: the host's (``push``: its text, tool outputs, raw
+    events, audio appends), which outlive a connection — ``take_unsent`` hands the ones the
+    writer never took to the next connection — and the connection's own (``push_connection``,
+    ``push_control``: the handshake, the replay, answers to this connection's server events),
+    which mean nothing to another session.
     """
 
-    __slots__ = ("_closed", "_frames", "_readable", "_writable")
+    __slots__ = ("_closed", "_frames", "_orphaned", "_own", "_readable", "_taken", "_writable")
 
     def __init__(self) -> None:
         self._frames: deque[str] = deque()
+        self._taken = 0  # frames the writer has taken so far
+        # Positions (in push order, counted from the first frame) of the connection's own
+        # frames; only the rare structural frames are recorded, the host's cost nothing.
+        self._own: deque[int] = deque()
         self._readable = trio.lowlevel.ParkingLot()
         self._writable = trio.lowlevel.ParkingLot()
         self._closed = False
+        self._orphaned = False  # the writer has stopped: nothing will make room any more
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def orphaned(self) -> bool:
+        """The writer has stopped (``orphan``)."""
+        return self._orphaned
+
     async def wait_writable(self) -> None:
         """Wait until a waiting producer may append. Raises ``ConversationNotRunning`` once
-        the outbox is closed (the conversation or its connection has ended)."""
+        the outbox is closed (the conversation or its connection has ended), or when it is
+        full and its writer has stopped (``orphan``): a producer never waits for room that
+        cannot come."""
         if len(self._frames) < OUTBOUND_FRAMES and not self._closed:
             await trio.lowlevel.checkpoint_if_cancelled()
             return
         while True:
-            if self._closed:
+            if self._closed or self._orphaned:
                 raise ConversationNotRunning("the conversation's connection has ended")
             if len(self._frames) < OUTBOUND_FRAMES:
                 return
@@ -221,17 +239,33 @@ class Outbox:
         self._frames.extend(frames)
         self._readable.unpark()
 
-    def push_control(self, frames: list[str]) -> bool:
-        """Append without waiting. False when the backlog shows a writer that has stalled
-        for good (see ``CONTROL_BACKLOG``); nothing is appended then."""
+    def push_control(self, frames: list[str], hosts: Collection[int] = ()) -> bool:
+        """Append without waiting (``push_connection``). False when the backlog shows a
+        writer that has stalled for good (see ``CONTROL_BACKLOG``); nothing is appended
+        then."""
         if self._closed:
             return True  # the end is already on its way to the host
         if len(self._frames) + len(frames) > OUTBOUND_FRAMES + CONTROL_BACKLOG:
             return False
+        self.push_connection(frames, hosts)
+        return True
+
+    def push_connection(self, frames: list[str], hosts: Collection[int] = ()) -> None:
+        """Append the connection's own frames (the handshake and replay, the state
+        machine's control messages) without waiting or bound: the protocol bounds them.
+        ``take_unsent`` leaves them out, but for the indexes in ``hosts``: requests of the
+        host's that the state machine sends when their turn comes (a deferred response)."""
+        if self._closed:
+            return
+        own = self._own
+        # One frame may be in the writer's hands (``orphan`` can bring it back): keep its mark.
+        while own and own[0] < self._taken - 1:
+            own.popleft()
+        start = self._taken + len(self._frames)
+        own.extend(start + i for i in range(len(frames)) if i not in hosts)
         self._frames.extend(frames)
         if self._readable:
             self._readable.unpark()
-        return True
 
     async def next(self) -> str | None:
         """The writer's next frame, or ``None`` once closed (and drained, see ``close``)."""
@@ -241,9 +275,29 @@ class Outbox:
                 return None
             await self._readable.park()
         frame = frames.popleft()
+        self._taken += 1
         if self._writable and len(frames) < OUTBOUND_FRAMES:
             self._writable.unpark_all()
         return frame
+
+    def orphan(self, unsent: str) -> None:
+        """The writer has stopped: its connection ended while it sent ``unsent`` (the last
+        frame it took, first again for ``take_unsent``). Producers may still append up to
+        the bound, for the next connection if there is one; beyond it they are refused."""
+        self._frames.appendleft(unsent)
+        self._taken -= 1
+        self._orphaned = True
+        self._writable.unpark_all()
+
+    def take_unsent(self) -> list[str]:
+        """Close (dropping everything queued) and return the host's frames among it, in
+        order: what the host asked for that never reached this connection."""
+        own = {position for position in self._own if position >= self._taken}
+        unsent = [
+            frame for position, frame in enumerate(self._frames, self._taken) if position not in own
+        ]
+        self.close()
+        return unsent
 
     def close(self, *, drain: bool = False) -> None:
         """Take nothing more. With ``drain`` the writer still gets what is queued (the
@@ -252,6 +306,7 @@ class Outbox:
         self._closed = True
         if not drain:
             self._frames.clear()
+            self._own.clear()
         self._readable.unpark_all()
         self._writable.unpark_all()
 

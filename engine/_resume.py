@@ -9,10 +9,12 @@ What happens on a resumable ending (SPEC §3.5; ``docs/long-conversations.md`` f
    of the old connection is delivered first.
 2. Per attempt: ``ConversationReconnecting(attempt, reason)``, the policy's backoff, a new
    connection with the same configuration and session id.
-3. On the new connection, in order: the handshake, ``replay_events`` (the ledger's replay,
-   the re-anchoring note, and a ``response.create`` when a response was cut short), then
-   ``ConversationResumed``. Only then do the new connection's tasks run, so nothing of the
-   old connection can follow ``ConversationResumed``.
+3. On the new connection, in order: the handshake, ``replay_events`` (the ledger's replay
+   and the re-anchoring note), the host's frames the old connection never sent
+   (``Unsent``), the response the state machine asks for
+   (``ConversationState.take_over_responses``), then ``ConversationResumed``. Only then do
+   the new connection's tasks run, so nothing of the old connection can follow
+   ``ConversationResumed``.
 4. When attempts are spent: ``Error`` + ``ConversationClosed("error")``, once.
 
 The in-flight rule:
@@ -24,14 +26,29 @@ The in-flight rule:
   (``response.create``) after the replay so the user still gets an answer;
 - rotation waits until no response is active, so nothing is cut.
 
+The unsent rule: what the host asked for is not lost to a drop or a rotation. The host's
+frames still queued for the old connection's writer (text, images, tool outputs, raw
+events, responses it requested, audio appends, commits) go to the new session after the
+replay, in order and as sent; the replay leaves their items out. A frame that names an item
+the new session will not hold (a delete of an item the host forgot meanwhile) is dropped.
+One ``response.create`` holds the slot: a carried one, else a new one for a response the
+drop cut short, else the host's oldest deferred request; the other deferred requests wait
+their turn as before. A frame is carried only when it is known not to have been sent: one
+whose send failed (the transport had ended) is carried, one the writer was still sending
+when the connection was ended may have reached the server and is not repeated (at most
+once). Frames of the connection itself (the handshake, a barge-in's cancel and truncate,
+answers to the old session's events) are not carried.
+
 Invariants: replay events carry the ledger's item ids (the new session's echoes update the
-ledger in place rather than duplicating items); audio is never replayed.
+ledger in place rather than duplicating items); audio is never replayed (host audio that
+was never sent is carried, not replayed).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Final, final
 
 import attrs
@@ -45,7 +62,6 @@ from duplex.protocol import (
     ProtocolVersion,
     dialect,
     message_item_event,
-    response_create_event,
     tool_output_event,
 )
 
@@ -57,6 +73,7 @@ __all__ = [
     "ROTATION",
     "SESSION_EXPIRED",
     "Ending",
+    "Unsent",
     "classify",
     "item_event",
     "new_item_id",
@@ -168,25 +185,89 @@ def replay_events(
     policy: ReconnectPolicy,
     version: ProtocolVersion,
     *,
-    respond: bool,
+    leave_out: Collection[str] = (),
 ) -> tuple[list[ClientEvent], int]:
-    """What a new session is sent after its handshake, and how many items were replayed.
+    """What a new session is sent after its handshake, and how many items were replayed;
+    ``leave_out``: items the host's unsent frames carry (``Unsent.created``).
 
     v1 sessions get nothing: the dialect has no client-side history items (a v1 host that
     passed ``conversation_id`` continues the backend's own conversation).
     """
     if not dialect(version).client_items:
         return [], 0
-    items, _skipped = history.replay(policy.replay_items)
+    items, _skipped = history.replay(policy.replay_items, leave_out=leave_out)
     events = [e for e in (item_event(i) for i in items) if e is not None]
     replayed = len(events)
     if events and policy.reanchor_note:
         note_id = new_item_id()
         history.exclude(note_id)
         events.append(message_item_event("system", policy.reanchor_note, item_id=note_id))
-    if respond:
-        events.append(response_create_event())
     return events, replayed
+
+
+@final
+@attrs.frozen
+class Unsent:
+    """The host's frames a connection that ended never sent (``Outbox.take_unsent``), read
+    once for the resume: what the new session is given, and what the replay leaves out."""
+
+    frames: tuple[str, ...]
+    #: Ids of the items the frames create: the replay leaves them out, the frames carry them
+    #: as the host sent them (an image with its text, not the ledger's text-only record).
+    created: frozenset[str]
+    #: A ``response.create`` in the conversation (not out of band) is among them: it holds
+    #: the new connection's response slot (``ConversationState.take_over_responses``).
+    requests_response: bool
+
+    @classmethod
+    def of(cls, frames: Sequence[str]) -> Unsent:
+        created: set[str] = set()
+        requests = False
+        for frame in frames:
+            # Most unsent frames are audio appends: only frames that may matter are decoded.
+            if '"conversation.item.create"' in frame:
+                item = _peek(frame).get("item")
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    created.add(item["id"])
+            elif '"response.create"' in frame and not requests:
+                event = _peek(frame)
+                if event.get("type") == "response.create":
+                    response = event.get("response")
+                    requests = (
+                        not isinstance(response, dict) or response.get("conversation") != "none"
+                    )
+        return cls(tuple(frames), frozenset(created), requests)
+
+    def carried(self, replay: Sequence[ClientEvent] | None) -> list[str]:
+        """The frames for the new session, in order, after ``replay`` (``None``: a dialect
+        whose items live on the server, which keeps them all). A frame naming an item the
+        new session will not hold (``item_id``: a delete of an item the host forgot, so
+        never replayed) is dropped: the server could only answer it with an error."""
+        if replay is None:
+            return list(self.frames)
+        known = {
+            event.item.id
+            for event in replay
+            if type(event) is ConversationItemCreate and event.item is not None and event.item.id
+        }
+        known |= self.created
+        carried: list[str] = []
+        for frame in self.frames:
+            if '"item_id"' in frame:
+                item_id = _peek(frame).get("item_id")
+                if isinstance(item_id, str) and item_id not in known:
+                    continue
+            carried.append(frame)
+        return carried
+
+
+def _peek(frame: str) -> dict[str, Any]:
+    """The decoded frame (the engine encoded it; a raw host event is any JSON object)."""
+    try:
+        value = json.loads(frame)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def stamp_items(

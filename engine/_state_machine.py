@@ -674,6 +674,25 @@ class ConversationState:
         elif event is not None or not self._deferred or self._deferred[-1] is not None:
             self._deferred.append(event)
 
+    def take_over_responses(
+        self, old: ConversationState, *, cut: bool, carried: bool
+    ) -> list[ClientEvent]:
+        """The response queue across a resume: this is the new connection's state, ``old``
+        the ended one's. The host's deferred requests keep waiting, in order. The slot goes to
+        a ``response.create`` among the carried unsent frames (``carried``), else to a new
+        request for a response the drop ``cut`` short, else to the oldest deferred request.
+        Returns what to send after the carried frames."""
+        self._deferred = deque(old._deferred)
+        send: list[ClientEvent] = []
+        if carried:
+            self.responses.request()  # the carried create is on its way: it holds the slot
+        elif cut:
+            self._request_response(send)
+        elif self._deferred and self.responses.request():
+            self._send_deferred(send)
+        self.responses.pending = bool(self._deferred)
+        return send
+
     def send_text(self, text: str, *, respond: bool) -> Step:
         """A user text message; on v2 with ``respond``, a response through the queue (a v1
         backend answers text items by itself)."""

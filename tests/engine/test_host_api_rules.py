@@ -1,6 +1,6 @@
 """The issue-13 host API rules without trio: tool-call bookkeeping and the parallel-call rule,
-response tracking by id (out-of-band responses), interrupt, deferred responses with options,
-session settings, usage and latency."""
+response tracking by id (out-of-band responses), interrupt, deferred responses with options
+(and across a resume), session settings, usage and latency."""
 
 from __future__ import annotations
 
@@ -235,6 +235,54 @@ def test_deferred_responses_keep_their_options_and_order() -> None:
     assert wire(step) == [{"type": "response.create"}]
     state.receive([ResponseCreated("r3")])
     assert types(state.receive([ResponseDone("r3", "completed")])) == []
+
+
+def _resumed_from(old: ConversationState, *, cut: bool, carried: bool) -> list[dict[str, Any]]:
+    new = running()
+    step = Step()
+    step.send.extend(new.take_over_responses(old, cut=cut, carried=carried))
+    return wire(step)
+
+
+def _with_deferred() -> ConversationState:
+    old = running()
+    old.receive([ResponseCreated("r1")])
+    assert types(old.create_response(instructions="first")) == []  # deferred behind r1
+    assert types(old.create_response(instructions="second")) == []
+    return old
+
+
+def test_a_resume_gives_the_slot_to_a_cut_response_and_keeps_the_host_requests_waiting() -> None:
+    """Regression: the new connection's state started with an empty queue, so requests the
+    host made during the cut response were lost (their instructions with them)."""
+    new = running()
+    requests = new.take_over_responses(_with_deferred(), cut=True, carried=False)
+    step = Step()
+    step.send.extend(requests)
+    assert wire(step) == [{"type": "response.create"}]  # the cut answer, again
+    assert new.responses.active
+    new.receive([ResponseCreated("r2")])
+    step = new.receive([ResponseDone("r2", "completed")])
+    assert wire(step) == [{"type": "response.create", "response": {"instructions": "first"}}]
+    new.receive([ResponseCreated("r3")])
+    step = new.receive([ResponseDone("r3", "completed")])
+    assert wire(step) == [{"type": "response.create", "response": {"instructions": "second"}}]
+
+
+def test_a_carried_request_holds_the_slot_after_a_resume() -> None:
+    old = running()
+    assert _resumed_from(old, cut=True, carried=True) == []  # the carried one answers
+    new = running()
+    assert new.take_over_responses(old, cut=False, carried=True) == []
+    # A text sent now waits for the carried response rather than racing it.
+    assert types(new.send_text("next", respond=True)) == ["conversation.item.create"]
+
+
+def test_a_resume_with_nothing_cut_sends_the_oldest_deferred_request() -> None:
+    assert _resumed_from(_with_deferred(), cut=False, carried=False) == [
+        {"type": "response.create", "response": {"instructions": "first"}}
+    ]
+    assert _resumed_from(running(), cut=False, carried=False) == []
 
 
 def test_bad_response_options_are_refused_before_anything_is_sent() -> None:

@@ -1,15 +1,18 @@
-"""The host event queue: order across batches, the bound on pushing producers, and the
-synchronous handoff (``take_nowait`` + ``listener``) that ``duplex.aio`` uses in place of a
-pump task."""
+"""The engine's queues. The host event queue: order across batches, the bound on pushing
+producers, and the synchronous handoff (``take_nowait`` + ``listener``) that ``duplex.aio``
+uses in place of a pump task. The outbox: which frames outlive their connection
+(``take_unsent``) and what producers meet once its writer has stopped."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
 import trio
 import trio.testing
 
-from duplex.engine._queues import HostQueue
+from duplex.engine import ConversationNotRunning
+from duplex.engine._queues import OUTBOUND_FRAMES, HostQueue, Outbox
 from duplex.protocol import OutputTranscriptDelta
 
 
@@ -111,3 +114,83 @@ def test_purge_tells_the_purge_listener_which_generation_was_dropped() -> None:
     queue.purge(1)
     assert purged == [1]
     assert texts([queue.take_nowait() or (0, None)]) == ["2"]
+
+
+# ---- Outbox: the host's frames outlive a connection, the connection's own do not --------
+
+
+async def _taken(outbox: Outbox) -> str:
+    frame = await outbox.next()
+    assert frame is not None
+    return frame
+
+
+def test_take_unsent_returns_the_host_frames_the_writer_never_took_in_order() -> None:
+    outbox = Outbox()
+    outbox.push_connection(["handshake"])
+    outbox.push(["text 1"])
+    assert outbox.push_control(["control"])
+    outbox.push(["text 2", "text 3"])
+    assert outbox.take_unsent() == ["text 1", "text 2", "text 3"]
+    assert outbox.closed
+    assert outbox.take_unsent() == []  # taken once
+
+
+async def test_take_unsent_leaves_out_what_the_writer_took() -> None:
+    outbox = Outbox()
+    outbox.push(["text 1"])
+    outbox.push_connection(["control 1"])
+    outbox.push(["text 2"])
+    assert await outbox.next() == "text 1"
+    assert await outbox.next() == "control 1"
+    outbox.push_connection(["control 2"])  # marks move on as the writer takes frames
+    outbox.push(["text 3"])
+    assert outbox.take_unsent() == ["text 2", "text 3"]
+
+
+async def test_a_frame_the_writer_could_not_send_is_unsent_again_with_its_kind() -> None:
+    outbox = Outbox()
+    outbox.push_connection(["control"])
+    outbox.push(["text"])
+    control = await outbox.next()
+    assert control == "control"
+    outbox.push_connection(["control 2"])  # while the writer held "control"
+    outbox.orphan(control)
+    assert outbox.take_unsent() == ["text"]
+
+    outbox = Outbox()
+    outbox.push(["text"])
+    outbox.orphan(await _taken(outbox))
+    assert outbox.take_unsent() == ["text"]
+
+
+async def test_an_orphaned_outbox_takes_frames_up_to_its_bound_then_refuses() -> None:
+    outbox = Outbox()
+    outbox.push(["text"])
+    outbox.orphan(await _taken(outbox))
+    for n in range(OUTBOUND_FRAMES - 1):
+        await outbox.wait_writable()  # room: no wait, no refusal
+        outbox.push([f"queued {n}"])
+    with pytest.raises(ConversationNotRunning):
+        await outbox.wait_writable()  # full, and nothing will make room
+    assert len(outbox.take_unsent()) == OUTBOUND_FRAMES
+
+
+async def test_orphaning_wakes_a_producer_waiting_for_room() -> None:
+    outbox = Outbox()
+    outbox.push([f"frame {n}" for n in range(OUTBOUND_FRAMES)])
+    refused = trio.Event()
+
+    async def producer() -> None:
+        with pytest.raises(ConversationNotRunning):
+            await outbox.wait_writable()
+        refused.set()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(producer)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not refused.is_set()
+            # The writer takes one and then fails to send it.
+            outbox.orphan(await _taken(outbox))
+    assert refused.is_set()

@@ -1,13 +1,16 @@
 """What a host sees and may do while the engine reconnects (memory transport, a gate that
 holds the next connection): audio is held up to ``audio_buffer_ms`` and the rest counted,
-text waits for the new session, ``close()`` gives exactly one ``ConversationClosed``, and a
-pending tool call stays answerable in the new session."""
+text waits for the new session, ``close()`` gives exactly one ``ConversationClosed``, a
+pending tool call stays answerable in the new session, and what the host queued that the
+old connection never sent reaches the new one (a ``Valve`` stalls sends or holds the end)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -20,6 +23,7 @@ from duplex.engine import (
     ConversationClosed,
     ConversationReconnecting,
     ConversationResumed,
+    Engine,
     EngineConfig,
     HandoffRequested,
     InvalidAudioFrame,
@@ -30,12 +34,21 @@ from duplex.engine import (
     open_engine,
 )
 from duplex.protocol import Error as WireError
-from duplex.transports import Transport, TransportError
+from duplex.transports import (
+    Inbound,
+    Transport,
+    TransportEnded,
+    TransportError,
+    TransportKind,
+    TransportStatistics,
+)
 
 from ._engine_helpers import (
     API_KEY,
+    HostEvents,
     MemoryServer,
     PeerHandle,
+    Responder,
     closed_events,
     host_events,
     of_type,
@@ -96,6 +109,7 @@ async def test_audio_and_text_sent_while_reconnecting_reach_the_new_session_boun
             ):
                 await engine.start()
                 await engine.send_text("before the drop")
+                await poll_until(lambda: _user_texts(server.peers[0]) == ["before the drop"])
                 await server.peers[0].peer.drop()
                 await events.until(of_type(ConversationReconnecting))
                 assert engine.statistics().running
@@ -357,3 +371,208 @@ async def test_rotation_after_a_resumed_drop_requests_no_response() -> None:
                 await trio.testing.wait_all_tasks_blocked()
                 assert "response.create" not in _types(server.peers[2])
             nursery.cancel_scope.cancel()
+
+
+# ---- what the old connection never sent -------------------------------------------------
+
+
+class Valve(Transport):
+    """A memory transport whose sends can be held (a stalled socket: the writer waits in
+    ``send_text``) and whose end can be held from the reader (the writer meets the drop
+    first)."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.sends_open = trio.Event()
+        self.sends_open.set()
+        self.end_seen = trio.Event()
+        self.end_released = trio.Event()
+        self.end_released.set()
+
+    @property
+    def kind(self) -> TransportKind:
+        return self.inner.kind
+
+    @property
+    def audio_native(self) -> bool:
+        return self.inner.audio_native
+
+    async def send_text(self, text: str) -> None:
+        await self.sends_open.wait()
+        await self.inner.send_text(text)
+
+    async def send_audio(self, frame: AudioFrame) -> None:
+        await self.inner.send_audio(frame)
+
+    async def receive_batch(self) -> list[Inbound]:
+        batch = await self.inner.receive_batch()
+        if any(isinstance(item, TransportEnded) for item in batch):
+            self.end_seen.set()
+            await self.end_released.wait()
+        return batch
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def statistics(self) -> TransportStatistics:
+        return self.inner.statistics()
+
+
+@attrs.define
+class ValveFactory:
+    server: MemoryServer
+    valves: list[Valve] = attrs.field(factory=list)
+
+    async def __call__(self, nursery: trio.Nursery) -> Transport:
+        valve = Valve(await self.server(nursery))
+        self.valves.append(valve)
+        return valve
+
+
+def _raw_types(handle: PeerHandle) -> list[str]:
+    return [t for t in _types(handle) if t.startswith("x.")]
+
+
+@attrs.frozen
+class Valved:
+    """A started engine on ``Valve`` connections, its host events and its server."""
+
+    engine: Engine
+    events: HostEvents
+    server: MemoryServer
+    valves: list[Valve]
+
+    def stall(self) -> None:
+        """The first connection's socket stops taking writes."""
+        self.valves[0].sends_open = trio.Event()
+
+    async def drop_and_resume(self) -> PeerHandle:
+        await self.server.peers[0].peer.drop()
+        await self.events.until(of_type(ConversationResumed))
+        return self.server.peers[1]
+
+
+@asynccontextmanager
+async def valved(
+    responder: Responder = _peer, config: EngineConfig | None = None
+) -> AsyncIterator[Valved]:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = MemoryServer(nursery, responder)
+            factory = ValveFactory(server)
+            async with (
+                open_engine(
+                    config or EngineConfig(api_key=API_KEY), transport_factory=factory
+                ) as engine,
+                host_events(engine) as events,
+            ):
+                await engine.start()
+                await events.until(of_type(SessionCreated))
+                yield Valved(engine, events, server, factory.valves)
+            nursery.cancel_scope.cancel()
+
+
+async def test_host_frames_queued_behind_a_stalled_socket_reach_the_new_session() -> None:
+    """Regression: the end of a connection dropped every host frame its writer had not
+    sent (a raw event, an out-of-band response, a text's response request)."""
+    async with valved() as v:
+        await v.engine.send_text("sent before the stall", respond=False)
+        await poll_until(lambda: len(_user_texts(v.server.peers[0])) == 1)
+        v.stall()
+        await v.engine.send_event({"type": "x.in_flight"})
+        await trio.testing.wait_all_tasks_blocked()  # the writer holds it
+        await v.engine.send_text("queued text")
+        await v.engine.create_response(conversation="none", instructions="aside")
+        await v.engine.send_event({"type": "x.last"})
+        new = await v.drop_and_resume()
+        await poll_until(lambda: "x.last" in _types(new))
+        types = _types(new)
+        # The replay, then what the old connection never sent, in order. The frame the
+        # writer had begun to send is not repeated (at most once).
+        assert _user_texts(new) == ["sent before the stall", "queued text"]
+        assert _raw_types(new) == ["x.last"]
+        requests = [json.loads(t) for t in new.received if '"response.create"' in t]
+        assert [r.get("response", {}).get("conversation") for r in requests] == [
+            None,  # the queued text's own request, once (nothing was cut)
+            "none",
+        ]
+        assert types.index("response.create") > types.index("conversation.item.create")
+
+
+async def test_a_rotation_carries_the_host_frames_its_connection_never_sent() -> None:
+    config = EngineConfig(api_key=API_KEY, reconnect=ReconnectPolicy(max_session_s=0.5))
+    async with valved(config=config) as v:
+        v.stall()
+        await v.engine.send_event({"type": "x.in_flight"})
+        await v.engine.send_event({"type": "x.queued"})
+        taken = await v.events.until(of_type(ConversationResumed))
+        assert [e.reason for e in taken if isinstance(e, ConversationReconnecting)] == ["rotation"]
+        await poll_until(lambda: "x.queued" in _types(v.server.peers[1]))
+        assert _raw_types(v.server.peers[1]) == ["x.queued"]
+        assert _raw_types(v.server.peers[0]) == []
+
+
+async def test_a_host_call_after_the_writer_met_a_drop_is_held_for_the_new_session() -> None:
+    """Regression: between the writer meeting a drop and the reader taking the transport's
+    end, host calls raised ConversationNotRunning, though the conversation then resumed."""
+    async with valved() as v:
+        valve = v.valves[0]
+        valve.end_released = trio.Event()
+        await v.server.peers[0].peer.drop()
+        await valve.end_seen.wait()  # the reader holds the end, unclassified
+        await v.engine.send_text("one", respond=False)
+        await trio.testing.wait_all_tasks_blocked()  # the writer met the drop
+        await v.engine.send_text("two", respond=False)
+        await v.engine.send_event({"type": "x.three"})
+        valve.end_released.set()
+        await v.events.until(of_type(ConversationResumed))
+        new = v.server.peers[1]
+        await poll_until(lambda: "x.three" in _types(new))
+        assert _user_texts(new) == ["one", "two"]  # carried once, not also replayed
+        assert _raw_types(new) == ["x.three"]
+        assert v.engine.statistics().reconnects == 1
+
+
+async def test_a_deferred_request_released_behind_a_stalled_socket_keeps_its_options() -> None:
+    """Regression: a host's ``create_response`` deferred behind the active response is sent
+    by the reader when that response is done; queued behind a stalled socket, it was taken
+    for the connection's own message and lost to the drop (a plain request replaced it)."""
+
+    def peer(handle: PeerHandle, event: dict[str, Any]) -> list[str]:
+        if event["type"] == "response.create" and handle.index == 0:
+            return [wire(ResponseCreated("resp_0"))]
+        return _peer(handle, event)
+
+    async with valved(peer) as v:
+        await v.engine.send_text("hello")
+        await v.events.until(of_type(ResponseCreated))
+        await v.engine.create_response(instructions="be brief")  # deferred
+        v.stall()
+        await v.engine.send_event({"type": "x.in_flight"})  # the writer holds it
+        v.server.peers[0].peer.send_text_nowait(wire(ResponseDone("resp_0", "completed")))
+        await v.events.until(of_type(ResponseDone))
+        await trio.testing.wait_all_tasks_blocked()
+        new = await v.drop_and_resume()
+        await poll_until(lambda: "response.create" in _types(new))
+        await trio.testing.wait_all_tasks_blocked()
+        creates = [json.loads(t) for t in new.received if '"response.create"' in t]
+        assert creates == [{"type": "response.create", "response": {"instructions": "be brief"}}]
+
+
+async def test_an_image_queued_behind_a_stalled_socket_reaches_the_new_session_whole() -> None:
+    """Regression (review): the ledger records an image message by its text; the replay
+    sent that text under the image's id and the image itself was dropped as a duplicate."""
+    async with valved() as v:
+        v.stall()
+        await v.engine.send_event({"type": "x.in_flight"})
+        await v.engine.send_image(b"\x89PNG\r\n\x1a\n", "image/png", text="what is this?")
+        new = await v.drop_and_resume()
+        await poll_until(lambda: "conversation.item.create" in _types(new))
+        await trio.testing.wait_all_tasks_blocked()
+        parts = [
+            part["type"]
+            for text in new.received
+            if json.loads(text)["type"] == "conversation.item.create"
+            for part in json.loads(text)["item"].get("content", ())
+        ]
+        assert sorted(parts) == ["input_image", "input_text"]  # one item, both parts
