@@ -116,11 +116,16 @@ def _response_cancelled(e: ResponseCancelled) -> dict[str, Any]:
 
 def _response_done(e: ResponseDone) -> dict[str, Any]:
     usage = unstructure(e.usage) if e.usage is not None else None
+    details = None
+    if e.reason is not None or e.error_code is not None:
+        failure = None if e.error_code is None else {"type": "error", "code": e.error_code}
+        details = drop_none({"type": e.status, "reason": e.reason, "error": failure})
     response = drop_none(
         {
             "id": e.response_id,
             "object": "realtime.response",
             "status": e.status,
+            "status_details": details,
             "usage": usage,
             "metadata": e.metadata,
         }
@@ -154,10 +159,10 @@ def _error(e: Error) -> dict[str, Any]:
     return {
         "type": e.TYPE,
         "error": {
-            "type": "invalid_request_error",
+            "type": e.error_type,
             "code": e.code,
             "message": e.message,
-            "param": None,
+            "param": e.param,
             "event_id": e.event_id,
         },
     }

@@ -70,10 +70,11 @@ class SessionCreated(ServerEvent):
 @final
 @attrs.frozen(slots=True)
 class SessionUpdated(ServerEvent):
-    """The server applied a session configuration."""
+    """The server applied a session configuration. ``session_id`` is ``None`` when the
+    server's session object carries no id (GA's update shape does not require one)."""
 
     TYPE: ClassVar[str] = "session.updated"
-    session_id: str
+    session_id: str | None
     instructions: str | None = None
 
 
@@ -211,13 +212,20 @@ class ResponseCancelled(ServerEvent):
 @final
 @attrs.frozen(slots=True)
 class ResponseDone(ServerEvent):
-    """A response finished; always the last event of a response."""
+    """A response finished; always the last event of a response.
+
+    ``reason`` and ``error_code`` come from the response's ``status_details``: why it
+    stopped short (``turn_detected`` and ``client_cancelled`` for ``cancelled``;
+    ``max_output_tokens`` and ``content_filter`` for ``incomplete``) and, for ``failed``,
+    its error's code — the only place a response-level failure is reported."""
 
     TYPE: ClassVar[str] = "response.done"
     response_id: str | None = None
     status: str | None = None
     usage: Usage | None = None
     metadata: dict[str, str] | None = attrs.field(default=None, hash=False)  # as on Created
+    reason: str | None = None
+    error_code: str | None = None
 
 
 @final
@@ -328,6 +336,10 @@ class Error(ServerEvent):
     code: str | None = None
     event_id: str | None = None
     fatal: bool = False
+    #: The error's class (``invalid_request_error``, ``server_error``, …).
+    error_type: str | None = None
+    #: The request field the server refused (e.g. ``session.audio.input.format``).
+    param: str | None = None
 
 
 @final

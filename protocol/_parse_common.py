@@ -190,10 +190,7 @@ def session_created(obj: dict[str, Any]) -> ServerEvent:
 
 def session_updated(obj: dict[str, Any]) -> ServerEvent:
     session = req_dict(obj, "session")
-    session_id = session.get("id")
-    if type(session_id) is not str:
-        raise FieldError(_field_problem("session.id", session_id, "string"))
-    return SessionUpdated(session_id, opt_str(session, "instructions"))
+    return SessionUpdated(opt_str(session, "id"), opt_str(session, "instructions"))
 
 
 def error(obj: dict[str, Any]) -> ServerEvent:
@@ -209,9 +206,15 @@ def error(obj: dict[str, Any]) -> ServerEvent:
             raise FieldError("missing required field 'error'")
         # Depth-limited: an error value may nest arbitrarily deep.
         message = orjson.dumps(_shallow(obj["error"], 0)).decode()
-    code = opt_str(detail, "code") if detail is not None else opt_str(obj, "code")
-    event_id = opt_str(detail, "event_id") if detail is not None else None
-    return Error(message, code, event_id, is_fatal_error_code(code))
+    if detail is not None:
+        code = opt_str(detail, "code")
+        event_id = opt_str(detail, "event_id")
+        error_type = opt_str(detail, "type")
+        param = opt_str(detail, "param")
+    else:
+        code = opt_str(obj, "code")
+        event_id = error_type = param = None
+    return Error(message, code, event_id, is_fatal_error_code(code), error_type, param)
 
 
 def speech_started(obj: dict[str, Any]) -> ServerEvent:
@@ -248,7 +251,7 @@ def response_done(obj: dict[str, Any]) -> ServerEvent:
     # Function calls inside response.output are deliberately not handoffs: the item events
     # already delivered them, and acting twice would answer one call_id twice.
     response = obj.get("response")
-    status = usage = None
+    status = usage = reason = error_code = None
     if type(response) is dict:
         status = opt_str(response, "status")
         raw_usage = response.get("usage")
@@ -257,7 +260,13 @@ def response_done(obj: dict[str, Any]) -> ServerEvent:
                 usage = structure(raw_usage, Usage)
             except StructureError:
                 usage = None
-    return ResponseDone(_response_id(obj), status, usage, _metadata(response))
+        details = response.get("status_details")
+        if type(details) is dict:
+            reason = opt_str(details, "reason")
+            failure = details.get("error")
+            if type(failure) is dict:
+                error_code = opt_str(failure, "code")
+    return ResponseDone(_response_id(obj), status, usage, _metadata(response), reason, error_code)
 
 
 def item(obj: dict[str, Any]) -> ConversationItem:

@@ -389,9 +389,13 @@ handoff_texts = texts.map(str.strip).filter(bool)
 def errors() -> st.SearchStrategy[Error]:
     # ``fatal`` is not on the wire: the parser derives it from the code.
     return st.builds(
-        lambda message, code, event_id: Error(message, code, event_id, is_fatal_error_code(code)),
+        lambda message, code, event_id, error_type, param: Error(
+            message, code, event_id, is_fatal_error_code(code), error_type, param
+        ),
         texts,
         error_codes,
+        opt(texts),
+        opt(texts),
         opt(texts),
     )
 
@@ -415,7 +419,7 @@ def server_strategies(*, v2_safe: bool) -> dict[type[ServerEvent], st.SearchStra
     """One strategy per vocabulary class both dialects carry (v2-representable if asked)."""
     return {
         SessionCreated: st.builds(SessionCreated, opt(texts)),
-        SessionUpdated: st.builds(SessionUpdated, texts, opt(texts)),
+        SessionUpdated: st.builds(SessionUpdated, opt(texts), opt(texts)),
         InputAudioSpeechStarted: st.builds(InputAudioSpeechStarted, opt(texts), opt(int64)),
         InputAudioSpeechStopped: st.builds(InputAudioSpeechStopped, opt(texts), opt(int64)),
         InputAudioCommitted: st.builds(InputAudioCommitted, opt(texts), opt(texts)),
@@ -426,7 +430,15 @@ def server_strategies(*, v2_safe: bool) -> dict[type[ServerEvent], st.SearchStra
         AudioOut: st.builds(AudioOut, audio_frames(), opt(texts), opt(texts)),
         ResponseCreated: st.builds(ResponseCreated, opt(texts), opt(metadatas)),
         ResponseCancelled: st.builds(ResponseCancelled, opt(texts)),
-        ResponseDone: st.builds(ResponseDone, opt(texts), opt(texts), opt(usages), opt(metadatas)),
+        ResponseDone: st.builds(
+            ResponseDone,
+            opt(texts),
+            opt(texts),
+            opt(usages),
+            opt(metadatas),
+            opt(texts),
+            opt(texts),
+        ),
         ConversationItemAdded: st.builds(ConversationItemAdded, conversation_items),
         ConversationItemDone: st.builds(ConversationItemDone, texts),
         ConversationItemTruncated: st.builds(ConversationItemTruncated, texts, int64, int64),
