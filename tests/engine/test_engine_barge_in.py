@@ -191,6 +191,11 @@ async def test_barge_in_against_strict_simulator_is_accepted() -> None:
                 assert 0 < truncated.audio_end_ms <= taken_ms
                 assert not [e for e in events.log if isinstance(e, Error)]
                 assert engine.statistics().truncations == 1
+                # The host learns why the answer stopped (status_details.reason).
+                done = [e for e in events.log if isinstance(e, ResponseDone)]
+                if not done:
+                    done = await events.until(of_type(ResponseDone))
+                assert (done[-1].status, done[-1].reason) == ("cancelled", "turn_detected")
         record = sim.sessions[0]
         truncates = record.of_type("conversation.item.truncate")
         assert len(truncates) == 1
