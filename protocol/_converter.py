@@ -43,6 +43,22 @@ class StructureError(ValueError):
     """A nested wire structure does not fit its class. The message names the field path."""
 
 
+def merge_extra(out: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """Merge ``extra`` (unmodelled wire fields) into an encoded object: an object in
+    ``extra`` merges into the object already at its key, level by level, so
+    ``{"audio": {"input": {"transcription": {"delay": "low"}}}}`` adds one field and keeps
+    the rest of ``audio``; anything else (a value, a list, ``None``) replaces what is
+    there."""
+    for key, value in extra.items():
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            merged = dict(current)
+            merge_extra(merged, value)
+            out[key] = merged
+        else:
+            out[key] = value
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=False)
 
@@ -129,7 +145,7 @@ def _make_converter() -> cattrs.Converter:
                 for name in obj.nulls:
                     out[name] = None
             if has_extra and obj.extra:
-                out.update(obj.extra)
+                merge_extra(out, obj.extra)
             return out
 
         return hook

@@ -11,8 +11,9 @@ Invariants:
 - ``WireSession.unknown_fields`` is filled only when *parsing* a client's session (server
   role): the dotted paths of keys the dialect does not know, so a strict server can answer
   ``unknown_parameter``. Encoders never emit it.
-- ``WireSession.extra`` is merged into the top level of the encoded object last (fields this
-  release does not model); parsing never fills it.
+- ``WireSession.extra`` is merged into the encoded object last, object by object
+  (``_converter.merge_extra``: fields this release does not model, nested ones included);
+  parsing never fills it.
 - Fields whose GA value is "a string or an object" (``voice``, ``tool_choice``,
   ``truncation``, ``tracing``, ``max_output_tokens``) hold the JSON value as is.
 """

@@ -214,8 +214,10 @@ class SessionConfig:
         prompt: a stored prompt reference.
         include: extra server outputs, e.g. ``("item.input_audio_transcription.logprobs",)``.
         reasoning: reasoning effort.
-        extra: top-level session fields this release does not know, sent as given (they win
-            over the typed fields on a clash).
+        extra: session fields this release does not know, sent as given and merged object
+            by object into what the typed fields build (``{"audio": {"input":
+            {"transcription": {"delay": "low"}}}}`` adds one nested field and keeps the
+            rest); on a clash of values, ``extra`` wins.
     """
 
     output_modalities: tuple[str, ...] = attrs.field(default=("audio",), converter=_tuple)

@@ -124,6 +124,33 @@ def test_every_field_reaches_the_wire_and_validates_against_the_official_model()
     official_session(payload)
 
 
+def test_nested_extra_adds_its_fields_and_keeps_the_typed_ones() -> None:
+    """Regression (review): ``extra={"audio": …}`` replaced the whole ``audio`` object, so
+    setting one unmodelled transcription field wiped the format, VAD and voice."""
+    config = SessionConfig(
+        voice="cedar",
+        transcription=InputTranscription(model="gpt-4o-transcribe", language="de"),
+        extra={
+            "audio": {"input": {"transcription": {"delay": "low", "language": "fr"}}},
+            "parallel_tool_calls": False,
+        },
+    )
+    payload = session_payload(config)
+    audio_in = payload["audio"]["input"]
+    assert audio_in["transcription"] == {
+        "model": "gpt-4o-transcribe",
+        "language": "fr",  # a clash of values: extra wins
+        "delay": "low",
+    }
+    assert audio_in["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert audio_in["turn_detection"]["type"] == "server_vad"
+    assert payload["audio"]["output"]["voice"] == "cedar"
+    assert payload["parallel_tool_calls"] is False
+    assert config.extra["audio"] == {
+        "input": {"transcription": {"delay": "low", "language": "fr"}}
+    }  # the host's mapping is not changed by the merge
+
+
 def test_off_is_an_explicit_null_not_an_absent_field() -> None:
     config = SessionConfig(turn_detection=None, noise_reduction=None, transcription=None)
     audio_in = session_payload(config)["audio"]["input"]
