@@ -576,3 +576,30 @@ async def test_an_image_queued_behind_a_stalled_socket_reaches_the_new_session_w
             for part in json.loads(text)["item"].get("content", ())
         ]
         assert sorted(parts) == ["input_image", "input_text"]  # one item, both parts
+
+
+async def test_audio_after_the_writer_met_a_drop_waits_for_the_new_session_bounded() -> None:
+    """Regression (review): once the writer had stopped, the audio task kept filling the
+    outbox with appends, so a host streaming audio had its text refused within ~1 s though
+    the conversation resumed, and up to 64 stale appends went out beyond audio_buffer_ms."""
+    policy = ReconnectPolicy(audio_buffer_ms=200)
+    async with valved(config=EngineConfig(api_key=API_KEY, reconnect=policy)) as v:
+        valve = v.valves[0]
+        valve.end_released = trio.Event()
+        await v.server.peers[0].peer.drop()
+        await valve.end_seen.wait()
+        await v.engine.send_text("one", respond=False)
+        await trio.testing.wait_all_tasks_blocked()  # the writer met the drop
+        for n in range(100):  # 2 s of speech while the end is undecided
+            assert v.engine.send_audio(_numbered(n))
+            await trio.testing.wait_all_tasks_blocked()
+        await v.engine.send_text("after the audio", respond=False)  # not refused
+        valve.end_released.set()
+        await v.events.until(of_type(ConversationResumed))
+        new = v.server.peers[1]
+        await poll_until(lambda: len(_user_texts(new)) == 2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert _user_texts(new) == ["one", "after the audio"]
+        # The one append queued before the audio task saw the end, then the newest 200 ms.
+        assert _appended_numbers(new) == [0, *range(90, 100)]
+        assert v.engine.statistics().audio_frames_dropped == 89
