@@ -69,6 +69,7 @@ from duplex.protocol import (
     HandoffRequested,
     InputAudioSpeechStarted,
     InputAudioSpeechStopped,
+    InputTranscriptDone,
     LocalProtocolError,
     NoopRequested,
     OutputAudioBufferCleared,
@@ -254,6 +255,7 @@ class ConversationState:
             ToolCallRequested: self._on_tool_call,
             OutputAudioDone: self._on_audio_done,
             InputAudioSpeechStopped: self._on_speech_stopped,
+            InputTranscriptDone: self._on_input_transcript,
         }
         # Not forwarded by default (``forward_unknown_events`` forwards them): the GA detail
         # events a host rarely acts on, and the WebRTC-only output buffer events, which a
@@ -574,6 +576,10 @@ class ConversationState:
         current then (a WebRTC track's tail or silence, attributed to it) is not the answer."""
         self._stale_item = self._current_item
         self.latency.turn_ended(self._clock())
+
+    def _on_input_transcript(self, event: InputTranscriptDone, send: list[ClientEvent]) -> bool:
+        self.usage.add_transcription(event.usage, event.audio_seconds)
+        return True
 
     def _on_error(self, event: Error, send: list[ClientEvent]) -> bool:
         # The error policy: the parser marks the codes after which the session cannot go on

@@ -1,6 +1,7 @@
 """Token usage and response latency of one conversation, sans-IO (``statistics()`` reports them).
 
-``UsageMeter`` adds up the ``usage`` of every ``response.done``. ``LatencyMeter`` measures, per
+``UsageMeter`` adds up the ``usage`` of every ``response.done``, and apart from it the usage of
+every finished input transcription (token- or duration-billed). ``LatencyMeter`` measures, per
 response, the time from the end of the user's turn to the model's first output. Both are fed
 by the state machine; the clock is injected (seconds, monotonic), so tests drive it.
 
@@ -56,6 +57,12 @@ class UsageTotals:
     cached_input_tokens: int = 0
     output_text_tokens: int = 0
     output_audio_tokens: int = 0
+    #: Input transcription, billed apart from the responses: finished transcriptions, the
+    #: tokens of token-billed models, the audio of duration-billed ones.
+    transcriptions: int = 0
+    transcription_input_tokens: int = 0
+    transcription_output_tokens: int = 0
+    transcription_audio_s: float = 0.0
 
 
 @final
@@ -83,12 +90,23 @@ def _int(value: Any) -> int:
 
 
 class UsageMeter:
-    """Running totals of ``ResponseDone.usage``."""
+    """Running totals of ``ResponseDone.usage`` and ``InputTranscriptDone`` usage."""
 
-    __slots__ = ("_totals",)
+    __slots__ = ("_audio_s", "_totals")
 
     def __init__(self) -> None:
         self._totals: dict[str, int] = dict.fromkeys(attrs.fields_dict(UsageTotals), 0)
+        del self._totals["transcription_audio_s"]
+        self._audio_s = 0.0
+
+    def add_transcription(self, usage: Usage | None, audio_seconds: float | None) -> None:
+        t = self._totals
+        t["transcriptions"] += 1
+        if usage is not None:
+            t["transcription_input_tokens"] += _int(usage.input_tokens)
+            t["transcription_output_tokens"] += _int(usage.output_tokens)
+        if audio_seconds is not None:
+            self._audio_s += audio_seconds
 
     def add(self, usage: Usage | None) -> None:
         if usage is None:
@@ -111,7 +129,7 @@ class UsageMeter:
         t["output_audio_tokens"] += _int(details.get("audio_tokens"))
 
     def totals(self) -> UsageTotals:
-        return UsageTotals(**self._totals)
+        return UsageTotals(**self._totals, transcription_audio_s=self._audio_s)
 
 
 class LatencyMeter:

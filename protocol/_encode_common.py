@@ -28,6 +28,7 @@ from ._events import (
     InputAudioCommitted,
     InputAudioSpeechStarted,
     InputAudioSpeechStopped,
+    InputTranscriptDone,
     RateLimitsUpdated,
     ResponseCancelled,
     ResponseCreated,
@@ -43,6 +44,7 @@ __all__ = [
     "client_payload",
     "drop_none",
     "require_text",
+    "transcription_usage",
 ]
 
 # vocabulary event -> wire dict
@@ -112,6 +114,15 @@ def _response_created(e: ResponseCreated) -> dict[str, Any]:
 
 def _response_cancelled(e: ResponseCancelled) -> dict[str, Any]:
     return {"type": e.TYPE, "response": _response(e.response_id, "cancelled")}
+
+
+def transcription_usage(e: InputTranscriptDone) -> dict[str, Any] | None:
+    """``usage`` of ``…input_audio_transcription.completed``: tokens or audio duration."""
+    if e.usage is not None:
+        return {"type": "tokens", **unstructure(e.usage)}
+    if e.audio_seconds is not None:
+        return {"type": "duration", "seconds": e.audio_seconds}
+    return None
 
 
 def _response_done(e: ResponseDone) -> dict[str, Any]:

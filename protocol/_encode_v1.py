@@ -13,7 +13,13 @@ from typing import Any, Final
 
 from ._audio import b64encode_pcm
 from ._client_events import ClientEvent, ConversationItemCreate, HandoffAppend, SessionCreate
-from ._encode_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
+from ._encode_common import (
+    COMMON_SERVER_PAYLOADS,
+    ServerPayload,
+    drop_none,
+    require_text,
+    transcription_usage,
+)
 from ._enums import OutputModality, ProtocolVersion, SessionMode, validate_voice
 from ._errors import LocalProtocolError
 from ._events import (
@@ -136,7 +142,14 @@ def _input_delta(e: InputTranscriptDelta) -> dict[str, Any]:
 
 
 def _input_done(e: InputTranscriptDone) -> dict[str, Any]:
-    return drop_none({"type": e.TYPE, "transcript": e.text, "item_id": e.item_id})
+    return drop_none(
+        {
+            "type": e.TYPE,
+            "transcript": e.text,
+            "item_id": e.item_id,
+            "usage": transcription_usage(e),
+        }
+    )
 
 
 def _output_delta(e: OutputTranscriptDelta) -> dict[str, Any]:

@@ -19,7 +19,13 @@ import orjson
 from ._audio import G711_SAMPLE_RATE, WIRE_CHANNELS, WIRE_SAMPLE_RATE, b64encode_pcm
 from ._client_events import ClientEvent, ConversationItemCreate
 from ._control_builders import tool_output_event
-from ._encode_common import COMMON_SERVER_PAYLOADS, ServerPayload, drop_none, require_text
+from ._encode_common import (
+    COMMON_SERVER_PAYLOADS,
+    ServerPayload,
+    drop_none,
+    require_text,
+    transcription_usage,
+)
 from ._enums import SessionMode
 from ._errors import LocalProtocolError
 from ._events import (
@@ -163,7 +169,13 @@ def _input_delta(e: InputTranscriptDelta) -> dict[str, Any]:
 
 def _input_done(e: InputTranscriptDone) -> dict[str, Any]:
     return drop_none(
-        {"type": e.TYPE, "item_id": e.item_id, "content_index": 0, "transcript": e.text}
+        {
+            "type": e.TYPE,
+            "item_id": e.item_id,
+            "content_index": 0,
+            "transcript": e.text,
+            "usage": transcription_usage(e),
+        }
     )
 
 

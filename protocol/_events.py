@@ -121,11 +121,14 @@ class InputTranscriptDelta(ServerEvent):
 @final
 @attrs.frozen(slots=True)
 class InputTranscriptDone(ServerEvent):
-    """The final transcription of one user turn."""
+    """The final transcription of one user turn, with what it cost: ``usage`` when the
+    transcription model bills tokens, ``audio_seconds`` when it bills audio duration."""
 
     TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.completed"
     text: str
     item_id: str | None = None
+    usage: Usage | None = None
+    audio_seconds: float | None = None
 
 
 @final

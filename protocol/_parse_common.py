@@ -15,9 +15,10 @@ Invariants:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import orjson
 
@@ -316,8 +317,30 @@ def rate_limits(obj: dict[str, Any]) -> ServerEvent:
     return RateLimitsUpdated(limits)
 
 
+def _is_duration(value: object) -> TypeGuard[float]:
+    return (
+        isinstance(value, (int, float))
+        and type(value) is not bool
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
 def input_done(obj: dict[str, Any]) -> ServerEvent:
-    return InputTranscriptDone(req_str(obj, "transcript"), opt_str(obj, "item_id"))
+    usage: Usage | None = None
+    seconds: float | None = None
+    raw = obj.get("usage")
+    if type(raw) is dict:  # a malformed usage is dropped: the transcript is what matters
+        if raw.get("type") == "duration":
+            value = raw.get("seconds")
+            if _is_duration(value):
+                seconds = float(value)
+        else:
+            try:
+                usage = structure(raw, Usage)
+            except StructureError:
+                usage = None
+    return InputTranscriptDone(req_str(obj, "transcript"), opt_str(obj, "item_id"), usage, seconds)
 
 
 def output_done_transcript(obj: dict[str, Any]) -> ServerEvent:

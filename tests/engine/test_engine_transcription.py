@@ -39,6 +39,13 @@ async def test_v2_transcription_session_transcribes_speech_and_never_responds() 
                     await trio.lowlevel.checkpoint()
                 done = (await events.until(of_type(InputTranscriptDone)))[-1]
                 assert done.text == "take a note"
+                # The simulator bills transcription by duration, as whisper-style models do.
+                assert done.audio_seconds is not None
+                assert done.audio_seconds > 0.5
+                usage = engine.statistics().usage
+                assert usage.transcriptions == 1
+                assert usage.transcription_audio_s == pytest.approx(done.audio_seconds)
+                assert usage.responses == 0
                 assert any(isinstance(e, InputAudioSpeechStarted) for e in events.log)
                 await trio.sleep(0.3)
                 assert not any(isinstance(e, ResponseCreated) for e in events.log)

@@ -21,6 +21,7 @@ from duplex.engine import (
     EngineConfig,
     FunctionTool,
     InputAudioSpeechStopped,
+    InputTranscriptDone,
     InvalidRequest,
     OutputTranscriptDelta,
     ResponseCancelled,
@@ -432,6 +433,23 @@ def test_usage_adds_up_by_modality_and_counts_cached_tokens_as_a_subset() -> Non
     )
     assert totals.cached_input_tokens == 80  # inside input_tokens, not added to it
     assert (totals.output_text_tokens, totals.output_audio_tokens) == (20, 80)
+
+
+def test_transcription_usage_is_counted_apart_from_the_responses() -> None:
+    state = running()
+    tokens = Usage(total_tokens=30, input_tokens=20, output_tokens=10)
+    state.receive(
+        [
+            InputTranscriptDone("hello", "item_1", tokens),
+            InputTranscriptDone("again", "item_2", None, 2.5),
+            InputTranscriptDone("free", "item_3"),
+        ]
+    )
+    totals = state.usage.totals()
+    assert totals.transcriptions == 3
+    assert (totals.transcription_input_tokens, totals.transcription_output_tokens) == (20, 10)
+    assert totals.transcription_audio_s == 2.5
+    assert (totals.responses, totals.input_tokens) == (0, 0)  # not response usage
 
 
 def test_latency_runs_from_the_end_of_speech_to_the_first_transcript_and_audio() -> None:

@@ -424,7 +424,16 @@ def server_strategies(*, v2_safe: bool) -> dict[type[ServerEvent], st.SearchStra
         InputAudioSpeechStopped: st.builds(InputAudioSpeechStopped, opt(texts), opt(int64)),
         InputAudioCommitted: st.builds(InputAudioCommitted, opt(texts), opt(texts)),
         InputTranscriptDelta: st.builds(InputTranscriptDelta, texts, opt(texts)),
-        InputTranscriptDone: st.builds(InputTranscriptDone, texts, opt(texts)),
+        InputTranscriptDone: st.one_of(
+            st.builds(InputTranscriptDone, texts, opt(texts)),
+            st.builds(InputTranscriptDone, texts, opt(texts), usages),
+            st.builds(
+                InputTranscriptDone,
+                texts,
+                opt(texts),
+                audio_seconds=st.floats(min_value=0, max_value=1e6),
+            ),
+        ),
         OutputTranscriptDelta: st.builds(OutputTranscriptDelta, texts, opt(texts), opt(texts)),
         OutputTranscriptDone: st.builds(OutputTranscriptDone, texts, opt(texts), opt(texts)),
         AudioOut: st.builds(AudioOut, audio_frames(), opt(texts), opt(texts)),
