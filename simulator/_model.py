@@ -21,8 +21,10 @@ Behaviour (the simulator contract, SPEC §5):
 - the session's audio formats: G.711 input is decoded before the VAD, G.711 output deltas;
 - strictness (openai-realtime-protocol.md §7/§8.3): one active default-conversation
   response, commit ≥ 100 ms, truncate bounds, voice immutable after audio, model immutable,
-  GA ``unknown_parameter``, ``response_cancel_not_active``, ``response.create`` values
-  (``conversation``, ``metadata`` limits, ``output_modalities``, ``input``).
+  GA ``unknown_parameter``, GA session values (formats and the 24 kHz rate, turn detection,
+  noise reduction, speed, ``max_output_tokens``, ``tool_choice``: ``_session_values``),
+  ``response_cancel_not_active``, ``response.create`` values (``conversation``,
+  ``metadata`` limits, ``output_modalities``, ``input``).
 
 Invariants:
 - no I/O and no clock: identical inputs and ``now`` values give identical outputs, ids included;
@@ -67,6 +69,7 @@ from ._session_shape import (
     deep_merge,
     initial_session,
 )
+from ._session_values import refusal
 
 __all__ = ["MIN_COMMIT_MS", "ScriptedModel"]
 
@@ -346,6 +349,10 @@ class ScriptedModel(ResponseStreams):
                     client_event_id=eid,
                 )
             ]
+        refused = refusal(raw_session) if self.version is ProtocolVersion.V2 else None
+        if refused is not None:
+            code, message, param = refused
+            return [self.error(code, message, param=param, client_event_id=eid)]
         patch = raw_session if isinstance(raw_session, dict) else config_patch(cfg)
         patch = {k: v for k, v in patch.items() if k not in _READ_ONLY_SESSION_KEYS}
         self.session = deep_merge(self.session, patch)

@@ -340,6 +340,35 @@ async def test_unknown_session_parameter(session: dict[str, Any], param: str) ->
         assert error["error"]["message"] == f"Unknown parameter: '{param}'."
 
 
+@pytest.mark.parametrize(
+    ("session", "code", "param"),
+    [
+        (
+            {
+                "type": "realtime",
+                "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}},
+            },
+            "invalid_value",
+            "session.audio.input.format.rate",
+        ),
+        (
+            {"type": "realtime", "audio": {"output": {"speed": 3.0}}},
+            "decimal_above_max_value",
+            "session.audio.output.speed",
+        ),
+    ],
+)
+async def test_a_session_value_the_api_refuses_is_refused(
+    session: dict[str, Any], code: str, param: str
+) -> None:
+    """Regression (review): the simulator echoed any value in session.updated (a 16 kHz
+    input format, speed 3.0), so a misconfigured client passed here and failed on the API."""
+    with trio.fail_after(10):
+        error = await _error_for([{"type": "session.update", "session": session, "event_id": "e1"}])
+        assert (error["error"]["code"], error["error"]["param"]) == (code, param)
+        assert error["error"]["event_id"] == "e1"
+
+
 async def test_beta_response_field_is_unknown_parameter() -> None:
     with trio.fail_after(10):
         error = await _error_for(
