@@ -73,6 +73,7 @@ from duplex.protocol import (
     ClientEvent,
     ConversationItemCreate,
     Error,
+    ResponseCancel,
     ResponseCreate,
     ServerEvent,
     ServerEventParser,
@@ -778,8 +779,10 @@ class Conversation:
         self._precheck()
         await self._outbox.wait_writable()
         step = self.state.interrupt()
-        # The cancel and truncate are about this connection's response: never carried.
-        self._outbox.push_connection(self._encode(step.send))
+        # The cancel and truncate are about this connection's response: never carried, but
+        # for a cancel of a response requested and not yet created, which goes with the
+        # request if that is carried.
+        self._outbox.push_connection(self._encode(step.send), _unanswered_cancels(step.send))
         if step.forward:
             # AudioInterrupted: structural (one per call), never waits on the host — the
             # caller may be the task that reads events().
@@ -881,6 +884,14 @@ def _host_requests(events: list[ClientEvent]) -> list[int]:
     # response requests it sends when their turn comes: those are the host's (or the
     # user's, after a tool output), and a next connection must still get them.
     return [index for index, event in enumerate(events) if type(event) is ResponseCreate]
+
+
+def _unanswered_cancels(events: list[ClientEvent]) -> list[int]:
+    return [
+        index
+        for index, event in enumerate(events)
+        if type(event) is ResponseCancel and event.response_id is None
+    ]
 
 
 def _sending(events: list[ClientEvent]) -> Step:

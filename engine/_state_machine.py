@@ -647,8 +647,9 @@ class ConversationState:
         kind = type(event)
         if kind is Error:
             message = self._clean(event.message)
-            if message != event.message:
-                return attrs.evolve(event, message=message)
+            param = None if event.param is None else self._clean(event.param)
+            if message != event.message or param != event.param:
+                return attrs.evolve(event, message=message, param=param)
         elif kind is ParseFailure:
             preview = self._clean(event.preview)
             reason = self._clean(event.reason)
@@ -692,8 +693,8 @@ class ConversationState:
         send: list[ClientEvent] = []
         if carried:
             self.responses.request()  # the carried create is on its way: it holds the slot
-        elif cut:
-            self._request_response(send)
+        elif cut and self.dialect.client_requests_responses:
+            self._request_response(send)  # (a v1 backend answers by itself)
         elif self._deferred and self.responses.request():
             self._send_deferred(send)
         self.responses.pending = bool(self._deferred)

@@ -47,16 +47,28 @@ def merge_extra(out: dict[str, Any], extra: Mapping[str, Any]) -> None:
     """Merge ``extra`` (unmodelled wire fields) into an encoded object: an object in
     ``extra`` merges into the object already at its key, level by level, so
     ``{"audio": {"input": {"transcription": {"delay": "low"}}}}`` adds one field and keeps
-    the rest of ``audio``; anything else (a value, a list, ``None``) replaces what is
-    there."""
+    the rest of ``audio``; an object of another ``type`` (``semantic_vad`` over
+    ``server_vad``) replaces it whole, as the server does, and so does anything else (a
+    value, a list, ``None``)."""
     for key, value in extra.items():
         current = out.get(key)
-        if isinstance(value, Mapping) and isinstance(current, dict):
+        if (
+            isinstance(value, Mapping)
+            and isinstance(current, dict)
+            and value.get("type", current.get("type")) == current.get("type")
+        ):
             merged = dict(current)
             merge_extra(merged, value)
             out[key] = merged
+        elif isinstance(value, Mapping):
+            out[key] = _plain(value)
         else:
             out[key] = value
+
+
+def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-ready copy of a mapping of any kind (a ``MappingProxyType`` included)."""
+    return {k: _plain(v) if isinstance(v, Mapping) else v for k, v in value.items()}
 
 
 def _make_converter() -> cattrs.Converter:

@@ -170,7 +170,8 @@ def _error(e: Error) -> dict[str, Any]:
     return {
         "type": e.TYPE,
         "error": {
-            "type": e.error_type,
+            # Required on the wire: a synthesised Error without one gets the usual class.
+            "type": "invalid_request_error" if e.error_type is None else e.error_type,
             "code": e.code,
             "message": e.message,
             "param": e.param,

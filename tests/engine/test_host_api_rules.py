@@ -279,6 +279,15 @@ def test_a_carried_request_holds_the_slot_after_a_resume() -> None:
     assert types(new.send_text("next", respond=True)) == ["conversation.item.create"]
 
 
+def test_a_v1_resume_asks_for_no_response_its_backend_answers_by_itself() -> None:
+    """Regression (review): moving the cut-response request into the state machine lost the
+    dialect check the replay had, and a v1 session got a response.create after a drop."""
+    old = running(V1)
+    old.receive([ResponseCreated("r1")])
+    new = running(V1)
+    assert new.take_over_responses(old, cut=True, carried=False) == []
+
+
 def test_a_resume_with_nothing_cut_sends_the_oldest_deferred_request() -> None:
     assert _resumed_from(_with_deferred(), cut=False, carried=False) == [
         {"type": "response.create", "response": {"instructions": "first"}}

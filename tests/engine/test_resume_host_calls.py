@@ -603,3 +603,19 @@ async def test_audio_after_the_writer_met_a_drop_waits_for_the_new_session_bound
         # The one append queued before the audio task saw the end, then the newest 200 ms.
         assert _appended_numbers(new) == [0, *range(90, 100)]
         assert v.engine.statistics().audio_frames_dropped == 89
+
+
+async def test_an_interrupt_of_a_queued_request_goes_with_the_request() -> None:
+    """Regression (review): the host interrupted a response it had requested but not yet
+    seen created; the request was carried to the new session and the cancel was not, so
+    the new session produced the answer the host had cancelled."""
+    async with valved() as v:
+        v.stall()
+        await v.engine.send_event({"type": "x.in_flight"})
+        await trio.testing.wait_all_tasks_blocked()
+        await v.engine.send_text("tell me a long story")  # the item and its request, queued
+        await v.engine.interrupt()  # a cancel without id: nothing was created yet
+        new = await v.drop_and_resume()
+        await poll_until(lambda: "response.cancel" in _types(new))
+        types = _types(new)
+        assert types.index("response.create") < types.index("response.cancel")

@@ -266,6 +266,11 @@ def test_key_echoed_by_the_server_is_redacted_everywhere_the_engine_builds_text(
     assert API_KEY not in repr(step.forward)
     assert API_KEY not in repr(step.end)
     state = running()
+    refused = Error("bad field", "invalid_value", None, False, None, f"session.x\n{API_KEY}")
+    forwarded = state.receive([refused]).forward
+    assert API_KEY not in repr(forwarded)
+    assert "\n" not in (forwarded[0].param or "")
+    state = running()
     step = state.receive([], TransportEnded("error", 1006, f"reset\n{API_KEY}"))
     assert API_KEY not in repr(step.forward)
     assert API_KEY not in repr(step.end)

@@ -17,6 +17,7 @@ from duplex.protocol import (
     AudioOut,
     ConversationItemDelete,
     ConversationItemTruncate,
+    Error,
     HandoffAppend,
     InputAudioBufferAppend,
     LocalProtocolError,
@@ -517,6 +518,16 @@ def test_encoding_noop_requested_in_v1_is_rejected() -> None:
 def test_encoding_parse_failure_is_rejected(version: str) -> None:
     with pytest.raises(LocalProtocolError, match="ParseFailure cannot be encoded"):
         encode_server_event(ParseFailure("invalid JSON", "x"), version)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_an_error_without_a_class_is_encoded_with_the_required_one(version: str) -> None:
+    """Regression (review): ``error.type`` is required on the GA wire; an ``Error`` built
+    without ``error_type`` was encoded with ``"type": null``."""
+    wire = json.loads(encode_server_event(Error("boom", "server_error"), version))
+    assert wire["error"]["type"] == "invalid_request_error"
+    wire = json.loads(encode_server_event(Error("x", None, None, False, "server_error"), version))
+    assert wire["error"]["type"] == "server_error"
 
 
 def test_local_protocol_error_is_a_protocol_error_with_message() -> None:

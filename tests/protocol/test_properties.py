@@ -395,7 +395,7 @@ def errors() -> st.SearchStrategy[Error]:
         texts,
         error_codes,
         opt(texts),
-        opt(texts),
+        texts,  # error_type: required on the wire (the encoder fills in a missing one)
         opt(texts),
     )
 

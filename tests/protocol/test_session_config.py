@@ -151,6 +151,17 @@ def test_nested_extra_adds_its_fields_and_keeps_the_typed_ones() -> None:
     }  # the host's mapping is not changed by the merge
 
 
+def test_nested_extra_of_another_type_replaces_the_object() -> None:
+    """An object whose ``type`` changes is replaced whole, as the server does: semantic VAD
+    over the typed server VAD keeps none of its silence settings."""
+    config = SessionConfig(
+        extra={"audio": {"input": {"turn_detection": {"type": "semantic_vad", "eagerness": "low"}}}}
+    )
+    audio_in = session_payload(config)["audio"]["input"]
+    assert audio_in["turn_detection"] == {"type": "semantic_vad", "eagerness": "low"}
+    assert audio_in["format"] == {"type": "audio/pcm", "rate": 24000}  # the rest kept
+
+
 def test_off_is_an_explicit_null_not_an_absent_field() -> None:
     config = SessionConfig(turn_detection=None, noise_reduction=None, transcription=None)
     audio_in = session_payload(config)["audio"]["input"]
