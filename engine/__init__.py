@@ -11,6 +11,8 @@ How it is built (one inbound event, and one ``send_audio``, each cross at most t
                          reader     transport.receive_batch() → parse → state → host queue
                          writer     outbox → transport.send_text (the only text writer)
                          audio-mux  host audio → whole samples → 24 kHz → outbox | RTP
+    _host_calls.py     the host's calls on a conversation (held while reconnecting, then
+                       decided by the state machine and queued in the outbox)
     _state_machine.py  ConversationState: every rule (lifecycle, responses, barge-in,
                        handoffs, error policy, what is forwarded); sync, trio-free
     _queues.py         HostQueue (host events) and Outbox (client frames): bounded for

@@ -51,20 +51,15 @@ in ``_queues.py``.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import (
     Awaitable,
     Callable,
-    Iterable,
-    Mapping,
-    Sequence,
 )
 from contextlib import suppress
-from typing import Any, Final
+from typing import Final
 
-import attrs
 import trio
 
 from duplex.protocol import (
@@ -73,14 +68,11 @@ from duplex.protocol import (
     ClientEvent,
     ConversationItemCreate,
     Error,
-    ResponseCancel,
     ResponseCreate,
     ServerEvent,
     ServerEventParser,
     audio_append_text,
-    delete_item_event,
     dialect,
-    encode_client_event,
 )
 from duplex.transports import Transport, TransportClosed, TransportEnded
 
@@ -92,11 +84,11 @@ from ._errors import (
     ConversationResumed,
     ConversationStarted,
     ConversationStartError,
-    InvalidRequest,
 )
 from ._g711 import G711_FORMATS, G711Transcoder
-from ._history import HISTORY_EVENTS, ConversationHistory, HistoryItem
+from ._history import HISTORY_EVENTS, ConversationHistory
 from ._host_audio import AudioInbox, PcmAligner, chain, check_host_frame, to_host_g711
+from ._host_calls import HostCalls
 from ._queues import HostQueue, Outbox
 from ._reconnect import TransportCounts
 from ._resample import HostAudioConverter, ResamplerUnavailable
@@ -104,11 +96,8 @@ from ._resume import (
     Ending,
     Unsent,
     classify,
-    item_event,
-    new_item_id,
     replay_events,
     rotation,
-    stamp_items,
     trim_backlog,
 )
 from ._session import SessionSettings
@@ -124,7 +113,7 @@ Connect = Callable[[trio.Nursery], Awaitable[Transport]]
 BYTES_PER_SAMPLE: Final = 2
 
 
-class Conversation:
+class Conversation(HostCalls):
     """A conversation; created by the engine and run with ``nursery.start(conv.run)``.
 
     The engine talks to it through ``run``/``go``, ``close``, ``replace``, ``running``, the
@@ -629,72 +618,6 @@ class Conversation:
                     # room is kept for the host's calls.
                     return
 
-    # ---- host calls -----------------------------------------------------------------
-
-    async def _host_call(self, decide: Callable[[], Step]) -> None:
-        """Wait for room in the outbox, then let the state machine decide and queue what it
-        sends, with no checkpoint in between: a cancelled wait changes nothing. Items the
-        engine creates get an id and go into the history (``_resume.stamp_items``)."""
-        await self._wait_room()
-        step = decide()
-        stamp_items(step.send, self.history, self._version)
-        self._outbox.push(self._encode(step.send))
-
-    async def _wait_room(self) -> None:
-        """Wait until the live connection's outbox takes a host frame; a connection that
-        ends meanwhile is waited out when the conversation resumes."""
-        while True:
-            await self.await_live()
-            try:
-                await self._outbox.wait_writable()
-            except ConversationNotRunning:
-                if self._reconnecting and not self._ended:
-                    continue  # the connection dropped while we waited: wait for the next
-                raise
-            return
-
-    async def await_live(self) -> None:
-        """While reconnecting, wait for ``ConversationResumed`` (or the end: then the call
-        raises ``ConversationNotRunning`` as usual). Host calls are held, not refused, so a
-        host never has to know a reconnect happened."""
-        while self._reconnecting and not self._ended:
-            await self._live.wait()
-
-    async def send_text(self, text: str, *, respond: bool) -> None:
-        await self.await_live()
-        self._precheck()
-        await self._host_call(lambda: self.state.send_text(text, respond=respond))
-
-    async def send_handoff_output(self, handoff_id: str, text: str, *, final: bool) -> None:
-        await self.await_live()
-        self.state.check_handoff(handoff_id)
-        await self._host_call(lambda: self.state.handoff_output(handoff_id, text, final=final))
-
-    async def update_prompt(self, prompt: str) -> None:
-        await self.await_live()
-        self._precheck()
-        await self._host_call(lambda: self.state.update_prompt(prompt))
-
-    async def add_item(self, item: HistoryItem) -> str:
-        """Add ``item`` to the conversation (v2); returns its id."""
-        await self.await_live()
-        self._precheck()
-        if item.id is None:
-            item = attrs.evolve(item, id=new_item_id())
-        event = item_event(item)
-        if event is None:
-            raise ValueError("a message item needs text")
-        await self._host_call(lambda: _sending([event]))
-        self.history.record(item)
-        assert item.id is not None
-        return item.id
-
-    async def delete_item(self, item_id: str) -> None:
-        await self.await_live()
-        self._precheck()
-        await self._host_call(lambda: _sending([delete_item_event(item_id)]))
-        self.history.forget(item_id)
-
     def submit_audio(self, frame: AudioFrame) -> bool:
         """Queue host audio without blocking; False (and counted) when the queue is full.
         While reconnecting it is held (``ReconnectPolicy.audio_buffer_ms`` of it is sent
@@ -741,119 +664,6 @@ class Conversation:
         self.counters.audio_in += 1
         return True
 
-    # ---- the full host API (issue 13) ---------------------------------------------------
-
-    async def send_tool_output(self, call_id: str, output: str, *, respond: bool) -> None:
-        await self.await_live()
-        self._precheck()
-        self.state.check_tool_call(call_id)
-        await self._host_call(lambda: self.state.tool_output(call_id, output, respond=respond))
-
-    async def update_session(
-        self, session: Any, *, tools: Iterable[Any] | None, instructions: str | None
-    ) -> None:
-        await self.await_live()
-        self._precheck()
-        tools = None if tools is None else tuple(tools)
-        await self._host_call(
-            lambda: self.state.update_session(session, tools=tools, instructions=instructions)
-        )
-
-    async def commit_audio(self, *, respond: bool) -> None:
-        await self.await_live()
-        self._precheck()
-        self.state.check_turn_control("commit_audio")
-        # Audio the host sent before this call must reach the wire before the commit.
-        await self._audio_recv.drained()
-        await self._host_call(lambda: self.state.commit_audio(respond=respond))
-
-    async def clear_audio(self) -> None:
-        await self.await_live()
-        self._precheck()
-        self.state.check_turn_control("clear_audio")
-        await self._audio_recv.drained()
-        await self._host_call(self.state.clear_audio)
-
-    async def interrupt(self) -> None:
-        await self.await_live()
-        self._precheck()
-        await self._outbox.wait_writable()
-        step = self.state.interrupt()
-        # The cancel and truncate are about this connection's response: never carried, but
-        # for a cancel of a response requested and not yet created, which goes with the
-        # request if that is carried.
-        self._outbox.push_connection(self._encode(step.send), _unanswered_cancels(step.send))
-        if step.forward:
-            # AudioInterrupted: structural (one per call), never waits on the host — the
-            # caller may be the task that reads events().
-            self._host.push_nowait(self.generation, step.forward)
-
-    async def create_response(
-        self,
-        *,
-        instructions: str | None,
-        conversation: str,
-        metadata: Mapping[str, str] | None,
-        output_modalities: Sequence[str] | None,
-        input: Iterable[Any] | None,
-    ) -> None:
-        await self.await_live()
-        self._precheck()
-        items = None if input is None else tuple(input)
-        await self._host_call(
-            lambda: self.state.create_response(
-                instructions=instructions,
-                conversation=conversation,
-                metadata=metadata,
-                output_modalities=output_modalities,
-                input=items,
-            )
-        )
-
-    async def send_image(self, data: bytes, mime_type: str, *, text: str | None) -> None:
-        await self.await_live()
-        self._precheck()
-        await self._host_call(lambda: self.state.image(data, mime_type, text=text))
-
-    async def send_event(self, event: Mapping[str, Any]) -> None:
-        """A raw client event, encoded as given, through the one writer."""
-        await self.await_live()
-        self._precheck()
-        if not isinstance(event, Mapping) or type(event.get("type")) is not str:
-            raise InvalidRequest("a raw event must be a mapping with a string 'type'")
-        try:
-            text = json.dumps(dict(event), ensure_ascii=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest(f"a raw event must be JSON-serialisable: {exc}") from exc
-        await self._wait_room()
-        self._precheck()
-        self._outbox.push((text,))
-        self.counters.client_events += 1
-        self.counters.raw_events_sent += 1
-
-    @property
-    def running(self) -> bool:
-        if self._ended:
-            return False
-        return self.state.running or self._reconnecting
-
-    def _precheck(self) -> None:
-        if not self.state.running or self._outbox.closed:
-            raise ConversationNotRunning()
-
-    def audio_played(self, item_id: str, ms: float) -> None:
-        """The host reports playback of ``item_id`` (``Engine.audio_played``)."""
-        if self._reconnecting and not self._ended:
-            return  # the item belongs to the dropped connection: nothing left to cut
-        if not self.state.running:
-            raise ConversationNotRunning()
-        self.state.audio_played(item_id, ms)
-
-    def delivered(self, event: AudioOut) -> bool:
-        """The host is taking ``event`` from ``events()``; False: it is stale (its item was
-        cut by a barge-in after it was queued) and is not delivered."""
-        return self.state.audio_delivered(event)
-
     def _fold_counts(self, transport: Transport) -> None:
         # Once per transport: a failed reconnect attempt leaves the last one in place.
         if transport is not self._counted:
@@ -873,31 +683,12 @@ class Conversation:
             "outbound": self._outbox.depth(),
         }
 
-    def _encode(self, events: list[ClientEvent]) -> list[str]:
-        self.counters.client_events += len(events)
-        version = self._version
-        return [encode_client_event(event, version) for event in events]
-
 
 def _host_requests(events: list[ClientEvent]) -> list[int]:
     # The state machine's control messages answer this connection's events, but for the
     # response requests it sends when their turn comes: those are the host's (or the
     # user's, after a tool output), and a next connection must still get them.
     return [index for index, event in enumerate(events) if type(event) is ResponseCreate]
-
-
-def _unanswered_cancels(events: list[ClientEvent]) -> list[int]:
-    return [
-        index
-        for index, event in enumerate(events)
-        if type(event) is ResponseCancel and event.response_id is None
-    ]
-
-
-def _sending(events: list[ClientEvent]) -> Step:
-    step = Step()
-    step.send.extend(events)
-    return step
 
 
 def _frame_type(text: str) -> str:
