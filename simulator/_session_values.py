@@ -60,18 +60,16 @@ def refusal(session: object) -> Refusal | None:
     return None
 
 
-def _enum(value: object, allowed: tuple[str, ...], param: str) -> Refusal | None:
-    if isinstance(value, str) and value in allowed:
+def _enum(value: object, allowed: tuple[str | int, ...], param: str) -> Refusal | None:
+    if value in allowed and type(value) is type(allowed[0]):
         return None
-    if len(allowed) == 2:
-        listed = f"'{allowed[0]}' and '{allowed[1]}'"
+    shown = [f"'{a}'" if isinstance(a, str) else str(a) for a in allowed]
+    if len(shown) <= 2:
+        listed = " and ".join(shown)
     else:
-        listed = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
-    return (
-        "invalid_value",
-        f"Invalid value: '{_show(value)}'. Supported values are: {listed}.",
-        param,
-    )
+        listed = ", ".join(shown[:-1]) + f", and {shown[-1]}"
+    got = f"'{_show(value)}'" if isinstance(value, str) else _show(value)
+    return ("invalid_value", f"Invalid value: {got}. Supported values are: {listed}.", param)
 
 
 def _type_error(param: str, expected: str, value: object) -> Refusal:
@@ -90,16 +88,8 @@ def _format(value: object, param: str) -> Refusal | None:
         return found
     rate = value.get("rate")
     if value.get("type") == "audio/pcm" and rate is not None and rate != PCM_RATE:
-        return _enum_int(rate, PCM_RATE, f"{param}.rate")
+        return _enum(rate, (PCM_RATE,), f"{param}.rate")
     return None
-
-
-def _enum_int(value: object, allowed: int, param: str) -> Refusal:
-    return (
-        "invalid_value",
-        f"Invalid value: {_show(value)}. Supported values are: {allowed}.",
-        param,
-    )
 
 
 def _turn_detection(value: object, param: str) -> Refusal | None:
@@ -163,41 +153,29 @@ def _number(value: object, low: float, high: float, param: str) -> Refusal | Non
     if not _is_number(value):
         return _type_error(param, "a decimal", value)
     assert isinstance(value, (int, float))
-    if value < low:
-        return (
-            "decimal_below_min_value",
-            f"Invalid '{param}': decimal below minimum value. Expected a value >= {low}, "
-            f"but got {value} instead.",
-            param,
-        )
-    if value > high:
-        return (
-            "decimal_above_max_value",
-            f"Invalid '{param}': decimal above maximum value. Expected a value <= {high}, "
-            f"but got {value} instead.",
-            param,
-        )
-    return None
+    return _range("decimal", value, low, high, param)
 
 
 def _integer(value: object, low: int, high: int | None, param: str) -> Refusal | None:
     if type(value) is not int:
         return _type_error(param, "an integer", value)
+    return _range("integer", value, low, high, param)
+
+
+def _range(kind: str, value: float, low: float, high: float | None, param: str) -> Refusal | None:
+    """The API's own words for a number out of its range (``integer_above_max_value``…)."""
     if value < low:
-        return (
-            "integer_below_min_value",
-            f"Invalid '{param}': integer below minimum value. Expected a value >= {low}, "
-            f"but got {value} instead.",
-            param,
-        )
-    if high is not None and value > high:
-        return (
-            "integer_above_max_value",
-            f"Invalid '{param}': integer above maximum value. Expected a value <= {high}, "
-            f"but got {value} instead.",
-            param,
-        )
-    return None
+        side, words, relation, bound = "below_min", "below minimum", ">=", low
+    elif high is not None and value > high:
+        side, words, relation, bound = "above_max", "above maximum", "<=", high
+    else:
+        return None
+    return (
+        f"{kind}_{side}_value",
+        f"Invalid '{param}': {kind} {words} value. "
+        f"Expected a value {relation} {bound}, but got {value} instead.",
+        param,
+    )
 
 
 def _is_number(value: object) -> bool:
