@@ -40,7 +40,7 @@ the next (``_resume``/``_resumed``: handshake, replay, ``ConversationResumed``) 
 ``ConversationState`` that keeps the counters and the answerable handoffs; the history ledger
 and the audio channel belong to the conversation, the outbox and tasks to one connection;
 the host's frames an ended connection never sent pass to the next (``Outbox.take_unsent``,
-``_resume.carry_over``).
+``_resume.Unsent``).
 The ``ConversationClosed`` the state machine returns is queued for the host here and only
 here (``_emit_end``).
 

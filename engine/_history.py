@@ -199,7 +199,7 @@ class ConversationHistory:
         """(items a new session should be given, in order; messages skipped for lack of text).
 
         ``leave_out``: ids of items that reach the new session another way (the host's
-        unsent frames, ``_resume.carry_over``), as sent, after the replay.
+        unsent frames, ``_resume.Unsent``), as sent, after the replay.
         See the module docstring for the rules.
         """
         chosen: list[HistoryItem] = []
