@@ -374,6 +374,8 @@ class AsyncioEngine:
         metadata: Mapping[str, str] | None = None,
         output_modalities: Sequence[str] | None = None,
         input: Iterable[Any] | None = None,
+        max_output_tokens: int | str | None = None,
+        tool_choice: str | None = None,
     ) -> None:
         """Ask for a response with options (see ``Engine.create_response``)."""
         await self._call(
@@ -383,6 +385,8 @@ class AsyncioEngine:
                 metadata=metadata,
                 output_modalities=output_modalities,
                 input=input,
+                max_output_tokens=max_output_tokens,
+                tool_choice=tool_choice,
             )
         )
 

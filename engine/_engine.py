@@ -577,6 +577,8 @@ class Engine:
         metadata: Mapping[str, str] | None = None,
         output_modalities: Sequence[str] | None = None,
         input: Iterable[ConversationItem | str] | None = None,
+        max_output_tokens: int | str | None = None,
+        tool_choice: str | None = None,
     ) -> None:
         """Ask the model for a response with per-response options.
 
@@ -590,6 +592,9 @@ class Engine:
             output_modalities: ``("audio",)`` or ``("text",)``.
             input: the items this response sees instead of the conversation: new
                 ``ConversationItem`` values or ids of existing items.
+            max_output_tokens: this response's output limit, 1 to 4096 or ``"inf"``.
+            tool_choice: ``"auto"``, ``"none"``, ``"required"``, or the name of the one
+                function tool the model must call.
 
         Returns nothing: the response's events carry its ``response_id``
         (``ResponseCreated``, ``OutputTranscriptDelta``, ``AudioOut``, ``ResponseDone``), and
@@ -609,6 +614,8 @@ class Engine:
             metadata=metadata,
             output_modalities=output_modalities,
             input=input,
+            max_output_tokens=max_output_tokens,
+            tool_choice=tool_choice,
         )
 
     async def send_image(self, data: bytes, mime_type: str, *, text: str | None = None) -> None:

@@ -173,6 +173,8 @@ class HostCalls:
         metadata: Mapping[str, str] | None,
         output_modalities: Sequence[str] | None,
         input: Iterable[Any] | None,
+        max_output_tokens: int | str | None,
+        tool_choice: str | None,
     ) -> None:
         await self.await_live()
         self._precheck()
@@ -184,6 +186,8 @@ class HostCalls:
                 metadata=metadata,
                 output_modalities=output_modalities,
                 input=items,
+                max_output_tokens=max_output_tokens,
+                tool_choice=tool_choice,
             )
         )
 

@@ -859,6 +859,8 @@ class ConversationState:
         metadata: Mapping[str, str] | None = None,
         output_modalities: Sequence[str] | None = None,
         input: Iterable[ConversationItem | str] | None = None,
+        max_output_tokens: int | str | None = None,
+        tool_choice: str | None = None,
     ) -> Step:
         """``response.create`` with options. A default-conversation response goes through
         the single-active-response queue; an out-of-band one (``conversation="none"``) is
@@ -871,6 +873,8 @@ class ConversationState:
                 metadata=metadata,
                 output_modalities=output_modalities,
                 input=input,
+                max_output_tokens=max_output_tokens,
+                tool_choice=tool_choice,
             )
         except LocalProtocolError as exc:
             raise InvalidRequest(str(exc)) from exc

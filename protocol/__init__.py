@@ -213,6 +213,7 @@ from ._session_builder import (
 from ._session_config import (
     DEFAULT_TRANSCRIPTION_MODEL as DEFAULT_TRANSCRIPTION_MODEL,
     EAGERNESS_VALUES as EAGERNESS_VALUES,
+    MAX_OUTPUT_TOKENS as MAX_OUTPUT_TOKENS,
     NOISE_REDUCTION_TYPES as NOISE_REDUCTION_TYPES,
     CustomVoice as CustomVoice,
     PromptReference as PromptReference,
@@ -341,6 +342,7 @@ __all__ = [
     # Session configuration (host side) and its wire form
     "DEFAULT_TRANSCRIPTION_MODEL",
     "EAGERNESS_VALUES",
+    "MAX_OUTPUT_TOKENS",
     "NOISE_REDUCTION_TYPES",
     "CustomVoice",
     "PromptReference",

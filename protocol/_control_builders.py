@@ -28,6 +28,7 @@ from ._converter import unstructure
 from ._encode_common import require_text
 from ._errors import LocalProtocolError
 from ._items import ContentPart, ConversationItem
+from ._session_config import MAX_OUTPUT_TOKENS, valid_max_output_tokens
 
 __all__ = [
     "IMAGE_MIME_TYPES",
@@ -82,6 +83,7 @@ def response_create_event(
     output_modalities: Sequence[str] | None = None,
     input: Iterable[ConversationItem | str] | None = None,
     tool_choice: str | None = None,
+    max_output_tokens: int | str | None = None,
 ) -> ResponseCreate:
     """``response.create``, plain (no arguments) or with per-response options.
 
@@ -95,6 +97,7 @@ def response_create_event(
         input: the items the response sees instead of the conversation: new items, or ids of
             existing items (sent as ``item_reference``).
         tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a function name.
+        max_output_tokens: 1 to 4096, or ``"inf"``: this response's output limit.
     """
     response: dict[str, Any] = {}
     if instructions is not None:
@@ -120,6 +123,13 @@ def response_create_event(
         else:
             name = require_text(tool_choice, "tool_choice")
             response["tool_choice"] = {"type": "function", "name": name}
+    if max_output_tokens is not None:
+        if not valid_max_output_tokens(max_output_tokens):
+            raise LocalProtocolError(
+                f"max_output_tokens must be 1 to {MAX_OUTPUT_TOKENS} or 'inf', "
+                f"got {max_output_tokens!r}"
+            )
+        response["max_output_tokens"] = max_output_tokens
     return ResponseCreate(response=response or None)
 
 

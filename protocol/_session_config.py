@@ -35,6 +35,7 @@ from ._session import InputTranscription
 __all__ = [
     "DEFAULT_TRANSCRIPTION_MODEL",
     "EAGERNESS_VALUES",
+    "MAX_OUTPUT_TOKENS",
     "NOISE_REDUCTION_TYPES",
     "CustomVoice",
     "PromptReference",
@@ -44,16 +45,26 @@ __all__ = [
     "SessionConfig",
     "Tracing",
     "TurnDetectionConfig",
+    "valid_max_output_tokens",
 ]
 
 DEFAULT_TRANSCRIPTION_MODEL: Final = "gpt-4o-mini-transcribe"
 EAGERNESS_VALUES: Final = ("low", "medium", "high", "auto")
 NOISE_REDUCTION_TYPES: Final = ("near_field", "far_field")
+#: The API's limit on a response's output tokens (``"inf"`` lifts it).
+MAX_OUTPUT_TOKENS: Final = 4096
 OUTPUT_MODALITIES: Final = ("audio", "text")
 TOOL_CHOICE_MODES: Final = ("auto", "none", "required")
 TRUNCATION_MODES: Final = ("auto", "disabled")
 REASONING_EFFORTS: Final = ("minimal", "low", "medium", "high")
 _SPEED_RANGE: Final = (0.25, 1.5)
+
+
+def valid_max_output_tokens(value: object) -> bool:
+    """1 to ``MAX_OUTPUT_TOKENS``, or ``"inf"`` (a session's or one response's limit)."""
+    return value == "inf" or (type(value) is int and 1 <= value <= MAX_OUTPUT_TOKENS)
+
+
 _FUNCTION_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -266,8 +277,8 @@ def _validate(c: SessionConfig) -> None:
     if t is not None and (not isinstance(t, InputTranscription) or not t.model):
         raise _fail("transcription", t, "InputTranscription(model=...) or None")
     tokens = c.max_output_tokens
-    if tokens is not None and tokens != "inf" and (type(tokens) is not int or tokens < 1):
-        raise _fail("max_output_tokens", tokens, 'a positive integer or "inf"')
+    if tokens is not None and not valid_max_output_tokens(tokens):
+        raise _fail("max_output_tokens", tokens, f'1 to {MAX_OUTPUT_TOKENS} or "inf"')
     choice = c.tool_choice
     if choice is not None and (
         type(choice) is not str

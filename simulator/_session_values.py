@@ -19,6 +19,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from duplex.protocol import MAX_OUTPUT_TOKENS
+
 __all__ = ["refusal"]
 
 Refusal = tuple[str, str, str]
@@ -30,7 +32,6 @@ EAGERNESS: Final = ("auto", "low", "medium", "high")
 NOISE_REDUCTION_TYPES: Final = ("near_field", "far_field")
 TOOL_CHOICES: Final = ("auto", "none", "required")
 SPEED_RANGE: Final = (0.25, 1.5)
-MAX_OUTPUT_TOKENS: Final = 4096
 
 
 def refusal(session: object) -> Refusal | None:

@@ -151,6 +151,13 @@ async def _host(engine: Engine, events: HostEvents, run: Run) -> None:
     assert done.response_id == created.response_id
     assert done.metadata == {"purpose": "summary"}
 
+    # 5. A response limited to one token stops short, and says why.
+    await engine.create_response(
+        max_output_tokens=1, tool_choice="none", output_modalities=("text",)
+    )
+    done = await _response_finished(events)
+    assert (done.status, done.reason) == ("incomplete", "max_output_tokens")
+
     stats = engine.statistics()
     assert stats.usage.responses >= 5
     assert stats.usage.input_tokens > 0

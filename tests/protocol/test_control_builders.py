@@ -52,6 +52,7 @@ EVENTS = [
             conversation="none",
             metadata={"purpose": "summary"},
             output_modalities=["text"],
+            max_output_tokens=200,
             # (Item references are checked below: the SDK's event model predates them.)
             input=[
                 ConversationItem(
@@ -127,6 +128,9 @@ def test_assistant_history_text_is_output_text() -> None:
         (lambda: response_create_event(metadata={str(i): "v" for i in range(17)}), "at most 16"),
         (lambda: response_create_event(output_modalities=["audio", "text"]), "output_modalities"),
         (lambda: response_create_event(input=[3]), "items or item ids"),  # type: ignore[list-item]
+        (lambda: response_create_event(max_output_tokens=4097), "max_output_tokens"),
+        (lambda: response_create_event(max_output_tokens=0), "max_output_tokens"),
+        (lambda: response_create_event(max_output_tokens="lots"), "max_output_tokens"),
         (lambda: image_item_event(b"", "image/png"), "non-empty bytes"),
         (lambda: image_item_event(PNG, "image/tiff"), "mime type"),
         (lambda: image_item_event(PNG, "image/png", detail="max"), "detail"),

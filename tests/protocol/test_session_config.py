@@ -227,6 +227,7 @@ def test_session_update_round_trips_through_the_server_role_parser_with_its_null
         ({"speed": 2.0}, "speed"),
         ({"noise_reduction": "studio"}, "noise_reduction"),
         ({"max_output_tokens": 0}, "max_output_tokens"),
+        ({"max_output_tokens": 4097}, "max_output_tokens"),  # the API's limit is 4096
         ({"tool_choice": "call me maybe"}, "tool_choice"),
         ({"truncation": 1.5}, "truncation"),
         ({"truncation": "sometimes"}, "truncation"),
