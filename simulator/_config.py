@@ -100,6 +100,10 @@ class SimulatorConfig:
         reply_prefix: the scripted reply is ``f"{reply_prefix}{text}."``.
         speech_transcript: transcript of every committed speech turn; ``None`` gives
             ``"[speech 1.20s]"`` (the committed duration).
+        transcript_delay_ms: how long after the commit the input transcription events come.
+            ``0`` sends them with the commit; the real API transcribes asynchronously, so its
+            transcript may follow the response's first events (a client must not assume
+            it comes first).
         audio_speedup: how much faster than real time model audio is streamed; ``0`` sends a
             whole response at once.
         audio_chunk_ms: duration of each ``output_audio.delta`` (20–100 ms).
@@ -151,6 +155,7 @@ class SimulatorConfig:
     silence_tool_name: str = "remain_silent"
     reply_prefix: str = "You said: "
     speech_transcript: str | None = None
+    transcript_delay_ms: int = 0
     audio_speedup: float = 20.0
     audio_chunk_ms: int = 40
     vad_rms_threshold: float = 500.0

@@ -112,6 +112,7 @@ class ScriptedModel(ResponseStreams):
         self._oob: list[_Response] = []
         self._playing: deque[_Playout] = deque()
         self._idle_deadline: float | None = None
+        self._late_transcripts: deque[tuple[float, list[Event]]] = deque()
         self._idle_since_ms = 0
         self._created_sent = False
         self._audio_out: list[bytes] = []
@@ -395,7 +396,9 @@ class ScriptedModel(ResponseStreams):
         ]
         self._vad.reset_turn()
         self._turn_item_id = None
-        out.extend(self._commit(item_id, (end_ms - self._idle_since_ms) / 1000.0, transcript=""))
+        out.extend(
+            self._commit(item_id, (end_ms - self._idle_since_ms) / 1000.0, now, transcript="")
+        )
         self._unanswered.clear()
         if self.mode is SessionMode.CONVERSATIONAL and self._active is None:
             out.extend(
@@ -432,7 +435,7 @@ class ScriptedModel(ResponseStreams):
             )
         ]
         duration_s = max(0, audio_end_ms - self._turn_start_ms) / 1000.0
-        out.extend(self._commit(item_id, duration_s))
+        out.extend(self._commit(item_id, duration_s, now))
         td = self._turn_detection() or {}
         if (
             self.mode is SessionMode.CONVERSATIONAL
@@ -457,10 +460,10 @@ class ScriptedModel(ResponseStreams):
         item_id = self._turn_item_id or self.ids.item()
         self._turn_item_id = None
         self._vad.reset_turn()
-        return self._commit(item_id, buffered_ms / 1000.0)
+        return self._commit(item_id, buffered_ms / 1000.0, now)
 
     def _commit(
-        self, item_id: str, duration_s: float, *, transcript: str | None = None
+        self, item_id: str, duration_s: float, now: float, *, transcript: str | None = None
     ) -> list[Event]:
         self._buffer_bytes = 0
         previous = self._order[-1] if self._order else None
@@ -483,16 +486,21 @@ class ScriptedModel(ResponseStreams):
                 if self.version is ProtocolVersion.V1
                 else "conversation.item.input_audio_transcription.delta"
             )
-            out.append(self._ev(delta_type, item_id=item_id, content_index=0, delta=transcript))
-            out.append(
+            transcription = [
+                self._ev(delta_type, item_id=item_id, content_index=0, delta=transcript),
                 self._ev(
                     "conversation.item.input_audio_transcription.completed",
                     item_id=item_id,
                     content_index=0,
                     transcript=transcript,
                     usage={"type": "duration", "seconds": round(duration_s, 3)},
-                )
-            )
+                ),
+            ]
+            delay_ms = self.config.transcript_delay_ms
+            if delay_ms > 0:
+                self._late_transcripts.append((now + delay_ms / 1000.0, transcription))
+            else:
+                out.extend(transcription)
         # The model "hears" the transcript: it is what the reply and handoffs are based on.
         self.items[item_id]["content"][0]["transcript"] = transcript
         self._unanswered.append(self.items[item_id])

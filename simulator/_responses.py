@@ -121,6 +121,9 @@ class ResponseStreams:
     _unanswered: list[Event]
     #: when ``input_audio_buffer.timeout_triggered`` fires (``idle_timeout_ms``), if armed
     _idle_deadline: float | None
+    #: input transcription events held back (``SimulatorConfig.transcript_delay_ms``), in
+    #: commit order, each with when it is due
+    _late_transcripts: deque[tuple[float, list[Event]]]
 
     def _on_idle(self, now: float) -> list[Event]:
         """The idle timer fired (``ScriptedModel``)."""
@@ -156,6 +159,10 @@ class ResponseStreams:
             cand = (self._idle_deadline, 3, None)
             if best is None or cand[:2] < best[:2]:
                 best = cand
+        if self._late_transcripts:
+            cand = (self._late_transcripts[0][0], 4, None)
+            if best is None or cand[:2] < best[:2]:
+                best = cand
         return best
 
     def poll(self, now: float) -> list[Event]:
@@ -166,6 +173,9 @@ class ResponseStreams:
             if nxt[1] == 3:
                 self._idle_deadline = None
                 out.extend(self._on_idle(nxt[0]))
+                continue
+            if nxt[1] == 4:
+                out.extend(self._late_transcripts.popleft()[1])
                 continue
             if response is None:
                 out.extend(self._playout_edge())

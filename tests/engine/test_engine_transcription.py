@@ -1,4 +1,5 @@
-"""Transcription mode: the same host interface, a transcription-only session."""
+"""Transcription: a transcription-only session through the same host interface, and the
+transcript of a spoken turn that arrives after the response it started."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import trio.lowlevel
 from duplex.engine import (
     InputAudioSpeechStarted,
     InputTranscriptDone,
+    InputTranscription,
+    OutputTranscriptDone,
     ResponseCreated,
+    SessionConfig,
     SessionUpdated,
     UnsupportedByDialect,
 )
@@ -57,3 +61,24 @@ async def test_v2_transcription_session_transcribes_speech_and_never_responds() 
             assert "tools" not in session
             assert "output" not in session["audio"]
             assert not raw_of(record, "response.create")
+
+
+async def test_a_transcript_that_comes_after_the_response_keeps_the_turn_order() -> None:
+    """The real API transcribes asynchronously: a user's transcript may follow the
+    response's first events. The history keeps the server's item order regardless."""
+    config = SimulatorConfig(speech_transcript="book a table", transcript_delay_ms=600)
+    async with open_simulator(config) as sim:
+        with trio.fail_after(20):
+            session = SessionConfig(transcription=InputTranscription(model="gpt-4o-transcribe"))
+            async with engine_with_events(sim_config(sim, session=session)) as (engine, events):
+                await engine.start()
+                await events.until(of_type(SessionUpdated))
+                for frame in pcm_frames(silence(200) + synthesize("book a table") + silence(900)):
+                    engine.send_audio(frame)
+                    await trio.lowlevel.checkpoint()
+                await events.until(of_type(InputTranscriptDone))
+                kinds = [type(e) for e in events.log]
+                # The answer was already spoken when the user's words arrived.
+                assert kinds.index(OutputTranscriptDone) < kinds.index(InputTranscriptDone)
+                turns = [(item.role, item.text) for item in engine.history()]
+                assert turns == [("user", "book a table"), ("assistant", "You said: book a table.")]

@@ -676,3 +676,30 @@ def test_response_audio_output_overrides_format_and_voice() -> None:
         "type": "audio/pcm",
         "rate": 24000,
     }
+
+
+def test_a_late_transcript_follows_the_response_it_came_before() -> None:
+    """``transcript_delay_ms``: the input transcription arrives after the response has
+    started, as the real API's asynchronous transcription may; the reply is the same."""
+    prompt = {"transcription": {"model": "gpt-4o-transcribe"}}
+    events: dict[int, list[dict[str, Any]]] = {}
+    for delay in (0, 700):
+        model = _model(speech_transcript="book a table", transcript_delay_ms=delay)
+        update(model, audio={"input": prompt})
+        out: list[dict[str, Any]] = []
+        for i, chunk in enumerate(_chunks(silence(300) + tone(600) + silence(400))):
+            out += feed(model, append(chunk), now=i * 0.02)
+        out += drain(model, 1.3)
+        events[delay] = out
+    now, late = types(events[0]), types(events[700])
+    done = "conversation.item.input_audio_transcription.completed"
+    assert now.index(done) < now.index("response.created")
+    assert late.index(done) > late.index("response.created")
+    assert sorted(now) == sorted(late)  # the same events, only later
+    reply = "response.output_audio_transcript.done"
+    assert first(events[0], reply)["transcript"] == first(events[700], reply)["transcript"]
+    assert first(events[700], done)["transcript"] == "book a table"
+
+
+def _chunks(pcm: bytes, size: int = 960) -> list[bytes]:
+    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
