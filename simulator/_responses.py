@@ -278,6 +278,9 @@ class ResponseStreams:
         self._finish(response)
         response.steps.clear()
         text = response.transcript_sent
+        # Billed for what was produced before the cut, not for the whole planned reply.
+        pcm_bytes = response.audio_bytes_sent * (2 * SAMPLE_RATE) // response.bytes_per_s
+        response.usage = usage_for(text, pcm_bytes)
         out: list[Event] = []
         if response.kind == "message":
             content = self._content_part(response.modality, text)

@@ -472,6 +472,15 @@ def test_cancel_active_and_not_active() -> None:
     assert done[-1]["response"]["status"] == "cancelled"
     assert done[-1]["response"]["status_details"]["reason"] == "client_cancelled"
     assert done[-1]["response"]["id"] == created[0]["response"]["id"]
+    # Billed for what was produced before the cut, not the whole planned reply.
+    whole = _model()
+    feed(whole, user_text("hello"))
+    finished = feed(whole, {"type": "response.create"}) + drain(whole)
+    planned = first(finished, "response.done")["response"]["usage"]
+    usage = done[-1]["response"]["usage"]
+    assert usage["output_token_details"]["audio_tokens"] == 0  # no audio had gone out
+    assert planned["output_token_details"]["audio_tokens"] > 0
+    assert usage["output_tokens"] < planned["output_tokens"]
     again = feed(model, {"type": "response.cancel", "event_id": "evt_9"})
     assert again[0]["error"]["code"] == "response_cancel_not_active"
     assert again[0]["error"]["event_id"] == "evt_9"
