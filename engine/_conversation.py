@@ -93,6 +93,7 @@ from ._queues import HostQueue, Outbox
 from ._reconnect import TransportCounts
 from ._resample import HostAudioConverter, ResamplerUnavailable
 from ._resume import (
+    ROTATION,
     Ending,
     Unsent,
     classify,
@@ -551,13 +552,24 @@ class Conversation(HostCalls):
                     await host.push(generation, step.forward)  # backpressure
 
     def _end_connection(self, ending: Ending) -> None:
-        """End this connection's tasks; ``run`` then resumes from ``ending``."""
+        """End this connection's tasks; ``run`` then resumes from ``ending``.
+
+        A rotation ends a healthy connection: the writer may finish the frame it is sending
+        (within ``close_timeout``), so a large frame is not cut part-way and lost. Any other
+        ending stops it at once: its socket may never take the rest."""
         if not self._reconnecting:
             self._reconnecting = True
             self._live = trio.Event()
         self._ending = ending
-        self._unsent.extend(self._outbox.take_unsent())
-        if self._tasks is not None:
+        self._unsent.extend(self._outbox.take_unsent())  # the writer stops after its frame
+        if self._tasks is None:
+            return
+        work = self._work
+        if ending.reason == ROTATION and work is not None:
+            work.cancel()
+            scope = self._tasks.cancel_scope
+            scope.deadline = min(scope.deadline, trio.current_time() + self.config.close_timeout)
+        else:
             self._tasks.cancel_scope.cancel()
 
     async def _writer(self, transport: Transport) -> None:

@@ -27,17 +27,18 @@ The in-flight rule:
 - rotation waits until no response is active, so nothing is cut.
 
 The unsent rule: what the host asked for is not lost to a drop or a rotation. The host's
-frames still queued for the old connection's writer (text, images, tool outputs, raw
-events, responses it requested, audio appends, commits) go to the new session after the
-replay, in order and as sent; the replay leaves their items out. A frame that names an item
-the new session will not hold (a delete of an item the host forgot meanwhile) is dropped.
-One ``response.create`` holds the slot: a carried one, else a new one for a response the
-drop cut short, else the host's oldest deferred request; the other deferred requests wait
-their turn as before. A frame is carried only when it is known not to have been sent: one
-whose send failed (the transport had ended) is carried, one the writer was still sending
-when the connection was ended may have reached the server and is not repeated (at most
-once). Frames of the connection itself (the handshake, a barge-in's cancel and truncate,
-answers to the old session's events) are not carried.
+frames still queued for the old connection's writer (text, images, tool outputs, raw events,
+responses it requested, audio appends, commits) go to the new session after the replay, in
+order and as sent; the replay leaves their items out. A frame that names an item the new
+session will not hold (a delete of an item the host forgot meanwhile) is dropped. One
+``response.create`` holds the slot: a carried one, else a new one for a response the drop
+cut short, else the host's oldest deferred request; the other deferred requests wait their
+turn as before. A frame is carried only when it is known not to have been sent: one whose
+send failed (the transport had ended) is carried, one the writer was still sending when the
+connection was ended may have reached the server and is not repeated (at most once); a
+rotation lets the writer finish it first (within ``close_timeout``). Frames of the
+connection itself (the handshake, a barge-in's cancel and truncate, answers to the old
+session's events) are not carried.
 
 Invariants: replay events carry the ledger's item ids (the new session's echoes update the
 ledger in place rather than duplicating items); audio is never replayed (host audio that

@@ -619,3 +619,22 @@ async def test_an_interrupt_of_a_queued_request_goes_with_the_request() -> None:
         await poll_until(lambda: "response.cancel" in _types(new))
         types = _types(new)
         assert types.index("response.create") < types.index("response.cancel")
+
+
+async def test_a_rotation_lets_the_writer_finish_the_frame_it_is_sending() -> None:
+    """Regression (review): a rotation cancelled the writer part-way through a frame (an
+    image on a slow socket), which was then lost, though the connection was healthy."""
+    config = EngineConfig(api_key=API_KEY, reconnect=ReconnectPolicy(max_session_s=0.5))
+    async with valved(config=config) as v:
+        v.stall()
+        await v.engine.send_event({"type": "x.in_flight"})
+        await v.engine.send_event({"type": "x.queued"})
+        await trio.testing.wait_all_tasks_blocked()
+        assert v.engine.statistics().queue_depths["outbound"] == 1
+        # The rotation is due: it takes what the writer has not started.
+        await poll_until(lambda: v.engine.statistics().queue_depths["outbound"] == 0)
+        v.valves[0].sends_open.set()  # the slow socket takes the frame after all
+        await v.events.until(of_type(ConversationResumed))
+        assert _raw_types(v.server.peers[0]) == ["x.in_flight"]  # finished, not cut
+        await poll_until(lambda: "x.queued" in _types(v.server.peers[1]))
+        assert _raw_types(v.server.peers[1]) == ["x.queued"]
