@@ -174,6 +174,7 @@ class Conversation(HostCalls):
         self._outbox = Outbox()
         # The host's frames a connection that ended never sent, for the next one (_resume).
         self._unsent: list[str] = []
+        self._carry_at = 0
         self._cancel_scope = trio.CancelScope()
         self._go = trio.Event()  # the engine has announced ConversationStarted
         # Host audio → the wire: soxr for PCM16 at other rates (duplex[resample]); G.711 over
@@ -561,6 +562,7 @@ class Conversation(HostCalls):
             self._reconnecting = True
             self._live = trio.Event()
         self._ending = ending
+        self._carry_at = len(self._unsent)  # where the frame in the writer's hand belongs
         self._unsent.extend(self._outbox.take_unsent())  # the writer stops after its frame
         if self._tasks is None:
             return
@@ -589,7 +591,10 @@ class Conversation(HostCalls):
                 # is the reader's decision: until then host calls are still queued, up to
                 # the bound (carried to the next connection, or dropped with the end), not
                 # refused while the conversation may yet go on.
-                outbox.orphan(text)
+                lost = outbox.orphan(text)
+                if lost is not None:
+                    # A rotation had taken the queue while this frame was on its way.
+                    self._unsent.insert(self._carry_at, lost)
                 return
 
     async def _audio_mux(self, transport: Transport, backlog: list[AudioFrame]) -> None:

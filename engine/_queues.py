@@ -196,7 +196,16 @@ class Outbox:
     which mean nothing to another session.
     """
 
-    __slots__ = ("_closed", "_frames", "_orphaned", "_own", "_readable", "_taken", "_writable")
+    __slots__ = (
+        "_closed",
+        "_frames",
+        "_in_hand_is_hosts",
+        "_orphaned",
+        "_own",
+        "_readable",
+        "_taken",
+        "_writable",
+    )
 
     def __init__(self) -> None:
         self._frames: deque[str] = deque()
@@ -208,6 +217,8 @@ class Outbox:
         self._writable = trio.lowlevel.ParkingLot()
         self._closed = False
         self._orphaned = False  # the writer has stopped: nothing will make room any more
+        # Set by ``take_unsent``: the frame the writer took last is the host's.
+        self._in_hand_is_hosts = False
 
     @property
     def closed(self) -> bool:
@@ -280,19 +291,27 @@ class Outbox:
             self._writable.unpark_all()
         return frame
 
-    def orphan(self, unsent: str) -> None:
+    def orphan(self, unsent: str) -> str | None:
         """The writer has stopped: its connection ended while it sent ``unsent`` (the last
         frame it took, first again for ``take_unsent``). Producers may still append up to
-        the bound, for the next connection if there is one; beyond it they are refused."""
+        the bound, for the next connection if there is one; beyond it they are refused.
+
+        Once ``take_unsent`` has run (a rotation let the writer finish this frame) there is
+        no queue to put it back in: returns it if it is the host's, for the caller to carry
+        first among what ``take_unsent`` returned; else ``None``."""
+        if self._closed:
+            return unsent if self._in_hand_is_hosts else None
         self._frames.appendleft(unsent)
         self._taken -= 1
         self._orphaned = True
         self._writable.unpark_all()
+        return None
 
     def take_unsent(self) -> list[str]:
         """Close (dropping everything queued) and return the host's frames among it, in
         order: what the host asked for that never reached this connection."""
-        own = {position for position in self._own if position >= self._taken}
+        own = {position for position in self._own if position >= self._taken - 1}
+        self._in_hand_is_hosts = self._taken > 0 and self._taken - 1 not in own
         unsent = [
             frame for position, frame in enumerate(self._frames, self._taken) if position not in own
         ]

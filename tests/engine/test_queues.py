@@ -194,3 +194,17 @@ async def test_orphaning_wakes_a_producer_waiting_for_room() -> None:
             # The writer takes one and then fails to send it.
             outbox.orphan(await _taken(outbox))
     assert refused.is_set()
+
+
+async def test_a_frame_failed_after_the_queue_was_taken_is_returned_if_the_hosts() -> None:
+    outbox = Outbox()
+    outbox.push(["host frame", "queued"])
+    in_hand = await _taken(outbox)
+    assert outbox.take_unsent() == ["queued"]
+    assert outbox.orphan(in_hand) == "host frame"  # the caller carries it, first
+
+    outbox = Outbox()
+    outbox.push_connection(["control"])
+    in_hand = await _taken(outbox)
+    assert outbox.take_unsent() == []
+    assert outbox.orphan(in_hand) is None  # the connection's own: not carried

@@ -638,3 +638,22 @@ async def test_a_rotation_lets_the_writer_finish_the_frame_it_is_sending() -> No
         assert _raw_types(v.server.peers[0]) == ["x.in_flight"]  # finished, not cut
         await poll_until(lambda: "x.queued" in _types(v.server.peers[1]))
         assert _raw_types(v.server.peers[1]) == ["x.queued"]
+
+
+async def test_a_frame_whose_send_fails_while_a_rotation_waits_for_it_is_carried() -> None:
+    """Regression (review): the socket died while a rotation let the writer finish its
+    frame; the failed frame went back into the outbox the rotation had already emptied,
+    and was lost to both sessions."""
+    config = EngineConfig(api_key=API_KEY, reconnect=ReconnectPolicy(max_session_s=0.5))
+    async with valved(config=config) as v:
+        v.stall()
+        await v.engine.send_event({"type": "x.in_flight"})
+        await v.engine.send_event({"type": "x.queued"})
+        await poll_until(lambda: v.engine.statistics().queue_depths["outbound"] == 0)
+        await v.server.peers[0].peer.drop()  # the socket dies during the grace
+        v.valves[0].sends_open.set()  # the writer's send now fails
+        await v.events.until(of_type(ConversationResumed))
+        new = v.server.peers[1]
+        await poll_until(lambda: "x.queued" in _types(new))
+        assert _raw_types(v.server.peers[0]) == []
+        assert _raw_types(new) == ["x.in_flight", "x.queued"]
