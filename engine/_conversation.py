@@ -66,7 +66,6 @@ from duplex.protocol import (
     AudioFrame,
     AudioOut,
     ClientEvent,
-    ConversationItemCreate,
     Error,
     ResponseCreate,
     ServerEvent,
@@ -97,6 +96,7 @@ from ._resume import (
     Ending,
     Unsent,
     classify,
+    created_ids,
     replay_events,
     rotation,
     trim_backlog,
@@ -174,7 +174,6 @@ class Conversation(HostCalls):
         self._outbox = Outbox()
         # The host's frames a connection that ended never sent, for the next one (_resume).
         self._unsent: list[str] = []
-        self._carry_at = 0
         self._cancel_scope = trio.CancelScope()
         self._go = trio.Event()  # the engine has announced ConversationStarted
         # Host audio → the wire: soxr for PCM16 at other rates (duplex[resample]); G.711 over
@@ -296,7 +295,7 @@ class Conversation(HostCalls):
                                 work.start_soon(self._rotation_timer, self.policy.max_session_s)
                     finally:
                         self._work = None
-                return self._ending
+                return self._connection_ended()
             finally:
                 self._outbox.close()
                 if self.transport is not None:
@@ -307,6 +306,14 @@ class Conversation(HostCalls):
                         await self.transport.aclose()
                     self._fold_counts(self.transport)
                 transport_nursery.cancel_scope.cancel()
+
+    def _connection_ended(self) -> Ending | None:
+        """The connection's tasks are done. If the conversation goes on, the host's frames
+        it never sent (the writer finished, failed or was cancelled on the one it held) are
+        kept for the next connection."""
+        if self._ending is not None:
+            self._unsent.extend(self._outbox.take_unsent())
+        return self._ending
 
     async def _resume(self, ending: Ending) -> Ending | None:
         """Reconnect per the policy; the next connection's ending, or ``None`` (the
@@ -363,11 +370,7 @@ class Conversation(HostCalls):
             self.history, self.policy, self._version, leave_out=unsent.created
         )
         step.send.extend(events)
-        state.expect_echoes(
-            event.item.id
-            for event in events
-            if type(event) is ConversationItemCreate and event.item is not None and event.item.id
-        )
+        state.expect_echoes(created_ids(events))
         requests = state.take_over_responses(
             old, cut=self._respond_after_resume, carried=unsent.requests_response
         )
@@ -562,8 +565,7 @@ class Conversation(HostCalls):
             self._reconnecting = True
             self._live = trio.Event()
         self._ending = ending
-        self._carry_at = len(self._unsent)  # where the frame in the writer's hand belongs
-        self._unsent.extend(self._outbox.take_unsent())  # the writer stops after its frame
+        self._outbox.stop()  # what it holds is taken once the tasks are done (_connection)
         if self._tasks is None:
             return
         work = self._work
@@ -591,10 +593,7 @@ class Conversation(HostCalls):
                 # is the reader's decision: until then host calls are still queued, up to
                 # the bound (carried to the next connection, or dropped with the end), not
                 # refused while the conversation may yet go on.
-                lost = outbox.orphan(text)
-                if lost is not None:
-                    # A rotation had taken the queue while this frame was on its way.
-                    self._unsent.insert(self._carry_at, lost)
+                outbox.orphan(text)
                 return
 
     async def _audio_mux(self, transport: Transport, backlog: list[AudioFrame]) -> None:

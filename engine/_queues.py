@@ -199,10 +199,10 @@ class Outbox:
     __slots__ = (
         "_closed",
         "_frames",
-        "_in_hand_is_hosts",
         "_orphaned",
         "_own",
         "_readable",
+        "_stopped",
         "_taken",
         "_writable",
     )
@@ -217,8 +217,7 @@ class Outbox:
         self._writable = trio.lowlevel.ParkingLot()
         self._closed = False
         self._orphaned = False  # the writer has stopped: nothing will make room any more
-        # Set by ``take_unsent``: the frame the writer took last is the host's.
-        self._in_hand_is_hosts = False
+        self._stopped = False  # ``stop``: the writer gets nothing more, the queue stays
 
     @property
     def closed(self) -> bool:
@@ -279,9 +278,10 @@ class Outbox:
             self._readable.unpark()
 
     async def next(self) -> str | None:
-        """The writer's next frame, or ``None`` once closed (and drained, see ``close``)."""
+        """The writer's next frame, or ``None`` once closed (and drained, see ``close``) or
+        stopped."""
         frames = self._frames
-        while not frames:
+        while not frames or self._stopped:
             if self._closed:
                 return None
             await self._readable.park()
@@ -291,27 +291,28 @@ class Outbox:
             self._writable.unpark_all()
         return frame
 
-    def orphan(self, unsent: str) -> str | None:
+    def orphan(self, unsent: str) -> None:
         """The writer has stopped: its connection ended while it sent ``unsent`` (the last
         frame it took, first again for ``take_unsent``). Producers may still append up to
-        the bound, for the next connection if there is one; beyond it they are refused.
-
-        Once ``take_unsent`` has run (a rotation let the writer finish this frame) there is
-        no queue to put it back in: returns it if it is the host's, for the caller to carry
-        first among what ``take_unsent`` returned; else ``None``."""
-        if self._closed:
-            return unsent if self._in_hand_is_hosts else None
+        the bound, for the next connection if there is one; beyond it they are refused."""
         self._frames.appendleft(unsent)
         self._taken -= 1
         self._orphaned = True
         self._writable.unpark_all()
-        return None
+
+    def stop(self) -> None:
+        """The connection is being ended for a next one: take nothing more and hand the
+        writer nothing more (it may finish the frame it holds, or fail it: ``orphan``);
+        what is queued stays for ``take_unsent`` once the connection's tasks are done."""
+        self._stopped = True
+        self._closed = True
+        self._readable.unpark_all()
+        self._writable.unpark_all()
 
     def take_unsent(self) -> list[str]:
         """Close (dropping everything queued) and return the host's frames among it, in
         order: what the host asked for that never reached this connection."""
-        own = {position for position in self._own if position >= self._taken - 1}
-        self._in_hand_is_hosts = self._taken > 0 and self._taken - 1 not in own
+        own = {position for position in self._own if position >= self._taken}
         unsent = [
             frame for position, frame in enumerate(self._frames, self._taken) if position not in own
         ]
@@ -330,4 +331,6 @@ class Outbox:
         self._writable.unpark_all()
 
     def depth(self) -> int:
-        return len(self._frames)
+        """Frames the writer will still send (none once stopped: they wait for the next
+        connection)."""
+        return 0 if self._stopped else len(self._frames)

@@ -76,6 +76,7 @@ __all__ = [
     "Ending",
     "Unsent",
     "classify",
+    "created_ids",
     "item_event",
     "new_item_id",
     "replay_events",
@@ -246,12 +247,7 @@ class Unsent:
         never replayed) is dropped: the server could only answer it with an error."""
         if replay is None:
             return list(self.frames)
-        known = {
-            event.item.id
-            for event in replay
-            if type(event) is ConversationItemCreate and event.item is not None and event.item.id
-        }
-        known |= self.created
+        known = created_ids(replay) | self.created
         carried: list[str] = []
         for frame in self.frames:
             if '"item_id"' in frame:
@@ -260,6 +256,15 @@ class Unsent:
                     continue
             carried.append(frame)
         return carried
+
+
+def created_ids(events: Iterable[ClientEvent]) -> set[str]:
+    """The ids of the items ``events`` create."""
+    return {
+        event.item.id
+        for event in events
+        if type(event) is ConversationItemCreate and event.item is not None and event.item.id
+    }
 
 
 def _peek(frame: str) -> dict[str, Any]:
