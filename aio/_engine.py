@@ -376,8 +376,12 @@ class AsyncioEngine:
         input: Iterable[Any] | None = None,
         max_output_tokens: int | str | None = None,
         tool_choice: str | None = None,
+        tools: Iterable[FunctionTool] | None = None,
+        voice: str | None = None,
     ) -> None:
         """Ask for a response with options (see ``Engine.create_response``)."""
+        # Taken now: an iterator the caller passes is read once, on the caller's side.
+        tools = None if tools is None else tuple(tools)
         await self._call(
             lambda engine: engine.create_response(
                 instructions=instructions,
@@ -387,6 +391,8 @@ class AsyncioEngine:
                 input=input,
                 max_output_tokens=max_output_tokens,
                 tool_choice=tool_choice,
+                tools=tools,
+                voice=voice,
             )
         )
 

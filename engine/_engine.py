@@ -579,6 +579,8 @@ class Engine:
         input: Iterable[ConversationItem | str] | None = None,
         max_output_tokens: int | str | None = None,
         tool_choice: str | None = None,
+        tools: Iterable[FunctionTool] | None = None,
+        voice: str | None = None,
     ) -> None:
         """Ask the model for a response with per-response options.
 
@@ -595,6 +597,12 @@ class Engine:
             max_output_tokens: this response's output limit, 1 to 4096 or ``"inf"``.
             tool_choice: ``"auto"``, ``"none"``, ``"required"``, or the name of the one
                 function tool the model must call.
+            tools: the function tools this response may call *instead of* the session's
+                (``()``: none). The session's handoff and silence tools are not added, and
+                their names may not be reused. A call of one of them reaches the host as a
+                ``ToolCallRequested`` like any other, answered with ``send_tool_output``.
+            voice: the voice of this response (a voice name of the dialect, e.g.
+                ``"cedar"``); the session's voice is unchanged.
 
         Returns nothing: the response's events carry its ``response_id``
         (``ResponseCreated``, ``OutputTranscriptDelta``, ``AudioOut``, ``ResponseDone``), and
@@ -616,6 +624,8 @@ class Engine:
             input=input,
             max_output_tokens=max_output_tokens,
             tool_choice=tool_choice,
+            tools=None if tools is None else tuple(tools),
+            voice=voice,
         )
 
     async def send_image(self, data: bytes, mime_type: str, *, text: str | None = None) -> None:

@@ -25,6 +25,7 @@ import trio
 from duplex.protocol import (
     AudioOut,
     ClientEvent,
+    FunctionTool,
     ProtocolVersion,
     ResponseCancel,
     delete_item_event,
@@ -175,6 +176,8 @@ class HostCalls:
         input: Iterable[Any] | None,
         max_output_tokens: int | str | None,
         tool_choice: str | None,
+        tools: tuple[FunctionTool, ...] | None,
+        voice: str | None,
     ) -> None:
         await self.await_live()
         self._precheck()
@@ -188,6 +191,8 @@ class HostCalls:
                 input=items,
                 max_output_tokens=max_output_tokens,
                 tool_choice=tool_choice,
+                tools=tools,
+                voice=voice,
             )
         )
 

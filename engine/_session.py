@@ -154,6 +154,12 @@ class SessionSettings:
         self.instructions = instructions
 
     @property
+    def tool_names(self) -> tuple[str | None, str | None]:
+        """The handoff and silence tools' names (``None``: no such tool), which a host's
+        tools — for the session or for one response — may not reuse."""
+        return self._config.handoff_tool_name, self._config.silence_tool_name
+
+    @property
     def manual_turns(self) -> bool:
         """Nothing on the server answers committed audio by itself."""
         session = self.session

@@ -66,6 +66,7 @@ from duplex.protocol import (
     ConversationItemAdded,
     ConversationItemDone,
     Error,
+    FunctionTool,
     HandoffRequested,
     InputAudioSpeechStarted,
     InputAudioSpeechStopped,
@@ -861,11 +862,14 @@ class ConversationState:
         input: Iterable[ConversationItem | str] | None = None,
         max_output_tokens: int | str | None = None,
         tool_choice: str | None = None,
+        tools: Iterable[FunctionTool] | None = None,
+        voice: str | None = None,
     ) -> Step:
         """``response.create`` with options. A default-conversation response goes through
         the single-active-response queue; an out-of-band one (``conversation="none"``) is
         sent at once (the server runs those beside the default response)."""
         self._require_turn_control("create_response")
+        reserved = (None, None) if self.session is None else self.session.tool_names
         try:
             event = response_create_event(
                 instructions=instructions,
@@ -875,6 +879,9 @@ class ConversationState:
                 input=input,
                 max_output_tokens=max_output_tokens,
                 tool_choice=tool_choice,
+                tools=tools,
+                voice=voice,
+                reserved_tool_names=reserved,
             )
         except LocalProtocolError as exc:
             raise InvalidRequest(str(exc)) from exc

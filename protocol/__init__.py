@@ -208,7 +208,6 @@ from ._session_builder import (
     audio_format_object as audio_format_object,
     session_payload as session_payload,
     session_update_event as session_update_event,
-    validate_tools as validate_tools,
 )
 from ._session_config import (
     DEFAULT_TRANSCRIPTION_MODEL as DEFAULT_TRANSCRIPTION_MODEL,
@@ -224,6 +223,7 @@ from ._session_config import (
     Tracing as Tracing,
     TurnDetectionConfig as TurnDetectionConfig,
 )
+from ._tool_rules import validate_tools as validate_tools
 from ._transcript import (
     TranscriptAccumulator as TranscriptAccumulator,
 )

@@ -26,9 +26,12 @@ from ._client_events import (
 )
 from ._converter import unstructure
 from ._encode_common import require_text
+from ._enums import ProtocolVersion, validate_voice
 from ._errors import LocalProtocolError
 from ._items import ContentPart, ConversationItem
+from ._session import FunctionTool
 from ._session_config import MAX_OUTPUT_TOKENS, valid_max_output_tokens
+from ._tool_rules import validate_tools
 
 __all__ = [
     "IMAGE_MIME_TYPES",
@@ -84,6 +87,9 @@ def response_create_event(
     input: Iterable[ConversationItem | str] | None = None,
     tool_choice: str | None = None,
     max_output_tokens: int | str | None = None,
+    tools: Iterable[FunctionTool] | None = None,
+    voice: str | None = None,
+    reserved_tool_names: tuple[str | None, str | None] = (None, None),
 ) -> ResponseCreate:
     """``response.create``, plain (no arguments) or with per-response options.
 
@@ -98,6 +104,10 @@ def response_create_event(
             existing items (sent as ``item_reference``).
         tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a function name.
         max_output_tokens: 1 to 4096, or ``"inf"``: this response's output limit.
+        tools: the function tools this response may call, *instead of* the session's (an
+            empty sequence: none); the names in ``reserved_tool_names`` (the session's
+            handoff and silence tools) may not be reused.
+        voice: the voice this response speaks with (a GA voice name).
     """
     response: dict[str, Any] = {}
     if instructions is not None:
@@ -130,6 +140,12 @@ def response_create_event(
                 f"got {max_output_tokens!r}"
             )
         response["max_output_tokens"] = max_output_tokens
+    if tools is not None:
+        handoff, silence = reserved_tool_names
+        checked = validate_tools(tools, handoff_tool_name=handoff, silence_tool_name=silence)
+        response["tools"] = [unstructure(tool) for tool in checked]
+    if voice is not None:
+        response["audio"] = {"output": {"voice": validate_voice(ProtocolVersion.V2, voice)}}
     return ResponseCreate(response=response or None)
 
 

@@ -75,6 +75,14 @@ def _make(server: SimulatorThread) -> Scenario:
 
             await engine.create_response(conversation="none", output_modalities=("text",))
             await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+            # A tool of one response only (given as a generator: read once, in the caller).
+            await engine.create_response(
+                tools=(t for t in [FunctionTool("lookup_order")]), tool_choice="lookup_order"
+            )
+            lookup = await host.within(TIMEOUT_S, until(events, log, ToolCallRequested))
+            assert lookup.name == "lookup_order"
+            await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+            await engine.send_tool_output(lookup.call_id, "shipped", respond=False)
             await engine.send_event({"type": "input_audio_buffer.clear"})
             await host.within(TIMEOUT_S, until(events, log, InputAudioCleared))
             assert engine.statistics().raw_events_sent == 1

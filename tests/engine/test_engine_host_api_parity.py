@@ -27,6 +27,7 @@ from duplex.engine import (
     ConversationClosed,
     ConversationItemTruncated,
     Engine,
+    Error,
     FunctionTool,
     InputAudioCommitted,
     InputTranscriptDelta,
@@ -55,6 +56,8 @@ TOOLS = (
     ),
     FunctionTool("get_weather", "The weather.", {"type": "object", "properties": {}}),
 )
+# Declared by one response only (create_response(tools=...)), never by the session.
+LOOKUP = FunctionTool("lookup_order", "An order's state.", {"type": "object", "properties": {}})
 LONG_TEXT = "please tell me a very long story about " + "the sea and the ships " * 60
 
 # OutputAudioDone and RateLimitsUpdated: their place relative to the transcript events follows
@@ -158,6 +161,15 @@ async def _host(engine: Engine, events: HostEvents, run: Run) -> None:
     done = await _response_finished(events)
     assert (done.status, done.reason) == ("incomplete", "max_output_tokens")
 
+    # 6. A response with a tool of its own (the session does not declare it) and its own
+    # voice: the call is a ToolCallRequested like any other, answered the same way.
+    await engine.create_response(tools=[LOOKUP], tool_choice="lookup_order", voice="cedar")
+    await _response_finished(events)
+    lookup = [e for e in events.log if isinstance(e, ToolCallRequested)][-1]
+    assert lookup.name == "lookup_order"
+    await engine.send_tool_output(lookup.call_id, "shipped")
+    await _response_finished(events)
+
     stats = engine.statistics()
     assert stats.usage.responses >= 5
     assert stats.usage.input_tokens > 0
@@ -192,6 +204,13 @@ async def test_tools_push_to_talk_interrupt_and_out_of_band_look_the_same_everyw
                 nursery.start_soon(_run, sim, "webrtc", "sideband", runs["sideband"])
         records = {r.transport: r for r in sim.sessions}
         assert set(records) == {"websocket", "webrtc"}
+        voices = [
+            e.raw["response"].get("audio")
+            for r in sim.sessions
+            for e in r.of_type("response.create")
+            if e.raw is not None and isinstance(e.raw.get("response"), dict)
+        ]
+        assert voices.count({"output": {"voice": "cedar"}}) == 3  # one per run
 
     reference = runs["websocket"]
     texts = [e.text for e in reference.log if isinstance(e, OutputTranscriptDone)]
@@ -199,6 +218,8 @@ async def test_tools_push_to_talk_interrupt_and_out_of_band_look_the_same_everyw
     assert texts[1] == "You said: ok."
     assert [e.text for e in reference.log if isinstance(e, InputTranscriptDone)] == ["ok"]
     assert reference.calls == [("get_time", "{}"), ("get_weather", "{}")]
+    assert texts[-1] == "lookup_order returned shipped."
+    assert not [e for e in reference.log if isinstance(e, Error)]
     for name, run in runs.items():
         assert _types(run.log) == _types(reference.log), name
         assert run.calls == reference.calls, name

@@ -223,6 +223,20 @@ def test_a_response_reported_cancelled_then_done_frees_the_slot_once() -> None:
     assert state.responses.active  # the deferred create holds the slot
 
 
+def test_response_tools_may_not_take_the_handoff_or_silence_tools_names() -> None:
+    config = EngineConfig(api_key=API_KEY, handoff_tool_name="escalate")
+    state = running(config=config)
+    with pytest.raises(InvalidRequest, match="handoff or silence"):
+        state.create_response(tools=[FunctionTool("escalate")])
+    with pytest.raises(InvalidRequest, match="voice"):
+        state.create_response(voice="robot")
+    step = state.create_response(tools=[FunctionTool("lookup")], voice="cedar")
+    assert wire(step)[0]["response"] == {
+        "tools": [{"type": "function", "name": "lookup"}],
+        "audio": {"output": {"voice": "cedar"}},
+    }
+
+
 def test_deferred_responses_keep_their_options_and_order() -> None:
     state = running()
     state.receive([ResponseCreated("r1")])

@@ -13,6 +13,7 @@ from duplex.protocol import (
     ClientEvent,
     ContentPart,
     ConversationItem,
+    FunctionTool,
     LocalProtocolError,
     clear_audio_event,
     commit_audio_event,
@@ -65,6 +66,14 @@ EVENTS = [
         ),
         id="response-create-out-of-band",
     ),
+    pytest.param(
+        response_create_event(
+            tools=[FunctionTool("lookup_order", "An order's state.", {"type": "object"})],
+            tool_choice="lookup_order",
+            voice="cedar",
+        ),
+        id="response-create-tools-and-voice",
+    ),
     pytest.param(tool_output_event("call_1", '{"time": "12:00"}'), id="tool-output"),
     pytest.param(image_item_event(PNG, "image/png", text="what is this?"), id="image"),
     pytest.param(message_item_event("user", "hi"), id="user-text"),
@@ -106,6 +115,19 @@ def test_out_of_band_response_options_are_on_the_wire() -> None:
     }
 
 
+def test_response_tools_replace_the_sessions_and_voice_is_the_output_voice() -> None:
+    tool = FunctionTool("lookup_order", None, {"type": "object", "properties": {}})
+    payload = wire(response_create_event(tools=[tool], voice="marin"))
+    assert payload["response"] == {
+        "tools": [
+            {"type": "function", "name": "lookup_order", "parameters": tool.parameters},
+        ],
+        "audio": {"output": {"voice": "marin"}},
+    }
+    # An empty list is a response that may call no tool (not "the session's tools").
+    assert wire(response_create_event(tools=[]))["response"] == {"tools": []}
+
+
 def test_image_item_is_a_data_url_of_the_bytes() -> None:
     part = wire(image_item_event(PNG, "image/png"))["item"]["content"][0]
     assert part["type"] == "input_image"
@@ -131,6 +153,16 @@ def test_assistant_history_text_is_output_text() -> None:
         (lambda: response_create_event(max_output_tokens=4097), "max_output_tokens"),
         (lambda: response_create_event(max_output_tokens=0), "max_output_tokens"),
         (lambda: response_create_event(max_output_tokens="lots"), "max_output_tokens"),
+        (lambda: response_create_event(tools=["get_time"]), "FunctionTool"),  # type: ignore[list-item]
+        (lambda: response_create_event(tools=[FunctionTool("a b")]), "tool name"),
+        (lambda: response_create_event(tools=[FunctionTool("t"), FunctionTool("t")]), "twice"),
+        (
+            lambda: response_create_event(
+                tools=[FunctionTool("hand_off")], reserved_tool_names=("hand_off", None)
+            ),
+            "handoff or silence",
+        ),
+        (lambda: response_create_event(voice="robot"), "voice"),
         (lambda: image_item_event(b"", "image/png"), "non-empty bytes"),
         (lambda: image_item_event(PNG, "image/tiff"), "mime type"),
         (lambda: image_item_event(PNG, "image/png", detail="max"), "detail"),
