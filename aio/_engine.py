@@ -48,10 +48,10 @@ from duplex.engine import (
     EngineClosed,
     EngineConfig,
     EngineStatistics,
-    FunctionTool,
     HistoryItem,
     HostEvent,
     SessionConfig,
+    Tool,
     open_engine as open_trio_engine,
 )
 from duplex.engine._host_audio import check_host_frame, check_played_ms
@@ -342,11 +342,26 @@ class AsyncioEngine:
         """Answer a ``ToolCallRequested`` (see ``Engine.send_tool_output``)."""
         await self._call(lambda engine: engine.send_tool_output(call_id, output, respond=respond))
 
+    async def send_mcp_approval(
+        self,
+        request_id: str,
+        approve: bool,
+        *,
+        reason: str | None = None,
+        respond: bool = True,
+    ) -> None:
+        """Answer an ``McpApprovalRequested`` (see ``Engine.send_mcp_approval``)."""
+        await self._call(
+            lambda engine: engine.send_mcp_approval(
+                request_id, approve, reason=reason, respond=respond
+            )
+        )
+
     async def update_session(
         self,
         session: SessionConfig | None = None,
         *,
-        tools: Iterable[FunctionTool] | None = None,
+        tools: Iterable[Tool] | None = None,
         instructions: str | None = None,
     ) -> None:
         """Change the session (see ``Engine.update_session``)."""
@@ -376,7 +391,7 @@ class AsyncioEngine:
         input: Iterable[Any] | None = None,
         max_output_tokens: int | str | None = None,
         tool_choice: str | None = None,
-        tools: Iterable[FunctionTool] | None = None,
+        tools: Iterable[Tool] | None = None,
         voice: str | None = None,
     ) -> None:
         """Ask for a response with options (see ``Engine.create_response``)."""

@@ -19,12 +19,12 @@ import attrs
 from duplex.protocol import (
     DEFAULT_HANDOFF_TOOL_NAME,
     DEFAULT_SILENCE_TOOL_NAME,
-    FunctionTool,
     LocalProtocolError,
     OutputModality,
     ProtocolVersion,
     SessionConfig,
     SessionMode,
+    Tool,
     validate_tools,
 )
 
@@ -63,7 +63,7 @@ def _tools(inst: EngineConfig, _attribute: attrs.Attribute[Any], value: Any) -> 
         raise ValueError(str(exc)) from None
 
 
-def _tool_tuple(value: Iterable[FunctionTool]) -> tuple[FunctionTool, ...]:
+def _tool_tuple(value: Iterable[Tool]) -> tuple[Tool, ...]:
     return tuple(value)
 
 
@@ -93,8 +93,10 @@ class EngineConfig:
         handoff_tool_name / silence_tool_name: v2 tool names (``None`` disables the tool:
             no handoff tool is advertised, or no ``remain_silent`` tool).
         tools: the host's function tools (``FunctionTool``), advertised beside the handoff
-            tool on v2 (v1 has no tools: ``start()`` refuses them). Calls reach the host as
-            ``ToolCallRequested``; answer with ``Engine.send_tool_output``.
+            tool on v2 (v1 has no tools: ``start()`` refuses them), and remote MCP servers
+            (``McpTool``). Calls reach the host as ``ToolCallRequested``; answer with
+            ``Engine.send_tool_output``. An MCP call that needs approval reaches it as
+            ``McpApprovalRequested``; answer with ``Engine.send_mcp_approval``.
         session: the v2 session configuration (``SessionConfig``: voice, turn detection,
             transcription, …). ``None`` builds the default session from ``voice`` and
             ``output_modality``; when given, set the voice in it, not in ``voice``.
@@ -156,9 +158,7 @@ class EngineConfig:
         default=(), converter=tuple, repr=False
     )
     session: SessionConfig | None = attrs.field(default=None, validator=_session)
-    tools: tuple[FunctionTool, ...] = attrs.field(
-        default=(), converter=_tool_tuple, validator=_tools
-    )
+    tools: tuple[Tool, ...] = attrs.field(default=(), converter=_tool_tuple, validator=_tools)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> EngineConfig:

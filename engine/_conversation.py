@@ -67,6 +67,7 @@ from duplex.protocol import (
     AudioOut,
     ClientEvent,
     Error,
+    McpTool,
     ResponseCreate,
     ServerEvent,
     ServerEventParser,
@@ -191,7 +192,11 @@ class Conversation(HostCalls):
             mode=config.mode,
             forward_unknown_events=config.forward_unknown_events,
             user_text_prefix=config.user_text_prefix,
-            secrets=(config.api_key,),
+            # An MCP server's token is a secret too: a server message may quote it.
+            secrets=(
+                config.api_key,
+                *(t.authorization for t in config.tools if isinstance(t, McpTool)),
+            ),
             audio_format=config.audio_format,
             session=self._session_settings,
         )

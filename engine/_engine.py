@@ -39,10 +39,10 @@ from duplex.protocol import (
     AudioFrame,
     AudioOut,
     ConversationItem,
-    FunctionTool,
     LocalProtocolError,
     ProtocolVersion,
     SessionConfig,
+    Tool,
     call_session_payload,
     dialect,
     realtime_headers,
@@ -508,11 +508,37 @@ class Engine:
         """
         await self._running().send_tool_output(call_id, output, respond=respond)
 
+    async def send_mcp_approval(
+        self,
+        request_id: str,
+        approve: bool,
+        *,
+        reason: str | None = None,
+        respond: bool = True,
+    ) -> None:
+        """Answer an ``McpApprovalRequested``: may the MCP server's tool run?
+
+        Sends the ``mcp_approval_response`` item (``request_id`` is the request's
+        ``item_id``). With ``respond=True`` the model is then asked to go on
+        (``response.create`` through the single-active-response queue): it runs an approved
+        call and speaks about the result, or about the refusal. ``reason`` explains a refusal
+        (the API takes none beside an approval).
+
+        Raises:
+            ConversationNotRunning: no conversation is running.
+            ToolCallNotActive: no such request is waiting (never requested in this
+                conversation, already answered, or asked before a reconnect: a resumed
+                session does not know it).
+            UnsupportedByDialect: v1, or a transcription session.
+            InvalidRequest: ``approve`` is not a bool, or a reason beside an approval.
+        """
+        await self._running().send_mcp_approval(request_id, approve, reason=reason, respond=respond)
+
     async def update_session(
         self,
         session: SessionConfig | None = None,
         *,
-        tools: Iterable[FunctionTool] | None = None,
+        tools: Iterable[Tool] | None = None,
         instructions: str | None = None,
     ) -> None:
         """Change the session mid-conversation: a new ``SessionConfig``, new function tools
@@ -579,7 +605,7 @@ class Engine:
         input: Iterable[ConversationItem | str] | None = None,
         max_output_tokens: int | str | None = None,
         tool_choice: str | None = None,
-        tools: Iterable[FunctionTool] | None = None,
+        tools: Iterable[Tool] | None = None,
         voice: str | None = None,
     ) -> None:
         """Ask the model for a response with per-response options.

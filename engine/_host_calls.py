@@ -25,9 +25,9 @@ import trio
 from duplex.protocol import (
     AudioOut,
     ClientEvent,
-    FunctionTool,
     ProtocolVersion,
     ResponseCancel,
+    Tool,
     delete_item_event,
     encode_client_event,
 )
@@ -127,6 +127,17 @@ class HostCalls:
         self.state.check_tool_call(call_id)
         await self._host_call(lambda: self.state.tool_output(call_id, output, respond=respond))
 
+    async def send_mcp_approval(
+        self, request_id: str, approve: bool, *, reason: str | None, respond: bool
+    ) -> None:
+        await self.await_live()
+        self._precheck()
+        await self._host_call(
+            lambda: self.state.mcp_approval(
+                request_id, approve, reason=reason, respond=respond, item_id=new_item_id()
+            )
+        )
+
     async def update_session(
         self, session: Any, *, tools: Iterable[Any] | None, instructions: str | None
     ) -> None:
@@ -176,7 +187,7 @@ class HostCalls:
         input: Iterable[Any] | None,
         max_output_tokens: int | str | None,
         tool_choice: str | None,
-        tools: tuple[FunctionTool, ...] | None,
+        tools: tuple[Tool, ...] | None,
         voice: str | None,
     ) -> None:
         await self.await_live()

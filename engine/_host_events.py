@@ -35,6 +35,7 @@ from duplex.protocol import (
     InputTranscriptDone,
     InputTranscriptFailed,
     InputTranscriptSegment,
+    McpApprovalRequested,
     McpCallArgumentsDelta,
     McpCallArgumentsDone,
     McpCallCompleted,
@@ -104,6 +105,7 @@ HostEvent: TypeAlias = (
     | OutputAudioDone
     | AudioInterrupted
     | ToolCallRequested
+    | McpApprovalRequested
     | ConversationItemRetrieved
     | InputAudioCleared
     | InputAudioTimeoutTriggered

@@ -26,11 +26,11 @@ from typing import Any
 from duplex.protocol import (
     DEFAULT_TRANSCRIPTION_MODEL,
     ClientEvent,
-    FunctionTool,
     InputTranscription,
     LocalProtocolError,
     SessionConfig,
     SessionMode,
+    Tool,
     dialect,
     prompt_update_event,
     session_start_event,
@@ -52,7 +52,7 @@ class SessionSettings:
     def __init__(self, config: EngineConfig, instructions: str | None) -> None:
         self._config = config
         self.session: SessionConfig | None = config.session
-        self.tools: tuple[FunctionTool, ...] = tuple(config.tools)
+        self.tools: tuple[Tool, ...] = tuple(config.tools)
         self.instructions = instructions
 
     # ---- the handshake ---------------------------------------------------------------
@@ -104,7 +104,7 @@ class SessionSettings:
         self,
         session: SessionConfig | None = None,
         *,
-        tools: Iterable[FunctionTool] | None = None,
+        tools: Iterable[Tool] | None = None,
         instructions: str | None = None,
     ) -> ClientEvent:
         """The ``session.update`` for a change; the stored settings change only if it is

@@ -66,12 +66,12 @@ from duplex.protocol import (
     ConversationItemAdded,
     ConversationItemDone,
     Error,
-    FunctionTool,
     HandoffRequested,
     InputAudioSpeechStarted,
     InputAudioSpeechStopped,
     InputTranscriptDone,
     LocalProtocolError,
+    McpApprovalRequested,
     NoopRequested,
     OutputAudioBufferCleared,
     OutputAudioBufferStarted,
@@ -85,6 +85,7 @@ from duplex.protocol import (
     ResponseDone,
     ServerEvent,
     SessionMode,
+    Tool,
     ToolCallRequested,
     TranscriptAccumulator,
     UnknownEvent,
@@ -93,6 +94,7 @@ from duplex.protocol import (
     dialect,
     handoff_output_events,
     image_item_event,
+    mcp_approval_event,
     noop_reply_event,
     output_audio_clear_event,
     prompt_update_event,
@@ -112,6 +114,7 @@ from ._errors import (
     ConversationStarted,
     HandoffNotActive,
     InvalidRequest,
+    ToolCallNotActive,
     UnsupportedByDialect,
 )
 from ._host_audio import check_host_frame, check_played_ms
@@ -229,6 +232,7 @@ class ConversationState:
         self._current_response: str | None = None
         self.session = session
         self.tools = ToolCalls()
+        self._approvals: set[str] = set()  # MCP approval requests waiting for the host
         self.usage = UsageMeter()
         self.latency = LatencyMeter()
         self._clock = clock
@@ -254,6 +258,7 @@ class ConversationState:
             ConversationItemAdded: self._on_item_added,
             ConversationItemDone: self._on_item_done,
             ToolCallRequested: self._on_tool_call,
+            McpApprovalRequested: self._on_mcp_approval,
             OutputAudioDone: self._on_audio_done,
             InputAudioSpeechStopped: self._on_speech_stopped,
             InputTranscriptDone: self._on_input_transcript,
@@ -625,6 +630,13 @@ class ConversationState:
         self.tools.requested(event.call_id, event.response_id or self._current_response)
         return True
 
+    def _on_mcp_approval(self, event: McpApprovalRequested, send: list[ClientEvent]) -> bool:
+        if not self.handoffs.first_time(event.item_id):
+            self.counters.duplicate_calls += 1
+            return False
+        self._approvals.add(event.item_id)
+        return True
+
     def _on_detail(self, event: ServerEvent, send: list[ClientEvent]) -> bool:
         self.counters.detail_events += 1
         return self._forward_unknown
@@ -795,6 +807,30 @@ class ConversationState:
             self._request_response(step.send)
         return step
 
+    def mcp_approval(
+        self, request_id: str, approve: bool, *, reason: str | None, respond: bool, item_id: str
+    ) -> Step:
+        """The host's answer to an ``McpApprovalRequested``: the ``mcp_approval_response``
+        item ``item_id`` and, with ``respond``, a ``response.create`` through the single-active-
+        response queue (the API goes on with a turn only when asked, as after a function
+        output). Each request is answered once."""
+        self._require_turn_control("MCP approvals")
+        if request_id not in self._approvals:
+            raise ToolCallNotActive(
+                f"no MCP approval request {request_id!r} is waiting for an answer "
+                "(never requested, or already answered)"
+            )
+        try:
+            item = mcp_approval_event(request_id, approve, item_id=item_id, reason=reason)
+        except LocalProtocolError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        self._approvals.discard(request_id)
+        step = Step()
+        step.send.append(item)
+        if respond:
+            self._request_response(step.send)
+        return step
+
     def update_session(
         self,
         session: Any = None,
@@ -862,7 +898,7 @@ class ConversationState:
         input: Iterable[ConversationItem | str] | None = None,
         max_output_tokens: int | str | None = None,
         tool_choice: str | None = None,
-        tools: Iterable[FunctionTool] | None = None,
+        tools: Iterable[Tool] | None = None,
         voice: str | None = None,
     ) -> Step:
         """``response.create`` with options. A default-conversation response goes through

@@ -36,8 +36,8 @@ from ._session import (
     AudioConfig,
     AudioFormat,
     AudioInputConfig,
-    FunctionTool,
     InputTranscription,
+    Tool,
     WireSession,
 )
 from ._session_builder import audio_format_object, session_update_event
@@ -67,7 +67,7 @@ def session_start_event(
     silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
     transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
     session: SessionConfig | None = None,
-    tools: Iterable[FunctionTool] = (),
+    tools: Iterable[Tool] = (),
     audio_format: str | AudioFormat = "pcm16",
 ) -> SessionCreate | SessionUpdate:
     """The first event a client sends: v1 ``session.create``, v2 ``session.update``.

@@ -29,7 +29,7 @@ from ._encode_common import require_text
 from ._enums import ProtocolVersion, validate_voice
 from ._errors import LocalProtocolError
 from ._items import ContentPart, ConversationItem
-from ._session import FunctionTool
+from ._session import Tool
 from ._session_config import MAX_OUTPUT_TOKENS, valid_max_output_tokens
 from ._tool_rules import validate_tools
 
@@ -39,6 +39,7 @@ __all__ = [
     "commit_audio_event",
     "delete_item_event",
     "image_item_event",
+    "mcp_approval_event",
     "message_item_event",
     "output_audio_clear_event",
     "response_cancel_event",
@@ -87,7 +88,7 @@ def response_create_event(
     input: Iterable[ConversationItem | str] | None = None,
     tool_choice: str | None = None,
     max_output_tokens: int | str | None = None,
-    tools: Iterable[FunctionTool] | None = None,
+    tools: Iterable[Tool] | None = None,
     voice: str | None = None,
     reserved_tool_names: tuple[str | None, str | None] = (None, None),
 ) -> ResponseCreate:
@@ -156,6 +157,32 @@ def tool_output_event(call_id: str, output: str) -> ConversationItemCreate:
     return ConversationItemCreate(
         item=ConversationItem(
             type="function_call_output", call_id=call_id, output=_text(output, "tool output")
+        )
+    )
+
+
+def mcp_approval_event(
+    request_id: str, approve: bool, *, item_id: str, reason: str | None = None
+) -> ConversationItemCreate:
+    """The ``mcp_approval_response`` item ``item_id`` (GA requires the client to name it)
+    answering the MCP approval request ``request_id`` (v2). ``reason`` explains a refusal;
+    the API refuses one beside an approval. The caller follows it with ``response.create``
+    through its single-active-response queue."""
+    require_text(request_id, "approval request id")
+    require_text(item_id, "item id")
+    if type(approve) is not bool:
+        raise LocalProtocolError(f"approve must be True or False, got {approve!r}")
+    if reason is not None:
+        if approve:
+            raise LocalProtocolError("a reason goes with a refusal (approve=False) only")
+        reason = _text(reason, "reason")
+    return ConversationItemCreate(
+        item=ConversationItem(
+            type="mcp_approval_response",
+            id=item_id,
+            approval_request_id=request_id,
+            approve=approve,
+            reason=reason,
         )
     )
 

@@ -29,6 +29,7 @@ from ._session import (
     AudioOutputConfig,
     FunctionTool,
     InputTranscription,
+    McpTool,
     NoiseReduction,
     TurnDetection,
     WireSession,
@@ -165,6 +166,14 @@ def _make_converter() -> cattrs.Converter:
     def is_tuple(kind: Any) -> bool:
         return get_origin(kind) is tuple
 
+    def structure_tool(value: Any, _: Any) -> FunctionTool | McpTool:
+        # The wire says which kind: {"type": "mcp", ...} is a server, anything else a
+        # function (whose own "type" field then says what it is).
+        if type(value) is dict and value.get("type") == "mcp":
+            return conv.structure(value, McpTool)
+        return conv.structure(value, FunctionTool)
+
+    conv.register_structure_hook_func(lambda t: t == FunctionTool | McpTool, structure_tool)
     conv.register_structure_hook_factory(is_tuple, tuple_factory)
     conv.register_structure_hook_factory(is_json_union, json_union_factory)
     conv.register_unstructure_hook_factory(attrs.has, omit_none_factory)
@@ -208,7 +217,7 @@ _NESTED: Final[dict[type[Any], dict[str, type[Any]]]] = {
     AudioOutputConfig: {"format": AudioFormat},
 }
 _LEAF_CLASSES: Final = (
-    AudioFormat, NoiseReduction, InputTranscription, TurnDetection, FunctionTool,
+    AudioFormat, NoiseReduction, InputTranscription, TurnDetection, FunctionTool, McpTool,
     ContentPart, ConversationItem, Usage, RateLimit,
 )  # fmt: skip
 

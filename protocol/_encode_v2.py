@@ -34,6 +34,7 @@ from ._events import (
     HandoffRequested,
     InputTranscriptDelta,
     InputTranscriptDone,
+    McpApprovalRequested,
     NoopRequested,
     OutputTranscriptDelta,
     OutputTranscriptDone,
@@ -219,6 +220,18 @@ def _tool_call(e: ToolCallRequested) -> dict[str, Any]:
     return payload
 
 
+def _mcp_approval(e: McpApprovalRequested) -> dict[str, Any]:
+    item = {
+        "id": e.item_id,
+        "object": "realtime.item",
+        "type": "mcp_approval_request",
+        "server_label": e.server_label,
+        "name": e.name,
+        "arguments": e.arguments,
+    }
+    return {"type": "conversation.item.done", "previous_item_id": None, "item": item}
+
+
 def _handoff_payload(handoff_tool_name: str | None) -> ServerPayload:
     def handoff(e: HandoffRequested) -> dict[str, Any]:
         if handoff_tool_name is None:
@@ -261,5 +274,6 @@ V2_SERVER_PAYLOADS: Final[dict[type[ServerEvent], ServerPayload]] = {
     OutputTranscriptDone: _output_done,
     ConversationItemDone: _item_done,
     ToolCallRequested: _tool_call,
+    McpApprovalRequested: _mcp_approval,
     **GA_SERVER_PAYLOADS,
 }

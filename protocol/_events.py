@@ -34,6 +34,7 @@ __all__ = [
     "InputAudioSpeechStopped",
     "InputTranscriptDelta",
     "InputTranscriptDone",
+    "McpApprovalRequested",
     "NoopRequested",
     "OutputAudioDone",
     "OutputTranscriptDelta",
@@ -304,6 +305,24 @@ class ToolCallRequested(ServerEvent):
     arguments: str
     item_id: str
     response_id: str | None = None
+
+
+@final
+@attrs.frozen(slots=True)
+class McpApprovalRequested(ServerEvent):
+    """An MCP server's tool call waits for the host's approval (v2 ``conversation.item.done``
+    with an ``mcp_approval_request`` item; the session's ``McpTool`` asked for approval).
+
+    ``item_id`` is the request's id, which the answer names (``approval_request_id``);
+    ``arguments`` is the raw JSON text the model wrote. Answering each request once is the
+    engine's rule.
+    """
+
+    TYPE: ClassVar[str] = "mcp_approval.requested"
+    item_id: str
+    server_label: str
+    name: str
+    arguments: str
 
 
 @final

@@ -41,7 +41,10 @@ class ContentPart:
 @final
 @attrs.frozen(slots=True, kw_only=True)
 class ConversationItem:
-    """A conversation item: a message, a function call or a function call output."""
+    """A conversation item: a message, a function call or a function call output, or an MCP
+    item (``mcp_call``, ``mcp_list_tools``, ``mcp_approval_request``,
+    ``mcp_approval_response``: ``server_label``, ``name``, ``arguments``, ``output``,
+    ``error``, ``approval_request_id``, ``approve``, ``reason``)."""
 
     type: str
     id: str | None = None
@@ -52,6 +55,11 @@ class ConversationItem:
     name: str | None = None
     arguments: str | None = None
     output: str | None = None
+    server_label: str | None = None
+    approval_request_id: str | None = None
+    approve: bool | None = None
+    reason: str | None = None
+    error: dict[str, Any] | None = attrs.field(default=None, hash=False)
 
 
 @final

@@ -11,9 +11,10 @@ in ``_parse_common``, the rest through ``_ga_wire``.
 The function-call path: a ``function_call`` item in ``conversation.item.done`` named after the
 session's handoff tool becomes ``HandoffRequested`` — the same event v1's
 ``conversation.handoff.requested`` produces — one named after the silence tool becomes
-``NoopRequested``, and any other becomes ``ToolCallRequested``. Function calls inside
-``response.done`` / ``response.output_item.done`` are not calls again (the item event already
-carried them; acting on both would answer one call twice).
+``NoopRequested``, and any other becomes ``ToolCallRequested``. An ``mcp_approval_request``
+item there becomes ``McpApprovalRequested`` (the MCP server's call the host must approve).
+Function calls inside ``response.done`` / ``response.output_item.done`` are not calls again
+(the item event already carried them; acting on both would answer one call twice).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ._events import (
     ConversationItemDone,
     HandoffRequested,
     InputTranscriptDelta,
+    McpApprovalRequested,
     NoopRequested,
     OutputTranscriptDelta,
     ServerEvent,
@@ -138,6 +140,13 @@ def item_done_handler(handoff_tool: str | None, silence_tool: str | None) -> Han
                 return ToolCallRequested(call, name, arguments, owner, opt_str(obj, "response_id"))
         if item_id is None:
             raise FieldError("missing required field 'item.id'")
+        if raw.get("type") == "mcp_approval_request":
+            label, name = raw.get("server_label"), raw.get("name")
+            if type(label) is str and type(name) is str:
+                arguments = raw.get("arguments")
+                return McpApprovalRequested(
+                    item_id, label, name, arguments if type(arguments) is str else ""
+                )
         return ConversationItemDone(item_id)
 
     return item_done

@@ -35,7 +35,9 @@ __all__ = [
     "AudioOutputConfig",
     "FunctionTool",
     "InputTranscription",
+    "McpTool",
     "NoiseReduction",
+    "Tool",
     "WireSession",
     "TurnDetection",
 ]
@@ -145,6 +147,35 @@ class FunctionTool:
 
 @final
 @attrs.frozen(slots=True, kw_only=True)
+class McpTool:
+    """A remote MCP server whose tools the model may use (GA ``{"type": "mcp", ...}``): the
+    *server* lists and calls them; the host only approves calls when ``require_approval``
+    asks it to (``McpApprovalRequested``).
+
+    ``server_url`` (an MCP endpoint) or ``connector_id`` (an OpenAI connector) names the
+    server. ``allowed_tools`` is a list of tool names or GA's filter object;
+    ``require_approval`` is ``"always"``, ``"never"`` or GA's filter object
+    (``{"never": {"tool_names": [...]}}``). ``authorization`` and ``headers`` carry
+    credentials for the MCP server: they are sent, and left out of ``repr``.
+    """
+
+    server_label: str
+    server_url: str | None = None
+    connector_id: str | None = None
+    server_description: str | None = None
+    allowed_tools: Any = attrs.field(default=None, hash=False)
+    require_approval: str | dict[str, Any] | None = attrs.field(default=None, hash=False)
+    authorization: str | None = attrs.field(default=None, repr=False)
+    headers: dict[str, Any] | None = attrs.field(default=None, hash=False, repr=False)
+    type: str = "mcp"
+
+
+#: a session's (or a response's) tool: a function the host runs, or an MCP server
+Tool = FunctionTool | McpTool
+
+
+@final
+@attrs.frozen(slots=True, kw_only=True)
 class WireSession:
     """The ``session`` object of ``session.create`` / ``session.update``.
 
@@ -159,7 +190,7 @@ class WireSession:
     conversation_id: str | None = None
     output_modalities: tuple[str, ...] | None = None
     audio: AudioConfig | None = None
-    tools: tuple[FunctionTool, ...] | None = None
+    tools: tuple[FunctionTool | McpTool, ...] | None = None
     tool_choice: str | dict[str, Any] | None = attrs.field(default=None, hash=False)
     max_output_tokens: int | str | None = None
     truncation: str | dict[str, Any] | None = attrs.field(default=None, hash=False)

@@ -36,8 +36,8 @@ from ._session import (
     AudioFormat,
     AudioInputConfig,
     AudioOutputConfig,
-    FunctionTool,
     NoiseReduction,
+    Tool,
     TurnDetection,
     WireSession,
 )
@@ -109,7 +109,7 @@ def session_update_event(
     *,
     mode: SessionMode | str = SessionMode.CONVERSATIONAL,
     instructions: str | None = None,
-    tools: Iterable[FunctionTool] = (),
+    tools: Iterable[Tool] = (),
     handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
     silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
     audio_format: str | AudioFormat = "pcm16",
@@ -152,7 +152,7 @@ def session_update_event(
             extra=extra,
         )
         return SessionUpdate(session=session, event_id=event_id)
-    advertised: list[FunctionTool] = []
+    advertised: list[Tool] = []
     if handoff_tool_name is not None:
         advertised.append(handoff_tool(handoff_tool_name))
     if silence_tool_name is not None:
@@ -192,7 +192,7 @@ def session_payload(
     *,
     mode: SessionMode | str = SessionMode.CONVERSATIONAL,
     instructions: str | None = None,
-    tools: Iterable[FunctionTool] = (),
+    tools: Iterable[Tool] = (),
     handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
     silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
     audio_format: str | AudioFormat = "pcm16",

@@ -1,16 +1,19 @@
-"""``validate_tools``: the one rule for the function tools a host declares, for a session
+"""``validate_tools``: the one rule for the tools a host declares, for a session
 (``_session_builder``) or for one response (``_control_builders``).
 
-Invariants: a name is 1-64 letters, digits, ``_`` or ``-``, unique among the tools, and not
-the handoff or silence tool's; parameters are a JSON Schema object; nothing is changed, a bad
-tool raises ``LocalProtocolError`` naming it.
+Invariants: a function's name is 1-64 letters, digits, ``_`` or ``-``, unique among the
+tools, and not the handoff or silence tool's; its parameters are a JSON Schema object. An
+MCP server has a label of the same shape, unique among the servers, exactly one of
+``server_url`` (http or https) and ``connector_id``, and ``require_approval`` /
+``allowed_tools`` in one of GA's forms. Nothing is changed; a bad tool raises
+``LocalProtocolError`` naming it — by name or label, never with its credentials.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 from ._errors import LocalProtocolError
 from ._server_parser import (
@@ -18,7 +21,7 @@ from ._server_parser import (
     DEFAULT_SILENCE_TOOL_NAME,
     check_tool_names,
 )
-from ._session import FunctionTool
+from ._session import FunctionTool, McpTool
 
 __all__ = ["validate_tools"]
 
@@ -26,11 +29,11 @@ _FUNCTION_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def validate_tools(
-    tools: Iterable[FunctionTool],
+    tools: Iterable[FunctionTool | McpTool],
     *,
     handoff_tool_name: str | None = DEFAULT_HANDOFF_TOOL_NAME,
     silence_tool_name: str | None = DEFAULT_SILENCE_TOOL_NAME,
-) -> tuple[FunctionTool, ...]:
+) -> tuple[FunctionTool | McpTool, ...]:
     """The host's tools as a tuple, or ``LocalProtocolError`` naming the first bad one (or a
     bad handoff/silence tool name: a string of 1-64 letters, digits, ``_``, ``-``, or None)."""
     for what, tool_name in (("handoff", handoff_tool_name), ("silence", silence_tool_name)):
@@ -44,10 +47,15 @@ def validate_tools(
     handoff_tool_name, silence_tool_name = check_tool_names(handoff_tool_name, silence_tool_name)
     reserved = {n for n in (handoff_tool_name, silence_tool_name) if n is not None}
     seen: set[str] = set()
-    out: list[FunctionTool] = []
+    labels: set[str] = set()
+    out: list[FunctionTool | McpTool] = []
     for tool in tools:
+        if isinstance(tool, McpTool):
+            _check_mcp(tool, labels)
+            out.append(tool)
+            continue
         if not isinstance(tool, FunctionTool):
-            raise LocalProtocolError(f"tools must be FunctionTool values, got {tool!r}")
+            raise LocalProtocolError(f"tools must be FunctionTool or McpTool values, got {tool!r}")
         name = tool.name
         if type(name) is not str or not _FUNCTION_NAME.fullmatch(name):
             raise LocalProtocolError(
@@ -72,3 +80,68 @@ def validate_tools(
             raise LocalProtocolError(f"tool {name!r}: type must be 'function'")
         out.append(tool)
     return tuple(out)
+
+
+_APPROVAL_WORDS: Final = ("always", "never")
+
+
+def _check_mcp(tool: McpTool, labels: set[str]) -> None:
+    label = tool.server_label
+    if type(label) is not str or not _FUNCTION_NAME.fullmatch(label):
+        raise LocalProtocolError(
+            f"MCP server_label {label!r} must be 1-64 letters, digits, '_' or '-'"
+        )
+    if label in labels:
+        raise LocalProtocolError(f"MCP server_label {label!r} is declared twice")
+    labels.add(label)
+    where = f"MCP server {label!r}"
+    if (tool.server_url is None) == (tool.connector_id is None):
+        raise LocalProtocolError(f"{where}: give exactly one of server_url and connector_id")
+    url = tool.server_url
+    if url is not None and (type(url) is not str or not url.startswith(("https://", "http://"))):
+        raise LocalProtocolError(f"{where}: server_url must be an http(s) URL")
+    if tool.connector_id is not None and not _text(tool.connector_id):
+        raise LocalProtocolError(f"{where}: connector_id must be a non-empty string")
+    if tool.server_description is not None and type(tool.server_description) is not str:
+        raise LocalProtocolError(f"{where}: server_description must be a string")
+    if not _approval(tool.require_approval):
+        raise LocalProtocolError(
+            f"{where}: require_approval must be 'always', 'never' or "
+            '{"always"|"never": {"tool_names": [...]}}'
+        )
+    if not _allowed(tool.allowed_tools):
+        raise LocalProtocolError(
+            f"{where}: allowed_tools must be a list of tool names or a filter object"
+        )
+    if tool.authorization is not None and not _text(tool.authorization):
+        raise LocalProtocolError(f"{where}: authorization must be a non-empty string")
+    headers = tool.headers
+    if headers is not None and (
+        not isinstance(headers, Mapping)
+        or not all(type(k) is str and type(v) is str for k, v in headers.items())
+    ):
+        raise LocalProtocolError(f"{where}: headers must map strings to strings")
+    if tool.type != "mcp":
+        raise LocalProtocolError(f"{where}: type must be 'mcp'")
+
+
+def _text(value: Any) -> bool:
+    return type(value) is str and bool(value)
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(_text(v) for v in value)
+
+
+def _approval(value: Any) -> bool:
+    if value is None or value in _APPROVAL_WORDS:
+        return True
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(key in _APPROVAL_WORDS and isinstance(rule, Mapping) for key, rule in value.items())
+    )
+
+
+def _allowed(value: Any) -> bool:
+    return value is None or _names(value) or isinstance(value, Mapping)

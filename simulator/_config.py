@@ -132,6 +132,10 @@ class SimulatorConfig:
         tool_arguments: tool name → the ``arguments`` JSON of its scripted calls (default
             ``{}``; the handoff tool's default is ``{"prompt": <user text>}``). ``{text}`` in
             the template is replaced by the user text, JSON-escaped.
+        mcp_tools: tool name → the output a call returns, offered by every MCP server a
+            session declares (``{"type": "mcp"}``; narrowed by its ``allowed_tools``). No MCP
+            server is contacted: user text naming one of these tools after
+            ``tool_call_word`` asks for its approval or runs it (``_mcp``).
         recall_phrase: user text containing it is answered with the previous user text in the
             conversation (``"Before that you said: <text>."``), so tests can check the context
             a session holds (e.g. history replayed after a reconnect).
@@ -169,6 +173,9 @@ class SimulatorConfig:
     tool_call_word: str = "call"
     tool_triggers: dict[str, str] = attrs.field(factory=dict, hash=False)
     tool_arguments: dict[str, str] = attrs.field(factory=dict, hash=False)
+    mcp_tools: dict[str, str] = attrs.field(
+        factory=lambda: {"search_docs": "3 pages about trio"}, hash=False
+    )
     recall_phrase: str = "what did I say"
     session_max_duration_s: float | None = None
     idle_prompt: str = "Are you still there?"

@@ -62,6 +62,7 @@ from duplex.protocol import (
 
 from ._audio import SAMPLE_RATE, EnergyVad, G711Decoder, g711_law
 from ._config import IdGenerator, SimulatorConfig
+from ._mcp import list_tools_item, mcp_servers
 from ._responses import Event, ResponseStreams, _Playout, _Response, _Spec
 from ._session_shape import (
     GA_RESPONSE_KEYS,
@@ -108,6 +109,7 @@ class ScriptedModel(ResponseStreams):
         self._unanswered: list[Event] = []
         self._assistant_audio_ms: dict[str, int] = {}
         self._handoffs: dict[str, Event] = {}
+        self._mcp_listed: set[str] = set()  # MCP server labels whose tools were listed
         self._active: _Response | None = None
         self._oob: list[_Response] = []
         self._playing: deque[_Playout] = deque()
@@ -359,6 +361,7 @@ class ScriptedModel(ResponseStreams):
         self.session = deep_merge(self.session, patch)
         self._sync_vad()
         out: list[Event] = []
+        listing = self._list_mcp_tools()
         # v1 greets on the handshake. A v1 client that opens with session.update (codex's
         # spring-2026 quicksilver client) still gets session.created first.
         if isinstance(event, SessionCreate) or (
@@ -366,6 +369,24 @@ class ScriptedModel(ResponseStreams):
         ):
             out.extend(self.session_created())
         out.append(self._ev("session.updated", session=copy.deepcopy(self.session)))
+        out.extend(listing)
+        return out
+
+    def _list_mcp_tools(self) -> list[Event]:
+        """List the tools of MCP servers the session declares for the first time (``_mcp``)."""
+        out: list[Event] = []
+        for server in mcp_servers(self.session):
+            label = server["server_label"]
+            if label in self._mcp_listed:
+                continue
+            self._mcp_listed.add(label)
+            item = list_tools_item(self.ids.item(), server, self.config)
+            previous = self._order[-1] if self._order else None
+            added, done = self._add_item(item, previous)
+            out.append(added)
+            out.append(self._ev("mcp_list_tools.in_progress", item_id=item["id"]))
+            out.append(self._ev("mcp_list_tools.completed", item_id=item["id"]))
+            out.append(done)
         return out
 
     # ------------------------------------------------------------------ input audio
@@ -555,6 +576,10 @@ class ScriptedModel(ResponseStreams):
                         client_event_id=eid,
                     )
                 ]
+        if item.get("type") == "mcp_approval_response":
+            refused = self._approval_problem(item, eid)
+            if refused is not None:
+                return [refused]
         item.setdefault("id", None)
         if not item["id"]:
             item["id"] = self.ids.item()
@@ -565,9 +590,11 @@ class ScriptedModel(ResponseStreams):
             None if prev == "root" else prev if prev else (self._order[-1] if self._order else None)
         )
         out = self._add_item(item, previous)
-        if item.get("type") in ("message", "function_call_output") and item.get("role") != (
-            "assistant"
-        ):
+        if item.get("type") in (
+            "message",
+            "function_call_output",
+            "mcp_approval_response",
+        ) and item.get("role") != ("assistant"):
             self._unanswered.append(item)
             if (
                 self.version is ProtocolVersion.V1
@@ -578,6 +605,23 @@ class ScriptedModel(ResponseStreams):
             ):
                 out.extend(self._start_response(None, now))
         return out
+
+    def _approval_problem(self, item: Event, eid: str | None) -> Event | None:
+        """The error for an ``mcp_approval_response`` that answers no open request."""
+        request_id = item.get("approval_request_id")
+        request = self.items.get(str(request_id))
+        answered = any(
+            i.get("type") == "mcp_approval_response" and i.get("approval_request_id") == request_id
+            for i in self.items.values()
+        )
+        if request is None or request.get("type") != "mcp_approval_request" or answered:
+            return self.error(
+                "invalid_value",
+                f"No pending MCP approval request found with id '{request_id}'.",
+                param="item.approval_request_id",
+                client_event_id=eid,
+            )
+        return None
 
     def _on_truncate(self, event: ConversationItemTruncate, eid: str | None) -> list[Event]:
         item = self.items.get(event.item_id)

@@ -11,6 +11,7 @@ can be read (and tested) without a running model:
 - ``trigger_phrase`` → ``handoff`` (v1 ``handoff.requested``, v2 the handoff tool);
 - ``recall_phrase`` → the previous user text the conversation holds;
 - tool results → spoken back (a handoff's output as is, a host tool's with its name);
+- MCP tools the text names, and answers to MCP approval requests → ``mcp`` (``_mcp``);
 - anything else → ``f"{reply_prefix}{text}."``.
 
 Invariants: nothing here mutates its arguments; unknown or malformed session values (a
@@ -30,6 +31,7 @@ import attrs
 from duplex.protocol import ProtocolVersion
 
 from ._config import SimulatorConfig
+from ._mcp import McpCall, McpOffer
 from ._session_shape import item_text
 
 __all__ = [
@@ -50,9 +52,10 @@ _WORD: Final = re.compile(r"[\w.\-]+")
 class Reply:
     """What the model decided to do about its input."""
 
-    kind: Literal["say", "handoff", "silent", "tools"]
+    kind: Literal["say", "handoff", "silent", "tools", "mcp"]
     text: str
     tools: tuple[str, ...] = ()
+    mcp: tuple[McpCall, ...] = ()
 
 
 def decide(
@@ -64,19 +67,23 @@ def decide(
     items: Mapping[str, Event],
     order: Sequence[str],
     handoff: str | None,
+    mcp: Mapping[str, McpOffer] | None = None,
 ) -> Reply:
     """What to do about the unanswered input: speak a text, hand off a prompt, call the
-    silence tool or the tools the user named."""
+    silence tool or the tools the user named (``mcp``: the MCP servers' tools, by name)."""
     outputs: list[Event] = []
     for item in reversed(pending):
-        if item.get("type") == "function_call_output":
+        if item.get("type") in ("function_call_output", "mcp_approval_response"):
             outputs.insert(0, item)
             continue
         if outputs:
             break
         text = _turn_text(item)
         if text is not None:
-            return _reply_to_text(text, tools, config, version, items, order)
+            return _reply_to_text(text, tools, config, version, items, order, mcp or {})
+    approvals = _approved_calls(outputs, items)
+    if approvals:
+        return Reply("mcp", "", mcp=approvals)
     if outputs:
         return Reply("say", _say_outputs(outputs, items, handoff))
     return Reply("say", "I am listening.")
@@ -89,12 +96,27 @@ def _reply_to_text(
     version: ProtocolVersion,
     items: Mapping[str, Event],
     order: Sequence[str],
+    mcp: Mapping[str, McpOffer],
 ) -> Reply:
     lowered = text.lower()
     if config.silence_phrase and config.silence_phrase.lower() in lowered:
         return Reply("silent", text)
     if version is ProtocolVersion.V2:
-        named = _named_tools(text, tools, config)
+        named = _named_tools(text, [*tools, *(n for n in mcp if n not in tools)], config)
+        if named and named[0] in mcp and named[0] not in tools:
+            # The first tool named is an MCP server's: this turn calls MCP tools only.
+            calls = tuple(
+                McpCall(
+                    mcp[n].server_label,
+                    n,
+                    arguments_for(n, text, config, None),
+                    needs_approval=mcp[n].needs_approval,
+                )
+                for n in named
+                if n in mcp and n not in tools
+            )
+            return Reply("mcp", text, mcp=calls)
+        named = [n for n in named if n in tools]
         if named:
             return Reply("tools", text, tuple(named))
     if config.trigger_phrase.lower() in lowered:
@@ -141,6 +163,28 @@ def _recall(text: str, items: Mapping[str, Event], order: Sequence[str]) -> str:
             continue
         return f"Before that you said: {said}."
     return "You have not said anything before."
+
+
+def _approved_calls(answers: Sequence[Event], items: Mapping[str, Event]) -> tuple[McpCall, ...]:
+    """The MCP calls the client's approval answers decide: each answered request's call,
+    approved or not (answers to unknown requests are ignored)."""
+    calls: list[McpCall] = []
+    for answer in answers:
+        if answer.get("type") != "mcp_approval_response":
+            continue
+        request = items.get(str(answer.get("approval_request_id")))
+        if request is None or request.get("type") != "mcp_approval_request":
+            continue
+        calls.append(
+            McpCall(
+                str(request.get("server_label")),
+                str(request.get("name")),
+                str(request.get("arguments") or "{}"),
+                approval_request_id=str(request["id"]),
+                approved=answer.get("approve") is True,
+            )
+        )
+    return tuple(calls)
 
 
 def _say_outputs(outputs: Sequence[Event], items: Mapping[str, Event], handoff: str | None) -> str:

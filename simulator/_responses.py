@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 import attrs
@@ -39,6 +40,7 @@ from duplex.protocol import ProtocolVersion, b64encode_pcm
 
 from ._audio import FRAME_MS, G711_RATE, SAMPLE_RATE, G711Law, encode_g711, g711_law, synthesize
 from ._config import IdGenerator, SimulatorConfig
+from ._mcp import McpCall, approval_item, call_item, item_events, mcp_offers, spoken_results
 from ._replies import (
     Reply,
     arguments_for,
@@ -71,12 +73,16 @@ class _Step:
 @attrs.define
 class _Response:
     id: str
-    kind: Literal["message", "function_call", "handoff"]
+    kind: Literal["message", "function_call", "handoff", "mcp"]
     modality: str
     item_id: str
     item: Event
     previous_item_id: str | None
     steps: deque[_Step] = attrs.field(factory=deque)
+    #: finished MCP items the response produced before its own item (``_mcp``), and the
+    #: conversation item before the first of them
+    lead: list[Event] = attrs.field(factory=list)
+    lead_previous: str | None = None
     audio_bytes_sent: int = 0
     #: bytes per second of this response's audio (PCM16 24 kHz, or G.711 8 kHz)
     bytes_per_s: int = 2 * SAMPLE_RATE
@@ -340,9 +346,10 @@ class ResponseStreams:
             output=output if isinstance(output, dict) else None,
         )
         tools = tool_names(self.session, overrides)
+        mcp = mcp_offers(self.session, overrides, self.config)
         choice = (overrides or {}).get("tool_choice", self.session.get("tool_choice", "auto"))
         if choice == "none" and self.version is ProtocolVersion.V2:
-            tools = []
+            tools, mcp = [], {}
         handoff = handoff_tool(self.session, self.config)
         reply = decide(
             pending,
@@ -352,7 +359,10 @@ class ResponseStreams:
             items=self.items,
             order=self._order,
             handoff=handoff,
+            mcp=mcp,
         )
+        if reply.kind == "mcp":
+            return self._mcp_response(reply.mcp, self._modality(overrides), now, spec)
         if self.version is ProtocolVersion.V2 and reply.kind != "tools":
             forced = forced_tool(choice, tools, self.config)
             if forced is not None:
@@ -418,15 +428,23 @@ class ResponseStreams:
 
     def _begin(
         self,
-        kind: Literal["message", "function_call", "handoff"],
+        kind: Literal["message", "function_call", "handoff", "mcp"],
         modality: str,
         item: Event,
         spec: _Spec | None = None,
+        lead: Sequence[Event] = (),
     ) -> _Response:
         spec = spec or _Spec()
         response_id = self.ids.response()
+        before = (self._order[-1] if self._order else None) if spec.in_conversation else None
+        if spec.in_conversation:
+            for entry in lead:  # the MCP items come before the response's own item
+                self.items[str(entry["id"])] = entry
+                self._order.append(str(entry["id"]))
         previous = (self._order[-1] if self._order else None) if spec.in_conversation else None
         response = _Response(
+            lead=list(lead),
+            lead_previous=before,
             id=response_id,
             kind=kind,
             modality=modality,
@@ -446,7 +464,50 @@ class ResponseStreams:
             self._oob.append(response)
         return response
 
-    def _message_response(self, text: str, modality: str, now: float, spec: _Spec) -> list[Event]:
+    def _mcp_response(
+        self, calls: tuple[McpCall, ...], modality: str, now: float, spec: _Spec
+    ) -> list[Event]:
+        """MCP calls: approval requests end the response (calls that need none run in it);
+        otherwise the calls run and the model speaks their results in the same response."""
+        lead: list[Event] = []
+        for call in calls:
+            if call.needs_approval:
+                lead.append(approval_item(self.ids.item(), call))
+            elif call.approved:
+                output = self.config.mcp_tools.get(call.name, "")
+                lead.append(call_item(self.ids.item(), call, output))
+        if any(c.needs_approval for c in calls):
+            return self._lead_only_response(lead, spec)
+        return self._message_response(spoken_results(calls, self.config), modality, now, spec, lead)
+
+    def _lead_events(self, r: _Response) -> list[Event]:
+        """The events of the response's leading MCP items (already finished), in order."""
+        out: list[Event] = []
+        previous = r.lead_previous
+        for index, item in enumerate(r.lead):
+            events = item_events(r.id, index, item, previous, in_conversation=r.in_conversation)
+            out.extend(self._stamp(e) for e in events)
+            previous = str(item["id"])
+        return out
+
+    def _lead_only_response(self, items: list[Event], spec: _Spec) -> list[Event]:
+        """A response whose output is MCP items only (it waits for the client's approval)."""
+        r = self._begin("mcp", "audio", items[-1], spec, items[:-1])
+        r.usage = usage_for("".join(str(i.get("arguments", "")) for i in items), 0)
+        out = [self._ev("response.created", response=self._response_obj(r))]
+        out.extend(self._lead_events(r))
+        own = item_events(
+            r.id, len(r.lead), r.item, r.previous_item_id, in_conversation=r.in_conversation
+        )
+        out.extend(self._stamp(e) for e in own)
+        out.append(self._response_done(r, "completed", r.item))
+        out.extend(self._after_done(r))
+        self._finish(r)
+        return out
+
+    def _message_response(
+        self, text: str, modality: str, now: float, spec: _Spec, lead: Sequence[Event] = ()
+    ) -> list[Event]:
         item: Event = {
             "id": self.ids.item(),
             "type": "message",
@@ -456,16 +517,22 @@ class ResponseStreams:
         }
         if self.version is ProtocolVersion.V2:
             item["object"] = "realtime.item"
-        r = self._begin("message", modality, item, spec)
+        r = self._begin("message", modality, item, spec, lead)
         v2 = self.version is ProtocolVersion.V2
-        loc = {"response_id": r.id, "item_id": r.item_id, "output_index": 0, "content_index": 0}
+        loc = {
+            "response_id": r.id,
+            "item_id": r.item_id,
+            "output_index": len(r.lead),
+            "content_index": 0,
+        }
         out = [self._ev("response.created", response=self._response_obj(r))]
+        out.extend(self._lead_events(r))
         if v2:
             out.append(
                 self._ev(
                     "response.output_item.added",
                     response_id=r.id,
-                    output_index=0,
+                    output_index=len(r.lead),
                     item=copy.deepcopy(item),
                 )
             )
@@ -568,7 +635,12 @@ class ResponseStreams:
         self, r: _Response, text: str, item: Event, *, stamp: bool = True
     ) -> list[Event]:
         v2 = self.version is ProtocolVersion.V2
-        loc = {"response_id": r.id, "item_id": r.item_id, "output_index": 0, "content_index": 0}
+        loc = {
+            "response_id": r.id,
+            "item_id": r.item_id,
+            "output_index": len(r.lead),
+            "content_index": 0,
+        }
         evs: list[Event] = []
         if v2:
             if r.modality == "text":
@@ -588,7 +660,7 @@ class ResponseStreams:
                 {
                     "type": "response.output_item.done",
                     "response_id": r.id,
-                    "output_index": 0,
+                    "output_index": len(r.lead),
                     "item": copy.deepcopy(item),
                 }
             )
@@ -615,7 +687,8 @@ class ResponseStreams:
         stamp: bool = True,
     ) -> Event:
         obj = self._response_obj(r, status)
-        obj["output"] = copy.deepcopy(item) if isinstance(item, list) else [copy.deepcopy(item)]
+        own = copy.deepcopy(item) if isinstance(item, list) else [copy.deepcopy(item)]
+        obj["output"] = copy.deepcopy(r.lead) + own
         obj["usage"] = r.usage or usage_for("", 0)
         if reason is not None:
             obj["status_details"] = {"type": status, "reason": reason}

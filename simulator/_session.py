@@ -114,6 +114,9 @@ class SimSession:
         self._pending_first: list[tuple[str | bytes, str]] = []
         # Applied silently before session.created (an ek_ key's minted session on a WebSocket).
         self._initial_session: dict[str, Any] | None = initial_session
+        # What the initial session caused beyond session.updated (an MCP server's tool
+        # listing): sent after the greeting, as the real server lists tools once it is up.
+        self._initial_extras: list[dict[str, Any]] = []
         self._greeted = False
         if version is not None:
             self._start_model(version)
@@ -149,6 +152,9 @@ class SimSession:
         if self._greeted:
             return
         self._greeted = True
+        extras, self._initial_extras = self._initial_extras, []
+        if extras:
+            self._emit([self._stamp(e) for e in extras])
         for kind in self.faults.garbage_after_created:
             self._queue_send.send_nowait(("raw", _garbage(kind)))
         self._emit([self._stamp(e) for e in self.scenario.on_connect])
@@ -167,7 +173,10 @@ class SimSession:
             dump_event({"type": "session.update", "session": session}), self.model.version
         )
         if isinstance(frame, ClientFrame):
-            self.model.receive(frame.event, trio.current_time(), frame.raw)
+            reply = self.model.receive(frame.event, trio.current_time(), frame.raw)
+            kinds = [e.get("type") for e in reply]
+            if "session.updated" in kinds:
+                self._initial_extras = reply[kinds.index("session.updated") + 1 :]
 
     def attach(self, outlet: Outlet, *, greet: bool) -> None:
         """Add an outlet; with ``greet`` it alone receives a ``session.created`` first."""

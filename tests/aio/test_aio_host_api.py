@@ -17,6 +17,9 @@ from duplex.engine import (
     FunctionTool,
     InputAudioCleared,
     InputAudioCommitted,
+    McpApprovalRequested,
+    McpListToolsCompleted,
+    McpTool,
     OutputTranscriptDone,
     ResponseDone,
     SessionConfig,
@@ -30,6 +33,7 @@ from ._hosts import ALL_HOSTS, Host, SimulatorThread, run_on, simulator_thread, 
 
 TIMEOUT_S = 20
 TOOLS = (FunctionTool("get_time"), FunctionTool("get_weather"))
+DOCS = McpTool(server_label="docs", server_url="https://mcp.example.test/mcp")
 Scenario = Callable[[Host], Awaitable[list[Any]]]
 
 
@@ -83,6 +87,16 @@ def _make(server: SimulatorThread) -> Scenario:
             assert lookup.name == "lookup_order"
             await host.within(TIMEOUT_S, until(events, log, ResponseDone))
             await engine.send_tool_output(lookup.call_id, "shipped", respond=False)
+            # An MCP server's call, refused.
+            await engine.update_session(tools=[*TOOLS, DOCS])
+            await host.within(TIMEOUT_S, until(events, log, McpListToolsCompleted))
+            await engine.send_text("call search_docs")
+            request = await host.within(TIMEOUT_S, until(events, log, McpApprovalRequested))
+            await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+            await engine.send_mcp_approval(request.item_id, False, reason="not now")
+            refused = await host.within(TIMEOUT_S, until(events, log, OutputTranscriptDone))
+            assert refused.text == "search_docs was not approved."
+            await host.within(TIMEOUT_S, until(events, log, ResponseDone))
             await engine.send_event({"type": "input_audio_buffer.clear"})
             await host.within(TIMEOUT_S, until(events, log, InputAudioCleared))
             assert engine.statistics().raw_events_sent == 1

@@ -32,6 +32,9 @@ from duplex.engine import (
     InputAudioCommitted,
     InputTranscriptDelta,
     InputTranscriptDone,
+    McpApprovalRequested,
+    McpListToolsCompleted,
+    McpTool,
     OutputAudioDone,
     OutputTranscriptDelta,
     OutputTranscriptDone,
@@ -56,6 +59,10 @@ TOOLS = (
     ),
     FunctionTool("get_weather", "The weather.", {"type": "object", "properties": {}}),
 )
+# Its tools run on the server; the simulator's MCP servers offer "search_docs". Declared by a
+# session update: one declared at the start is listed when a WebRTC call is created, before
+# the handshake's SessionUpdated, but after it on a WebSocket.
+DOCS = McpTool(server_label="docs", server_url="https://mcp.example.test/mcp")
 # Declared by one response only (create_response(tools=...)), never by the session.
 LOOKUP = FunctionTool("lookup_order", "An order's state.", {"type": "object", "properties": {}})
 LONG_TEXT = "please tell me a very long story about " + "the sea and the ships " * 60
@@ -170,6 +177,22 @@ async def _host(engine: Engine, events: HostEvents, run: Run) -> None:
     await engine.send_tool_output(lookup.call_id, "shipped")
     await _response_finished(events)
 
+    # 7. An MCP server's call waits for the host's approval, then runs on the server.
+    await engine.update_session(tools=[*TOOLS, DOCS])
+    await events.until(of_type(McpListToolsCompleted))
+    await engine.send_text("call search_docs")
+    request = (await events.until(of_type(McpApprovalRequested)))[-1]
+    assert (request.server_label, request.name) == ("docs", "search_docs")
+    await _response_finished(events)
+    await engine.send_mcp_approval(request.item_id, True)
+    try:
+        await engine.send_mcp_approval(request.item_id, True)
+    except ToolCallNotActive:
+        pass
+    else:
+        raise AssertionError("a second answer must be refused")
+    await _response_finished(events)
+
     stats = engine.statistics()
     assert stats.usage.responses >= 5
     assert stats.usage.input_tokens > 0
@@ -218,7 +241,10 @@ async def test_tools_push_to_talk_interrupt_and_out_of_band_look_the_same_everyw
     assert texts[1] == "You said: ok."
     assert [e.text for e in reference.log if isinstance(e, InputTranscriptDone)] == ["ok"]
     assert reference.calls == [("get_time", "{}"), ("get_weather", "{}")]
-    assert texts[-1] == "lookup_order returned shipped."
+    assert texts[-2:] == [
+        "lookup_order returned shipped.",
+        "search_docs returned 3 pages about trio.",
+    ]
     assert not [e for e in reference.log if isinstance(e, Error)]
     for name, run in runs.items():
         assert _types(run.log) == _types(reference.log), name

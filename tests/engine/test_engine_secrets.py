@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import trio
@@ -16,13 +16,15 @@ from duplex.engine import (
     ConversationClosed,
     ConversationStartError,
     EngineConfig,
+    Error,
     HandoffRequested,
+    McpTool,
     OutputTranscriptDone,
     ResponseDone,
     SessionUpdated,
     open_engine,
 )
-from duplex.simulator import SimulatorConfig, open_simulator
+from duplex.simulator import Scenario, SimulatorConfig, open_simulator
 
 from .._support import SelfSignedCert
 from ._engine_helpers import (
@@ -196,3 +198,25 @@ async def test_tls_with_untrusted_certificate_is_refused(
             assert API_KEY not in _exception_text(info.value)
             assert accepted == []
             nursery.cancel_scope.cancel()
+
+
+async def test_an_mcp_servers_token_is_redacted_like_the_key(debug_logs: _Capture) -> None:
+    token = "mcp-token-0123456789abcdef"
+    quoting: dict[str, Any] = {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": f"MCP auth {token} refused"},
+    }
+    docs = McpTool(server_label="docs", server_url="https://mcp.example.test", authorization=token)
+    async with open_simulator(SimulatorConfig()) as sim:
+        sim.add_scenario(Scenario(on_connect=(quoting,)))
+        config = sim_config(sim, tools=(docs,))
+        assert token not in repr(config)
+        with trio.fail_after(20):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start()
+                error = (await events.until(of_type(Error)))[-1]
+                assert token not in error.message
+                assert "refused" in error.message
+                await engine.close()
+    for text in debug_logs.texts:
+        assert token not in text

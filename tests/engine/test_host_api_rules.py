@@ -23,6 +23,7 @@ from duplex.engine import (
     InputAudioSpeechStopped,
     InputTranscriptDone,
     InvalidRequest,
+    McpApprovalRequested,
     OutputTranscriptDelta,
     ResponseCancelled,
     ResponseCreated,
@@ -221,6 +222,46 @@ def test_a_response_reported_cancelled_then_done_frees_the_slot_once() -> None:
     step = state.receive([ResponseCancelled("r1"), ResponseDone("r1", "cancelled")])
     assert types(step) == ["response.create"]
     assert state.responses.active  # the deferred create holds the slot
+
+
+def test_an_mcp_approval_is_forwarded_once_and_answered_once() -> None:
+    state = running()
+    request = McpApprovalRequested("mcpr_1", "docs", "search_docs", "{}")
+    assert state.receive([request]).forward == [request]
+    assert state.receive([request]).forward == []  # seen again (response.done's output)
+    with pytest.raises(InvalidRequest, match="refusal"):
+        state.mcp_approval("mcpr_1", True, reason="why", respond=True, item_id="dx_1")
+    step = state.mcp_approval("mcpr_1", False, reason="no", respond=True, item_id="dx_1")
+    assert wire(step) == [
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "mcp_approval_response",
+                "id": "dx_1",
+                "approval_request_id": "mcpr_1",
+                "approve": False,
+                "reason": "no",
+            },
+        },
+        {"type": "response.create"},
+    ]
+    with pytest.raises(ToolCallNotActive):
+        state.mcp_approval("mcpr_1", True, reason=None, respond=True, item_id="dx_2")
+    with pytest.raises(ToolCallNotActive):
+        state.mcp_approval("mcpr_never", True, reason=None, respond=True, item_id="dx_3")
+
+
+def test_an_mcp_approval_without_respond_asks_for_no_response_and_waits_behind_one() -> None:
+    state = running()
+    state.receive([McpApprovalRequested("a", "docs", "search", "{}")])
+    state.receive([McpApprovalRequested("b", "docs", "search", "{}")])
+    assert types(state.mcp_approval("a", True, reason=None, respond=False, item_id="x")) == [
+        "conversation.item.create"
+    ]
+    state.receive([ResponseCreated("r1")])
+    step = state.mcp_approval("b", True, reason=None, respond=True, item_id="y")
+    assert types(step) == ["conversation.item.create"]  # the response waits for r1
+    assert types(state.receive([ResponseDone("r1", "completed")])) == ["response.create"]
 
 
 def test_response_tools_may_not_take_the_handoff_or_silence_tools_names() -> None:

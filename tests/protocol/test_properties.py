@@ -55,6 +55,7 @@ from duplex.protocol import (
     InputTranscriptDone,
     InputTranscription,
     LocalProtocolError,
+    McpApprovalRequested,
     NoiseReduction,
     NoopRequested,
     OutputAudioBufferClear,
@@ -494,6 +495,7 @@ def v2_only_strategies() -> dict[type[ServerEvent], st.SearchStrategy[Any]]:
     found[ToolCallRequested] = st.builds(
         ToolCallRequested, ids, host_tool_names, texts, ids, opt(texts)
     )
+    found[McpApprovalRequested] = st.builds(McpApprovalRequested, ids, texts, texts, texts)
     return found
 
 

@@ -11,6 +11,7 @@ from duplex.protocol import (
     ConversationItemDone,
     HandoffRequested,
     LocalProtocolError,
+    McpApprovalRequested,
     NoopRequested,
     ProtocolVersion,
     ServerEventParser,
@@ -41,6 +42,23 @@ def test_parser_routes_function_calls_by_its_tool_names() -> None:
     parser = ServerEventParser("v2", handoff_tool_name="agent", silence_tool_name="hush")
     assert parser.parse(call_done("agent")) == HandoffRequested("call_1", "item_1", "book a table")
     assert parser.parse(call_done("hush")) == NoopRequested("call_1", "item_1")
+
+
+def test_an_mcp_approval_request_item_asks_the_host_and_an_incomplete_one_is_just_an_item() -> None:
+    item = {
+        "id": "mcpr_1",
+        "type": "mcp_approval_request",
+        "server_label": "docs",
+        "name": "search",
+        "arguments": '{"q": "trio"}',
+    }
+    frame = json.dumps({"type": "conversation.item.done", "item": item})
+    assert parse_server_event(frame, "v2") == McpApprovalRequested(
+        "mcpr_1", "docs", "search", '{"q": "trio"}'
+    )
+    del item["server_label"]
+    frame = json.dumps({"type": "conversation.item.done", "item": item})
+    assert parse_server_event(frame, "v2") == ConversationItemDone("mcpr_1")
 
 
 def test_handoff_tool_name_none_disables_the_handoff() -> None:

@@ -15,6 +15,7 @@ from duplex.protocol import (
     FunctionTool,
     InputTranscription,
     LocalProtocolError,
+    McpTool,
     PromptReference,
     Reasoning,
     SemanticVad,
@@ -37,6 +38,15 @@ CLOCK = FunctionTool(
     "get_time",
     "The current time in a time zone.",
     {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]},
+)
+
+DOCS = McpTool(
+    server_label="docs",
+    server_url="https://mcp.example.test/mcp",
+    allowed_tools=("search",),
+    require_approval={"never": {"tool_names": ["search"]}},
+    authorization="secret-token",
+    headers={"X-Team": "voice"},
 )
 
 
@@ -215,6 +225,33 @@ def test_session_update_round_trips_through_the_server_role_parser_with_its_null
     assert parsed.session.unknown_fields == ()
 
 
+def test_an_mcp_server_reaches_the_wire_beside_the_functions_and_round_trips() -> None:
+    payload = session_payload(SessionConfig(), tools=[CLOCK, DOCS], handoff_tool_name=None)
+    assert payload["tools"][-1] == {
+        "type": "mcp",
+        "server_label": "docs",
+        "server_url": "https://mcp.example.test/mcp",
+        "allowed_tools": ["search"],
+        "require_approval": {"never": {"tool_names": ["search"]}},
+        "authorization": "secret-token",
+        "headers": {"X-Team": "voice"},
+    }
+    official_session(json.loads(json.dumps(payload)))
+    event = session_update_event(SessionConfig(), tools=[CLOCK, DOCS])
+    wire = encode_client_event(event, "v2")
+    parsed = parse_client_event(wire, "v2")
+    assert isinstance(parsed, SessionUpdate)
+    assert json.loads(encode_client_event(parsed, "v2")) == json.loads(wire)
+    assert parsed.session.tools is not None
+    assert isinstance(parsed.session.tools[-1], McpTool)
+
+
+def test_mcp_credentials_stay_out_of_repr() -> None:
+    assert "secret-token" not in repr(DOCS)
+    assert "voice" not in repr(DOCS)
+    assert "docs" in repr(DOCS)
+
+
 # --- validation -------------------------------------------------------------------------------
 
 
@@ -273,13 +310,32 @@ def test_a_dict_voice_is_a_custom_voice() -> None:
         ([FunctionTool("f", "d", {"type": "array"})], {}, "JSON Schema object"),
         ([], {"handoff_tool_name": ""}, "handoff tool name"),
         ([], {"silence_tool_name": "two words"}, "silence tool name"),
+        (["get_time"], {}, "FunctionTool or McpTool"),
+        ([DOCS, DOCS], {}, "server_label 'docs' is declared twice"),
+        ([McpTool(server_label="a b", server_url="https://x")], {}, "server_label"),
+        ([McpTool(server_label="a")], {}, "exactly one of server_url and connector_id"),
+        ([McpTool(server_label="a", server_url="ftp://x")], {}, "http"),
+        (
+            [McpTool(server_label="a", server_url="https://x", require_approval="sometimes")],
+            {},
+            "require_approval",
+        ),
+        (
+            [McpTool(server_label="a", server_url="https://x", allowed_tools="search")],
+            {},
+            "allowed_tools",
+        ),
+        (
+            [McpTool(server_label="a", server_url="https://x", headers={"k": 1})],
+            {},
+            "headers",
+        ),
     ],
 )
-def test_invalid_tools_fail_locally(
-    tools: list[FunctionTool], kwargs: dict[str, Any], message: str
-) -> None:
-    with pytest.raises(LocalProtocolError, match=message):
+def test_invalid_tools_fail_locally(tools: list[Any], kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(LocalProtocolError, match=message) as raised:
         validate_tools(tools, **kwargs)
+    assert "secret-token" not in str(raised.value)
 
 
 def test_handoff_tool_name_none_advertises_no_handoff_tool() -> None:
