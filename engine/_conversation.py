@@ -545,13 +545,13 @@ class Conversation(HostCalls):
                 self._respond_after_resume = was_responding or state.responses.active
                 if step.forward:
                     if g711 is not None:
-                        to_host_g711(g711, step.forward)
+                        to_host_g711(g711, step.forward, state.ledger.is_truncated)
                     await host.push(generation, step.forward)
                 self._end_connection(ending)
                 return
             if step.forward:
                 if g711 is not None:
-                    to_host_g711(g711, step.forward)
+                    to_host_g711(g711, step.forward, state.ledger.is_truncated)
                 if not host.offer(generation, step.forward):
                     await host.push(generation, step.forward)  # backpressure
 

@@ -5,18 +5,25 @@
 - ``PcmAligner``: whole PCM16 samples only, a frame's odd tail carried to the next one;
 - ``check_frame_shape`` / ``check_host_frame`` / ``check_played_ms``: what a host call
   refuses before anything is queued (the state machine and ``duplex.aio`` share them);
-- ``to_host_g711``: the WebRTC track's PCM16 → the host's G.711, in place;
+- ``to_host_g711``: the WebRTC track's PCM16 → the host's G.711, in place, one resampler
+  stream per item;
 - ``chain``: a backlog of frames, then a stream of them (a resumed connection's replay).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 import trio
 
-from duplex.protocol import G711_SAMPLE_RATE, AudioFrame, AudioOut
+from duplex.protocol import (
+    G711_SAMPLE_RATE,
+    AudioFrame,
+    AudioInterrupted,
+    AudioOut,
+    OutputAudioDone,
+)
 from duplex.protocol._audio import BYTES_PER_SAMPLE
 
 from ._errors import InvalidAudioFrame, InvalidRequest
@@ -78,11 +85,47 @@ async def chain(
         yield frame
 
 
-def to_host_g711(g711: G711Transcoder, forward: list[Any]) -> None:
-    """The track's PCM16 audio → the host's G.711, in place (WebRTC telephony sessions)."""
-    for i, event in enumerate(forward):
-        if type(event) is AudioOut and event.frame.encoding == "pcm16":
-            forward[i] = AudioOut(g711.to_host(event.frame), event.item_id, event.response_id)
+def to_host_g711(g711: G711Transcoder, forward: list[Any], is_cut: Callable[[str], bool]) -> None:
+    """The track's PCM16 audio → the host's G.711, in place (WebRTC telephony sessions).
+
+    The resampler holds the last 25 ms it was fed (``_g711``), so its stream is one item's:
+    at the item's ``OutputAudioDone`` that tail becomes the item's last ``AudioOut``, before
+    the end (or is dropped if the item was cut: ``is_cut``, the state machine's ledger — a
+    host-called ``interrupt()`` sends its ``AudioInterrupted`` past this function); at an
+    ``AudioInterrupted`` it is dropped; audio of another item starts a new stream. A frame
+    that gives no G.711 yet (the filter filling) is not forwarded: no empty ``AudioOut``."""
+    out: list[Any] = []
+    for event in forward:
+        kind = type(event)
+        if kind is AudioOut:
+            if event.frame.encoding != "pcm16":
+                out.append(event)
+                continue
+            item_id = event.item_id
+            if item_id != g711.host_item:
+                # The previous item ended without its OutputAudioDone reaching here (the
+                # contract sends one): what the filter holds is not this item's.
+                g711.reset_host()
+                g711.host_item = item_id
+            frame = g711.to_host(event.frame)
+            if frame.pcm:
+                out.append(AudioOut(frame, item_id, event.response_id))
+            continue
+        if kind is OutputAudioDone:
+            item_id = event.item_id
+            if item_id is not None and item_id == g711.host_item:
+                g711.host_item = None
+                if is_cut(item_id):
+                    g711.reset_host()
+                else:
+                    tail = g711.flush_host()
+                    if tail.pcm:
+                        out.append(AudioOut(tail, item_id, event.response_id))
+        elif kind is AudioInterrupted:
+            g711.host_item = None
+            g711.reset_host()  # the host flushes its playback: the cut item's tail goes too
+        out.append(event)
+    forward[:] = out
 
 
 class AudioInbox:
