@@ -13,7 +13,7 @@ the filter has filled. (The block kind gave 0 or ~61 ms per 20 ms frame: empty h
 and gaps on the outbound track between its lumps.) The filter holds the last 25 ms of what
 it was fed, so the to-host stream is per item (``to_host_g711``): flushed into the item's
 last frame at its ``OutputAudioDone``, dropped at a barge-in, never carried into another
-item.
+item. The host → track stream is flushed when a turn is committed (``flush_track``).
 
 The codec is the standard library's ``audioop`` (the ``audioop-lts`` package provides it from
 Python 3.13); its import warning is silenced here, once. Durations are unchanged by the
@@ -61,6 +61,10 @@ class G711Transcoder:
         linear = audioop.ulaw2lin(data, 2) if self._ulaw else audioop.alaw2lin(data, 2)
         pcm = self._up.convert(AudioFrame(linear, frame.sample_rate, frame.channels))
         return AudioFrame(pcm, WIRE_SAMPLE_RATE, 1)
+
+    def flush_track(self) -> bytes:
+        """The host → track resampler's buffered tail (24 kHz PCM16): the end of a turn."""
+        return self._up.flush()
 
     def to_host(self, frame: AudioFrame) -> AudioFrame:
         """The track's 24 kHz PCM16 → G.711 8 kHz for the host (empty while the filter

@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Any
+from typing import Any, Final
 
 import trio
 
 from duplex.protocol import (
     G711_SAMPLE_RATE,
+    WIRE_SAMPLE_RATE,
     AudioFrame,
     AudioInterrupted,
     AudioOut,
@@ -30,6 +31,7 @@ from ._errors import InvalidAudioFrame, InvalidRequest
 from ._g711 import G711Transcoder
 
 __all__ = [
+    "FLUSH",
     "AudioInbox",
     "PcmAligner",
     "chain",
@@ -128,16 +130,27 @@ def to_host_g711(g711: G711Transcoder, forward: list[Any], is_cut: Callable[[str
     forward[:] = out
 
 
+#: Queued behind the host's frames by ``AudioInbox.drained``: the mux sends what its
+#: resamplers hold (their filter's tail) — the end of the turn the host is committing.
+FLUSH: Final = AudioFrame(b"", WIRE_SAMPLE_RATE, 1)
+
+
 class AudioInbox:
     """The audio-mux's end of the host audio channel, which also tells when every frame
     submitted so far has been handed on (``drained``): a commit or clear must follow the
-    audio sent before it. ``busy()`` is called with each submitted frame; the mux marks the
-    inbox idle whenever it comes back for more and the channel is empty."""
+    audio sent before it, a resampler's buffered tail included. ``busy()`` is called with
+    each submitted frame; the mux marks the inbox idle whenever it comes back for more and
+    the channel is empty."""
 
-    __slots__ = ("_idle", "_recv", "_stopped", "parked")
+    __slots__ = ("_idle", "_recv", "_send", "_stopped", "parked")
 
-    def __init__(self, recv: trio.MemoryReceiveChannel[AudioFrame]) -> None:
+    def __init__(
+        self,
+        recv: trio.MemoryReceiveChannel[AudioFrame],
+        send: trio.MemorySendChannel[AudioFrame] | None = None,
+    ) -> None:
         self._recv = recv
+        self._send = send  # the channel's other end, for ``FLUSH`` (None: nothing to flush)
         self._idle = trio.Event()
         self._idle.set()
         self._stopped = False
@@ -151,6 +164,17 @@ class AudioInbox:
             self._idle = trio.Event()
 
     async def drained(self) -> None:
+        """Every frame submitted so far has been handed on, and what the resamplers held of
+        them (soxr keeps its filter's last few ms until more audio or a flush: 400 ms of
+        48 kHz audio reached the wire as 380 ms before the commit, the rest in the next
+        turn)."""
+        send = self._send
+        if send is not None and not self._stopped:
+            self.busy()  # first: the mux may take FLUSH and come back before send returns
+            try:
+                send.send_nowait(FLUSH)
+            except trio.WouldBlock:
+                await send.send(FLUSH)  # behind a full channel, in order
         await self._idle.wait()
 
     def release(self) -> None:

@@ -8,10 +8,12 @@ from typing import Any
 import numpy
 import pytest
 import trio
+import trio.testing
 
 from duplex.engine import InvalidAudioFrame
 from duplex.engine._g711 import G711Transcoder
 from duplex.engine._host_audio import (
+    FLUSH,
     AudioInbox,
     PcmAligner,
     chain,
@@ -64,6 +66,24 @@ async def test_the_backlog_comes_before_the_stream_and_drained_follows_the_mux()
         got = [frame async for frame in chain(backlog, inbox)]
         assert got == [backlog[0], live]
         await inbox.drained()  # the mux came back to an empty channel: all handed on
+
+
+async def test_drained_queues_a_flush_behind_the_frames_and_waits_for_the_mux() -> None:
+    send, recv = trio.open_memory_channel[AudioFrame](1)
+    inbox = AudioInbox(recv, send)
+    frame = AudioFrame(b"\x00\x01")
+    inbox.busy()
+    send.send_nowait(frame)  # the channel is full: the flush waits for room, in order
+    got: list[AudioFrame] = []
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(inbox.drained)
+            await trio.testing.wait_all_tasks_blocked()
+            got.append(await inbox.__anext__())
+            got.append(await inbox.__anext__())
+            with trio.move_on_after(0):
+                await inbox.__anext__()  # back to an empty channel: drained() returns
+    assert got == [frame, FLUSH]
 
 
 # ---- to_host_g711: the WebRTC track's audio for a telephony host --------------------------
