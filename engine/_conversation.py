@@ -28,10 +28,12 @@ nursery outside it so a close handshake can still complete)::
   appends through the outbox (WebSocket) or RTP (WebRTC, sent directly: the media track is
   not the text writer's socket). G.711 frames (``audio_format="pcmu"|"pcma"``) pass through
   to a WebSocket untouched; over WebRTC they are transcoded for the Opus track and the
-  track's audio is transcoded back before it reaches the host (``_g711``). A frame the mux
-  would pass on unchanged (24 kHz mono PCM16, nothing carried) skips it when the mux is
-  idle and the transport takes it without waiting (``Transport.offer_audio``: the WebRTC
-  track's queue): no task switch per host frame, and nothing submitted earlier is overtaken.
+  track's audio is transcoded back before it reaches the host (``_g711``). A commit or
+  clear first has the mux send what the resamplers hold (``FLUSH``): a turn ends whole. A
+  frame the mux would pass on unchanged (24 kHz mono PCM16, nothing carried) skips it when
+  the mux is idle and the transport takes it without waiting (``Transport.offer_audio``: the
+  WebRTC track's queue): no task switch per host frame, and nothing submitted earlier is
+  overtaken.
 
 Every decision (what to forward, what to send, when the conversation ends) is the state
 machine's (``_state_machine.py``); this module holds none. A conversation spans connections:
@@ -87,7 +89,7 @@ from ._errors import (
 )
 from ._g711 import G711_FORMATS, G711Transcoder
 from ._history import HISTORY_EVENTS, ConversationHistory
-from ._host_audio import AudioInbox, PcmAligner, chain, check_host_frame, to_host_g711
+from ._host_audio import FLUSH, AudioInbox, PcmAligner, chain, check_host_frame, to_host_g711
 from ._host_calls import HostCalls
 from ._queues import HostQueue, Outbox
 from ._reconnect import TransportCounts
@@ -183,7 +185,7 @@ class Conversation(HostCalls):
         self._aligner = PcmAligner()  # the running mux's (a new one per connection)
         self._g711: G711Transcoder | None = None
         self._audio_send, audio_recv = trio.open_memory_channel[AudioFrame](config.audio_queue_size)
-        self._audio_recv = AudioInbox(audio_recv)
+        self._audio_recv = AudioInbox(audio_recv, self._audio_send)
 
     def _new_state(self) -> ConversationState:
         config = self.config
@@ -550,13 +552,13 @@ class Conversation(HostCalls):
                 self._respond_after_resume = was_responding or state.responses.active
                 if step.forward:
                     if g711 is not None:
-                        to_host_g711(g711, step.forward)
+                        to_host_g711(g711, step.forward, state.ledger.is_truncated)
                     await host.push(generation, step.forward)
                 self._end_connection(ending)
                 return
             if step.forward:
                 if g711 is not None:
-                    to_host_g711(g711, step.forward)
+                    to_host_g711(g711, step.forward, state.ledger.is_truncated)
                 if not host.offer(generation, step.forward):
                     await host.push(generation, step.forward)  # backpressure
 
@@ -614,7 +616,13 @@ class Conversation(HostCalls):
         native = transport.audio_native
         g711 = self._g711
         async for frame in chain(backlog, self._audio_recv):
-            if frame.encoding != "pcm16":
+            if frame is FLUSH:
+                # A commit or clear: the resamplers' buffered tails end this turn, not the next.
+                pcm = self._converter.flush()
+                if g711 is not None:
+                    pcm += g711.flush_track()
+                frame = AudioFrame(pcm)
+            elif frame.encoding != "pcm16":
                 if g711 is not None:
                     frame = g711.to_track(frame)
             else:

@@ -8,6 +8,13 @@ direction, with stream state carried across frames:
   soxr, anti-aliased) → the track;
 - server → host: the track's 24 kHz PCM16 → 8 kHz (soxr) → G.711.
 
+Both resamplers are soxr's steady kind (``_resample.STEADY``): 20 ms in gives 20 ms out once
+the filter has filled. (The block kind gave 0 or ~61 ms per 20 ms frame: empty host frames,
+and gaps on the outbound track between its lumps.) The filter holds the last 25 ms of what
+it was fed, so the to-host stream is per item (``to_host_g711``): flushed into the item's
+last frame at its ``OutputAudioDone``, dropped at a barge-in, never carried into another
+item. The host → track stream is flushed when a turn is committed (``flush_track``).
+
 The codec is the standard library's ``audioop`` (the ``audioop-lts`` package provides it from
 Python 3.13); its import warning is silenced here, once. Durations are unchanged by the
 transcoding (20 ms in, 20 ms out), so barge-in milliseconds stay right.
@@ -39,8 +46,10 @@ class G711Transcoder:
             raise ValueError(f"not a G.711 format: {audio_format!r}")
         self.audio_format = audio_format
         self._ulaw = audio_format == "pcmu"
-        self._up = HostAudioConverter(WIRE_SAMPLE_RATE)
-        self._down = HostAudioConverter(G711_SAMPLE_RATE)
+        self._up = HostAudioConverter(WIRE_SAMPLE_RATE, steady=True)
+        self._down = HostAudioConverter(G711_SAMPLE_RATE, steady=True)
+        #: The item whose audio the to-host stream holds (``to_host_g711`` keeps it).
+        self.host_item: str | None = None
 
     def check_supported(self) -> None:
         """Raise ``ResamplerUnavailable`` now when the resampler extra is missing."""
@@ -53,8 +62,24 @@ class G711Transcoder:
         pcm = self._up.convert(AudioFrame(linear, frame.sample_rate, frame.channels))
         return AudioFrame(pcm, WIRE_SAMPLE_RATE, 1)
 
+    def flush_track(self) -> bytes:
+        """The host → track resampler's buffered tail (24 kHz PCM16): the end of a turn."""
+        return self._up.flush()
+
     def to_host(self, frame: AudioFrame) -> AudioFrame:
-        """The track's 24 kHz PCM16 → G.711 8 kHz for the host."""
-        pcm8 = self._down.convert(frame)
+        """The track's 24 kHz PCM16 → G.711 8 kHz for the host (empty while the filter
+        fills, at the start of each item)."""
+        return self._encode(self._down.convert(frame))
+
+    def flush_host(self) -> AudioFrame:
+        """The to-host resampler's buffered tail as G.711 (the end of an item); the next
+        ``to_host`` starts a new stream."""
+        return self._encode(self._down.flush())
+
+    def reset_host(self) -> None:
+        """Drop the to-host resampler's buffered tail (a barge-in cut its item)."""
+        self._down.reset()
+
+    def _encode(self, pcm8: bytes) -> AudioFrame:
         data = audioop.lin2ulaw(pcm8, 2) if self._ulaw else audioop.lin2alaw(pcm8, 2)
         return AudioFrame(data, G711_SAMPLE_RATE, 1, self.audio_format)

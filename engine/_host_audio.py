@@ -5,24 +5,33 @@
 - ``PcmAligner``: whole PCM16 samples only, a frame's odd tail carried to the next one;
 - ``check_frame_shape`` / ``check_host_frame`` / ``check_played_ms``: what a host call
   refuses before anything is queued (the state machine and ``duplex.aio`` share them);
-- ``to_host_g711``: the WebRTC track's PCM16 → the host's G.711, in place;
+- ``to_host_g711``: the WebRTC track's PCM16 → the host's G.711, in place, one resampler
+  stream per item;
 - ``chain``: a backlog of frames, then a stream of them (a resumed connection's replay).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any, Final
 
 import trio
 
-from duplex.protocol import G711_SAMPLE_RATE, AudioFrame, AudioOut
+from duplex.protocol import (
+    G711_SAMPLE_RATE,
+    WIRE_SAMPLE_RATE,
+    AudioFrame,
+    AudioInterrupted,
+    AudioOut,
+    OutputAudioDone,
+)
 from duplex.protocol._audio import BYTES_PER_SAMPLE
 
 from ._errors import InvalidAudioFrame, InvalidRequest
 from ._g711 import G711Transcoder
 
 __all__ = [
+    "FLUSH",
     "AudioInbox",
     "PcmAligner",
     "chain",
@@ -78,23 +87,70 @@ async def chain(
         yield frame
 
 
-def to_host_g711(g711: G711Transcoder, forward: list[Any]) -> None:
-    """The track's PCM16 audio → the host's G.711, in place (WebRTC telephony sessions)."""
-    for i, event in enumerate(forward):
-        if type(event) is AudioOut and event.frame.encoding == "pcm16":
-            forward[i] = AudioOut(g711.to_host(event.frame), event.item_id, event.response_id)
+def to_host_g711(g711: G711Transcoder, forward: list[Any], is_cut: Callable[[str], bool]) -> None:
+    """The track's PCM16 audio → the host's G.711, in place (WebRTC telephony sessions).
+
+    The resampler holds the last 25 ms it was fed (``_g711``), so its stream is one item's:
+    at the item's ``OutputAudioDone`` that tail becomes the item's last ``AudioOut``, before
+    the end (or is dropped if the item was cut: ``is_cut``, the state machine's ledger — a
+    host-called ``interrupt()`` sends its ``AudioInterrupted`` past this function); at an
+    ``AudioInterrupted`` it is dropped; audio of another item starts a new stream. A frame
+    that gives no G.711 yet (the filter filling) is not forwarded: no empty ``AudioOut``."""
+    out: list[Any] = []
+    for event in forward:
+        kind = type(event)
+        if kind is AudioOut:
+            if event.frame.encoding != "pcm16":
+                out.append(event)
+                continue
+            item_id = event.item_id
+            if item_id != g711.host_item:
+                # The previous item ended without its OutputAudioDone reaching here (the
+                # contract sends one): what the filter holds is not this item's.
+                g711.reset_host()
+                g711.host_item = item_id
+            frame = g711.to_host(event.frame)
+            if frame.pcm:
+                out.append(AudioOut(frame, item_id, event.response_id))
+            continue
+        if kind is OutputAudioDone:
+            item_id = event.item_id
+            if item_id is not None and item_id == g711.host_item:
+                g711.host_item = None
+                if is_cut(item_id):
+                    g711.reset_host()
+                else:
+                    tail = g711.flush_host()
+                    if tail.pcm:
+                        out.append(AudioOut(tail, item_id, event.response_id))
+        elif kind is AudioInterrupted:
+            g711.host_item = None
+            g711.reset_host()  # the host flushes its playback: the cut item's tail goes too
+        out.append(event)
+    forward[:] = out
+
+
+#: Queued behind the host's frames by ``AudioInbox.drained``: the mux sends what its
+#: resamplers hold (their filter's tail) — the end of the turn the host is committing.
+FLUSH: Final = AudioFrame(b"", WIRE_SAMPLE_RATE, 1)
 
 
 class AudioInbox:
     """The audio-mux's end of the host audio channel, which also tells when every frame
     submitted so far has been handed on (``drained``): a commit or clear must follow the
-    audio sent before it. ``busy()`` is called with each submitted frame; the mux marks the
-    inbox idle whenever it comes back for more and the channel is empty."""
+    audio sent before it, a resampler's buffered tail included. ``busy()`` is called with
+    each submitted frame; the mux marks the inbox idle whenever it comes back for more and
+    the channel is empty."""
 
-    __slots__ = ("_idle", "_recv", "_stopped", "parked")
+    __slots__ = ("_idle", "_recv", "_send", "_stopped", "parked")
 
-    def __init__(self, recv: trio.MemoryReceiveChannel[AudioFrame]) -> None:
+    def __init__(
+        self,
+        recv: trio.MemoryReceiveChannel[AudioFrame],
+        send: trio.MemorySendChannel[AudioFrame] | None = None,
+    ) -> None:
         self._recv = recv
+        self._send = send  # the channel's other end, for ``FLUSH`` (None: nothing to flush)
         self._idle = trio.Event()
         self._idle.set()
         self._stopped = False
@@ -108,6 +164,17 @@ class AudioInbox:
             self._idle = trio.Event()
 
     async def drained(self) -> None:
+        """Every frame submitted so far has been handed on, and what the resamplers held of
+        them (soxr keeps its filter's last few ms until more audio or a flush: 400 ms of
+        48 kHz audio reached the wire as 380 ms before the commit, the rest in the next
+        turn)."""
+        send = self._send
+        if send is not None and not self._stopped:
+            self.busy()  # first: the mux may take FLUSH and come back before send returns
+            try:
+                send.send_nowait(FLUSH)
+            except trio.WouldBlock:
+                await send.send(FLUSH)  # behind a full channel, in order
         await self._idle.wait()
 
     def release(self) -> None:

@@ -13,6 +13,8 @@ Invariants:
 - A change of source rate or channel count starts a new resampler stream (the old one's
   filter tail is flushed first, so no audio is lost at the switch).
 - Without the extra, ``check_supported`` names it before any frame is accepted.
+- ``steady=True`` (the G.711 transcoding of a WebRTC call, ``_g711``): every chunk gives
+  its share of output (20 ms in, 20 ms out once the filter has filled), never lumps.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ __all__ = ["HostAudioConverter", "ResamplerUnavailable"]
 # libsoxr's "high quality": anti-aliased, a few ms of delay, ~12 µs per 20 ms frame here
 # (see docs/perf/audio.md); the very-high setting costs the same but adds delay.
 QUALITY: Final = "HQ"
+# libsoxr's fixed-rate engine filters in DFT blocks: fed 20 ms at a time, 24 → 8 kHz gives
+# [0, 0, 0, 490, 0, 0, 489, …] samples (LQ/MQ/VHQ lump the same way; QQ is steady but is a
+# cubic interpolation with no anti-aliasing at all: a 6 kHz tone comes out at 0 dB). Its
+# variable-rate engine (``vr=True``, soxr >= 1.1) is a polyphase filter that gives every
+# chunk its share after a fixed delay (25 ms at 24 → 8 kHz, 30 ms at 8 → 24 kHz), and is
+# still anti-aliased: flat to 3.8 kHz, >= 87 dB down from 4 kHz at int16. It costs ~20 µs
+# more per 20 ms frame (docs/perf/audio.md), so only the paths that need steady output
+# (a real-time track or a host's jitter buffer on the other side) use it.
+STEADY: Final = {"quality": QUALITY, "vr": True}
 
 
 class ResamplerUnavailable(EngineError, RuntimeError):
@@ -53,10 +64,11 @@ def _load() -> tuple[Any, Any]:
 class HostAudioConverter:
     """Stateful converter of one host audio stream to mono PCM16 at ``target_rate``."""
 
-    def __init__(self, target_rate: int = WIRE_SAMPLE_RATE) -> None:
+    def __init__(self, target_rate: int = WIRE_SAMPLE_RATE, *, steady: bool = False) -> None:
         if target_rate <= 0:
             raise ValueError(f"target rate must be positive, got {target_rate}")
         self.target_rate = target_rate
+        self._options: dict[str, Any] = dict(STEADY) if steady else {"quality": QUALITY}
         self._source: tuple[int, int] | None = None  # (rate, channels) of the open stream
         self._stream: Any = None
         self._carry = b""  # an odd trailing byte of the previous frame
@@ -100,7 +112,7 @@ class HostAudioConverter:
             samples = self._downmix(numpy, samples, frame.channels)
         if self._stream is None:
             self._stream = soxr.ResampleStream(
-                frame.sample_rate, self.target_rate, 1, dtype="int16", quality=QUALITY
+                frame.sample_rate, self.target_rate, 1, dtype="int16", **self._options
             )
         out = self._stream.resample_chunk(samples)
         return flushed + bytes(out.astype("<i2", copy=False).tobytes())
@@ -113,6 +125,11 @@ class HostAudioConverter:
         numpy, _ = _load()
         tail = stream.resample_chunk(numpy.zeros(0, dtype="int16"), last=True)
         return bytes(tail.astype("<i2", copy=False).tobytes())
+
+    def reset(self) -> None:
+        """Drop the buffered tail: what comes next is not a continuation (a barge-in cut the
+        audio the tail belongs to)."""
+        self._stream = None
 
     @staticmethod
     def _downmix(numpy: Any, samples: numpy.ndarray[Any, Any], channels: int) -> Any:

@@ -374,6 +374,38 @@ async def test_g711_over_webrtc_is_transcoded_both_ways() -> None:
     assert isinstance(taken[-2], OutputAudioDone)
 
 
+async def test_a_committed_g711_turn_reaches_the_track_whole_before_the_commit() -> None:
+    """The μ-law → track resampler holds its filter's last 30 ms: without a flush at the
+    commit they went out with the next turn's audio."""
+    from duplex.transports import memory_transport_pair
+
+    peers: list[Any] = []
+
+    async def factory(_nursery: trio.Nursery) -> Any:
+        client, peer = memory_transport_pair(audio_native=True)
+        peers.append(peer)
+        return client
+
+    ulaw = audioop.lin2ulaw(sine(400, amplitude=9000, rate=8000), 2)
+    track = bytearray()
+    config = EngineConfig(api_key=API_KEY, audio_format="pcmu")
+    with trio.fail_after(10):
+        async with open_engine(config, transport_factory=factory) as engine:
+            await engine.start()
+            for i in range(0, len(ulaw), 160):
+                engine.send_audio(AudioFrame(ulaw[i : i + 160], 8000, 1, "pcmu"))
+            await engine.commit_audio(respond=False)
+            committed = False
+            while not committed:
+                for item in await peers[0].receive_batch():
+                    if isinstance(item, AudioFrame):
+                        track.extend(item.pcm)
+                    elif '"input_audio_buffer.commit"' in item:
+                        committed = True
+                        break
+    assert len(track) == 2 * 24000 * 400 // 1000  # all 400 ms, at 24 kHz, before the commit
+
+
 async def test_an_idle_webrtc_call_delivers_no_audio_frames() -> None:
     """Issue 14: 96 silent AudioOut (item_id=None) in 2 s of an idle WebRTC session, and
     silent frames tagged with the last reply's item after it ended."""

@@ -28,6 +28,7 @@ from duplex.engine import (
     ToolCallRequested,
     UnsupportedByDialect,
 )
+from duplex.protocol import InputAudioBufferAppend
 from duplex.simulator import SimulatorConfig, open_simulator
 
 from ._engine_helpers import (
@@ -130,6 +131,40 @@ async def test_push_to_talk_commits_after_the_audio_and_clear_drops_it() -> None
                     engine.send_audio(frame)
                 await engine.clear_audio()
                 await events.until(of_type(InputAudioCleared))
+
+
+async def test_push_to_talk_at_another_rate_commits_the_resamplers_tail_with_its_turn() -> None:
+    """soxr holds its filter's last few ms until more audio comes: 400 ms at 48 kHz reached
+    the server as 380.4 ms before the commit, and the rest began the next turn."""
+    session = SessionConfig(turn_detection=None)
+    async with open_simulator(SimulatorConfig(speech_transcript="ok")) as sim:
+        config = sim_config(sim, session=session, audio_queue_size=1024)
+        with trio.fail_after(15):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start()
+                await events.until(of_type(SessionUpdated))
+                for frame in pcm_frames(sine(400, rate=48000), rate=48000):
+                    engine.send_audio(frame)
+                await engine.commit_audio(respond=False)
+                await events.until(of_type(InputAudioCommitted))
+                for frame in pcm_frames(sine(200, rate=48000), rate=48000):
+                    engine.send_audio(frame)
+                await engine.clear_audio()
+                await events.until(of_type(InputAudioCleared))
+                record = sim.sessions[0]
+                sent = [(e.type, e.event) for e in record.events]
+    kinds = [kind for kind, _ in sent]
+    commit, clear = (
+        kinds.index("input_audio_buffer.commit"),
+        kinds.index("input_audio_buffer.clear"),
+    )
+
+    def appended_ms(start: int, end: int) -> float:
+        appends = [e for _, e in sent[start:end] if isinstance(e, InputAudioBufferAppend)]
+        return sum(len(e.audio) for e in appends) / 48  # 24 kHz PCM16: 48 bytes a ms
+
+    assert appended_ms(0, commit) == 400  # all of the turn, at 24 kHz, before its commit
+    assert appended_ms(commit, clear) == 200  # the next turn: its own audio and no more
 
 
 async def test_raw_events_go_through_the_writer_and_are_counted() -> None:
