@@ -18,7 +18,9 @@ Media policy (SPEC §4, §7; figures and method in ``docs/perf/webrtc.md``):
   is sent for ``silence_hangover_ms`` (default 1 s: more than the server VAD's
   ``silence_duration_ms``, so the server hears the turn end), then the track sends no RTP
   until a loud frame arrives; that frame goes out at once and the RTP timestamp jumps by
-  the silent wall time. ``None`` sends silence for ever.
+  the silent wall time. Suppression starts only when no loud audio is buffered: speech
+  queued behind a long silence (a host feeding ahead of real time) is sent, not dropped.
+  ``None`` sends silence for ever.
 - **Outbound bound.** At most ``max_buffered_ms`` (default 2 s) of host audio waits; older
   audio beyond that is dropped and counted in 20 ms frames (a host feeding faster than real
   time would otherwise grow latency without bound).
@@ -331,11 +333,19 @@ class OutboundAudioTrack(MediaStreamTrack):
             else:
                 self._quiet_ms += self.ptime_ms
                 hangover = self._hangover_ms
-                if hangover is not None and self._quiet_ms > hangover and not self._held:
-                    # Past the hangover: stop sending until the host sends a loud frame.
+                if (
+                    hangover is not None
+                    and self._quiet_ms > hangover
+                    and not self._held
+                    and peak(memoryview(buffer)) <= self._silence_peak
+                ):
+                    # Past the hangover: stop sending until the host sends a loud frame. Only
+                    # when nothing loud waits: a host that sends ahead of real time (a file,
+                    # the backlog after a reconnect) may have speech queued behind a long
+                    # silence, and that must go out, in order, not be thrown away with it.
                     self.suppressed = True
-                    self.packets_suppressed += 1
-                    buffer.clear()
+                    self.packets_suppressed += 1 + -(-len(buffer) // packet_bytes)
+                    buffer.clear()  # quiet audio only: suppressed, as feed() drops it now
                     continue
             return self._encode(data or bytes(packet_bytes), pts)
 
