@@ -70,7 +70,14 @@ from duplex.protocol._audio import AudioFrame
 from ._bridge import TrioPort
 from ._rtc_inbound import SAMPLE_RATE, SILENCE_PEAK, RemoteAudio, consume_remote_audio, peak
 
-__all__ = ["IceServers", "OutboundAudioTrack", "RtcSession", "RtcSink", "ice_configuration"]
+__all__ = [
+    "IceServers",
+    "OutboundAudioTrack",
+    "RtcSession",
+    "RtcSink",
+    "answer_max_message_size",
+    "ice_configuration",
+]
 
 FRAME_SAMPLES: Final = 480  # 20 ms at 24 kHz
 FRAME_BYTES: Final = FRAME_SAMPLES * 2
@@ -160,6 +167,24 @@ def answer_maxptime(sdp: str) -> int | None:
             except ValueError:
                 continue  # a malformed attribute states nothing
     return min(values) if values else None
+
+
+#: The peer's SCTP message limit when its answer states none (RFC 8841 §6).
+DEFAULT_MAX_MESSAGE_SIZE: Final = 65536
+
+
+def answer_max_message_size(sdp: str) -> int | None:
+    """The largest data-channel message the answerer takes: its ``a=max-message-size``,
+    64 KiB when it states none, ``None`` for 0 (RFC 8841: no limit). aiortc refuses a larger
+    ``send`` with ``ValueError``; knowing the limit lets the trio side refuse it first."""
+    for line in sdp.splitlines():
+        if line.startswith("a=max-message-size:"):
+            try:
+                size = int(line.partition(":")[2].strip())
+            except ValueError:
+                break  # malformed: the default, as aiortc's parser would leave it
+            return size if size > 0 else None
+    return DEFAULT_MAX_MESSAGE_SIZE
 
 
 class RtcSink(Protocol):
@@ -403,6 +428,8 @@ class RtcSession:
             hangover_frames=remote_silence_hangover_frames,
         )
         self.channel: RTCDataChannel | None = None
+        #: The answer's data-channel message limit in bytes (``None``: none), set with it.
+        self.max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -461,6 +488,7 @@ class RtcSession:
     async def apply_answer(self, sdp: str) -> None:
         assert self.pc is not None
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        self.max_message_size = answer_max_message_size(sdp)
         maxptime = answer_maxptime(sdp)
         if maxptime is not None and maxptime < self.track.ptime_ms:
             self.track.set_ptime(max((p for p in PTIMES_MS if p <= maxptime), default=20))

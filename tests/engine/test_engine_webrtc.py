@@ -15,6 +15,7 @@ from duplex.engine import (
     ConversationStarted,
     ConversationStartError,
     Error,
+    InvalidRequest,
     OutputAudioDone,
     OutputTranscriptDone,
     ReconnectPolicy,
@@ -194,3 +195,30 @@ async def test_a_peer_hangup_ends_the_conversation_like_a_clean_close(control: s
                 with pytest.raises(ConversationNotRunning):
                     await engine.send_text("after the hang-up")
             assert len(sim.sessions) == 1
+
+
+async def test_an_event_over_the_data_channel_message_limit_is_refused_and_the_call_goes_on() -> (
+    None
+):
+    """A 300 KB image is larger than the answer's ``a=max-message-size`` (256 KiB from the
+    simulator): aiortc's send raised, the transport failed, and the engine re-dialled a new
+    call without the image. The host call now raises ``InvalidRequest`` and nothing else
+    changes: the same call takes the next turn."""
+    async with open_simulator() as sim:
+        config = sim_config(sim, transport="webrtc")
+        with trio.fail_after(20):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start(prompt="")
+                await events.until(of_type(SessionUpdated))
+                with pytest.raises(InvalidRequest, match="message limit of the WebRTC data"):
+                    await engine.send_image(b"\x89PNG\r\n\x1a\n" + bytes(300_000), "image/png")
+                await engine.send_text("still there?")
+                done = await events.until(of_type(OutputTranscriptDone, ConversationReconnecting))
+                assert isinstance(done[-1], OutputTranscriptDone), done[-1]
+                assert done[-1].text == "You said: still there?."
+                assert not [
+                    e for e in events.log if isinstance(e, ConversationReconnecting | Error)
+                ]
+            assert len(sim.sessions) == 1
+            items = raw_of(sim.sessions[0], "conversation.item.create")
+            assert "input_image" not in str(items)

@@ -17,6 +17,7 @@ from duplex.protocol._audio import AudioFrame
 from duplex.transports import WebRTCTransport, connect_webrtc
 from duplex.transports._rtc_asyncio import (
     OutboundAudioTrack,
+    answer_max_message_size,
     answer_maxptime,
     offer_with_opus_dtx,
 )
@@ -139,6 +140,12 @@ def test_answer_maxptime_is_the_smallest_stated() -> None:
     sdp = "v=0\r\nm=audio 9 x 111\r\na=maxptime:60\r\na=maxptime:40.0\r\na=maxptime:x\r\n"
     assert answer_maxptime(sdp) == 40
     assert answer_maxptime("v=0\r\na=ptime:20\r\n") is None
+
+
+def test_the_answer_max_message_size_is_stated_64_kib_by_default_or_unlimited_for_0() -> None:
+    assert answer_max_message_size("v=0\r\na=max-message-size:262144\r\n") == 262144
+    assert answer_max_message_size("v=0\r\na=sctp-port:5000\r\n") == 65536
+    assert answer_max_message_size("v=0\r\na=max-message-size:0\r\n") is None
 
 
 def test_a_smaller_answer_maxptime_lowers_the_packet_time_before_the_first_packet() -> None:
