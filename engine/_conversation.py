@@ -76,7 +76,7 @@ from duplex.protocol import (
     audio_append_text,
     dialect,
 )
-from duplex.transports import Transport, TransportClosed, TransportEnded
+from duplex.transports import MessageTooLarge, Transport, TransportClosed, TransportEnded
 
 from ._config import EngineConfig
 from ._errors import (
@@ -594,6 +594,12 @@ class Conversation(HostCalls):
                 wire_logger.debug("→ %s (%d chars)", _frame_type(text), len(text))
             try:
                 await transport.send_text(text)
+            except MessageTooLarge as exc:
+                # Host calls are refused before this (HostCalls._check_fits); a frame the
+                # engine builds later (a deferred response.create, a replayed item) is
+                # dropped, not allowed to end a healthy connection.
+                logger.warning("an event was not sent: %s", exc)
+                continue
             except TransportClosed:
                 # The connection is gone, and its end reaches the reader as the transport's
                 # TransportEnded (the transport contract). Whether the conversation resumes

@@ -661,7 +661,10 @@ class Engine:
 
         Raises:
             ConversationNotRunning: no conversation is running.
-            InvalidRequest: empty data, or a type other than PNG, JPEG, WebP or GIF.
+            InvalidRequest: empty data, a type other than PNG, JPEG, WebP or GIF, or an
+                event larger than a WebRTC data channel's message limit (the server's
+                ``a=max-message-size``; ``docs/host-api.md``): nothing sent, the
+                conversation goes on.
             UnsupportedByDialect: v1 (no image input), or a transcription session.
         """
         await self._running().send_image(data, mime_type, text=text)

@@ -25,12 +25,18 @@ import trio
 from duplex.protocol import (
     AudioOut,
     ClientEvent,
+    LocalProtocolError,
     ProtocolVersion,
     ResponseCancel,
     Tool,
     delete_item_event,
     encode_client_event,
+    handoff_output_events,
+    mcp_approval_event,
+    prompt_update_event,
+    tool_output_event,
 )
+from duplex.transports import Transport
 
 from ._errors import ConversationNotRunning, InvalidRequest
 from ._history import ConversationHistory, HistoryItem
@@ -55,16 +61,46 @@ class HostCalls:
     _audio_recv: AudioInbox
     _reconnecting: bool
     _ended: bool
+    transport: Transport | None
     _live: trio.Event
 
-    async def _host_call(self, decide: Callable[[], Step]) -> None:
+    async def _host_call(
+        self,
+        decide: Callable[[], Step],
+        carries: Callable[[], Sequence[ClientEvent]] | None = None,
+    ) -> None:
         """Wait for room in the outbox, then let the state machine decide and queue what it
         sends, with no checkpoint in between: a cancelled wait changes nothing. Items the
-        engine creates get an id and go into the history (``_resume.stamp_items``)."""
+        engine creates get an id and go into the history (``_resume.stamp_items``).
+        ``carries`` builds, without changing any state, the events that carry the host's
+        payload: refused first when the transport cannot take them (``_check_fits``)."""
         await self._wait_room()
+        if carries is not None:
+            self._check_fits(carries)
         step = decide()
         stamp_items(step.send, self.history, self._version)
         self._outbox.push(self._encode(step.send))
+
+    def _check_fits(self, carries: Callable[[], Sequence[ClientEvent]]) -> None:
+        """Refuse a host call whose events exceed the transport's message limit (a WebRTC
+        data channel's ``a=max-message-size``) before the state machine decides anything:
+        sent, such an event failed the call and the engine re-dialled, losing it."""
+        transport = self.transport
+        limit = None if transport is None else transport.max_text_bytes
+        if limit is None:
+            return
+        try:
+            events = carries()
+        except LocalProtocolError:
+            return  # the decision refuses it with the protocol's own message
+        for event in events:
+            size = len(encode_client_event(event, self._version).encode())
+            if size > limit:
+                raise InvalidRequest(
+                    f"this {event.TYPE} event is {size} bytes, more than the {limit}-byte "
+                    "message limit of the WebRTC data channel (the server's "
+                    "a=max-message-size); nothing was sent and the conversation goes on"
+                )
 
     async def _wait_room(self) -> None:
         """Wait until the live connection's outbox takes a host frame; a connection that
@@ -89,17 +125,27 @@ class HostCalls:
     async def send_text(self, text: str, *, respond: bool) -> None:
         await self.await_live()
         self._precheck()
-        await self._host_call(lambda: self.state.send_text(text, respond=respond))
+        await self._host_call(
+            lambda: self.state.send_text(text, respond=respond),
+            # The item alone (respond=False changes no state).
+            lambda: self.state.send_text(text, respond=False).send,
+        )
 
     async def send_handoff_output(self, handoff_id: str, text: str, *, final: bool) -> None:
         await self.await_live()
         self.state.check_handoff(handoff_id)
-        await self._host_call(lambda: self.state.handoff_output(handoff_id, text, final=final))
+        await self._host_call(
+            lambda: self.state.handoff_output(handoff_id, text, final=final),
+            lambda: handoff_output_events(self._version, handoff_id, text, final=final),
+        )
 
     async def update_prompt(self, prompt: str) -> None:
         await self.await_live()
         self._precheck()
-        await self._host_call(lambda: self.state.update_prompt(prompt))
+        await self._host_call(
+            lambda: self.state.update_prompt(prompt),
+            lambda: [prompt_update_event(self._version, prompt, mode=self.state.mode)],
+        )
 
     async def add_item(self, item: HistoryItem) -> str:
         """Add ``item`` to the conversation (v2); returns its id."""
@@ -110,7 +156,7 @@ class HostCalls:
         event = item_event(item)
         if event is None:
             raise ValueError("a message item needs text")
-        await self._host_call(lambda: _sending([event]))
+        await self._host_call(lambda: _sending([event]), lambda: [event])
         self.history.record(item)
         assert item.id is not None
         return item.id
@@ -125,17 +171,22 @@ class HostCalls:
         await self.await_live()
         self._precheck()
         self.state.check_tool_call(call_id)
-        await self._host_call(lambda: self.state.tool_output(call_id, output, respond=respond))
+        await self._host_call(
+            lambda: self.state.tool_output(call_id, output, respond=respond),
+            lambda: [tool_output_event(call_id, output)],
+        )
 
     async def send_mcp_approval(
         self, request_id: str, approve: bool, *, reason: str | None, respond: bool
     ) -> None:
         await self.await_live()
         self._precheck()
+        item_id = new_item_id()
         await self._host_call(
             lambda: self.state.mcp_approval(
-                request_id, approve, reason=reason, respond=respond, item_id=new_item_id()
-            )
+                request_id, approve, reason=reason, respond=respond, item_id=item_id
+            ),
+            lambda: [mcp_approval_event(request_id, approve, item_id=item_id, reason=reason)],
         )
 
     async def update_session(
@@ -144,8 +195,12 @@ class HostCalls:
         await self.await_live()
         self._precheck()
         tools = None if tools is None else tuple(tools)
+        settings = self.state.session
         await self._host_call(
-            lambda: self.state.update_session(session, tools=tools, instructions=instructions)
+            lambda: self.state.update_session(session, tools=tools, instructions=instructions),
+            None
+            if settings is None
+            else lambda: [settings.preview(session, tools=tools, instructions=instructions)],
         )
 
     async def commit_audio(self, *, respond: bool) -> None:
@@ -192,25 +247,30 @@ class HostCalls:
     ) -> None:
         await self.await_live()
         self._precheck()
-        items = None if input is None else tuple(input)
+        options: dict[str, Any] = {
+            "instructions": instructions,
+            "conversation": conversation,
+            "metadata": metadata,
+            "output_modalities": output_modalities,
+            "input": None if input is None else tuple(input),
+            "max_output_tokens": max_output_tokens,
+            "tool_choice": tool_choice,
+            "tools": tools,
+            "voice": voice,
+        }
         await self._host_call(
-            lambda: self.state.create_response(
-                instructions=instructions,
-                conversation=conversation,
-                metadata=metadata,
-                output_modalities=output_modalities,
-                input=items,
-                max_output_tokens=max_output_tokens,
-                tool_choice=tool_choice,
-                tools=tools,
-                voice=voice,
-            )
+            lambda: self.state.create_response(**options),
+            lambda: [self.state.response_event(**options)],
         )
 
     async def send_image(self, data: bytes, mime_type: str, *, text: str | None) -> None:
         await self.await_live()
         self._precheck()
-        await self._host_call(lambda: self.state.image(data, mime_type, text=text))
+
+        def decide() -> Step:
+            return self.state.image(data, mime_type, text=text)
+
+        await self._host_call(decide, lambda: decide().send)  # image() changes no state
 
     async def send_event(self, event: Mapping[str, Any]) -> None:
         """A raw client event, encoded as given, through the one writer."""
@@ -224,6 +284,14 @@ class HostCalls:
             raise InvalidRequest(f"a raw event must be JSON-serialisable: {exc}") from exc
         await self._wait_room()
         self._precheck()
+        transport = self.transport
+        limit = None if transport is None else transport.max_text_bytes
+        if limit is not None and len(text.encode()) > limit:
+            raise InvalidRequest(
+                f"this raw event is {len(text.encode())} bytes, more than the {limit}-byte "
+                "message limit of the WebRTC data channel (the server's a=max-message-size); "
+                "nothing was sent and the conversation goes on"
+            )
         self._outbox.push((text,))
         self.counters.client_events += 1
         self.counters.raw_events_sent += 1

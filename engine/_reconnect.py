@@ -9,7 +9,8 @@ Which endings are resumed (SPEC §3.5):
   1001 (going away), 1006 (abnormal) and 1011 (server error);
 - the server's session cap: ``session_expired`` (the engine rotates to a new session).
 
-Never resumed: a close the host asked for, a graceful close 1000 the server chose, close codes
+Never resumed: a close the host asked for, a graceful close 1000 the server chose (or a WebRTC
+call the peer hung up in order: no close code, ``_resume.classify``), close codes
 ≥ 4000 (policy violations), and fatal errors that a new connection would only repeat
 (``invalid_api_key``, ``insufficient_quota``, ``beta_api_shape_disabled``).
 """

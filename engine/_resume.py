@@ -118,6 +118,11 @@ def classify(
     machine put last in ``forward`` when it resumes."""
     if closed.reason == "requested":
         return None
+    if closed.reason == "transport_closed" and closed.code is None:
+        # The peer hung up in order without a close code: a WebRTC call whose data channel
+        # or peer connection closed in order. It chose to end, like a WebSocket close 1000;
+        # the policy reads a missing code as a drop (a network error), which would re-dial.
+        return None
     fatal = forward[-1] if forward and type(forward[-1]) is Error else None
     if fatal is not None and not fatal.fatal:
         fatal = None

@@ -114,6 +114,26 @@ class SessionSettings:
             UnsupportedByDialect: a session or tools on v1.
             InvalidRequest: anything the builder refuses (message names the value).
         """
+        return self._change(session, tools=tools, instructions=instructions, apply=True)
+
+    def preview(
+        self,
+        session: SessionConfig | None = None,
+        *,
+        tools: Iterable[Tool] | None = None,
+        instructions: str | None = None,
+    ) -> ClientEvent:
+        """The ``session.update`` ``update`` would send, with nothing stored (same errors)."""
+        return self._change(session, tools=tools, instructions=instructions, apply=False)
+
+    def _change(
+        self,
+        session: SessionConfig | None,
+        *,
+        tools: Iterable[Tool] | None,
+        instructions: str | None,
+        apply: bool,
+    ) -> ClientEvent:
         config = self._config
         if session is not None and not isinstance(session, SessionConfig):
             raise InvalidRequest(f"session must be a SessionConfig, got {session!r}")
@@ -126,7 +146,8 @@ class SessionSettings:
                     "instructions can change"
                 )
             event: ClientEvent = self._prompt(new_instructions or "")
-            self.instructions = new_instructions
+            if apply:
+                self.instructions = new_instructions
             return event
         new_session = session if session is not None else self.session
         transcription = config.mode is SessionMode.TRANSCRIPTION
@@ -144,9 +165,10 @@ class SessionSettings:
             )
         except LocalProtocolError as exc:
             raise InvalidRequest(str(exc)) from exc
-        self.session = new_session
-        self.tools = new_tools
-        self.instructions = new_instructions
+        if apply:
+            self.session = new_session
+            self.tools = new_tools
+            self.instructions = new_instructions
         return event
 
     def prompt_changed(self, instructions: str) -> None:

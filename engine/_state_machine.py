@@ -81,6 +81,7 @@ from duplex.protocol import (
     ParseFailure,
     ProtocolVersion,
     ResponseCancelled,
+    ResponseCreate,
     ResponseCreated,
     ResponseDone,
     ServerEvent,
@@ -904,10 +905,43 @@ class ConversationState:
         """``response.create`` with options. A default-conversation response goes through
         the single-active-response queue; an out-of-band one (``conversation="none"``) is
         sent at once (the server runs those beside the default response)."""
+        event = self.response_event(
+            instructions=instructions,
+            conversation=conversation,
+            metadata=metadata,
+            output_modalities=output_modalities,
+            input=input,
+            max_output_tokens=max_output_tokens,
+            tool_choice=tool_choice,
+            tools=tools,
+            voice=voice,
+        )
+        step = Step()
+        if conversation == "none":
+            step.send.append(event)
+        else:
+            plain = event.response is None
+            self._request_response(step.send, None if plain else event)
+        return step
+
+    def response_event(
+        self,
+        *,
+        instructions: str | None = None,
+        conversation: str = "auto",
+        metadata: Mapping[str, str] | None = None,
+        output_modalities: Sequence[str] | None = None,
+        input: Iterable[ConversationItem | str] | None = None,
+        max_output_tokens: int | str | None = None,
+        tool_choice: str | None = None,
+        tools: Iterable[Tool] | None = None,
+        voice: str | None = None,
+    ) -> ResponseCreate:
+        """The ``response.create`` these options make, validated; changes nothing."""
         self._require_turn_control("create_response")
         reserved = (None, None) if self.session is None else self.session.tool_names
         try:
-            event = response_create_event(
+            return response_create_event(
                 instructions=instructions,
                 conversation=None if conversation == "auto" else conversation,
                 metadata=metadata,
@@ -921,13 +955,6 @@ class ConversationState:
             )
         except LocalProtocolError as exc:
             raise InvalidRequest(str(exc)) from exc
-        step = Step()
-        if conversation == "none":
-            step.send.append(event)
-        else:
-            plain = event.response is None
-            self._request_response(step.send, None if plain else event)
-        return step
 
     def image(self, data: bytes, mime_type: str, *, text: str | None) -> Step:
         """A user message with an ``input_image`` (no response is requested)."""

@@ -46,7 +46,8 @@ class FaultConfig:
         close_after_events: close the socket (``close_code``) after this many server events.
         close_code: WebSocket close code used by ``close_after_events`` (1001, 1011, 4000, …).
         close_reason: the close reason text.
-        drop_after_events: abort the TCP connection (no close frame) after this many events.
+        drop_after_events: abort the TCP connection (no close frame) after this many events;
+            a WebRTC call goes silent (its ICE stops; no hang-up reaches the client).
         garbage_after_created: frames sent right after ``session.created``.
         event_delay_s: sleep before every server event.
         event_delays: extra sleep before events of the given ``type``.

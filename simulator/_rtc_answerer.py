@@ -31,6 +31,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import time
 from collections.abc import Callable
@@ -303,7 +304,21 @@ class RtcAnswerer:
             await self._pc.close()
         self._port.call(self._on_closed)
 
+    async def _drop(self) -> None:
+        # A network drop, not a hang-up: the ICE transports stop first, so neither the SCTP
+        # abort nor the DTLS close_notify of close() reaches the client, which must notice
+        # the silence (liveness) as it would on a real network.
+        pc = self._pc
+        if pc is not None and not self._closed:
+            ice = {t.receiver.transport.transport for t in pc.getTransceivers()}
+            if pc.sctp is not None:
+                ice.add(pc.sctp.transport.transport)
+            for transport in ice:
+                with contextlib.suppress(Exception):
+                    await transport.stop()
+        await self.close()
+
     def abort(self) -> None:
-        task = asyncio.ensure_future(self.close())
+        task = asyncio.ensure_future(self._drop())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -16,7 +16,14 @@ import logging
 from ._abc import Inbound, Transport, TransportEnded, TransportKind, TransportStatistics
 from ._bridge import AsyncioBridge, TrioPort, get_bridge
 from ._calls import CallAnswer, create_call
-from ._errors import ConnectError, TransportClosed, TransportError, printable, server_text
+from ._errors import (
+    ConnectError,
+    MessageTooLarge,
+    TransportClosed,
+    TransportError,
+    printable,
+    server_text,
+)
 from ._memory import MemoryPeer, MemoryTransport, memory_transport_pair
 from ._webrtc import WebRTCTransport, connect_webrtc
 from ._websocket import WebSocketTransport, connect_websocket
@@ -35,6 +42,7 @@ __all__ = [
     "TransportStatistics",
     # errors
     "ConnectError",
+    "MessageTooLarge",
     "TransportClosed",
     "TransportError",
     # text that came from a server, made safe for a log record or an error message

@@ -220,6 +220,13 @@ class Transport(abc.ABC):
             TransportClosed: the transport has ended or was closed.
         """
 
+    @property
+    def max_text_bytes(self) -> int | None:
+        """The largest text frame (UTF-8 bytes) the peer takes, when it states one: a
+        WebRTC data channel's ``a=max-message-size``. ``send_text`` refuses a larger frame
+        (``MessageTooLarge``) and the transport goes on. ``None``: no limit known here."""
+        return None
+
     def offer_audio(self, frame: AudioFrame) -> bool:
         """Hand ``frame`` (24 kHz mono PCM16, whole samples) to the media track at once, when
         this transport can without waiting; False when it cannot (the default, and an ended

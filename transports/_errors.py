@@ -34,6 +34,7 @@ from ._ws_connection import UpgradeRejected, WsClosed
 
 __all__ = [
     "ConnectError",
+    "MessageTooLarge",
     "TransportClosed",
     "TransportError",
     "map_exceptions",
@@ -123,6 +124,11 @@ class ConnectError(TransportError):
 
 class TransportClosed(TransportError):
     """The transport has ended (its ``TransportEnded`` was delivered) or was closed locally."""
+
+
+class MessageTooLarge(TransportError, ValueError):
+    """A text frame larger than the peer takes (``Transport.max_text_bytes``): refused,
+    nothing sent, and the transport goes on."""
 
 
 def _raise_connect(message: str, exc: BaseException, secrets: tuple[str | None, ...]) -> NoReturn:

@@ -18,7 +18,9 @@ Media policy (SPEC §4, §7; figures and method in ``docs/perf/webrtc.md``):
   is sent for ``silence_hangover_ms`` (default 1 s: more than the server VAD's
   ``silence_duration_ms``, so the server hears the turn end), then the track sends no RTP
   until a loud frame arrives; that frame goes out at once and the RTP timestamp jumps by
-  the silent wall time. ``None`` sends silence for ever.
+  the silent wall time. Suppression starts only when no loud audio is buffered: speech
+  queued behind a long silence (a host feeding ahead of real time) is sent, not dropped.
+  ``None`` sends silence for ever.
 - **Outbound bound.** At most ``max_buffered_ms`` (default 2 s) of host audio waits; older
   audio beyond that is dropped and counted in 20 ms frames (a host feeding faster than real
   time would otherwise grow latency without bound).
@@ -68,7 +70,14 @@ from duplex.protocol._audio import AudioFrame
 from ._bridge import TrioPort
 from ._rtc_inbound import SAMPLE_RATE, SILENCE_PEAK, RemoteAudio, consume_remote_audio, peak
 
-__all__ = ["IceServers", "OutboundAudioTrack", "RtcSession", "RtcSink", "ice_configuration"]
+__all__ = [
+    "IceServers",
+    "OutboundAudioTrack",
+    "RtcSession",
+    "RtcSink",
+    "answer_max_message_size",
+    "ice_configuration",
+]
 
 FRAME_SAMPLES: Final = 480  # 20 ms at 24 kHz
 FRAME_BYTES: Final = FRAME_SAMPLES * 2
@@ -158,6 +167,24 @@ def answer_maxptime(sdp: str) -> int | None:
             except ValueError:
                 continue  # a malformed attribute states nothing
     return min(values) if values else None
+
+
+#: The peer's SCTP message limit when its answer states none (RFC 8841 §6).
+DEFAULT_MAX_MESSAGE_SIZE: Final = 65536
+
+
+def answer_max_message_size(sdp: str) -> int | None:
+    """The largest data-channel message the answerer takes: its ``a=max-message-size``,
+    64 KiB when it states none, ``None`` for 0 (RFC 8841: no limit). aiortc refuses a larger
+    ``send`` with ``ValueError``; knowing the limit lets the trio side refuse it first."""
+    for line in sdp.splitlines():
+        if line.startswith("a=max-message-size:"):
+            try:
+                size = int(line.partition(":")[2].strip())
+            except ValueError:
+                break  # malformed: the default, as aiortc's parser would leave it
+            return size if size > 0 else None
+    return DEFAULT_MAX_MESSAGE_SIZE
 
 
 class RtcSink(Protocol):
@@ -331,11 +358,19 @@ class OutboundAudioTrack(MediaStreamTrack):
             else:
                 self._quiet_ms += self.ptime_ms
                 hangover = self._hangover_ms
-                if hangover is not None and self._quiet_ms > hangover and not self._held:
-                    # Past the hangover: stop sending until the host sends a loud frame.
+                if (
+                    hangover is not None
+                    and self._quiet_ms > hangover
+                    and not self._held
+                    and peak(memoryview(buffer)) <= self._silence_peak
+                ):
+                    # Past the hangover: stop sending until the host sends a loud frame. Only
+                    # when nothing loud waits: a host that sends ahead of real time (a file,
+                    # the backlog after a reconnect) may have speech queued behind a long
+                    # silence, and that must go out, in order, not be thrown away with it.
                     self.suppressed = True
-                    self.packets_suppressed += 1
-                    buffer.clear()
+                    self.packets_suppressed += 1 + -(-len(buffer) // packet_bytes)
+                    buffer.clear()  # quiet audio only: suppressed, as feed() drops it now
                     continue
             return self._encode(data or bytes(packet_bytes), pts)
 
@@ -393,6 +428,8 @@ class RtcSession:
             hangover_frames=remote_silence_hangover_frames,
         )
         self.channel: RTCDataChannel | None = None
+        #: The answer's data-channel message limit in bytes (``None``: none), set with it.
+        self.max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -451,6 +488,7 @@ class RtcSession:
     async def apply_answer(self, sdp: str) -> None:
         assert self.pc is not None
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        self.max_message_size = answer_max_message_size(sdp)
         maxptime = answer_maxptime(sdp)
         if maxptime is not None and maxptime < self.track.ptime_ms:
             self.track.set_ptime(max((p for p in PTIMES_MS if p <= maxptime), default=20))

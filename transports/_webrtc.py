@@ -26,6 +26,10 @@ Invariants:
 - The end of the sideband WebSocket, the data channel closing, the peer connection
   reaching ``failed``/``closed``, or the liveness watch each end the transport (first one
   wins), by the rule in ``_abc``.
+- ``send_text`` in datachannel control refuses an event larger than the answer's
+  ``a=max-message-size`` (64 KiB when it states none) with ``MessageTooLarge``, before
+  queueing it; the call goes on (``max_text_bytes``; the engine refuses such a host call
+  with ``InvalidRequest`` before that).
 - ``send_audio`` accepts 24 kHz mono PCM16 frames of any whole number of samples and
   refuses an odd byte count with ``ValueError`` (nothing queued, alignment kept); it never
   blocks (the outbound track buffers up to 2 s and counts the older audio it drops, in
@@ -70,7 +74,14 @@ from ._abc import (
 )
 from ._bridge import AsyncioBridge, TrioPort, get_bridge
 from ._calls import create_call
-from ._errors import ConnectError, TransportClosed, describe, missing_extra, server_text
+from ._errors import (
+    ConnectError,
+    MessageTooLarge,
+    TransportClosed,
+    describe,
+    missing_extra,
+    server_text,
+)
 from ._inbox import Inbox
 from ._websocket import WebSocketTransport, connect_websocket
 
@@ -131,9 +142,22 @@ class WebRTCTransport(Transport):
         if self._closing or self._inbox.ended:
             raise TransportClosed("the WebRTC transport has ended")
 
+    @property
+    def max_text_bytes(self) -> int | None:
+        # Datachannel control: the answer's SCTP limit (aiortc fails a larger send, which
+        # used to end the call). Sideband events travel on a WebSocket: no such limit.
+        return self._rtc.max_message_size if self._control == "datachannel" else None
+
     async def send_text(self, text: str) -> None:
         self._check_open()
         if self._control == "datachannel":
+            limit = self._rtc.max_message_size
+            if limit is not None and len(text) > limit // 4 and len(text.encode()) > limit:
+                raise MessageTooLarge(
+                    f"a {len(text.encode())}-byte event is larger than the {limit}-byte "
+                    "message limit of the WebRTC data channel (the answer's "
+                    "a=max-message-size): not sent"
+                )
             await trio.lowlevel.checkpoint()
             self._bridge.call_soon(self._rtc.send_text, text)
         else:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import trio
 
@@ -10,9 +11,11 @@ from duplex.engine import (
     AudioOut,
     ConversationClosed,
     ConversationNotRunning,
+    ConversationReconnecting,
     ConversationStarted,
     ConversationStartError,
     Error,
+    InvalidRequest,
     OutputAudioDone,
     OutputTranscriptDone,
     ReconnectPolicy,
@@ -158,3 +161,72 @@ async def test_webrtc_call_refused_raises_start_error_with_status() -> None:
                     await engine.start()
                 assert info.value.status == 503
                 await events.nothing_for(0.2)
+
+
+@pytest.mark.parametrize("control", ["datachannel", "sideband"])
+async def test_a_peer_hangup_ends_the_conversation_like_a_clean_close(control: str) -> None:
+    """The server hangs the call up in order (``POST /calls/{id}/hangup``). In datachannel
+    control that ends the transport ``"closed"`` with no close code, which the reconnect
+    policy took for a network drop: the engine re-dialled a new call and went on. A hang-up
+    ends the conversation with ``ConversationClosed("transport_closed")``, as a WebSocket
+    close 1000 does, with reconnection on (the default)."""
+    async with open_simulator() as sim:
+        config = sim_config(sim, transport="webrtc", webrtc_control=control)
+        with trio.fail_after(20):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start(prompt="")
+                await events.until(of_type(SessionUpdated))
+                call_id = sim.sessions[0].call_id
+                async with httpx.AsyncClient() as http:
+                    reply = await http.post(
+                        f"{sim.base_url}/realtime/calls/{call_id}/hangup",
+                        headers={"Authorization": f"Bearer {config.api_key}"},
+                    )
+                assert reply.status_code == 200
+                closed = (
+                    await events.until(of_type(ConversationClosed, ConversationReconnecting))
+                )[-1]
+                assert isinstance(closed, ConversationClosed), closed
+                assert closed.reason == "transport_closed"
+                assert closed.error is None
+                assert not [
+                    e for e in events.log if isinstance(e, ConversationReconnecting | Error)
+                ]
+                with pytest.raises(ConversationNotRunning):
+                    await engine.send_text("after the hang-up")
+            assert len(sim.sessions) == 1
+
+
+async def test_an_event_over_the_data_channel_message_limit_is_refused_and_the_call_goes_on() -> (
+    None
+):
+    """A 300 KB image is larger than the answer's ``a=max-message-size`` (256 KiB from the
+    simulator): aiortc's send raised, the transport failed, and the engine re-dialled a new
+    call without the image. The host call now raises ``InvalidRequest`` and nothing else
+    changes: the same call takes the next turn."""
+    async with open_simulator() as sim:
+        config = sim_config(sim, transport="webrtc")
+        with trio.fail_after(20):
+            async with engine_with_events(config) as (engine, events):
+                await engine.start(prompt="")
+                await events.until(of_type(SessionUpdated))
+                with pytest.raises(InvalidRequest, match="message limit of the WebRTC data"):
+                    await engine.send_image(b"\x89PNG\r\n\x1a\n" + bytes(300_000), "image/png")
+                # Instructions as large: refused too (they used to be dropped by the writer).
+                huge = "be brief. " * 30_000
+                with pytest.raises(InvalidRequest, match="message limit"):
+                    await engine.update_prompt(huge)
+                with pytest.raises(InvalidRequest, match="message limit"):
+                    await engine.create_response(instructions=huge)
+                with pytest.raises(InvalidRequest, match="message limit"):
+                    await engine.update_session(instructions=huge)
+                await engine.send_text("still there?")
+                done = await events.until(of_type(OutputTranscriptDone, ConversationReconnecting))
+                assert isinstance(done[-1], OutputTranscriptDone), done[-1]
+                assert done[-1].text == "You said: still there?."
+                assert not [
+                    e for e in events.log if isinstance(e, ConversationReconnecting | Error)
+                ]
+            assert len(sim.sessions) == 1
+            items = raw_of(sim.sessions[0], "conversation.item.create")
+            assert "input_image" not in str(items)

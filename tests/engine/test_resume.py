@@ -53,8 +53,16 @@ async def test_a_drop_mid_response_resumes_and_the_next_turn_remembers(
 ) -> None:
     async with open_simulator(SimulatorConfig()) as sim:
         # Only the first session fails: the scenario is claimed by the first connection.
-        sim.add_scenario(Scenario(faults=FaultConfig(close_after_events=drop_at, close_code=1011)))
-        config = sim_config(sim, reconnect=FAST, **transport)
+        if transport.get("webrtc_control") == "datachannel":
+            # A data channel carries no close code: a server that closes it hangs the call
+            # up, which ends the conversation. A drop is the call going silent (no DTLS
+            # close_notify), noticed by the liveness watch.
+            faults = FaultConfig(drop_after_events=drop_at)
+            config = sim_config(sim, reconnect=FAST, liveness_timeout=0.5, **transport)
+        else:
+            faults = FaultConfig(close_after_events=drop_at, close_code=1011)
+            config = sim_config(sim, reconnect=FAST, **transport)
+        sim.add_scenario(Scenario(faults=faults))
         with trio.fail_after(30):
             async with engine_with_events(config) as (engine, events):
                 await engine.start()
@@ -66,7 +74,9 @@ async def test_a_drop_mid_response_resumes_and_the_next_turn_remembers(
                 reconnecting = [e for e in taken if isinstance(e, ConversationReconnecting)]
                 assert [e.attempt for e in reconnecting] == [1]
                 if transport.get("webrtc_control") != "datachannel":
-                    assert "1011" in reconnecting[0].reason  # a data channel has no close code
+                    assert "1011" in reconnecting[0].reason
+                else:
+                    assert "liveness_timeout" in reconnecting[0].reason
                 # The cut response is requested again after the replay.
                 await events.until(of_type(ResponseDone))
                 await engine.send_text("what did I say")

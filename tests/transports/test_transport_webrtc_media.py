@@ -5,6 +5,10 @@ packet times, and the aiortc behaviour each relies on (pinned here: aiortc sends
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import av
 import numpy as np
 import pytest
 import trio
@@ -13,10 +17,11 @@ from duplex.protocol._audio import AudioFrame
 from duplex.transports import WebRTCTransport, connect_webrtc
 from duplex.transports._rtc_asyncio import (
     OutboundAudioTrack,
+    answer_max_message_size,
     answer_maxptime,
     offer_with_opus_dtx,
 )
-from duplex.transports._rtc_inbound import peak
+from duplex.transports._rtc_inbound import SILENCE_PEAK, peak
 
 from ._poll import wait_for
 from ._rtc_peer import AnswerPeer, AnswerServer, serve_answerer
@@ -137,6 +142,12 @@ def test_answer_maxptime_is_the_smallest_stated() -> None:
     assert answer_maxptime("v=0\r\na=ptime:20\r\n") is None
 
 
+def test_the_answer_max_message_size_is_stated_64_kib_by_default_or_unlimited_for_0() -> None:
+    assert answer_max_message_size("v=0\r\na=max-message-size:262144\r\n") == 262144
+    assert answer_max_message_size("v=0\r\na=sctp-port:5000\r\n") == 65536
+    assert answer_max_message_size("v=0\r\na=max-message-size:0\r\n") is None
+
+
 def test_a_smaller_answer_maxptime_lowers_the_packet_time_before_the_first_packet() -> None:
     track = OutboundAudioTrack(ptime_ms=60)
     track.set_ptime(40)
@@ -171,3 +182,43 @@ def test_peak_is_the_largest_absolute_sample() -> None:
     assert peak(b"") == 0
     assert peak(np.array([3, -32768, 5], np.int16).tobytes()) == 32768
     assert peak(np.array([-3, 7], np.int16).tobytes()) == 7
+
+
+class _RecordingTrack(OutboundAudioTrack):
+    """Records, per packet sent, whether the host audio in it was loud."""
+
+    def __init__(self) -> None:
+        super().__init__()  # the defaults: ptime 20 ms, hangover 1 s, 2 s buffered
+        self.loud: list[bool] = []
+
+    def _encode(self, data: bytes, pts: int) -> av.Packet[Any]:
+        self.loud.append(peak(data) > SILENCE_PEAK)
+        return super()._encode(data, pts)
+
+
+def test_speech_queued_behind_a_silence_longer_than_the_hangover_is_sent() -> None:
+    """A host feeding ahead of real time (a file, the backlog after a reconnect): 200 ms of
+    tone, 1.2 s of silence, 400 ms of tone, all queued at once. When the hangover expired
+    the track cleared its whole buffer, so the second tone (20 packets) was never sent and
+    not counted as dropped either. Suppression now waits until nothing loud is buffered."""
+    track = _RecordingTrack()
+    pcm = b"".join(f.pcm for f in _tone(200)) + bytes(1200 * 48)
+    pcm += b"".join(f.pcm for f in _tone(400))
+    for i in range(0, len(pcm), 960):
+        track.feed(pcm[i : i + 960])
+
+    async def pull_until_both_tones_are_out() -> None:
+        while sum(track.loud) < 30:
+            await track.recv()
+
+    async def main() -> None:
+        try:
+            # 1.8 s of audio at real time; a suppressed track would wait for ever.
+            await asyncio.wait_for(pull_until_both_tones_are_out(), timeout=6)
+        finally:
+            track.stop()
+
+    asyncio.run(main())
+    assert track.frames_dropped == 0
+    # In order: the first tone, the silence (every packet of it: it was queued), the second.
+    assert track.loud == [True] * 10 + [False] * 60 + [True] * 20
