@@ -28,6 +28,10 @@ Invariants:
   guest run is told the host owns ``signal.set_wakeup_fd``.
 - A run ends only when its last user released it; ``release`` waits for the end, so after the
   last engine's block no task of it is left (in ``"thread"`` mode the thread is joined).
+- At most one run per loop and mechanism is alive: a run stays registered in ``_RUNS`` until
+  it has ended, so an ``acquire_run`` that finds it ending waits for that end before starting
+  the next (two guest runs on one thread are refused by trio), and a run is registered only
+  once it has begun (one that failed to begin can strand no later caller).
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ logger = logging.getLogger(__name__)
 
 Mechanism = Literal["guest", "thread"]
 
-# The run of each loop (and mechanism); replaced once a run ends. Keyed by the loop object:
-# entries are removed when their run ends, so no loop is kept alive by this table.
+# The run of each loop (and mechanism), from its start until it has ended (also while it is
+# ending, so nobody starts a second one meanwhile). Keyed by the loop's id: entries are removed
+# when their run ends, so no loop is kept alive by this table.
 _RUNS: dict[tuple[int, Mechanism], TrioRun] = {}
 
 
@@ -62,6 +67,8 @@ class TrioRun:
         self.nursery: trio.Nursery | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._users = 0
+        # Set when the last user left: the run is ending and takes no new user.
+        self._ending = False
         self._stop: trio.Event | None = None
         self._ready: asyncio.Future[None] = loop.create_future()
         self._ended: asyncio.Future[None] = loop.create_future()
@@ -96,7 +103,7 @@ class TrioRun:
             logger.exception("duplex.aio: the trio run failed")
             self.loop.call_soon_threadsafe(settle, self._ready, exc)
         finally:
-            self.loop.call_soon_threadsafe(settle, self._ended, None)
+            self.loop.call_soon_threadsafe(self._mark_ended)
 
     def _finished(self, outcome: Any) -> None:
         # The guest run's done_callback, on the loop's thread.
@@ -105,9 +112,18 @@ class TrioRun:
         except BaseException as exc:
             logger.exception("duplex.aio: the trio guest run failed")
             settle(self._ready, exc)
+        self._mark_ended()
+
+    def _mark_ended(self) -> None:
+        # On the loop's thread. Unregistered in the same step as ``_ended`` settles, so an
+        # ``acquire_run`` that saw the end never finds this run in the table again.
+        key = (id(self.loop), self.mechanism)
+        if _RUNS.get(key) is self:
+            del _RUNS[key]
         settle(self._ended, None)
 
     async def acquire(self) -> None:
+        assert not self._ending  # acquire_run never hands out an ending run
         self._users += 1
         try:
             await asyncio.shield(self._ready)
@@ -120,9 +136,9 @@ class TrioRun:
         self._users -= 1
         if self._users > 0:
             return
-        key = (id(self.loop), self.mechanism)
-        if _RUNS.get(key) is self:
-            del _RUNS[key]
+        # It stays registered until it has ended: a new user meanwhile waits for that end
+        # (``acquire_run``) instead of starting a second run beside this one.
+        self._ending = True
         await wait_settled(self._ready)  # a run still starting is ended once it has started
         self.submit(self._request_stop)
         await wait_settled(self._ended)
@@ -151,7 +167,7 @@ class TrioRun:
             nursery.cancel_scope.cancel()
 
     def _request_stop(self) -> None:
-        if self._users <= 0 and self._stop is not None:
+        if self._stop is not None:
             self._stop.set()
 
 
@@ -159,11 +175,28 @@ async def acquire_run(mechanism: Mechanism) -> TrioRun:
     """The running loop's trio run for ``mechanism`` (started if needed), with one more user."""
     loop = asyncio.get_running_loop()
     key = (id(loop), mechanism)
-    run = _RUNS.get(key)
-    if run is None or run.loop is not loop:
-        run = TrioRun(loop, mechanism)
-        _RUNS[key] = run
+    while True:
+        run = _RUNS.get(key)
+        if run is None or run.loop is not loop:
+            break
+        if not run._ending:
+            await run.acquire()
+            return run
+        # The last engine of this run is leaving and waits for the run to end; a guest run
+        # started now would be trio's second on this thread. Wait for the end (cancellable:
+        # nothing of ours is pending here), then look again: another caller may have started
+        # the next run meanwhile.
+        await asyncio.shield(run._ended)
+    run = TrioRun(loop, mechanism)
+    try:
         run._begin()
+    except BaseException as exc:
+        # Never registered, so nobody else waits on it; settled for completeness.
+        settle(run._ready, exc)
+        run._ready.exception()  # retrieved: it is raised to this caller below
+        settle(run._ended, None)
+        raise
+    _RUNS[key] = run
     await run.acquire()
     return run
 
