@@ -26,6 +26,9 @@ Invariants:
 - Signals stay with the host: trio never installs its SIGINT handler (a thread never does; a
   guest run is started while SIGINT has a non-default handler, see ``_keep_sigint``), and the
   guest run is told the host owns ``signal.set_wakeup_fd``.
+- A ``KeyboardInterrupt`` or ``SystemExit`` raised in trio code (a host's signal handler
+  raises it in whatever code runs on the loop's thread, trio's included) is the host's: it is
+  handed back (``host_interrupt``, ``raise_in_host``) and never ends the shared run silently.
 - A run ends only when its last user released it; ``release`` waits for the end, so after the
   last engine's block no task of it is left (in ``"thread"`` mode the thread is joined).
 - At most one run per loop and mechanism is alive: a run stays registered in ``_RUNS`` until
@@ -46,7 +49,7 @@ from typing import Any, Literal
 
 import trio
 
-__all__ = ["Mechanism", "TrioRun", "acquire_run", "settle", "wait_settled"]
+__all__ = ["Mechanism", "TrioRun", "acquire_run", "host_interrupt", "settle", "wait_settled"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +102,8 @@ class TrioRun:
     def _thread_main(self) -> None:
         try:
             trio.run(self._main)
-        except BaseException as exc:  # a bug: report it where the host can see it
-            logger.exception("duplex.aio: the trio run failed")
-            self.loop.call_soon_threadsafe(settle, self._ready, exc)
+        except BaseException as exc:
+            self.loop.call_soon_threadsafe(self._failed, exc)
         finally:
             self.loop.call_soon_threadsafe(self._mark_ended)
 
@@ -110,9 +112,21 @@ class TrioRun:
         try:
             outcome.unwrap()
         except BaseException as exc:
-            logger.exception("duplex.aio: the trio guest run failed")
-            settle(self._ready, exc)
+            self._failed(exc)
         self._mark_ended()
+
+    def _failed(self, exc: BaseException) -> None:
+        """The run ended by itself with ``exc`` (on the loop's thread). A KeyboardInterrupt or
+        SystemExit that reached trio's scheduler (trio makes it a TrioInternalError) is the
+        host's: raised there. Anything else is a bug, logged. A caller still waiting for the
+        run to start gets it either way; the engines of the run end (they watch ``_ended``)."""
+        interrupt = host_interrupt(exc)
+        if interrupt is None:
+            logger.error("duplex.aio: the trio run failed", exc_info=exc)
+        if not self._ready.done():
+            settle(self._ready, interrupt or exc)
+        elif interrupt is not None:
+            self.raise_in_host(interrupt)
 
     def _mark_ended(self) -> None:
         # On the loop's thread. Unregistered in the same step as ``_ended`` settles, so an
@@ -153,7 +167,24 @@ class TrioRun:
         if token is None:
             return
         with suppress(trio.RunFinishedError):
-            token.run_sync_soon(fn)
+            token.run_sync_soon(self._guarded, fn)
+
+    def _guarded(self, fn: Callable[[], object]) -> None:
+        # trio ends the whole run when a run_sync_soon callback raises; a KeyboardInterrupt
+        # that lands in one belongs to the host, not to every engine of the loop.
+        try:
+            fn()
+        except BaseException as exc:
+            interrupt = host_interrupt(exc)
+            if interrupt is None:
+                raise
+            self.raise_in_host(interrupt)
+
+    def raise_in_host(self, exc: BaseException) -> None:
+        """Raise ``exc`` (a KeyboardInterrupt or SystemExit) in a callback of the host's loop
+        (any thread may call this): it escapes ``run_forever``/``run_until_complete`` as one
+        landing in any asyncio callback does."""
+        self.loop.call_soon_threadsafe(_raise, exc)
 
     # ---- trio side ----------------------------------------------------------------------
 
@@ -206,6 +237,30 @@ async def acquire_run(mechanism: Mechanism) -> TrioRun:
 
 def _call_now(fn: Callable[..., object], *args: Any) -> None:
     fn(*args)
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+def host_interrupt(exc: BaseException) -> BaseException | None:
+    """The ``KeyboardInterrupt`` or ``SystemExit`` that ``exc`` carries, if any: ``exc``
+    itself, a leaf of its group (trio's nurseries wrap it), or what a ``TrioInternalError`` was
+    raised from (trio's scheduler wraps one that lands in it)."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for leaf in exc.exceptions:
+            found = host_interrupt(leaf)
+            if found is not None:
+                return found
+    if isinstance(exc, trio.TrioInternalError):
+        for origin in (exc.__cause__, exc.__context__):
+            if origin is not None:
+                found = host_interrupt(origin)
+                if found is not None:
+                    return found
+    return None
 
 
 def settle(future: asyncio.Future[Any], value: Any) -> None:
