@@ -223,6 +223,8 @@ class AsyncioEngine:
             else:
                 deliver(_settle, self._opened, interrupt)
         finally:
+            if self._engine is not None:
+                self._move_rest(self._engine)
             self._engine = self._calls = None
             deliver(self._serve_ended)
 
@@ -522,6 +524,25 @@ class AsyncioEngine:
             # One wake-up of the asyncio side per batch, not per event: in "thread" mode
             # each costs a write to the loop's self-pipe.
             self._wake_pending = True
+            self._run.deliver(self._wake)
+
+    def _move_rest(self, engine: Engine) -> None:
+        """Trio side, as the engine's block has exited: move every event still queued in the
+        engine, past the window. Under trio a consumer reading after the block still gets
+        them (a closed conversation's ConversationClosed among them); here the engine is
+        dropped next, so they must be on the asyncio side by then. Bounded by the engine's
+        own queue; nothing is read from the network any more."""
+        events = self._events
+        moved = False
+        while (item := engine._take_event_nowait()) is not None:
+            events.append(item)
+            moved = True
+            self._sent += 1
+            if type(item[1]) is AudioOut:
+                self._sent_ms += item[1].frame.duration_ms
+        engine._on_events(None)
+        self._resume = None  # nothing waits over there any more
+        if moved:
             self._run.deliver(self._wake)
 
     def _ahead(self) -> bool:
