@@ -37,7 +37,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Any, TypeVar, final
+from typing import Any, TypeVar, final, get_args
 
 import attrs
 import trio
@@ -111,6 +111,10 @@ async def open_engine(
     On exit any running conversation is cancelled (no further events) and ``events()``
     iterators end.
     """
+    if mechanism not in get_args(Mechanism):
+        # Checked here: anything but "guest" would otherwise run the thread mechanism.
+        allowed = " or ".join(repr(m) for m in get_args(Mechanism))
+        raise ValueError(f"mechanism must be {allowed}, not {mechanism!r}")
     run = await acquire_run(mechanism)
     try:
         engine = AsyncioEngine(run, config, transport_factory)
