@@ -24,6 +24,10 @@ Invariants:
   host does. Once the consumer is down to half the window it asks trio to move more.
 - ``events()`` iterators share one position (as in trio) and are cancel-safe: a cancelled
   ``__anext__`` loses nothing.
+- A ``KeyboardInterrupt``/``SystemExit`` raised in this engine's trio code is the host's: a
+  call's is raised to its caller, any other escapes the loop (``TrioRun.raise_in_host``); the
+  loop's shared run goes on. Should the run end anyway, the engine ends with it (its calls
+  raise ``EngineClosed``, its ``events()`` end) instead of waiting for it forever.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Any, TypeVar, final
+from typing import Any, TypeVar, final, get_args
 
 import attrs
 import trio
@@ -58,7 +62,14 @@ from duplex.engine._host_audio import check_host_frame, check_played_ms
 from duplex.engine._resample import HostAudioConverter
 from duplex.protocol import ProtocolVersion
 
-from ._trio_run import Mechanism, TrioRun, acquire_run, settle as _settle, wait_settled
+from ._trio_run import (
+    Mechanism,
+    TrioRun,
+    acquire_run,
+    host_interrupt,
+    settle as _settle,
+    wait_settled,
+)
 
 __all__ = ["AUDIO_AHEAD_MS", "EVENT_WINDOW", "AsyncioEngine", "AsyncioEventStream", "open_engine"]
 
@@ -100,6 +111,10 @@ async def open_engine(
     On exit any running conversation is cancelled (no further events) and ``events()``
     iterators end.
     """
+    if mechanism not in get_args(Mechanism):
+        # Checked here: anything but "guest" would otherwise run the thread mechanism.
+        allowed = " or ".join(repr(m) for m in get_args(Mechanism))
+        raise ValueError(f"mechanism must be {allowed}, not {mechanism!r}")
     run = await acquire_run(mechanism)
     try:
         engine = AsyncioEngine(run, config, transport_factory)
@@ -139,6 +154,8 @@ class AsyncioEngine:
         # asyncio side.
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._finished: asyncio.Future[None] = self._loop.create_future()
+        # Calls waiting for the trio side: ended by ``_run_ended`` if the run dies under them.
+        self._pending: set[asyncio.Future[Any]] = set()
         self._closed = False
         self._running = False  # as this side last knew it: start() returned, no end seen
         # (generation, event): the generation lets ``start()`` drop a replaced conversation's
@@ -158,9 +175,20 @@ class AsyncioEngine:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def _open(self) -> None:
+        self._run._ended.add_done_callback(self._run_ended)
         self._run.submit(self._spawn_serve)
         await wait_settled(self._opened)
         self._opened.result()
+
+    def _run_ended(self, _: object) -> None:
+        # The loop's trio run ended under this engine (a KeyboardInterrupt reached trio's
+        # scheduler: trio ends the run without running its tasks' cleanup), so nothing of the
+        # trio side will answer: end here what waits for it.
+        self._closed = True
+        _settle(self._opened, EngineClosed())
+        for future in self._pending:
+            _settle(future, EngineClosed())
+        self._serve_ended()
 
     def _spawn_serve(self) -> None:
         nursery = self._run.nursery
@@ -170,6 +198,7 @@ class AsyncioEngine:
     async def _serve(self) -> None:
         """The trio side of the engine's whole life (a task of the loop's trio run)."""
         deliver = self._run.deliver
+        opened = False
         try:
             async with (
                 open_trio_engine(self.config, transport_factory=self._transport_factory) as engine,
@@ -178,12 +207,28 @@ class AsyncioEngine:
                 self._engine, self._calls = engine, calls
                 engine._on_purge(lambda generation: deliver(self._drop, generation))
                 deliver(_settle, self._opened, None)
+                opened = True
                 await self._exit.wait()
                 calls.cancel_scope.cancel()
         except Exception as exc:  # a bug in the engine: report it once, as one exception
             logger.exception("duplex.aio: the engine failed")
             deliver(_settle, self._opened, _single(exc))
+        except BaseException as exc:
+            interrupt = host_interrupt(exc)
+            if interrupt is None:
+                raise  # trio's cancellation (the run is ending)
+            # A KeyboardInterrupt/SystemExit landed in one of this engine's trio tasks (a
+            # signal handler raises it in whatever runs on the loop's thread). This engine's
+            # trio side has ended; the interrupt goes to the host, to the task opening the
+            # engine if there is one, else out of the loop, and the loop's shared run (other
+            # engines) goes on.
+            if opened:
+                self._run.raise_in_host(interrupt)
+            else:
+                deliver(_settle, self._opened, interrupt)
         finally:
+            if self._engine is not None:
+                self._move_rest(self._engine)
             self._engine = self._calls = None
             deliver(self._serve_ended)
 
@@ -197,6 +242,7 @@ class AsyncioEngine:
         self._running = False
         self._run.submit(self._request_exit)
         await wait_settled(self._finished)
+        self._run._ended.remove_done_callback(self._run_ended)
 
     def _request_exit(self) -> None:
         self._exit.set()
@@ -499,6 +545,25 @@ class AsyncioEngine:
             self._wake_pending = True
             self._run.deliver(self._wake)
 
+    def _move_rest(self, engine: Engine) -> None:
+        """Trio side, as the engine's block has exited: move every event still queued in the
+        engine, past the window. Under trio a consumer reading after the block still gets
+        them (a closed conversation's ConversationClosed among them); here the engine is
+        dropped next, so they must be on the asyncio side by then. Bounded by the engine's
+        own queue; nothing is read from the network any more."""
+        events = self._events
+        moved = False
+        while (item := engine._take_event_nowait()) is not None:
+            events.append(item)
+            moved = True
+            self._sent += 1
+            if type(item[1]) is AudioOut:
+                self._sent_ms += item[1].frame.duration_ms
+        engine._on_events(None)
+        self._resume = None  # nothing waits over there any more
+        if moved:
+            self._run.deliver(self._wake)
+
     def _ahead(self) -> bool:
         return (
             self._sent - self._taken >= EVENT_WINDOW
@@ -596,6 +661,8 @@ class AsyncioEngine:
             raise EngineClosed()
         future: asyncio.Future[T] = self._loop.create_future()
         call = _Call()
+        pending = self._pending
+        pending.add(future)
         self._run.submit(lambda: self._spawn_call(fn, future, call))
         try:
             return await asyncio.shield(future)
@@ -605,8 +672,14 @@ class AsyncioEngine:
             self._run.submit(call.cancel)
             await wait_settled(future)
             if not future.cancelled():
-                future.exception()  # retrieved: the caller was cancelled, not failed
+                # Retrieved: the caller was cancelled, not failed; but an interrupt raised on
+                # the trio side meanwhile is the host's and must not be lost.
+                exc = future.exception()
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise exc from None
             raise
+        finally:
+            pending.discard(future)
 
     def _spawn_call(
         self, fn: Callable[[Engine], Awaitable[T]], future: asyncio.Future[T], call: _Call
@@ -634,10 +707,25 @@ class AsyncioEngine:
                     outcome = _Value(await fn(engine))
                 except Exception as exc:
                     outcome = _single(exc)
+                except BaseException as exc:
+                    # A KeyboardInterrupt/SystemExit landing in the call (a signal handler's
+                    # raise on the loop's thread) is raised to the caller, as it would be in
+                    # its own code; it must not end the loop's shared run.
+                    interrupt = host_interrupt(exc)
+                    if interrupt is None:
+                        raise  # trio's cancellation
+                    outcome = interrupt
             if scope.cancelled_caught:
                 outcome = asyncio.CancelledError()
         finally:
-            self._run.deliver(_settle_outcome, future, outcome)
+            self._run.deliver(self._settle_call, future, outcome)
+
+    def _settle_call(self, future: asyncio.Future[Any], outcome: Any) -> None:
+        if future.done() and isinstance(outcome, KeyboardInterrupt | SystemExit):
+            # The caller is gone (the run ended under it): the interrupt still is the host's.
+            self._run.raise_in_host(outcome)
+            return
+        _settle_outcome(future, outcome)
 
 
 @final

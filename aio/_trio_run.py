@@ -26,8 +26,15 @@ Invariants:
 - Signals stay with the host: trio never installs its SIGINT handler (a thread never does; a
   guest run is started while SIGINT has a non-default handler, see ``_keep_sigint``), and the
   guest run is told the host owns ``signal.set_wakeup_fd``.
+- A ``KeyboardInterrupt`` or ``SystemExit`` raised in trio code (a host's signal handler
+  raises it in whatever code runs on the loop's thread, trio's included) is the host's: it is
+  handed back (``host_interrupt``, ``raise_in_host``) and never ends the shared run silently.
 - A run ends only when its last user released it; ``release`` waits for the end, so after the
   last engine's block no task of it is left (in ``"thread"`` mode the thread is joined).
+- At most one run per loop and mechanism is alive: a run stays registered in ``_RUNS`` until
+  it has ended, so an ``acquire_run`` that finds it ending waits for that end before starting
+  the next (two guest runs on one thread are refused by trio), and a run is registered only
+  once it has begun (one that failed to begin can strand no later caller).
 """
 
 from __future__ import annotations
@@ -42,14 +49,15 @@ from typing import Any, Literal
 
 import trio
 
-__all__ = ["Mechanism", "TrioRun", "acquire_run", "settle", "wait_settled"]
+__all__ = ["Mechanism", "TrioRun", "acquire_run", "host_interrupt", "settle", "wait_settled"]
 
 logger = logging.getLogger(__name__)
 
 Mechanism = Literal["guest", "thread"]
 
-# The run of each loop (and mechanism); replaced once a run ends. Keyed by the loop object:
-# entries are removed when their run ends, so no loop is kept alive by this table.
+# The run of each loop (and mechanism), from its start until it has ended (also while it is
+# ending, so nobody starts a second one meanwhile). Keyed by the loop's id: entries are removed
+# when their run ends, so no loop is kept alive by this table.
 _RUNS: dict[tuple[int, Mechanism], TrioRun] = {}
 
 
@@ -62,6 +70,8 @@ class TrioRun:
         self.nursery: trio.Nursery | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._users = 0
+        # Set when the last user left: the run is ending and takes no new user.
+        self._ending = False
         self._stop: trio.Event | None = None
         self._ready: asyncio.Future[None] = loop.create_future()
         self._ended: asyncio.Future[None] = loop.create_future()
@@ -92,22 +102,42 @@ class TrioRun:
     def _thread_main(self) -> None:
         try:
             trio.run(self._main)
-        except BaseException as exc:  # a bug: report it where the host can see it
-            logger.exception("duplex.aio: the trio run failed")
-            self.loop.call_soon_threadsafe(settle, self._ready, exc)
+        except BaseException as exc:
+            self.loop.call_soon_threadsafe(self._failed, exc)
         finally:
-            self.loop.call_soon_threadsafe(settle, self._ended, None)
+            self.loop.call_soon_threadsafe(self._mark_ended)
 
     def _finished(self, outcome: Any) -> None:
         # The guest run's done_callback, on the loop's thread.
         try:
             outcome.unwrap()
         except BaseException as exc:
-            logger.exception("duplex.aio: the trio guest run failed")
-            settle(self._ready, exc)
+            self._failed(exc)
+        self._mark_ended()
+
+    def _failed(self, exc: BaseException) -> None:
+        """The run ended by itself with ``exc`` (on the loop's thread). A KeyboardInterrupt or
+        SystemExit that reached trio's scheduler (trio makes it a TrioInternalError) is the
+        host's: raised there. Anything else is a bug, logged. A caller still waiting for the
+        run to start gets it either way; the engines of the run end (they watch ``_ended``)."""
+        interrupt = host_interrupt(exc)
+        if interrupt is None:
+            logger.error("duplex.aio: the trio run failed", exc_info=exc)
+        if not self._ready.done():
+            settle(self._ready, interrupt or exc)
+        elif interrupt is not None:
+            self.raise_in_host(interrupt)
+
+    def _mark_ended(self) -> None:
+        # On the loop's thread. Unregistered in the same step as ``_ended`` settles, so an
+        # ``acquire_run`` that saw the end never finds this run in the table again.
+        key = (id(self.loop), self.mechanism)
+        if _RUNS.get(key) is self:
+            del _RUNS[key]
         settle(self._ended, None)
 
     async def acquire(self) -> None:
+        assert not self._ending  # acquire_run never hands out an ending run
         self._users += 1
         try:
             await asyncio.shield(self._ready)
@@ -120,9 +150,9 @@ class TrioRun:
         self._users -= 1
         if self._users > 0:
             return
-        key = (id(self.loop), self.mechanism)
-        if _RUNS.get(key) is self:
-            del _RUNS[key]
+        # It stays registered until it has ended: a new user meanwhile waits for that end
+        # (``acquire_run``) instead of starting a second run beside this one.
+        self._ending = True
         await wait_settled(self._ready)  # a run still starting is ended once it has started
         self.submit(self._request_stop)
         await wait_settled(self._ended)
@@ -137,7 +167,24 @@ class TrioRun:
         if token is None:
             return
         with suppress(trio.RunFinishedError):
-            token.run_sync_soon(fn)
+            token.run_sync_soon(self._guarded, fn)
+
+    def _guarded(self, fn: Callable[[], object]) -> None:
+        # trio ends the whole run when a run_sync_soon callback raises; a KeyboardInterrupt
+        # that lands in one belongs to the host, not to every engine of the loop.
+        try:
+            fn()
+        except BaseException as exc:
+            interrupt = host_interrupt(exc)
+            if interrupt is None:
+                raise
+            self.raise_in_host(interrupt)
+
+    def raise_in_host(self, exc: BaseException) -> None:
+        """Raise ``exc`` (a KeyboardInterrupt or SystemExit) in a callback of the host's loop
+        (any thread may call this): it escapes ``run_forever``/``run_until_complete`` as one
+        landing in any asyncio callback does."""
+        self.loop.call_soon_threadsafe(_raise, exc)
 
     # ---- trio side ----------------------------------------------------------------------
 
@@ -151,7 +198,7 @@ class TrioRun:
             nursery.cancel_scope.cancel()
 
     def _request_stop(self) -> None:
-        if self._users <= 0 and self._stop is not None:
+        if self._stop is not None:
             self._stop.set()
 
 
@@ -159,11 +206,28 @@ async def acquire_run(mechanism: Mechanism) -> TrioRun:
     """The running loop's trio run for ``mechanism`` (started if needed), with one more user."""
     loop = asyncio.get_running_loop()
     key = (id(loop), mechanism)
-    run = _RUNS.get(key)
-    if run is None or run.loop is not loop:
-        run = TrioRun(loop, mechanism)
-        _RUNS[key] = run
+    while True:
+        run = _RUNS.get(key)
+        if run is None or run.loop is not loop:
+            break
+        if not run._ending:
+            await run.acquire()
+            return run
+        # The last engine of this run is leaving and waits for the run to end; a guest run
+        # started now would be trio's second on this thread. Wait for the end (cancellable:
+        # nothing of ours is pending here), then look again: another caller may have started
+        # the next run meanwhile.
+        await asyncio.shield(run._ended)
+    run = TrioRun(loop, mechanism)
+    try:
         run._begin()
+    except BaseException as exc:
+        # Never registered, so nobody else waits on it; settled for completeness.
+        settle(run._ready, exc)
+        run._ready.exception()  # retrieved: it is raised to this caller below
+        settle(run._ended, None)
+        raise
+    _RUNS[key] = run
     await run.acquire()
     return run
 
@@ -173,6 +237,30 @@ async def acquire_run(mechanism: Mechanism) -> TrioRun:
 
 def _call_now(fn: Callable[..., object], *args: Any) -> None:
     fn(*args)
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+def host_interrupt(exc: BaseException) -> BaseException | None:
+    """The ``KeyboardInterrupt`` or ``SystemExit`` that ``exc`` carries, if any: ``exc``
+    itself, a leaf of its group (trio's nurseries wrap it), or what a ``TrioInternalError`` was
+    raised from (trio's scheduler wraps one that lands in it)."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for leaf in exc.exceptions:
+            found = host_interrupt(leaf)
+            if found is not None:
+                return found
+    if isinstance(exc, trio.TrioInternalError):
+        for origin in (exc.__cause__, exc.__context__):
+            if origin is not None:
+                found = host_interrupt(origin)
+                if found is not None:
+                    return found
+    return None
 
 
 def settle(future: asyncio.Future[Any], value: Any) -> None:

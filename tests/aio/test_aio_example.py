@@ -1,12 +1,15 @@
 """The example app (``examples/fastapi_relay.py``) on uvicorn (loopback, port 0), asyncio and
-uvloop, against the simulator: a client of the app holds a text and a spoken turn."""
+uvloop, against the simulator: a client of the app holds a text and a spoken turn; a
+conversation that ends, or cannot start, closes the client's socket with the reason."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import signal
+import socket
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,8 +17,10 @@ from typing import Any
 import pytest
 import uvicorn
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
-from duplex.simulator import SimulatorConfig, tone
+from duplex.engine import EngineConfig, ReconnectPolicy
+from duplex.simulator import FaultConfig, SimulatorConfig, tone
 
 from ._hosts import ASYNCIO_HOSTS, Host, poll_until, run_on, simulator_thread
 
@@ -90,5 +95,83 @@ def test_example_relays_text_and_audio_per_websocket_client_under_uvicorn(host: 
             finally:
                 server.should_exit = True
                 await serving
+
+        run_on(host, scenario)
+
+
+async def read_until_closed(ws: Any) -> None:
+    """Read (and drop) the app's messages until the connection is closed."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await ws.recv()
+
+
+async def serve_app(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    """``app`` on uvicorn (loopback, port 0); the server, its task and its port."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="error")
+    )
+    serving = asyncio.create_task(server.serve())
+    await poll_until(lambda: server.started)  # uvicorn has no event for it
+    return server, serving, server.servers[0].sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize("host", HOSTS, ids=lambda h: h.name)
+def test_example_closes_the_clients_socket_with_the_reason_when_the_conversation_ends(
+    host: Host, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server drops the conversation and reconnection is off: the client gets the
+    # conversation.closed event, then a close frame (1011, the reason). Audio it sends
+    # meanwhile used to raise ConversationNotRunning out of the handler (an ASGI error, the
+    # socket cut without a close frame), and nothing closed the socket otherwise.
+    relay = load_example()
+    with simulator_thread(SimulatorConfig(faults=FaultConfig(drop_after_events=2))) as sim:
+        app = relay.create_app(sim.config(reconnect=ReconnectPolicy.disabled()))
+
+        async def scenario(host: Host) -> None:
+            async with asyncio.timeout(TIMEOUT_S):
+                server, serving, port = await serve_app(app)
+                try:
+                    async with connect(f"ws://127.0.0.1:{port}/talk") as ws:
+                        closed = await receive_until(ws, "conversation.closed", [])
+                        assert closed["reason"] == "error"
+                        with contextlib.suppress(ConnectionClosed):
+                            await ws.send(b"\x00\x00" * 480)  # too late: ended
+                        await read_until_closed(ws)
+                        assert ws.close_code == 1011
+                        assert (ws.close_reason or "").startswith("error")
+                finally:
+                    server.should_exit = True
+                    await serving
+            assert "Exception in ASGI application" not in caplog.text
+
+        run_on(host, scenario)
+
+
+@pytest.mark.parametrize("host", HOSTS, ids=lambda h: h.name)
+def test_example_closes_the_clients_socket_with_the_start_error(
+    host: Host, caplog: pytest.LogCaptureFixture
+) -> None:
+    # start() raised ConversationStartError out of the handler: the client's socket was cut
+    # without a close frame.
+    relay = load_example()
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))  # bound, not listening: connecting is refused
+        port = unused.getsockname()[1]
+        config = EngineConfig(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-test")
+        app = relay.create_app(config)
+
+        async def scenario(host: Host) -> None:
+            async with asyncio.timeout(TIMEOUT_S):
+                server, serving, app_port = await serve_app(app)
+                try:
+                    async with connect(f"ws://127.0.0.1:{app_port}/talk") as ws:
+                        await read_until_closed(ws)
+                        assert ws.close_code == 1011
+                        assert (ws.close_reason or "").startswith("could not start")
+                finally:
+                    server.should_exit = True
+                    await serving
+            assert "Exception in ASGI application" not in caplog.text
 
         run_on(host, scenario)

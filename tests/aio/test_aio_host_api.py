@@ -4,16 +4,20 @@ out-of-band response."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from duplex.aio import open_engine as open_aio_engine
 from duplex.engine import (
     AudioFrame,
     AudioInterrupted,
     AudioOut,
     ConversationClosed,
+    EngineConfig,
     FunctionTool,
     InputAudioCleared,
     InputAudioCommitted,
@@ -137,3 +141,15 @@ def test_duplex_aio_re_exports_the_engine_names_an_asyncio_host_matches_on() -> 
     # them is checked by a type checker as it is under trio.
     hints = typing.get_type_hints(duplex.aio.AsyncioEventStream.__anext__)
     assert hints["return"] == duplex.engine.HostEvent
+
+
+def test_an_unknown_mechanism_is_refused_naming_the_allowed_ones() -> None:
+    # "Guest" (any value but "guest") used to run the thread mechanism silently.
+    async def scenario() -> None:
+        async with asyncio.timeout(TIMEOUT_S):
+            with pytest.raises(ValueError, match="'guest' or 'thread', not 'Guest'"):
+                async with open_aio_engine(EngineConfig(api_key="sk-test"), mechanism="Guest"):  # type: ignore[arg-type]
+                    pass
+            assert [t for t in threading.enumerate() if t.name == "duplex-aio-trio"] == []
+
+    asyncio.run(scenario())

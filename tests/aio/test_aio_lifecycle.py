@@ -272,3 +272,33 @@ def test_two_tasks_reading_events_share_them_without_loss(host: Host) -> None:
             assert sum(isinstance(e, ConversationStarted) for e in merged) == 1
 
         run_on(host, scenario)
+
+
+@pytest.mark.parametrize("host", ALL_HOSTS, ids=lambda h: h.name)
+def test_events_queued_past_the_window_are_read_after_the_block_up_to_closed(host: Host) -> None:
+    # A consumer slower than the stream closes and leaves the block with events still queued
+    # in the engine past the 64-event window: under trio it reads them all after the block,
+    # ConversationClosed last. duplex.aio used to end the stream with the window's events.
+    with server_process(
+        "-m", "duplex.benchmarks._load_server", "--mode", "burst", "--events", "3000"
+    ) as url:
+        config = EngineConfig(base_url=url, api_key=API_KEY)
+
+        async def scenario(host: Host) -> list[Any]:
+            async with host.open_engine(config) as engine:
+                events = engine.events()
+                await host.within(TIMEOUT_S, engine.start())
+                await host.within(TIMEOUT_S, until(events, [], SessionUpdated))
+                await engine.send_text("go")
+                await host.sleep(0.5)  # the host is busy: events pile up past the window
+                assert await host.within(TIMEOUT_S, engine.close()) is True
+            return await host.within(TIMEOUT_S, _read_all(events))
+
+        rest = run_on(host, scenario)
+        assert [type(e) for e in rest].count(ConversationClosed) == 1
+        assert isinstance(rest[-1], ConversationClosed)
+        assert rest[-1].reason == "requested"
+
+
+async def _read_all(events: Any) -> list[Any]:
+    return [event async for event in events]
