@@ -282,6 +282,17 @@ class TrackAudio:
         items = self._items.get(playing.response_id)
         return (items[0], playing.response_id) if items else None
 
+    @property
+    def sounding(self) -> bool:
+        """A reply may still be sounding: one is playing, the server has not said it stopped,
+        and it is not in a quiet spell after its ``response.done``. What comes after either
+        is the track's lag behind the events — as after ``response.done`` on a WebSocket, a
+        barge-in then cuts only what the host has not heard (``AudioLedger``)."""
+        playing = self._playing
+        if playing is None or playing.draining:
+            return False
+        return not (self._done.get(playing.response_id) and playing.quiet_run > 0)
+
     # ---- internals --------------------------------------------------------------------
 
     def _item(self, response_id: str, item_id: str) -> None:

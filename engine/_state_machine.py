@@ -540,9 +540,7 @@ class ConversationState:
         played_ms)`` — the host's ``audio_played`` report, else what it took from
         ``events()`` — or ``None`` when nothing is playing. Marks the item truncated (its
         later audio is dropped), so each item is cut once. For ``interrupt()`` too."""
-        active = self.responses.active or (
-            self.track is not None and self.track.playing is not None
-        )
+        active = self.responses.active or (self.track is not None and self.track.sounding)
         return self.ledger.barge_in_point(response_active=active)
 
     def _cut_playback(

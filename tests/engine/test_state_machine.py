@@ -11,8 +11,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from duplex.engine import (
     AudioFrame,
+    AudioInterrupted,
     AudioOut,
     ConversationClosed,
+    ConversationItemAdded,
     ConversationNotRunning,
     ConversationStarted,
     Error,
@@ -21,6 +23,9 @@ from duplex.engine import (
     InputAudioSpeechStarted,
     InvalidAudioFrame,
     NoopRequested,
+    OutputAudioBufferStarted,
+    OutputAudioBufferStopped,
+    OutputAudioDone,
     OutputTranscriptDelta,
     ParseFailure,
     ResponseCreated,
@@ -39,6 +44,7 @@ from duplex.engine._state_machine import (
 )
 from duplex.protocol import (
     ClientEvent,
+    ConversationItem,
     ProtocolVersion,
     SessionMode,
     encode_client_event,
@@ -198,6 +204,67 @@ def test_barge_in_truncates_at_what_the_host_took_on_websocket_only() -> None:
     native = running(audio_native=True)
     native.receive([ResponseCreated("resp_1"), audio("item_1")])
     assert native.receive([InputAudioSpeechStarted("in_1", 0)]).send == []
+
+
+def _heard_reply(native: bool, *, stopped: bool) -> Any:
+    """A 200 ms reply the host took whole, its response done; on the track (``native``)
+    followed by 60 ms of quiet, with or without the server's ``stopped``."""
+    loud = AudioFrame(b"\x40\x1f" * 480)  # 20 ms at 8000
+    state = running(audio_native=native)
+    item = ConversationItemAdded(ConversationItem(type="message", id="item_1", role="assistant"))
+    out: list[Any] = []
+    if native:
+        out += state.receive(
+            [ResponseCreated("resp_1"), item, OutputAudioBufferStarted("resp_1")]
+        ).forward
+        out += state.receive([AudioOut(loud) for _ in range(10)]).forward
+        end: list[Any] = [OutputAudioDone("item_1", "resp_1"), ResponseDone("resp_1", "completed")]
+        if stopped:
+            end.append(OutputAudioBufferStopped("resp_1"))
+        out += state.receive(end).forward
+        out += state.receive([AudioOut(AudioFrame(bytes(960))) for _ in range(3)]).forward
+    else:
+        tagged = [AudioOut(loud, "item_1", "resp_1") for _ in range(10)]
+        done = [OutputAudioDone("item_1", "resp_1"), ResponseDone("resp_1", "completed")]
+        out += state.receive([ResponseCreated("resp_1"), item, *tagged, *done]).forward
+    for event in out:
+        if isinstance(event, AudioOut):
+            state.audio_delivered(event)
+    return state
+
+
+@pytest.mark.parametrize(
+    ("native", "stopped"),
+    [(False, False), (True, True), (True, False)],
+    ids=["websocket", "track-stopped", "track-no-stopped"],
+)
+def test_speech_after_a_fully_heard_finished_reply_cuts_nothing(
+    native: bool, stopped: bool
+) -> None:
+    """Regression (review): on the track the reply counted as playing until its end was
+    detected, so speech in that quiet window gave ``AudioInterrupted`` at the item's full
+    length; a WebSocket host saw nothing."""
+    state = _heard_reply(native, stopped=stopped)
+    step = state.receive([InputAudioSpeechStarted("in_1", 0)])
+    assert [e for e in step.forward if isinstance(e, AudioInterrupted)] == []
+
+
+def test_speech_while_the_track_still_sounds_after_response_done_cuts_it() -> None:
+    loud = AudioFrame(b"\x40\x1f" * 480)
+    state = running(audio_native=True)
+    item = ConversationItemAdded(ConversationItem(type="message", id="item_1", role="assistant"))
+    state.receive([ResponseCreated("resp_1"), item, OutputAudioBufferStarted("resp_1")])
+    taken = state.receive([AudioOut(loud) for _ in range(5)]).forward
+    # The server finished generating long before the track played it out.
+    state.receive([ResponseDone("resp_1", "completed")])
+    taken += state.receive([AudioOut(loud)]).forward
+    for event in taken:
+        if isinstance(event, AudioOut):
+            state.audio_delivered(event)
+    step = state.receive([InputAudioSpeechStarted("in_1", 0)])
+    assert [e for e in step.forward if isinstance(e, AudioInterrupted)] == [
+        AudioInterrupted("item_1", 120)
+    ]
 
 
 def test_each_handoff_is_answerable_until_its_final_output_and_acted_on_once() -> None:
