@@ -51,6 +51,7 @@ from duplex.engine import (
     Engine,
     EngineClosed,
     EngineConfig,
+    EngineError,
     EngineStatistics,
     HistoryItem,
     HostEvent,
@@ -141,6 +142,9 @@ class AsyncioEngine:
         self._transport_factory = transport_factory
         # Trio side, set while the trio engine's block is open.
         self._engine: Engine | None = None
+        # The engine's last figures, kept when its trio side ends: statistics() after the
+        # block reports them, as the trio engine does after its own block.
+        self._final: EngineStatistics | None = None
         self._calls: trio.Nursery | None = None
         # Set (in trio) to end the trio side; made here so a request can never be missed.
         self._exit = trio.Event()
@@ -229,6 +233,7 @@ class AsyncioEngine:
         finally:
             if self._engine is not None:
                 self._move_rest(self._engine)
+                self._final = self._engine.statistics()
             self._engine = self._calls = None
             deliver(self._serve_ended)
 
@@ -269,6 +274,13 @@ class AsyncioEngine:
             started = await self._call(
                 lambda engine: engine.start(prompt, conversation_id, history=items)
             )
+        except EngineError:
+            # A start refused before it replaced anything (history= on v1) leaves the old
+            # conversation running, as under trio: the asyncio side follows what trio says.
+            if not self._closed:
+                with suppress(EngineClosed):
+                    self._running = await self._call(_still_running)
+            raise
         except asyncio.CancelledError:
             # The trio side may have finished the start just as this task was cancelled
             # (its result on the way here). Under trio a cancelled start() has begun
@@ -619,7 +631,9 @@ class AsyncioEngine:
         ``audio_frames_dropped``.
         """
         engine = self._engine
-        if engine is None:
+        if engine is None and self._final is not None:
+            base = self._final
+        elif engine is None:
             base = EngineStatistics(
                 conversations_started=0,
                 running=False,
@@ -816,3 +830,7 @@ def _single(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+async def _still_running(engine: Engine) -> bool:
+    return engine.statistics().running

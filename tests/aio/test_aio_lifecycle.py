@@ -20,11 +20,14 @@ import pytest
 
 from duplex.aio import EVENT_WINDOW, open_engine as open_aio_engine
 from duplex.engine import (
+    AudioFrame,
     ConversationClosed,
     ConversationStarted,
     EngineConfig,
+    HistoryItem,
     ResponseDone,
     SessionUpdated,
+    UnsupportedByDialect,
 )
 
 from ._hosts import (
@@ -302,3 +305,48 @@ def test_events_queued_past_the_window_are_read_after_the_block_up_to_closed(hos
 
 async def _read_all(events: Any) -> list[Any]:
     return [event async for event in events]
+
+
+@pytest.mark.parametrize("host", ALL_HOSTS, ids=lambda h: h.name)
+def test_a_start_refused_before_replacing_keeps_the_running_conversation_usable(
+    host: Host,
+) -> None:
+    # Regression (review): duplex.aio marked the old conversation ended before the trio
+    # call, so after a start() refused up front (history= on v1) send_audio raised
+    # ConversationNotRunning while the conversation went on.
+    with simulator_thread() as server:
+        config = server.config(version="v1")
+
+        async def scenario(host: Host) -> None:
+            async with host.open_engine(config) as engine:
+                events = engine.events()
+                await host.within(TIMEOUT_S, engine.start())
+                with pytest.raises(UnsupportedByDialect):
+                    await engine.start(history=[HistoryItem.user("hi")])
+                assert engine.statistics().running
+                assert engine.send_audio(AudioFrame(bytes(960), 24000, 1)) is True
+                await engine.send_text("still there?")
+                await host.within(TIMEOUT_S, until(events, [], ResponseDone))
+
+        run_on(host, scenario)
+
+
+@pytest.mark.parametrize("host", ALL_HOSTS, ids=lambda h: h.name)
+def test_statistics_after_the_block_keep_the_final_figures(host: Host) -> None:
+    # Regression (review): duplex.aio reported all zeros once the block had exited.
+    with simulator_thread() as server:
+        config = server.config()
+
+        async def scenario(host: Host) -> Any:
+            async with host.open_engine(config) as engine:
+                events = engine.events()
+                await host.within(TIMEOUT_S, engine.start())
+                await engine.send_text("hello")
+                await host.within(TIMEOUT_S, until(events, [], ResponseDone))
+            return engine.statistics()
+
+        final = run_on(host, scenario)
+        assert final.conversations_started == 1
+        assert final.server_events > 0
+        assert final.client_events > 0
+        assert not final.running
