@@ -258,6 +258,11 @@ class Conversation(HostCalls):
                 self._established = True
                 self._connected_at = trio.current_time()
                 self.transport = transport
+                if transport.audio_native and not self._converter.steady:
+                    # The track plays host audio in real time: resampled audio must come
+                    # in steady 20 ms shares, not lumps that leave a packet short (silence
+                    # inside the user's speech). Nothing was converted yet: a new stream.
+                    self._converter = HostAudioConverter(steady=True)
                 if transport.audio_native and self.config.audio_format in G711_FORMATS:
                     self._g711 = G711Transcoder(self.config.audio_format)
                     try:

@@ -68,6 +68,7 @@ class HostAudioConverter:
         if target_rate <= 0:
             raise ValueError(f"target rate must be positive, got {target_rate}")
         self.target_rate = target_rate
+        self.steady = steady
         self._options: dict[str, Any] = dict(STEADY) if steady else {"quality": QUALITY}
         self._source: tuple[int, int] | None = None  # (rate, channels) of the open stream
         self._stream: Any = None

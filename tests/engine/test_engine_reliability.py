@@ -585,3 +585,37 @@ async def test_a_connect_that_succeeds_during_shutdown_ends_the_start_with_engin
                     batch = await peers[0].receive_batch()
     assert isinstance(outcome[0], EngineClosed | trio.Cancelled), outcome
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_host_audio_at_another_rate_reaches_an_audio_native_transport_in_steady_frames() -> (
+    None
+):
+    """Regression (review): the host's 48 kHz frames were resampled by soxr's block engine,
+    which hands the track nothing or ~35 ms at a time, so a real-time track ran a packet
+    short (silence inside the user's speech). On an audio-native transport every 20 ms in
+    now gives 20 ms out once the filter has filled."""
+    peers: list[Any] = []
+
+    async def factory(_nursery: trio.Nursery) -> Transport:
+        client, peer = memory_transport_pair(audio_native=True)
+        peers.append(peer)
+        return client
+
+    sizes: list[int] = []
+
+    async def collect() -> None:
+        while True:
+            for item in await peers[0].receive_batch():
+                if isinstance(item, AudioFrame):
+                    sizes.append(len(item.pcm) // 2)
+
+    with trio.fail_after(10):
+        async with open_engine(EngineConfig(api_key=API_KEY), transport_factory=factory) as engine:
+            await engine.start()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(collect)
+                for _ in range(30):
+                    engine.send_audio(AudioFrame(_ramp(1920), 48000, 1))  # 20 ms at 48 kHz
+                    await trio.testing.wait_all_tasks_blocked()
+                nursery.cancel_scope.cancel()
+    assert sizes[-20:] == [480] * 20, sizes
