@@ -69,7 +69,6 @@ from duplex.protocol import (
     AudioOut,
     ClientEvent,
     Error,
-    McpTool,
     ResponseCreate,
     ServerEvent,
     ServerEventParser,
@@ -104,7 +103,7 @@ from ._resume import (
     rotation,
     trim_backlog,
 )
-from ._session import SessionSettings
+from ._session import SessionSettings, credentials
 from ._state_machine import ConversationState, Step
 
 __all__ = ["Conversation"]
@@ -194,11 +193,7 @@ class Conversation(HostCalls):
             mode=config.mode,
             forward_unknown_events=config.forward_unknown_events,
             user_text_prefix=config.user_text_prefix,
-            # An MCP server's token is a secret too: a server message may quote it.
-            secrets=(
-                config.api_key,
-                *(t.authorization for t in config.tools if isinstance(t, McpTool)),
-            ),
+            secrets=(config.api_key, *credentials(config.tools)),
             audio_format=config.audio_format,
             session=self._session_settings,
         )

@@ -42,7 +42,7 @@ from ._errors import ConversationNotRunning, InvalidRequest
 from ._history import ConversationHistory, HistoryItem
 from ._host_audio import AudioInbox
 from ._queues import HostQueue, Outbox
-from ._resume import item_event, new_item_id, stamp_items
+from ._resume import as_sent, item_event, new_item_id, stamp_items
 from ._state_machine import ConversationState, Counters, Step
 
 __all__ = ["HostCalls"]
@@ -90,7 +90,7 @@ class HostCalls:
         if limit is None:
             return
         try:
-            events = carries()
+            events = as_sent(carries(), self._version)  # measured with the ids they get
         except LocalProtocolError:
             return  # the decision refuses it with the protocol's own message
         for event in events:

@@ -249,7 +249,10 @@ class Unsent:
         """The frames for the new session, in order, after ``replay`` (``None``: a dialect
         whose items live on the server, which keeps them all). A frame naming an item the
         new session will not hold (``item_id``: a delete of an item the host forgot, so
-        never replayed) is dropped: the server could only answer it with an error."""
+        never replayed) is dropped: the server could only answer it with an error. So is an
+        answer to an MCP approval request: MCP items are not replayed, so the new session
+        never asked (as for an answer given after the drop, which ``ToolCallNotActive``
+        refuses)."""
         if replay is None:
             return list(self.frames)
         known = created_ids(replay) | self.created
@@ -258,6 +261,10 @@ class Unsent:
             if '"item_id"' in frame:
                 item_id = _peek(frame).get("item_id")
                 if isinstance(item_id, str) and item_id not in known:
+                    continue
+            if '"mcp_approval_response"' in frame:
+                item = _peek(frame).get("item")
+                if isinstance(item, dict) and item.get("type") == "mcp_approval_response":
                     continue
             carried.append(frame)
         return carried
@@ -290,17 +297,35 @@ def stamp_items(
     if not dialect(version).client_items:
         return
     for index, event in enumerate(events):
-        if type(event) is not ConversationItemCreate or event.item is None:
+        stamped = _stamped(event)
+        if stamped is None:
             continue
-        wire = event.item
-        if wire.type not in ("message", "function_call_output"):
-            continue
-        if wire.id is None:
-            wire = attrs.evolve(wire, id=new_item_id())
-            events[index] = attrs.evolve(event, item=wire)
-        item = _recorded(wire)
+        events[index] = stamped
+        assert stamped.item is not None
+        item = _recorded(stamped.item)
         if item is not None:
             history.record(item)
+
+
+def as_sent(events: Iterable[ClientEvent], version: ProtocolVersion) -> list[ClientEvent]:
+    """``events`` as ``stamp_items`` will send them (ids on the engine's items), with
+    nothing recorded: what a size check must measure."""
+    if not dialect(version).client_items:
+        return list(events)
+    return [_stamped(event) or event for event in events]
+
+
+def _stamped(event: ClientEvent) -> ConversationItemCreate | None:
+    """An item the engine creates, with its id (a new one when it has none); ``None`` for
+    any other event."""
+    if type(event) is not ConversationItemCreate or event.item is None:
+        return None
+    wire = event.item
+    if wire.type not in ("message", "function_call_output"):
+        return None
+    if wire.id is None:
+        return attrs.evolve(event, item=attrs.evolve(wire, id=new_item_id()))
+    return event
 
 
 def _recorded(wire: ConversationItem) -> HistoryItem | None:

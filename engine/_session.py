@@ -28,6 +28,7 @@ from duplex.protocol import (
     ClientEvent,
     InputTranscription,
     LocalProtocolError,
+    McpTool,
     SessionConfig,
     SessionMode,
     Tool,
@@ -41,7 +42,19 @@ from duplex.protocol import (
 from ._config import EngineConfig
 from ._errors import ConversationStartError, InvalidRequest, UnsupportedByDialect
 
-__all__ = ["SessionSettings"]
+__all__ = ["SessionSettings", "credentials"]
+
+
+def credentials(tools: Iterable[Any] | None) -> tuple[str, ...]:
+    """The MCP servers' credentials among ``tools`` (``authorization`` and header values):
+    secrets like the API key, redacted wherever server text reaches the host or a log."""
+    found: list[str] = []
+    for tool in tools or ():
+        if isinstance(tool, McpTool):
+            if isinstance(tool.authorization, str):
+                found.append(tool.authorization)
+            found.extend(v for v in (tool.headers or {}).values() if isinstance(v, str))
+    return tuple(found)
 
 
 class SessionSettings:

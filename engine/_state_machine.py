@@ -121,7 +121,7 @@ from ._errors import (
 from ._host_audio import check_host_frame, check_played_ms
 from ._host_events import HostEvent
 from ._rule_sets import AudioLedger, HandoffState, ResponseQueue, clean_text
-from ._session import SessionSettings
+from ._session import SessionSettings, credentials
 from ._tools import ToolCalls
 from ._usage import LatencyMeter, UsageMeter
 
@@ -841,9 +841,17 @@ class ConversationState:
         self._require_running()
         if self.session is None:
             raise UnsupportedByDialect("this conversation was started without session settings")
+        tools = None if tools is None else tuple(tools)
         step = Step()
         step.send.append(self.session.update(session, tools=tools, instructions=instructions))
+        self._learn_secrets(tools)
         return step
+
+    def _learn_secrets(self, tools: Iterable[Any] | None) -> None:
+        """An MCP server declared now brings its credentials: server text may quote them."""
+        new = [s for s in credentials(tools) if s not in self._secrets]
+        if new:
+            self._secrets = (*self._secrets, *new)
 
     def check_turn_control(self, what: str) -> None:
         """Raise unless the session takes ``commit_audio``/``clear_audio``."""
@@ -938,6 +946,8 @@ class ConversationState:
         """The ``response.create`` these options make, validated; changes nothing."""
         self._require_turn_control("create_response")
         reserved = (None, None) if self.session is None else self.session.tool_names
+        tools = None if tools is None else tuple(tools)
+        self._learn_secrets(tools)
         try:
             return response_create_event(
                 instructions=instructions,

@@ -55,7 +55,10 @@ def validate_tools(
             out.append(tool)
             continue
         if not isinstance(tool, FunctionTool):
-            raise LocalProtocolError(f"tools must be FunctionTool or McpTool values, got {tool!r}")
+            # The type only: a wire-shaped dict given by mistake may hold a server's token.
+            raise LocalProtocolError(
+                f"tools must be FunctionTool or McpTool values, got a {type(tool).__name__}"
+            )
         name = tool.name
         if type(name) is not str or not _FUNCTION_NAME.fullmatch(name):
             raise LocalProtocolError(

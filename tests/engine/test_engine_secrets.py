@@ -24,7 +24,7 @@ from duplex.engine import (
     SessionUpdated,
     open_engine,
 )
-from duplex.simulator import Scenario, SimulatorConfig, open_simulator
+from duplex.simulator import Scenario, ScenarioStep, SimulatorConfig, open_simulator
 
 from .._support import SelfSignedCert
 from ._engine_helpers import (
@@ -200,23 +200,48 @@ async def test_tls_with_untrusted_certificate_is_refused(
             nursery.cancel_scope.cancel()
 
 
-async def test_an_mcp_servers_token_is_redacted_like_the_key(debug_logs: _Capture) -> None:
-    token = "mcp-token-0123456789abcdef"
-    quoting: dict[str, Any] = {
-        "type": "error",
-        "error": {"type": "invalid_request_error", "message": f"MCP auth {token} refused"},
-    }
-    docs = McpTool(server_label="docs", server_url="https://mcp.example.test", authorization=token)
+async def test_mcp_credentials_are_redacted_like_the_key_also_when_declared_later(
+    debug_logs: _Capture,
+) -> None:
+    # Regression (review): only the authorization of EngineConfig.tools was redacted; a
+    # header value, and a token declared later by update_session, reached Error.message.
+    token, header, late = (f"{kind}-0123456789abcdef" for kind in ("tok", "hdr", "late"))
+
+    def quoting(secret: str) -> dict[str, Any]:
+        message = f"MCP credential {secret} refused"
+        return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+
+    early = McpTool(
+        server_label="docs",
+        server_url="https://mcp.example.test",
+        authorization=token,
+        headers={"X-Key": header},
+    )
+    later = McpTool(server_label="more", server_url="https://mcp2.example.test", authorization=late)
     async with open_simulator(SimulatorConfig()) as sim:
-        sim.add_scenario(Scenario(on_connect=(quoting,)))
-        config = sim_config(sim, tools=(docs,))
+        steps = (
+            ScenarioStep(expect="session.update", emit=(quoting(token), quoting(header))),
+            ScenarioStep(expect="session.update", emit=(quoting(late),)),
+        )
+        sim.add_scenario(Scenario(steps=steps))
+        config = sim_config(sim, tools=(early,))
         assert token not in repr(config)
+        assert header not in repr(config)
         with trio.fail_after(20):
             async with engine_with_events(config) as (engine, events):
                 await engine.start()
-                error = (await events.until(of_type(Error)))[-1]
-                assert token not in error.message
-                assert "refused" in error.message
+
+                async def errors(count: int) -> list[str]:
+                    while len(found := [e for e in events.log if isinstance(e, Error)]) < count:
+                        await events.until(of_type(Error))
+                    return [e.message for e in found]
+
+                await errors(2)
+                await engine.update_session(tools=[early, later])
+                messages = await errors(3)
                 await engine.close()
-    for text in debug_logs.texts:
-        assert token not in text
+    assert len(messages) == 3, messages
+    assert all("refused" in m for m in messages)
+    for secret in (token, header, late):
+        assert not [m for m in messages if secret in m]
+        assert not [t for t in debug_logs.texts if secret in t]

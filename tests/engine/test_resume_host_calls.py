@@ -27,13 +27,19 @@ from duplex.engine import (
     EngineConfig,
     HandoffRequested,
     InvalidAudioFrame,
+    InvalidRequest,
     ReconnectPolicy,
     ResponseCreated,
     ResponseDone,
     SessionCreated,
     open_engine,
 )
-from duplex.protocol import Error as WireError
+from duplex.protocol import (
+    Error as WireError,
+    ProtocolVersion,
+    encode_client_event,
+    text_item_event,
+)
 from duplex.transports import (
     Inbound,
     Transport,
@@ -657,3 +663,40 @@ async def test_a_frame_whose_send_fails_while_a_rotation_waits_for_it_is_carried
         await poll_until(lambda: "x.queued" in _types(new))
         assert _raw_types(v.server.peers[0]) == []
         assert _raw_types(new) == ["x.in_flight", "x.queued"]
+
+
+class _Limited(Valve):
+    """A connection whose messages are limited to ``LIMIT`` bytes, as a WebRTC data channel's
+    ``a=max-message-size``."""
+
+    LIMIT = 4000
+
+    @property
+    def max_text_bytes(self) -> int:
+        return self.LIMIT
+
+
+async def test_a_host_item_at_the_message_limit_is_measured_with_its_id_and_refused() -> None:
+    # Regression (review): the check measured the item before the engine gave it its id
+    # (35 bytes more), so an item just under the limit passed, the writer then dropped it
+    # with a log line, and the state had changed: a response.create went out without it and
+    # history() held an item the server never got.
+    base = len(encode_client_event(text_item_event(ProtocolVersion.V2, ""), "v2").encode())
+    text = "a" * (_Limited.LIMIT - base)  # exactly the limit before it is stamped
+
+    async def factory(nursery: trio.Nursery) -> Transport:
+        return _Limited(await server(nursery))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = MemoryServer(nursery, _peer)
+            config = EngineConfig(api_key=API_KEY)
+            async with open_engine(config, transport_factory=factory) as engine:
+                await engine.start()
+                with pytest.raises(InvalidRequest, match="message limit"):
+                    await engine.send_text(text)
+                assert not [i for i in engine.history() if i.text == text]
+                await engine.send_text("short")
+                await poll_until(lambda: "response.create" in _types(server.peers[0]))
+                assert _user_texts(server.peers[0]) == ["short"]
+            nursery.cancel_scope.cancel()

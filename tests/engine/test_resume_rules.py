@@ -24,6 +24,7 @@ from duplex.protocol import (
     Error,
     ProtocolVersion,
     encode_client_event,
+    mcp_approval_event,
     response_create_event,
     text_item_event,
     tool_output_event,
@@ -176,6 +177,15 @@ def test_a_carried_frame_naming_an_item_the_new_session_lacks_is_dropped() -> No
     assert unsent.carried([replayed]) == list(unsent.frames[1:])
     # v1: the server keeps the items, so nothing is known to be missing.
     assert unsent.carried(None) == list(unsent.frames)
+
+
+def test_a_carried_answer_to_an_mcp_approval_is_dropped() -> None:
+    # Regression (review): the new session never holds the request (MCP items are not
+    # replayed), so the carried answer could only come back as an error.
+    answer = _frame(mcp_approval_event("mcpr_1", True, item_id="dx_1"))
+    quoting = _frame(text_item_event(ProtocolVersion.V2, 'about "mcp_approval_response"'))
+    unsent = Unsent.of([answer, quoting, _frame(response_create_event())])
+    assert unsent.carried([]) == list(unsent.frames[1:])
 
 
 def test_only_an_in_band_response_request_holds_the_slot() -> None:
