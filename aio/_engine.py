@@ -59,6 +59,7 @@ from duplex.engine import (
     Tool,
     open_engine as open_trio_engine,
 )
+from duplex.engine._engine import check_config
 from duplex.engine._host_audio import check_host_frame, check_played_ms
 from duplex.engine._resample import HostAudioConverter
 from duplex.protocol import ProtocolVersion
@@ -112,6 +113,7 @@ async def open_engine(
     On exit any running conversation is cancelled (no further events) and ``events()``
     iterators end.
     """
+    check_config(config)
     if mechanism not in get_args(Mechanism):
         # Checked here: anything but "guest" would otherwise run the thread mechanism.
         allowed = " or ".join(repr(m) for m in get_args(Mechanism))

@@ -120,6 +120,16 @@ class EngineStatistics:
 TransportFactory = Callable[[trio.Nursery], Awaitable[Transport]]
 
 
+def check_config(config: object) -> None:
+    """Refuse a config of the wrong type with a clear message (not an internal error from
+    deep inside the engine)."""
+    if not isinstance(config, EngineConfig):
+        raise TypeError(
+            f"open_engine needs an EngineConfig (EngineConfig(...) or EngineConfig.from_env()), "
+            f"got {type(config).__name__}"
+        )
+
+
 @asynccontextmanager
 async def open_engine(
     config: EngineConfig, *, transport_factory: TransportFactory | None = None
@@ -133,7 +143,11 @@ async def open_engine(
 
     On exit any running conversation is cancelled (no further events), a ``start()`` still
     connecting ends with ``EngineClosed``, and ``events()`` iterators end.
+
+    Raises:
+        TypeError: ``config`` is not an ``EngineConfig`` (before anything starts).
     """
+    check_config(config)
     host_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:

@@ -350,3 +350,16 @@ def test_statistics_after_the_block_keep_the_final_figures(host: Host) -> None:
         assert final.server_events > 0
         assert final.client_events > 0
         assert not final.running
+
+
+@pytest.mark.parametrize("host", ALL_HOSTS, ids=lambda h: h.name)
+@pytest.mark.parametrize("config", [None, {"api_key": API_KEY}], ids=["none", "dict"])
+def test_a_config_that_is_not_an_engine_config_is_refused_clearly(host: Host, config: Any) -> None:
+    # Regression (review): it failed deep inside the engine as "internal error:
+    # AttributeError: 'NoneType' object has no attribute 'event_queue_size'".
+    async def scenario(host: Host) -> None:
+        with pytest.raises(TypeError, match="needs an EngineConfig"):
+            async with host.open_engine(config):
+                pass
+
+    run_on(host, scenario)
