@@ -33,6 +33,18 @@ How item boundaries are found on the track (three signals, each covering the oth
    is still inside the reply: the track lags the events by the jitter buffer, more under load,
    and ending at the first quiet frame cut the reply's last words at a pause between them.
    So trailing and idle silence never reaches the host.
+   **The next reply while one drains.** When the host asks for another reply while one
+   plays (a second text, a tool answer), the server queues it behind the first and sends
+   ``stopped(A)`` and ``started(B)`` together — ahead of the track, whose last frames of A
+   are still in the jitter buffer. B's ``started`` is remembered and applied when A ends (a
+   third ``started`` meanwhile ends the waiting one unheard; ``cleared``/``stopped`` of the
+   waiting one end it). A then ends by the rules above or, since B may follow with only a
+   short gap, at its first quiet frame once the measured lead has passed: the frames from a
+   reply's ``started`` to its first voiced frame (when nothing played before it) measure how
+   far the events lead the track, so A still owns that many frames after its ``stopped``;
+   without any quiet frame it hands over ``SUCCESSOR_SLACK_FRAMES`` later. So B's audio is
+   never A's tail, and A loses no frame to B unless the lag grew by more than that slack
+   between A's start and end.
 3. **Fallbacks, all bounded by the track's own clock** (20 ms frames; the transport's
    liveness watch ends a call whose track stops): a voiced frame while nothing is playing
    starts the oldest response known to have audio (a server that sends no buffer events);
@@ -43,10 +55,21 @@ How item boundaries are found on the track (three signals, each covering the oth
 Invariants:
 - Every ``AudioOut`` produced here has an ``item_id`` and a ``response_id``.
 - For each response: its ``AudioOut``s, then one ``OutputAudioDone`` per audio item, then its
-  ``ResponseDone`` — each exactly once. Other events (rate limits, the next turn's input
-  events) may overtake a held ``ResponseDone``; nothing else is reordered.
+  ``ResponseDone`` — each exactly once.
+- Across responses the host gets the WebSocket order: while a ``ResponseDone`` is held, the
+  events of later responses (``ResponseCreated``, their items, transcripts, tool calls and
+  ends — anything with a response id or produced by a response) wait behind it (``defer``)
+  and follow it once it is released. Input-side events (the user's turn, speech and input
+  transcripts, the host's own items, rate limits, errors, ``AudioInterrupted``) may
+  overtake a held ``ResponseDone``, as they would arrive between two WebSocket replies.
+  One difference stays: a WebRTC reply's transcript (``OutputTranscriptDone``) comes before
+  its audio, because the events lead the track; a WebSocket interleaves them.
+- Nothing waits forever: every hold ends on the track's own clock (``END_QUIET_FRAMES``,
+  ``DRAIN_FRAMES``, ``SUCCESSOR_SLACK_FRAMES``, ``IMPLICIT_END_FRAMES``) or at the
+  transport's end (``flush``).
 - Memory is bounded: held quiet frames by ``MAX_HELD_QUIET``, remembered responses by
-  ``REMEMBERED``.
+  ``REMEMBERED``, events waiting behind held ends by ``MAX_DEFERRED`` (beyond it they are
+  released at once and only each response's own order is kept).
 """
 
 from __future__ import annotations
@@ -60,7 +83,18 @@ from duplex.protocol import (
     AudioFrame,
     AudioOut,
     ContentPartAdded,
+    ConversationItem,
     ConversationItemAdded,
+    ConversationItemDone,
+    HandoffRequested,
+    McpApprovalRequested,
+    McpCallCompleted,
+    McpCallFailed,
+    McpCallInProgress,
+    McpListToolsCompleted,
+    McpListToolsFailed,
+    McpListToolsInProgress,
+    NoopRequested,
     OutputAudioBufferCleared,
     OutputAudioBufferStarted,
     OutputAudioBufferStopped,
@@ -69,13 +103,16 @@ from duplex.protocol import (
     ResponseCancelled,
     ResponseCreated,
     ResponseDone,
+    ToolCallRequested,
 )
 
 __all__ = [
     "DRAIN_FRAMES",
     "END_QUIET_FRAMES",
     "IMPLICIT_END_FRAMES",
+    "MAX_DEFERRED",
     "SILENCE_PEAK",
+    "SUCCESSOR_SLACK_FRAMES",
     "AudioEnds",
     "TrackAudio",
     "is_voiced",
@@ -99,6 +136,36 @@ IMPLICIT_END_FRAMES: Final = 50
 MAX_HELD_QUIET: Final = 50
 #: How many finished responses are remembered (late ``stopped``/``done`` for them pass).
 REMEMBERED: Final = 64
+#: When the next response's ``started`` came while one drains, the draining one hands over
+#: at its first quiet frame after its measured lead (below), and at the latest this many
+#: frames after it (80 ms): the next reply may follow on the track with no gap at all.
+SUCCESSOR_SLACK_FRAMES: Final = 4
+#: Host events waiting behind a held ``ResponseDone`` (the next response's events) at the
+#: most; beyond it they are released at once (order across responses is then not kept).
+MAX_DEFERRED: Final = 4096
+
+#: Events that only a response produces: they wait behind an earlier response's held end.
+_RESPONSE_KINDS: Final[frozenset[type[Any]]] = frozenset(
+    {
+        ResponseCreated,
+        ResponseDone,
+        ResponseCancelled,
+        ToolCallRequested,
+        HandoffRequested,
+        NoopRequested,
+        McpApprovalRequested,
+        McpListToolsInProgress,
+        McpListToolsCompleted,
+        McpListToolsFailed,
+        McpCallInProgress,
+        McpCallCompleted,
+        McpCallFailed,
+    }
+)
+#: Item types a response produces (the others come from the host or the user).
+_RESPONSE_ITEMS: Final = frozenset(
+    {"function_call", "mcp_call", "mcp_list_tools", "mcp_approval_request"}
+)
 
 _BIG_ENDIAN: Final = sys.byteorder == "big"
 
@@ -114,16 +181,48 @@ def is_voiced(pcm: bytes, peak: int = SILENCE_PEAK) -> bool:
     return max(samples) > peak or min(samples) < -peak
 
 
+def _response_item(item: ConversationItem) -> bool:
+    if item.type == "message":
+        return item.role == "assistant"
+    return item.type in _RESPONSE_ITEMS
+
+
 class _Playing:
-    __slots__ = ("drained", "draining", "quiet", "quiet_run", "response_id", "voiced")
+    __slots__ = (
+        "direct",
+        "drained",
+        "draining",
+        "lead",
+        "quiet",
+        "quiet_run",
+        "response_id",
+        "since_stop",
+        "voiced",
+    )
+
+    def __init__(self, response_id: str, *, direct: bool) -> None:
+        self.response_id = response_id
+        self.voiced = False  # a voiced frame of this response reached the host
+        self.draining = False  # ``stopped`` (or the next response's ``started``) arrived
+        self.drained = 0  # voiced frames seen since ``stopped``
+        self.since_stop = 0  # frames seen since ``stopped``
+        self.quiet: list[AudioFrame] = []  # quiet frames held inside the reply
+        self.quiet_run = 0  # consecutive quiet frames
+        # Its ``started`` arrived while nothing played: the frames from it to the first
+        # voiced one measure how far the events lead the track.
+        self.direct = direct
+        self.lead = 0  # frames seen since its ``started``, until the first voiced one
+
+
+class _Slot:
+    """A held ``ResponseDone``'s place in the host's event order; ``events`` (its audio
+    ends, then the done) once its audio is out."""
+
+    __slots__ = ("events", "response_id")
 
     def __init__(self, response_id: str) -> None:
         self.response_id = response_id
-        self.voiced = False  # a voiced frame of this response reached the host
-        self.draining = False  # ``stopped`` arrived
-        self.drained = 0  # frames seen since ``stopped``
-        self.quiet: list[AudioFrame] = []  # quiet frames held inside the reply
-        self.quiet_run = 0  # consecutive quiet frames
+        self.events: list[Any] | None = None
 
 
 class TrackAudio:
@@ -132,8 +231,10 @@ class TrackAudio:
     ``observe(event)`` sees every event-channel event first and returns False when the event
     must not be forwarded by the caller (``response.output_audio.done``: rebuilt here);
     ``hold(event)`` is asked before a ``ResponseDone``/``ResponseCancelled`` is forwarded;
-    ``frame(frame)`` takes one track frame. Whatever became ready (``AudioOut``s, then
-    ``OutputAudioDone``/``ResponseDone``) is collected with ``take()``.
+    ``defer(event)`` before any other host event is forwarded (True: it waits behind a held
+    end and comes from ``take()``); ``frame(frame)`` takes one track frame. Whatever became
+    ready (``AudioOut``s, the end events, the events that waited) is collected with
+    ``take()``.
     """
 
     def __init__(self) -> None:
@@ -144,6 +245,15 @@ class TrackAudio:
         self._done: dict[str, bool] = {}  # response → its response.done arrived
         self._finished: deque[str] = deque(maxlen=REMEMBERED)
         self._playing: _Playing | None = None
+        # The response whose ``started`` came while the playing one still drains: it starts
+        # when that one ends (its own frames are still in the jitter buffer).
+        self._next: str | None = None
+        self._lead = 0  # last measured lead of the events over the track, in frames
+        # Host events in order behind held ends: each held end's ``_Slot``, and the events of
+        # later responses that arrived after it (a WebSocket gives them after that end).
+        self._queue: deque[Any] = deque()
+        self._slots: dict[str, _Slot] = {}
+        self._response_items: deque[str] = deque(maxlen=REMEMBERED)
         self._idle_quiet = 0  # quiet frames while nothing plays and an end is held
         self._ready: list[Any] = []
         self.idle_frames_dropped = 0  # voiced frames with no response to belong to
@@ -156,6 +266,8 @@ class TrackAudio:
             self._active = event.response_id
         elif kind is ConversationItemAdded:
             item = event.item
+            if item.id is not None and _response_item(item):
+                self._response_items.append(item.id)
             if item.role == "assistant" and item.id is not None and self._active is not None:
                 self._item(self._active, item.id)
         elif kind is OutputTranscriptDelta or kind is ContentPartAdded:
@@ -167,7 +279,7 @@ class TrackAudio:
                 self._has_audio(event.response_id)
             return False  # generation finished; the playout's end is announced instead
         elif kind is OutputAudioBufferStarted:
-            self._start(event.response_id)
+            self._start(event.response_id, event=True)
         elif kind is OutputAudioBufferStopped:
             playing = self._playing
             if playing is not None and playing.response_id == event.response_id:
@@ -189,7 +301,7 @@ class TrackAudio:
 
     def hold(self, event: ResponseDone | ResponseCancelled) -> bool:
         """True when ``event`` is held until its response's audio is out (then it comes
-        from ``take()``); False: forward it now."""
+        from ``take()``); False: forward it now (through ``defer``)."""
         response_id = event.response_id
         if response_id is None:
             return False
@@ -199,6 +311,20 @@ class TrackAudio:
             return False
         self._held[response_id] = event
         self._done[response_id] = True
+        slot = _Slot(response_id)
+        self._slots[response_id] = slot
+        self._queue.append(slot)
+        return True
+
+    def defer(self, event: Any) -> bool:
+        """True when ``event`` (a host event about to be forwarded) belongs to a response and
+        an earlier response's end is held: it comes from ``take()`` after that end, as on a
+        WebSocket. Input-side events (the user's turn, rate limits, errors) are not held."""
+        if not self._queue or not self._response_scoped(event):
+            return False
+        self._queue.append(event)
+        if len(self._queue) > MAX_DEFERRED:
+            self._release_queue()
         return True
 
     # ---- the track --------------------------------------------------------------------
@@ -206,6 +332,12 @@ class TrackAudio:
     def frame(self, frame: AudioFrame) -> None:
         voiced = is_voiced(frame.pcm)
         playing = self._playing
+        if playing is not None and playing.draining:
+            playing.since_stop += 1
+            if self._next is not None and self._hands_over(playing, voiced=voiced):
+                playing.quiet.clear()
+                self._finish_playing()  # starts the next response
+                playing = self._playing
         if playing is None:
             if not voiced:
                 if self._held:
@@ -221,10 +353,15 @@ class TrackAudio:
                 self.idle_frames_dropped += 1
                 return
             # A server that sends no buffer events: the oldest response with audio starts.
-            playing = self._start(self._with_audio[0])
+            playing = self._start(self._with_audio[0], event=False)
             if playing is None:
                 self.idle_frames_dropped += 1
                 return
+        if not playing.voiced:
+            if not voiced:
+                playing.lead += 1
+            elif playing.direct:
+                self._lead = min(playing.lead, DRAIN_FRAMES)
         if voiced:
             playing.quiet_run = 0
             if playing.quiet:
@@ -254,6 +391,16 @@ class TrackAudio:
                     self._emit(playing, held)
                 playing.quiet.clear()
 
+    def _hands_over(self, playing: _Playing, *, voiced: bool) -> bool:
+        """The draining reply's frames are through and the waiting one's begin: the events
+        lead the track by about ``_lead`` frames (measured at a start), so the draining reply
+        still owns that many frames after its ``stopped``; after them its end is the first
+        quiet frame (the gap between the two replies), or ``SUCCESSOR_SLACK_FRAMES`` later
+        when the next reply follows without one."""
+        if playing.since_stop > self._lead + SUCCESSOR_SLACK_FRAMES:
+            return True
+        return not voiced and playing.since_stop > self._lead
+
     def take(self) -> list[Any]:
         ready, self._ready = self._ready, []
         return ready
@@ -264,14 +411,17 @@ class TrackAudio:
 
     def flush(self) -> None:
         """The transport ended: release everything held, in order."""
+        self._next = None
         if self._playing is not None:
             self._playing.quiet.clear()
             self._finish_playing()
         for response_id in list(self._with_audio):
             self._finish(response_id)
+        self._release_queue()
         for event in self._held.values():
             self._ready.append(event)
         self._held.clear()
+        self._slots.clear()
 
     @property
     def playing(self) -> tuple[str, str] | None:
@@ -287,13 +437,26 @@ class TrackAudio:
         """A reply may still be sounding: one is playing, the server has not said it stopped,
         and it is not in a quiet spell after its ``response.done``. What comes after either
         is the track's lag behind the events — as after ``response.done`` on a WebSocket, a
-        barge-in then cuts only what the host has not heard (``AudioLedger``)."""
+        barge-in then cuts only what the host has not heard (``AudioLedger``). A reply whose
+        ``started`` came while the previous one drains is sounding."""
+        if self._next is not None:
+            return True
         playing = self._playing
         if playing is None or playing.draining:
             return False
         return not (self._done.get(playing.response_id) and playing.quiet_run > 0)
 
     # ---- internals --------------------------------------------------------------------
+
+    def _response_scoped(self, event: Any) -> bool:
+        kind = type(event)
+        if kind in _RESPONSE_KINDS:
+            return True
+        if kind is ConversationItemAdded:
+            return _response_item(event.item)
+        if kind is ConversationItemDone:
+            return event.item_id in self._response_items
+        return getattr(event, "response_id", None) is not None
 
     def _item(self, response_id: str, item_id: str) -> None:
         items = self._items.setdefault(response_id, [])
@@ -307,17 +470,35 @@ class TrackAudio:
             return
         self._with_audio.append(response_id)
 
-    def _start(self, response_id: str) -> _Playing | None:
+    def _start(self, response_id: str, *, event: bool) -> _Playing | None:
+        """``response_id`` plays now (``event``: its ``started`` arrived)."""
         if response_id in self._finished:
             return None
         playing = self._playing
         if playing is not None:
-            if playing.response_id == response_id:
-                return playing
+            if playing.response_id == response_id or self._next == response_id:
+                return playing if playing.response_id == response_id else None
+            if event and playing.voiced:
+                # The server moved on, but the track lags: the playing reply's last frames
+                # are still to come. The new one starts when they are through (``frame``).
+                playing.draining = True
+                if self._next is not None:
+                    self._finish(self._next)  # a third start: the one between never sounded
+                self._next = response_id
+                self._has_audio(response_id)
+                return None
             playing.quiet.clear()
             self._finish_playing()
         self._has_audio(response_id)
-        self._playing = _Playing(response_id)
+        if event:
+            # Fully generated responses queued before this one that never played: the
+            # server's buffer has moved past them (their held ends must not block this one).
+            for older in list(self._with_audio):
+                if older == response_id:
+                    break
+                if self._done.get(older):
+                    self._finish(older)
+        self._playing = _Playing(response_id, direct=event)
         return self._playing
 
     def _emit(self, playing: _Playing, frame: AudioFrame) -> None:
@@ -333,11 +514,17 @@ class TrackAudio:
             return
         self._playing = None
         self._finish(playing.response_id)
+        waiting, self._next = self._next, None
+        if waiting is not None:
+            self._start(waiting, event=False)
 
     def _finish(self, response_id: str) -> None:
-        """``response_id``'s audio is out: its OutputAudioDone(s), then its held done."""
+        """``response_id``'s audio is out: its OutputAudioDone(s), then its held done — in
+        its place in the host's order (events of later responses waited behind it)."""
         if response_id in self._finished:
             return
+        if response_id == self._next:
+            self._next = None
         if self._playing is not None and self._playing.response_id == response_id:
             self._playing = None
         was_audio = response_id in self._with_audio
@@ -345,13 +532,41 @@ class TrackAudio:
             self._with_audio.remove(response_id)
         self._finished.append(response_id)
         items = self._items.pop(response_id, [])
+        out: list[Any] = []
         if was_audio:
-            for item_id in items:
-                self._ready.append(OutputAudioDone(item_id, response_id))
+            out.extend(OutputAudioDone(item_id, response_id) for item_id in items)
         held = self._held.pop(response_id, None)
         self._done.pop(response_id, None)
         if held is not None:
-            self._ready.append(held)
+            out.append(held)
+        slot = self._slots.pop(response_id, None)
+        if slot is None:
+            self._ready.extend(out)
+            return
+        slot.events = out
+        queue = self._queue
+        while queue:
+            head = queue[0]
+            if type(head) is _Slot:
+                if head.events is None:
+                    break
+                self._ready.extend(head.events)
+            else:
+                self._ready.append(head)
+            queue.popleft()
+
+    def _release_queue(self) -> None:
+        """Everything waiting goes out now, in order; ends still held then come out when
+        their audio is (each response's own order is kept)."""
+        for entry in self._queue:
+            if type(entry) is _Slot:
+                if entry.events is not None:
+                    self._ready.extend(entry.events)
+                else:
+                    self._slots.pop(entry.response_id, None)
+            else:
+                self._ready.append(entry)
+        self._queue.clear()
 
 
 class AudioEnds:

@@ -29,17 +29,22 @@ from duplex.engine._audio_contract import (
     DRAIN_FRAMES,
     END_QUIET_FRAMES,
     IMPLICIT_END_FRAMES,
+    SUCCESSOR_SLACK_FRAMES,
     TrackAudio,
 )
 from duplex.engine._state_machine import ConversationState
 from duplex.protocol import (
     ConversationItem,
     ConversationItemAdded,
+    ConversationItemDone,
     InputAudioSpeechStarted,
     OutputAudioBufferCleared,
     OutputAudioBufferStarted,
     OutputAudioBufferStopped,
+    OutputTranscriptDelta,
+    OutputTranscriptDone,
     ProtocolVersion,
+    RateLimitsUpdated,
     ResponseCreated,
     session_start_event,
 )
@@ -188,18 +193,124 @@ def test_track_contract_alone_keeps_order_per_response() -> None:
     )
     track.observe(OutputAudioBufferStarted("r1"))
     track.frame(LOUD)
-    # A second reply starts playing: the first one ends first.
+    # A second reply starts playing: the first one's last frame (the track lags the events),
+    # the gap between them, then the second one.
     track.observe(ResponseCreated("r2"))
     track.observe(
         ConversationItemAdded(ConversationItem(id="i2", type="message", role="assistant"))
     )
     track.observe(OutputAudioBufferStarted("r2"))
-    track.frame(LOUD)
+    for frame in (LOUD, QUIET, LOUD):
+        track.frame(frame)
     assert [(type(e).__name__, e.item_id) for e in track.take()] == [
+        ("AudioOut", "i1"),
         ("AudioOut", "i1"),
         ("OutputAudioDone", "i1"),
         ("AudioOut", "i2"),
     ]
+
+
+def _second_reply_while_the_first_plays() -> tuple[ConversationState, list[Any]]:
+    """resp_1 plays with the events 2 frames ahead of the track; its response.done is held.
+    The host sends a second text: resp_2 is created and fully generated meanwhile."""
+    state = _webrtc_state()
+    _reply(state)
+    state.receive([OutputAudioBufferStarted("resp_1")])
+    out = _track(state, QUIET, QUIET, LOUD, LOUD)  # 2 frames of lead, then the reply
+    out += state.receive([ResponseDone("resp_1", "completed")]).forward
+    second = [
+        ConversationItemAdded(ConversationItem(id="user_2", type="message", role="user")),
+        ResponseCreated("resp_2"),
+        ConversationItemAdded(ConversationItem(id="item_2", type="message", role="assistant")),
+        OutputTranscriptDelta("Hi", "item_2", "resp_2"),
+        OutputTranscriptDone("Hi", "item_2", "resp_2"),
+        OutputAudioDone("item_2", "resp_2"),  # generation finished: swallowed
+        ConversationItemDone("item_2"),
+        ResponseDone("resp_2", "completed"),
+    ]
+    out += state.receive(second).forward
+    out += _track(state, LOUD)
+    return state, out
+
+
+def test_the_next_reply_waits_for_the_last_frames_of_the_one_on_the_track() -> None:
+    """Regression: ``started`` of the next reply arrives with ``stopped`` of the one playing,
+    ahead of the track (the jitter buffer). The playing reply was ended at once, so its last
+    frames were tagged as the next reply, and the next reply's events (``ResponseCreated``,
+    its transcript) reached the host before the first reply's held ``ResponseDone`` — a
+    WebSocket gives ``ResponseDone`` of the first, then ``ResponseCreated`` of the second."""
+    state, out = _second_reply_while_the_first_plays()
+    # The user's item is the next turn's input: it may overtake the held end. The next
+    # response's events wait behind it.
+    assert [type(e) for e in out] == [AudioOut, AudioOut, ConversationItemAdded, AudioOut]
+    out = state.receive(
+        [OutputAudioBufferStopped("resp_1"), OutputAudioBufferStarted("resp_2")]
+    ).forward
+    assert out == []
+    # The first reply's last 2 frames (the lead measured at its start), the gap, the second.
+    out = _track(state, LOUD, LOUD, QUIET, QUIET, LOUD, LOUD)
+    assert [(type(e).__name__, getattr(e, "response_id", None)) for e in out] == [
+        ("AudioOut", "resp_1"),
+        ("AudioOut", "resp_1"),
+        ("OutputAudioDone", "resp_1"),
+        ("ResponseDone", "resp_1"),
+        ("ResponseCreated", "resp_2"),
+        ("ConversationItemAdded", None),
+        ("OutputTranscriptDelta", "resp_2"),
+        ("OutputTranscriptDone", "resp_2"),
+        ("ConversationItemDone", None),
+        ("AudioOut", "resp_2"),
+        ("AudioOut", "resp_2"),
+    ]
+    assert out[-1].item_id == "item_2"
+    state.receive([OutputAudioBufferStopped("resp_2")])
+    assert _track(state, *[QUIET] * END_QUIET_FRAMES) == [
+        OutputAudioDone("item_2", "resp_2"),
+        ResponseDone("resp_2", "completed"),
+    ]
+
+
+def test_a_waiting_reply_starts_within_the_slack_when_no_gap_separates_them() -> None:
+    state, _ = _second_reply_while_the_first_plays()
+    state.receive([OutputAudioBufferStopped("resp_1"), OutputAudioBufferStarted("resp_2")])
+    # No quiet frame between the two replies: the hand-over is bounded by the track's clock.
+    out = _track(state, *[LOUD] * (2 + SUCCESSOR_SLACK_FRAMES + 3))
+    audio = [e.response_id for e in out if isinstance(e, AudioOut)]
+    assert audio == ["resp_1"] * (2 + SUCCESSOR_SLACK_FRAMES) + ["resp_2"] * 3
+    assert [type(e) for e in out][2 + SUCCESSOR_SLACK_FRAMES : 2 + SUCCESSOR_SLACK_FRAMES + 3] == [
+        OutputAudioDone,
+        ResponseDone,
+        ResponseCreated,
+    ]
+
+
+def test_a_waiting_reply_cleared_before_it_sounded_ends_after_the_first() -> None:
+    state, _ = _second_reply_while_the_first_plays()
+    state.receive([OutputAudioBufferStopped("resp_1"), OutputAudioBufferStarted("resp_2")])
+    assert state.receive([OutputAudioBufferCleared("resp_2")]).forward == []
+    # The first reply drains by its own rule; the second's end keeps its place after it.
+    out = _track(state, LOUD, *[QUIET] * END_QUIET_FRAMES, LOUD)
+    assert [type(e) for e in out] == [
+        AudioOut,
+        OutputAudioDone,
+        ResponseDone,
+        ResponseCreated,
+        ConversationItemAdded,
+        OutputTranscriptDelta,
+        OutputTranscriptDone,
+        ConversationItemDone,
+        OutputAudioDone,
+        ResponseDone,
+    ]
+    assert [e.response_id for e in out if isinstance(e, AudioOut)] == ["resp_1"]
+
+
+def test_input_events_are_not_held_behind_a_reply_end() -> None:
+    state = _speaking_reply_done_early()
+    _track(state, LOUD)
+    speech = InputAudioSpeechStarted("user_2", 0)
+    out = state.receive([RateLimitsUpdated(()), speech]).forward
+    assert speech in out
 
 
 # ---- barge-in at what was heard -------------------------------------------------------

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 import trio
@@ -17,12 +19,14 @@ from duplex.engine import (
     Error,
     InvalidRequest,
     OutputAudioDone,
+    OutputTranscriptDelta,
     OutputTranscriptDone,
     ReconnectPolicy,
     ResponseDone,
     SessionUpdated,
 )
-from duplex.simulator import FaultConfig, SimulatorConfig, open_simulator
+from duplex.engine._audio_contract import is_voiced
+from duplex.simulator import FaultConfig, Simulator, SimulatorConfig, open_simulator
 
 from ._engine_helpers import audio_ms, engine_with_events, of_type, raw_of, sim_config
 
@@ -230,3 +234,73 @@ async def test_an_event_over_the_data_channel_message_limit_is_refused_and_the_c
             assert len(sim.sessions) == 1
             items = raw_of(sim.sessions[0], "conversation.item.create")
             assert "input_image" not in str(items)
+
+
+async def _second_text_while_the_first_reply_plays(sim: Simulator, transport: str) -> list[Any]:
+    """Send a text, and a second one as soon as the first reply's audio arrives; the host's
+    events up to the second reply's ``ResponseDone``."""
+    config = sim_config(sim, transport=transport)
+    async with engine_with_events(config) as (engine, events):
+        await engine.start(prompt="")
+        await events.until(of_type(SessionUpdated))
+        await engine.send_text("hello number one")
+        await events.until(of_type(AudioOut))
+        await engine.send_text("hello number two")
+        await events.until(of_type(ResponseDone))
+        await events.until(of_type(ResponseDone))
+        return list(events.log)
+
+
+def _per_response(log: list[Any]) -> tuple[list[tuple[str, int]], dict[int, str]]:
+    """The response-level sequence (event, which response: 0 or 1) and each reply's voicing
+    as 20 ms windows (``v`` voiced, ``.`` quiet)."""
+    order: dict[str, int] = {}
+    sequence: list[tuple[str, int]] = []
+    voicing: dict[int, str] = {0: "", 1: ""}
+    for event in log:
+        response_id = getattr(event, "response_id", None)
+        if response_id is None:
+            continue
+        index = order.setdefault(response_id, len(order))
+        if isinstance(event, AudioOut):
+            pcm, step = event.frame.pcm, event.frame.sample_rate // 50 * 2
+            voicing[index] += "".join(
+                "v" if is_voiced(pcm[i : i + step]) else "." for i in range(0, len(pcm), step)
+            )
+        elif not isinstance(event, OutputTranscriptDelta):
+            sequence.append((type(event).__name__, index))
+    return sequence, {k: v.strip(".") for k, v in voicing.items()}
+
+
+async def test_a_second_text_while_the_first_reply_plays_gives_the_websocket_order() -> None:
+    """Regression: the second reply's ``output_audio_buffer.started`` arrives with the first
+    one's ``stopped``, ahead of the track. The first reply was ended at once: its last frames
+    reached the host tagged as the second reply, and the second reply's ``ResponseCreated``
+    and transcript came before the first one's ``ResponseDone``. A WebSocket gives the first
+    reply whole, then the second; so does WebRTC now."""
+    async with open_simulator() as sim:
+        with trio.fail_after(40):
+            ws = await _second_text_while_the_first_reply_plays(sim, "websocket")
+            rtc = await _second_text_while_the_first_reply_plays(sim, "webrtc")
+    ws_sequence, ws_voicing = _per_response(ws)
+    rtc_sequence, rtc_voicing = _per_response(rtc)
+
+    def ends(sequence: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        return [e for e in sequence if e[0] in ("ResponseCreated", "ResponseDone")]
+
+    assert ends(ws_sequence) == [
+        ("ResponseCreated", 0),
+        ("ResponseDone", 0),
+        ("ResponseCreated", 1),
+        ("ResponseDone", 1),
+    ]
+    assert ends(rtc_sequence) == ends(ws_sequence)
+    # Nothing of the second response before the first one's end.
+    first_done = rtc_sequence.index(("ResponseDone", 0))
+    assert all(index == 0 for _, index in rtc_sequence[:first_done]), rtc_sequence
+    # Both replies begin alike ("You said: hello number …"): the second does not begin with
+    # the first one's last frames, and each is as long as over WebSocket.
+    assert rtc_voicing[1][:8] == rtc_voicing[0][:8] == "v" * 8, rtc_voicing
+    for index in (0, 1):
+        got, want = rtc_voicing[index].count("v"), ws_voicing[index].count("v")
+        assert abs(got - want) <= 4 + want // 20, (index, rtc_voicing, ws_voicing)

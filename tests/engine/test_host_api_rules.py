@@ -567,7 +567,9 @@ def test_latency_ignores_audio_of_the_item_that_was_playing_when_the_turn_ended(
     state.receive([OutputAudioBufferStopped("r1")])
     clock.now += 0.4
     state.receive([ResponseCreated("r2"), OutputTranscriptDelta("b", "item_b", "r2")])
-    state.receive([OutputAudioBufferStarted("r2"), AudioOut(loud)])
+    # r2 starts on the track after r1's last frame: the gap between them, then its sound.
+    quiet = AudioFrame(bytes(960), 24000, 1)
+    state.receive([OutputAudioBufferStarted("r2"), AudioOut(quiet), AudioOut(loud)])
     state.receive([ResponseDone("r2", "completed")])
     last = state.latency.summary().last
     assert last is not None
