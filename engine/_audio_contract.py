@@ -55,21 +55,18 @@ How item boundaries are found on the track (three signals, each covering the oth
 Invariants:
 - Every ``AudioOut`` produced here has an ``item_id`` and a ``response_id``.
 - For each response: its ``AudioOut``s, then one ``OutputAudioDone`` per audio item, then its
-  ``ResponseDone`` — each exactly once.
-- Across responses the host gets the WebSocket order: while a ``ResponseDone`` is held, the
-  events of later responses (``ResponseCreated``, their items, transcripts, tool calls and
-  ends — anything with a response id or produced by a response) wait behind it (``defer``)
-  and follow it once it is released. Input-side events (the user's turn, speech and input
-  transcripts, the host's own items, rate limits, errors, ``AudioInterrupted``) may
-  overtake a held ``ResponseDone``, as they would arrive between two WebSocket replies.
-  One difference stays: a WebRTC reply's transcript (``OutputTranscriptDone``) comes before
-  its audio, because the events lead the track; a WebSocket interleaves them.
+  ``ResponseDone`` — each exactly once. Other events (rate limits, the next turn's input
+  events, the next response's ``ResponseCreated`` and transcript) may overtake a held
+  ``ResponseDone``; nothing else is reordered. So where a WebSocket gives ``ResponseDone(A)``
+  before ``ResponseCreated(B)``, a WebRTC host may see B's first events while A's audio
+  still plays: the events lead the track. (Holding B's events behind A's end was tried and
+  withdrawn: out-of-band responses then waited for the spoken reply's playout, and every
+  way an end can be lost — a double end, a fatal error, a rotation — stranded them.)
 - Nothing waits forever: every hold ends on the track's own clock (``END_QUIET_FRAMES``,
   ``DRAIN_FRAMES``, ``SUCCESSOR_SLACK_FRAMES``, ``IMPLICIT_END_FRAMES``) or at the
   transport's end (``flush``).
 - Memory is bounded: held quiet frames by ``MAX_HELD_QUIET``, remembered responses by
-  ``REMEMBERED``, events waiting behind held ends by ``MAX_DEFERRED`` (beyond it they are
-  released at once and only each response's own order is kept).
+  ``REMEMBERED``.
 """
 
 from __future__ import annotations
@@ -83,18 +80,7 @@ from duplex.protocol import (
     AudioFrame,
     AudioOut,
     ContentPartAdded,
-    ConversationItem,
     ConversationItemAdded,
-    ConversationItemDone,
-    HandoffRequested,
-    McpApprovalRequested,
-    McpCallCompleted,
-    McpCallFailed,
-    McpCallInProgress,
-    McpListToolsCompleted,
-    McpListToolsFailed,
-    McpListToolsInProgress,
-    NoopRequested,
     OutputAudioBufferCleared,
     OutputAudioBufferStarted,
     OutputAudioBufferStopped,
@@ -103,14 +89,12 @@ from duplex.protocol import (
     ResponseCancelled,
     ResponseCreated,
     ResponseDone,
-    ToolCallRequested,
 )
 
 __all__ = [
     "DRAIN_FRAMES",
     "END_QUIET_FRAMES",
     "IMPLICIT_END_FRAMES",
-    "MAX_DEFERRED",
     "SILENCE_PEAK",
     "SUCCESSOR_SLACK_FRAMES",
     "AudioEnds",
@@ -140,32 +124,6 @@ REMEMBERED: Final = 64
 #: at its first quiet frame after its measured lead (below), and at the latest this many
 #: frames after it (80 ms): the next reply may follow on the track with no gap at all.
 SUCCESSOR_SLACK_FRAMES: Final = 4
-#: Host events waiting behind a held ``ResponseDone`` (the next response's events) at the
-#: most; beyond it they are released at once (order across responses is then not kept).
-MAX_DEFERRED: Final = 4096
-
-#: Events that only a response produces: they wait behind an earlier response's held end.
-_RESPONSE_KINDS: Final[frozenset[type[Any]]] = frozenset(
-    {
-        ResponseCreated,
-        ResponseDone,
-        ResponseCancelled,
-        ToolCallRequested,
-        HandoffRequested,
-        NoopRequested,
-        McpApprovalRequested,
-        McpListToolsInProgress,
-        McpListToolsCompleted,
-        McpListToolsFailed,
-        McpCallInProgress,
-        McpCallCompleted,
-        McpCallFailed,
-    }
-)
-#: Item types a response produces (the others come from the host or the user).
-_RESPONSE_ITEMS: Final = frozenset(
-    {"function_call", "mcp_call", "mcp_list_tools", "mcp_approval_request"}
-)
 
 _BIG_ENDIAN: Final = sys.byteorder == "big"
 
@@ -179,12 +137,6 @@ def is_voiced(pcm: bytes, peak: int = SILENCE_PEAK) -> bool:
     if _BIG_ENDIAN:
         samples.byteswap()
     return max(samples) > peak or min(samples) < -peak
-
-
-def _response_item(item: ConversationItem) -> bool:
-    if item.type == "message":
-        return item.role == "assistant"
-    return item.type in _RESPONSE_ITEMS
 
 
 class _Playing:
@@ -214,27 +166,14 @@ class _Playing:
         self.lead = 0  # frames seen since its ``started``, until the first voiced one
 
 
-class _Slot:
-    """A held ``ResponseDone``'s place in the host's event order; ``events`` (its audio
-    ends, then the done) once its audio is out."""
-
-    __slots__ = ("events", "response_id")
-
-    def __init__(self, response_id: str) -> None:
-        self.response_id = response_id
-        self.events: list[Any] | None = None
-
-
 class TrackAudio:
     """Sans-IO: events and track frames in; tagged ``AudioOut`` and the end events out.
 
     ``observe(event)`` sees every event-channel event first and returns False when the event
     must not be forwarded by the caller (``response.output_audio.done``: rebuilt here);
     ``hold(event)`` is asked before a ``ResponseDone``/``ResponseCancelled`` is forwarded;
-    ``defer(event)`` before any other host event is forwarded (True: it waits behind a held
-    end and comes from ``take()``); ``frame(frame)`` takes one track frame. Whatever became
-    ready (``AudioOut``s, the end events, the events that waited) is collected with
-    ``take()``.
+    ``frame(frame)`` takes one track frame. Whatever became ready (``AudioOut``s, then
+    ``OutputAudioDone``/``ResponseDone``) is collected with ``take()``.
     """
 
     def __init__(self) -> None:
@@ -249,11 +188,6 @@ class TrackAudio:
         # when that one ends (its own frames are still in the jitter buffer).
         self._next: str | None = None
         self._lead = 0  # last measured lead of the events over the track, in frames
-        # Host events in order behind held ends: each held end's ``_Slot``, and the events of
-        # later responses that arrived after it (a WebSocket gives them after that end).
-        self._queue: deque[Any] = deque()
-        self._slots: dict[str, _Slot] = {}
-        self._response_items: deque[str] = deque(maxlen=REMEMBERED)
         self._idle_quiet = 0  # quiet frames while nothing plays and an end is held
         self._ready: list[Any] = []
         self.idle_frames_dropped = 0  # voiced frames with no response to belong to
@@ -266,8 +200,6 @@ class TrackAudio:
             self._active = event.response_id
         elif kind is ConversationItemAdded:
             item = event.item
-            if item.id is not None and _response_item(item):
-                self._response_items.append(item.id)
             if item.role == "assistant" and item.id is not None and self._active is not None:
                 self._item(self._active, item.id)
         elif kind is OutputTranscriptDelta or kind is ContentPartAdded:
@@ -301,7 +233,7 @@ class TrackAudio:
 
     def hold(self, event: ResponseDone | ResponseCancelled) -> bool:
         """True when ``event`` is held until its response's audio is out (then it comes
-        from ``take()``); False: forward it now (through ``defer``)."""
+        from ``take()``); False: forward it now."""
         response_id = event.response_id
         if response_id is None:
             return False
@@ -311,20 +243,6 @@ class TrackAudio:
             return False
         self._held[response_id] = event
         self._done[response_id] = True
-        slot = _Slot(response_id)
-        self._slots[response_id] = slot
-        self._queue.append(slot)
-        return True
-
-    def defer(self, event: Any) -> bool:
-        """True when ``event`` (a host event about to be forwarded) belongs to a response and
-        an earlier response's end is held: it comes from ``take()`` after that end, as on a
-        WebSocket. Input-side events (the user's turn, rate limits, errors) are not held."""
-        if not self._queue or not self._response_scoped(event):
-            return False
-        self._queue.append(event)
-        if len(self._queue) > MAX_DEFERRED:
-            self._release_queue()
         return True
 
     # ---- the track --------------------------------------------------------------------
@@ -417,11 +335,9 @@ class TrackAudio:
             self._finish_playing()
         for response_id in list(self._with_audio):
             self._finish(response_id)
-        self._release_queue()
         for event in self._held.values():
             self._ready.append(event)
         self._held.clear()
-        self._slots.clear()
 
     @property
     def playing(self) -> tuple[str, str] | None:
@@ -447,16 +363,6 @@ class TrackAudio:
         return not (self._done.get(playing.response_id) and playing.quiet_run > 0)
 
     # ---- internals --------------------------------------------------------------------
-
-    def _response_scoped(self, event: Any) -> bool:
-        kind = type(event)
-        if kind in _RESPONSE_KINDS:
-            return True
-        if kind is ConversationItemAdded:
-            return _response_item(event.item)
-        if kind is ConversationItemDone:
-            return event.item_id in self._response_items
-        return getattr(event, "response_id", None) is not None
 
     def _item(self, response_id: str, item_id: str) -> None:
         items = self._items.setdefault(response_id, [])
@@ -519,8 +425,7 @@ class TrackAudio:
             self._start(waiting, event=False)
 
     def _finish(self, response_id: str) -> None:
-        """``response_id``'s audio is out: its OutputAudioDone(s), then its held done — in
-        its place in the host's order (events of later responses waited behind it)."""
+        """``response_id``'s audio is out: its OutputAudioDone(s), then its held done."""
         if response_id in self._finished:
             return
         if response_id == self._next:
@@ -532,41 +437,13 @@ class TrackAudio:
             self._with_audio.remove(response_id)
         self._finished.append(response_id)
         items = self._items.pop(response_id, [])
-        out: list[Any] = []
         if was_audio:
-            out.extend(OutputAudioDone(item_id, response_id) for item_id in items)
+            for item_id in items:
+                self._ready.append(OutputAudioDone(item_id, response_id))
         held = self._held.pop(response_id, None)
         self._done.pop(response_id, None)
         if held is not None:
-            out.append(held)
-        slot = self._slots.pop(response_id, None)
-        if slot is None:
-            self._ready.extend(out)
-            return
-        slot.events = out
-        queue = self._queue
-        while queue:
-            head = queue[0]
-            if type(head) is _Slot:
-                if head.events is None:
-                    break
-                self._ready.extend(head.events)
-            else:
-                self._ready.append(head)
-            queue.popleft()
-
-    def _release_queue(self) -> None:
-        """Everything waiting goes out now, in order; ends still held then come out when
-        their audio is (each response's own order is kept)."""
-        for entry in self._queue:
-            if type(entry) is _Slot:
-                if entry.events is not None:
-                    self._ready.extend(entry.events)
-                else:
-                    self._slots.pop(entry.response_id, None)
-            else:
-                self._ready.append(entry)
-        self._queue.clear()
+            self._ready.append(held)
 
 
 class AudioEnds:

@@ -373,15 +373,14 @@ class ConversationState:
             event = observe(event)
             effect = effects.get(kind)
             if effect is None:
-                if track is None or not track.defer(event):
-                    forward.append(event)
+                forward.append(event)
                 continue
             if effect(event, send):
                 if kind in _SANITIZED:
                     event = self._sanitized(event)
                 if kind is ResponseDone or kind is ResponseCancelled:
                     self._response_end(event, forward)
-                elif track is None or not track.defer(event):
+                else:
                     forward.append(event)
             if after:
                 forward.extend(after)
@@ -401,9 +400,7 @@ class ConversationState:
         ``OutputAudioDone``s the server did not send (event-channel audio)."""
         track = self.track
         if track is not None:
-            # Held until its audio is out; or, when an earlier response's end is held, after
-            # that one (the order a WebSocket gives).
-            if not track.hold(event) and not track.defer(event):
+            if not track.hold(event):
                 forward.append(event)
             return
         forward.extend(self._audio_ends.finish(event.response_id))
