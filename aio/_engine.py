@@ -162,6 +162,7 @@ class AsyncioEngine:
         self._finished: asyncio.Future[None] = self._loop.create_future()
         # Calls waiting for the trio side: ended by ``_run_ended`` if the run dies under them.
         self._pending: set[asyncio.Future[Any]] = set()
+        self._serve_spawned = False
         self._closed = False
         self._running = False  # as this side last knew it: start() returned, no end seen
         # (generation, event): the generation lets ``start()`` drop a replaced conversation's
@@ -182,7 +183,7 @@ class AsyncioEngine:
 
     async def _open(self) -> None:
         self._run._ended.add_done_callback(self._run_ended)
-        self._run.submit(self._spawn_serve)
+        self._run.submit(self._spawn_serve, retry=True)
         await wait_settled(self._opened)
         self._opened.result()
 
@@ -197,8 +198,11 @@ class AsyncioEngine:
         self._serve_ended()
 
     def _spawn_serve(self) -> None:
+        if self._serve_spawned:
+            return  # submitted again after an interrupt that landed once it had spawned
         nursery = self._run.nursery
         assert nursery is not None  # submit() works only once the run has its nursery
+        self._serve_spawned = True
         nursery.start_soon(self._serve)
 
     async def _serve(self) -> None:
@@ -242,14 +246,21 @@ class AsyncioEngine:
     def _serve_ended(self) -> None:
         self._running = False
         self._end_events()
+        # A call whose spawn an interrupt cut short would otherwise wait for ever.
+        for future in list(self._pending):
+            _settle(future, EngineClosed())
         _settle(self._finished, None)
 
     async def _shutdown(self) -> None:
         self._closed = True
         self._running = False
-        self._run.submit(self._request_exit)
-        await wait_settled(self._finished)
-        self._run._ended.remove_done_callback(self._run_ended)
+        self._run.submit(self._request_exit, retry=True)
+        try:
+            await wait_settled(self._finished)
+        finally:
+            # Also when the exit is cancelled again: the shared run must not keep a closed
+            # engine alive through its callback.
+            self._run._ended.remove_done_callback(self._run_ended)
 
     def _request_exit(self) -> None:
         self._exit.set()
@@ -679,13 +690,13 @@ class AsyncioEngine:
         call = _Call()
         pending = self._pending
         pending.add(future)
-        self._run.submit(lambda: self._spawn_call(fn, future, call))
+        self._run.submit(lambda: self._spawn_call(fn, future, call), retry=True)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             if future.done():
                 raise
-            self._run.submit(call.cancel)
+            self._run.submit(call.cancel, retry=True)
             await wait_settled(future)
             if not future.cancelled():
                 # Retrieved: the caller was cancelled, not failed; but an interrupt raised on
@@ -700,10 +711,13 @@ class AsyncioEngine:
     def _spawn_call(
         self, fn: Callable[[Engine], Awaitable[T]], future: asyncio.Future[T], call: _Call
     ) -> None:
+        if call.spawned:
+            return  # submitted again after an interrupt that landed once it had spawned
         calls, engine = self._calls, self._engine
         if calls is None or engine is None:
             self._run.deliver(_settle, future, EngineClosed())
             return
+        call.spawned = True
         calls.start_soon(self._run_call, fn, engine, future, call)
 
     async def _run_call(
@@ -799,11 +813,12 @@ class AsyncioEventStream:
 class _Call:
     """The trio scope of one call, so the asyncio side can cancel it (any time)."""
 
-    __slots__ = ("cancelled", "scope")
+    __slots__ = ("cancelled", "scope", "spawned")
 
     def __init__(self) -> None:
         self.scope: trio.CancelScope | None = None
         self.cancelled = False
+        self.spawned = False  # its trio task was started (a retried spawn does nothing)
 
     def cancel(self) -> None:
         self.cancelled = True

@@ -154,22 +154,27 @@ class TrioRun:
         # (``acquire_run``) instead of starting a second run beside this one.
         self._ending = True
         await wait_settled(self._ready)  # a run still starting is ended once it has started
-        self.submit(self._request_stop)
+        self.submit(self._request_stop, retry=True)
         await wait_settled(self._ended)
         if self._thread is not None:
             self._thread.join()  # it has returned from trio.run; only its exit remains
 
     # ---- crossing over ------------------------------------------------------------------
 
-    def submit(self, fn: Callable[[], object]) -> None:
-        """Run ``fn()`` in trio context soon (thread-safe; ignored once the run has ended)."""
+    def submit(self, fn: Callable[[], object], *, retry: bool = False) -> None:
+        """Run ``fn()`` in trio context soon (thread-safe; ignored once the run has ended).
+
+        ``retry``: ``fn`` must run to its end and may run twice (it checks itself): if a
+        KeyboardInterrupt lands in it, it is submitted again after the interrupt goes to the
+        host — its work (spawning a call, asking an engine to exit) would otherwise be lost
+        and whoever waits for it would wait for ever."""
         token = self._token
         if token is None:
             return
         with suppress(trio.RunFinishedError):
-            token.run_sync_soon(self._guarded, fn)
+            token.run_sync_soon(self._guarded, fn, retry)
 
-    def _guarded(self, fn: Callable[[], object]) -> None:
+    def _guarded(self, fn: Callable[[], object], retry: bool) -> None:
         # trio ends the whole run when a run_sync_soon callback raises; a KeyboardInterrupt
         # that lands in one belongs to the host, not to every engine of the loop.
         try:
@@ -179,6 +184,8 @@ class TrioRun:
             if interrupt is None:
                 raise
             self.raise_in_host(interrupt)
+            if retry:
+                self.submit(fn, retry=True)
 
     def raise_in_host(self, exc: BaseException) -> None:
         """Raise ``exc`` (a KeyboardInterrupt or SystemExit) in a callback of the host's loop

@@ -222,3 +222,45 @@ def test_an_interrupt_that_ends_the_loops_trio_run_reaches_the_host_and_its_engi
         with pytest.raises(KeyboardInterrupt):
             loop.run_until_complete(interrupt())
         loop.run_until_complete(after())
+
+
+@pytest.mark.parametrize("callback", ["_spawn_call", "_request_exit"])
+def test_an_interrupt_in_a_callback_that_must_run_does_not_lose_its_work(
+    callback: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression (review): a KeyboardInterrupt landing in the callback that spawns a host
+    # call, or the one asking the engine to exit, went to the host and the callback's work
+    # was lost: the call (even once cancelled) and the block's exit waited for ever.
+    host = next(h for h in ASYNCIO_HOSTS if h.mechanism == "guest" and not h.uvloop)
+    original = getattr(AsyncioEngine, callback)
+    raised: list[bool] = []
+
+    def once(self: AsyncioEngine, *args: Any) -> Any:
+        if not raised:  # as a SIGINT landing at the callback's start, once
+            raised.append(True)
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    with simulator_thread() as server, plain_loop(host) as loop:
+        stack = AsyncExitStack()
+        box: dict[str, AsyncioEngine] = {}
+
+        async def setup() -> None:
+            box["engine"] = await open_other(stack, server, host)
+            await box["engine"].start()
+
+        loop.run_until_complete(setup())
+        monkeypatch.setattr(AsyncioEngine, callback, once)
+
+        async def act() -> bool:
+            async with asyncio.timeout(TIMEOUT_S):
+                if callback == "_spawn_call":
+                    return await box["engine"].close()
+                await stack.aclose()
+                return True
+
+        task = loop.create_task(act())
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(task)  # the interrupt escapes the loop first
+        assert loop.run_until_complete(task) is True  # then the work is done
+        loop.run_until_complete(stack.aclose())
