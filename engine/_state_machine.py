@@ -1,10 +1,12 @@
 """``ConversationState``: every rule of one conversation, synchronous and trio-free.
 
 Rule 1 (after h11's ``_state.py``): everything that decides what a conversation does lives in
-this module — its lifecycle, the error policy, what reaches the host, and every use of the
+this class — its lifecycle, the error policy, what reaches the host, and every use of the
 small rule sets it composes (the single-active-response queue, the barge-in audio ledger and
-the handoff bookkeeping in ``_rule_sets.py``, tool calls in ``_tools.py``). Rule 2: nothing
-here does I/O, awaits or knows about trio; ``_conversation.py`` applies the decisions.
+the handoff bookkeeping in ``_rule_sets.py``, tool calls in ``_tools.py``). Its host-call
+rules for turn control and tools are a mixin in ``_turn_rules.py`` (the same class, split
+for size); a call's decisions are a ``Step`` (``_step.py``). Rule 2: nothing here does I/O,
+awaits or knows about trio; ``_conversation.py`` applies the decisions.
 
 Events in, decisions out. Every entry point returns a ``Step``:
 
@@ -51,7 +53,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import attrs
@@ -62,7 +64,6 @@ from duplex.protocol import (
     AudioInterrupted,
     AudioOut,
     ClientEvent,
-    ConversationItem,
     ConversationItemAdded,
     ConversationItemDone,
     Error,
@@ -70,7 +71,6 @@ from duplex.protocol import (
     InputAudioSpeechStarted,
     InputAudioSpeechStopped,
     InputTranscriptDone,
-    LocalProtocolError,
     McpApprovalRequested,
     NoopRequested,
     OutputAudioBufferCleared,
@@ -81,21 +81,15 @@ from duplex.protocol import (
     ParseFailure,
     ProtocolVersion,
     ResponseCancelled,
-    ResponseCreate,
     ResponseCreated,
     ResponseDone,
     ServerEvent,
     SessionMode,
-    Tool,
     ToolCallRequested,
     TranscriptAccumulator,
     UnknownEvent,
-    clear_audio_event,
-    commit_audio_event,
     dialect,
     handoff_output_events,
-    image_item_event,
-    mcp_approval_event,
     noop_reply_event,
     output_audio_clear_event,
     prompt_update_event,
@@ -103,7 +97,6 @@ from duplex.protocol import (
     response_create_event,
     steering_ack_event,
     text_item_event,
-    tool_output_event,
     truncate_event,
 )
 from duplex.transports import TransportEnded
@@ -114,15 +107,15 @@ from ._errors import (
     ConversationNotRunning,
     ConversationStarted,
     HandoffNotActive,
-    InvalidRequest,
-    ToolCallNotActive,
     UnsupportedByDialect,
 )
 from ._host_audio import check_host_frame, check_played_ms
 from ._host_events import HostEvent
 from ._rule_sets import AudioLedger, HandoffState, ResponseQueue, clean_text
-from ._session import SessionSettings, credentials
+from ._session import SessionSettings
+from ._step import Step
 from ._tools import ToolCalls
+from ._turn_rules import TurnRules
 from ._usage import LatencyMeter, UsageMeter
 
 __all__ = [
@@ -154,20 +147,6 @@ ACTIVE_RESPONSE_CODE: Final = "conversation_already_has_active_response"
 APPLICATION_CLOSE_CODES: Final = 4000
 
 
-class Step:
-    """The decisions of one state-machine call (see the module docstring)."""
-
-    __slots__ = ("end", "forward", "send")
-
-    def __init__(self) -> None:
-        self.forward: list[HostEvent] = []
-        self.send: list[ClientEvent] = []
-        self.end: ConversationClosed | None = None
-
-    def __repr__(self) -> str:
-        return f"Step(forward={self.forward!r}, send={self.send!r}, end={self.end!r})"
-
-
 # The events ``ConversationState._sanitized`` may change (server text, a missing response id).
 _SANITIZED: Final = frozenset({Error, ParseFailure, ToolCallRequested})
 
@@ -194,7 +173,7 @@ class Counters:
 # ---- the conversation -------------------------------------------------------------------
 
 
-class ConversationState:
+class ConversationState(TurnRules):
     """One conversation's rules (see the module docstring). Not thread-safe; one owner."""
 
     def __init__(
@@ -776,105 +755,7 @@ class ConversationState:
             self.ledger.delivered(item_id, event.frame.duration_ms)
         return True
 
-    # ---- the full host API (issue 13): tools, session, turn control, images ----------
-
-    def _require_turn_control(self, what: str, *, conversational: bool = True) -> None:
-        self._require_running()
-        if not self.dialect.turn_control:
-            raise UnsupportedByDialect(
-                f"{what} is not part of the {self.dialect.title} dialect; use version='v2'"
-            )
-        if conversational and self.mode is SessionMode.TRANSCRIPTION:
-            raise UnsupportedByDialect(f"transcription sessions do not support {what}")
-
-    def check_tool_call(self, call_id: str) -> None:
-        """Raise unless ``call_id`` is a tool call waiting for its output."""
-        self._require_turn_control("tool outputs")
-        self.tools.check(call_id)
-
-    def tool_output(self, call_id: str, output: str, *, respond: bool) -> Step:
-        """The host's result for a ``ToolCallRequested``: the ``function_call_output`` item
-        and, by the parallel-call rule of ``_tools``, at most one ``response.create``."""
-        self.check_tool_call(call_id)
-        try:
-            item = tool_output_event(call_id, output)
-        except LocalProtocolError as exc:
-            raise InvalidRequest(str(exc)) from exc
-        step = Step()
-        step.send.append(item)
-        if self.tools.answered(call_id, respond=respond):
-            self._request_response(step.send)
-        return step
-
-    def mcp_approval(
-        self, request_id: str, approve: bool, *, reason: str | None, respond: bool, item_id: str
-    ) -> Step:
-        """The host's answer to an ``McpApprovalRequested``: the ``mcp_approval_response``
-        item ``item_id`` and, with ``respond``, a ``response.create`` through the single-active-
-        response queue (the API goes on with a turn only when asked, as after a function
-        output). Each request is answered once."""
-        self._require_turn_control("MCP approvals")
-        if request_id not in self._approvals:
-            raise ToolCallNotActive(
-                f"no MCP approval request {request_id!r} is waiting for an answer "
-                "(never requested, or already answered)"
-            )
-        try:
-            item = mcp_approval_event(request_id, approve, item_id=item_id, reason=reason)
-        except LocalProtocolError as exc:
-            raise InvalidRequest(str(exc)) from exc
-        self._approvals.discard(request_id)
-        step = Step()
-        step.send.append(item)
-        if respond:
-            self._request_response(step.send)
-        return step
-
-    def update_session(
-        self,
-        session: Any = None,
-        *,
-        tools: Iterable[Any] | None = None,
-        instructions: str | None = None,
-    ) -> Step:
-        """A whole-session ``session.update`` (validated before anything is sent)."""
-        self._require_running()
-        if self.session is None:
-            raise UnsupportedByDialect("this conversation was started without session settings")
-        tools = None if tools is None else tuple(tools)
-        step = Step()
-        step.send.append(self.session.update(session, tools=tools, instructions=instructions))
-        self._learn_secrets(tools)
-        return step
-
-    def _learn_secrets(self, tools: Iterable[Any] | None) -> None:
-        """An MCP server declared now brings its credentials: server text may quote them."""
-        new = [s for s in credentials(tools) if s not in self._secrets]
-        if new:
-            self._secrets = (*self._secrets, *new)
-
-    def check_turn_control(self, what: str) -> None:
-        """Raise unless the session takes ``commit_audio``/``clear_audio``."""
-        self._require_turn_control(what, conversational=False)
-
-    def commit_audio(self, *, respond: bool) -> Step:
-        """End a push-to-talk turn; with ``respond``, ask for the answer when nothing on the
-        server will (``SessionSettings.manual_turns``)."""
-        self._require_turn_control("commit_audio", conversational=False)
-        step = Step()
-        step.send.append(commit_audio_event())
-        if self.mode is SessionMode.CONVERSATIONAL:
-            self._turn_ended()
-            if respond and self.session is not None and self.session.manual_turns:
-                self._request_response(step.send)
-        return step
-
-    def clear_audio(self) -> Step:
-        """Drop the server's uncommitted input audio (an aborted push-to-talk turn)."""
-        self._require_turn_control("clear_audio", conversational=False)
-        step = Step()
-        step.send.append(clear_audio_event())
-        return step
+    # ---- barge-in by the host ----------------------------------------------------------
 
     def interrupt(self) -> Step:
         """Stop the model: cancel the response that is speaking and cut its item where the
@@ -893,84 +774,4 @@ class ConversationState:
         # The cut itself is the barge-in rule's (one owner: _cut_playback), after the cancel
         # (the protocol's order: cancel, then truncate or clear).
         self._cut_playback(send, step.forward, clear_buffer=True)
-        return step
-
-    def create_response(
-        self,
-        *,
-        instructions: str | None = None,
-        conversation: str = "auto",
-        metadata: Mapping[str, str] | None = None,
-        output_modalities: Sequence[str] | None = None,
-        input: Iterable[ConversationItem | str] | None = None,
-        max_output_tokens: int | str | None = None,
-        tool_choice: str | None = None,
-        tools: Iterable[Tool] | None = None,
-        voice: str | None = None,
-    ) -> Step:
-        """``response.create`` with options. A default-conversation response goes through
-        the single-active-response queue; an out-of-band one (``conversation="none"``) is
-        sent at once (the server runs those beside the default response)."""
-        event = self.response_event(
-            instructions=instructions,
-            conversation=conversation,
-            metadata=metadata,
-            output_modalities=output_modalities,
-            input=input,
-            max_output_tokens=max_output_tokens,
-            tool_choice=tool_choice,
-            tools=tools,
-            voice=voice,
-        )
-        step = Step()
-        if conversation == "none":
-            step.send.append(event)
-        else:
-            plain = event.response is None
-            self._request_response(step.send, None if plain else event)
-        return step
-
-    def response_event(
-        self,
-        *,
-        instructions: str | None = None,
-        conversation: str = "auto",
-        metadata: Mapping[str, str] | None = None,
-        output_modalities: Sequence[str] | None = None,
-        input: Iterable[ConversationItem | str] | None = None,
-        max_output_tokens: int | str | None = None,
-        tool_choice: str | None = None,
-        tools: Iterable[Tool] | None = None,
-        voice: str | None = None,
-    ) -> ResponseCreate:
-        """The ``response.create`` these options make, validated; changes nothing."""
-        self._require_turn_control("create_response")
-        reserved = (None, None) if self.session is None else self.session.tool_names
-        tools = None if tools is None else tuple(tools)
-        self._learn_secrets(tools)
-        try:
-            return response_create_event(
-                instructions=instructions,
-                conversation=None if conversation == "auto" else conversation,
-                metadata=metadata,
-                output_modalities=output_modalities,
-                input=input,
-                max_output_tokens=max_output_tokens,
-                tool_choice=tool_choice,
-                tools=tools,
-                voice=voice,
-                reserved_tool_names=reserved,
-            )
-        except LocalProtocolError as exc:
-            raise InvalidRequest(str(exc)) from exc
-
-    def image(self, data: bytes, mime_type: str, *, text: str | None) -> Step:
-        """A user message with an ``input_image`` (no response is requested)."""
-        self._require_turn_control("images")
-        try:
-            event = image_item_event(data, mime_type, text=text)
-        except LocalProtocolError as exc:
-            raise InvalidRequest(str(exc)) from exc
-        step = Step()
-        step.send.append(event)
         return step
