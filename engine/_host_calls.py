@@ -28,7 +28,6 @@ from duplex.protocol import (
     LocalProtocolError,
     ProtocolVersion,
     ResponseCancel,
-    Tool,
     delete_item_event,
     encode_client_event,
     handoff_output_events,
@@ -232,36 +231,13 @@ class HostCalls:
             # caller may be the task that reads events().
             self._host.push_nowait(self.generation, step.forward)
 
-    async def create_response(
-        self,
-        *,
-        instructions: str | None,
-        conversation: str,
-        metadata: Mapping[str, str] | None,
-        output_modalities: Sequence[str] | None,
-        input: Iterable[Any] | None,
-        max_output_tokens: int | str | None,
-        tool_choice: str | None,
-        tools: tuple[Tool, ...] | None,
-        voice: str | None,
-    ) -> None:
+    async def create_response(self, **options: Any) -> None:
+        """``Engine.create_response``: the event is built (and refused) once, before the
+        wait for room, then queued by the state machine."""
         await self.await_live()
         self._precheck()
-        options: dict[str, Any] = {
-            "instructions": instructions,
-            "conversation": conversation,
-            "metadata": metadata,
-            "output_modalities": output_modalities,
-            "input": None if input is None else tuple(input),
-            "max_output_tokens": max_output_tokens,
-            "tool_choice": tool_choice,
-            "tools": tools,
-            "voice": voice,
-        }
-        await self._host_call(
-            lambda: self.state.create_response(**options),
-            lambda: [self.state.response_event(**options)],
-        )
+        event = self.state.response_event(**options)
+        await self._host_call(lambda: self.state.queue_response(event), lambda: [event])
 
     async def send_image(self, data: bytes, mime_type: str, *, text: str | None) -> None:
         await self.await_live()

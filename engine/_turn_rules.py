@@ -159,39 +159,22 @@ class TurnRules:
         step.send.append(clear_audio_event())
         return step
 
-    def create_response(
-        self,
-        *,
-        instructions: str | None = None,
-        conversation: str = "auto",
-        metadata: Mapping[str, str] | None = None,
-        output_modalities: Sequence[str] | None = None,
-        input: Iterable[ConversationItem | str] | None = None,
-        max_output_tokens: int | str | None = None,
-        tool_choice: str | None = None,
-        tools: Iterable[Tool] | None = None,
-        voice: str | None = None,
-    ) -> Step:
-        """``response.create`` with options. A default-conversation response goes through
-        the single-active-response queue; an out-of-band one (``conversation="none"``) is
-        sent at once (the server runs those beside the default response)."""
-        event = self.response_event(
-            instructions=instructions,
-            conversation=conversation,
-            metadata=metadata,
-            output_modalities=output_modalities,
-            input=input,
-            max_output_tokens=max_output_tokens,
-            tool_choice=tool_choice,
-            tools=tools,
-            voice=voice,
-        )
+    def create_response(self, **options: Any) -> Step:
+        """``response.create`` with the options of ``response_event`` (``queue_response``)."""
+        return self.queue_response(self.response_event(**options))
+
+    def queue_response(self, event: ResponseCreate) -> Step:
+        """Send a ``response.create`` built by ``response_event``: a default-conversation
+        response goes through the single-active-response queue; an out-of-band one
+        (``conversation="none"``) is sent at once (the server runs those beside the default
+        response)."""
+        self._require_turn_control("create_response")
         step = Step()
-        if conversation == "none":
+        response = event.response
+        if response is not None and response.get("conversation") == "none":
             step.send.append(event)
         else:
-            plain = event.response is None
-            self._request_response(step.send, None if plain else event)
+            self._request_response(step.send, None if response is None else event)
         return step
 
     def response_event(
