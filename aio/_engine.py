@@ -22,6 +22,9 @@ Invariants:
   ``AUDIO_AHEAD_MS`` of model audio) wait unread there; the rest wait in the engine's queue,
   so a slow asyncio consumer stops the engine reading the network exactly as a slow trio
   host does. Once the consumer is down to half the window it asks trio to move more.
+- Reading (guest mode): the loop watches a plain-TCP WebSocket conversation's socket and runs
+  the engine's reader step in its readiness callback (``engine/_loop_reads.py``), so an event
+  costs no trio wake-up; whatever must wait goes back to trio's reader task.
 - ``events()`` iterators share one position (as in trio) and are cancel-safe: a cancelled
   ``__anext__`` loses nothing.
 - A ``KeyboardInterrupt``/``SystemExit`` raised in this engine's trio code is the host's: a
@@ -61,6 +64,7 @@ from duplex.engine import (
 )
 from duplex.engine._engine import check_config
 from duplex.engine._host_audio import check_host_frame, check_played_ms
+from duplex.engine._loop_reads import LoopReads
 from duplex.engine._resample import HostAudioConverter
 from duplex.protocol import ProtocolVersion
 
@@ -215,6 +219,9 @@ class AsyncioEngine:
                 trio.open_nursery() as calls,
             ):
                 self._engine, self._calls = engine, calls
+                if self._run.mechanism == "guest":
+                    # The loop reads the connections itself: no trio wake-up per event.
+                    engine._read_on_loop(LoopReads(_LoopWatch(self._loop), self._run.submit))
                 engine._on_purge(lambda generation: deliver(self._drop, generation))
                 deliver(_settle, self._opened, None)
                 opened = True
@@ -808,6 +815,31 @@ class AsyncioEventStream:
 
 
 # ---- helpers ------------------------------------------------------------------------------
+
+
+@final
+class _LoopWatch:
+    """The asyncio loop as ``LoopReads``' watcher (guest mode: trio's code runs on the
+    loop's thread, so ``add_reader`` is called from where it may be)."""
+
+    __slots__ = ("_loop", "_watching")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._watching = True
+
+    def watch(self, fd: int, ready: Callable[[], object]) -> bool:
+        if not self._watching:
+            return False
+        try:
+            self._loop.add_reader(fd, ready)
+        except NotImplementedError:  # a loop without descriptor watching (Windows proactor)
+            self._watching = False
+            return False
+        return True
+
+    def unwatch(self, fd: int) -> None:
+        self._loop.remove_reader(fd)
 
 
 class _Call:

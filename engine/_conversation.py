@@ -75,7 +75,13 @@ from duplex.protocol import (
     audio_append_text,
     dialect,
 )
-from duplex.transports import MessageTooLarge, Transport, TransportClosed, TransportEnded
+from duplex.transports import (
+    Inbound,
+    MessageTooLarge,
+    Transport,
+    TransportClosed,
+    TransportEnded,
+)
 
 from ._config import EngineConfig
 from ._errors import (
@@ -90,6 +96,7 @@ from ._g711 import G711_FORMATS, G711Transcoder
 from ._history import HISTORY_EVENTS, ConversationHistory
 from ._host_audio import FLUSH, AudioInbox, PcmAligner, chain, check_host_frame, to_host_g711
 from ._host_calls import HostCalls
+from ._loop_reads import RECEIVE, LoopReads, _Receive
 from ._queues import HostQueue, Outbox
 from ._reconnect import TransportCounts
 from ._resample import HostAudioConverter, ResamplerUnavailable
@@ -136,8 +143,10 @@ class Conversation(HostCalls):
         history: ConversationHistory | None = None,
         seed: list[ClientEvent] | None = None,
         session: SessionSettings | None = None,
+        loop_reads: LoopReads | None = None,
     ) -> None:
         self.config = config
+        self._loop_reads = loop_reads  # the host's loop reads the connection (duplex.aio)
         self.generation = generation
         self.session_id = session_id
         self._session_settings = session
@@ -472,7 +481,48 @@ class Conversation(HostCalls):
     # ---- tasks ----------------------------------------------------------------------
 
     async def _reader(self, transport: Transport) -> None:
-        """Batches of frames → the state machine → its decisions, applied in order."""
+        """Batches of frames → the state machine → its decisions, applied in order. Under
+        ``duplex.aio`` the host's loop may take the batches instead (``_loop_reads``); what
+        needs to wait comes back here either way."""
+        consume = self._consumer(transport)
+        state = self.state
+        loop_reads = self._loop_reads
+        may_read = self._may_read
+        follow: _FollowUp | _Receive | None
+        while True:
+            if not state.running:
+                # Closed or replaced while this task was between reads: nothing it reads can
+                # reach anyone now. (A closed transport raises TransportClosed without a
+                # checkpoint, so looping here would never yield to the cancellation.)
+                return
+            if self._rotate_due and not state.responses.active:
+                self._respond_after_resume = False  # nothing was cut
+                self._end_connection(rotation())
+                return
+            self._reading = True
+            follow = RECEIVE
+            if loop_reads is not None:
+                follow = await loop_reads.read(transport, consume, may_read)
+            if follow is RECEIVE:
+                try:
+                    batch = await transport.receive_batch()
+                except TransportClosed:
+                    batch = [TransportEnded("error", None, "the transport closed without an end")]
+                self._reading = False
+                follow = consume(batch)
+            self._reading = False
+            if follow is not None and await self._follow_up(follow):  # type: ignore[arg-type]
+                return
+
+    def _may_read(self) -> bool:
+        """The reader's checks between batches (the top of its loop) pass."""
+        state = self.state
+        return state.running and not (self._rotate_due and not state.responses.active)
+
+    def _consumer(self, transport: Transport) -> Callable[[list[Inbound]], _FollowUp | None]:
+        """The synchronous part of reading a batch, for this connection: parse, the state
+        machine, its sends, the host queue. Returns what must wait (an end, a full host
+        queue) for ``_follow_up``; None when the batch is done."""
         version = self._version
         parse = ServerEventParser(
             version,
@@ -490,22 +540,8 @@ class Conversation(HostCalls):
         generation = self.generation
         apply_history = self.history.apply
         history_events = HISTORY_EVENTS
-        while True:
-            if not state.running:
-                # Closed or replaced while this task was between reads: nothing it reads can
-                # reach anyone now. (A closed transport raises TransportClosed without a
-                # checkpoint, so looping here would never yield to the cancellation.)
-                return
-            if self._rotate_due and not state.responses.active:
-                self._respond_after_resume = False  # nothing was cut
-                self._end_connection(rotation())
-                return
-            self._reading = True
-            try:
-                batch = await transport.receive_batch()
-            except TransportClosed:
-                batch = [TransportEnded("error", None, "the transport closed without an end")]
-            self._reading = False
+
+        def consume(batch: list[Inbound]) -> _FollowUp | None:
             events: list[ServerEvent] = []
             ended: TransportEnded | None = None
             for item in batch:
@@ -539,28 +575,42 @@ class Conversation(HostCalls):
                 step.end = stalled.end
                 stalled_writer = True
             if step.end is not None:
-                ending = None
-                if not self._ended and not stalled_writer:  # an engine fault is not a drop
-                    ending = classify(self.policy, step.forward, step.end)
-                if ending is None:
-                    self._emit_end(step)
-                    return
-                # Resumable: the conversation goes on. Host calls wait from here on; the
-                # old connection's last events are delivered before ConversationReconnecting.
-                self._reconnecting = True
-                self._live = trio.Event()
-                self._respond_after_resume = was_responding or state.responses.active
-                if step.forward:
-                    if g711 is not None:
-                        to_host_g711(g711, step.forward, state.ledger.is_truncated)
-                    await host.push(generation, step.forward)
-                self._end_connection(ending)
-                return
+                return _FollowUp(step, was_responding, stalled_writer)
             if step.forward:
                 if g711 is not None:
                     to_host_g711(g711, step.forward, state.ledger.is_truncated)
                 if not host.offer(generation, step.forward):
-                    await host.push(generation, step.forward)  # backpressure
+                    return _FollowUp(step, was_responding, False)  # backpressure
+            return None
+
+        return consume
+
+    async def _follow_up(self, follow: _FollowUp) -> bool:
+        """What a batch left to wait for: the host queue's room, or the connection's end.
+        True when the reader is done."""
+        step = follow.step
+        host = self._host
+        generation = self.generation
+        if step.end is None:
+            await host.push(generation, step.forward)  # backpressure
+            return False
+        ending = None
+        if not self._ended and not follow.stalled_writer:  # an engine fault is not a drop
+            ending = classify(self.policy, step.forward, step.end)
+        if ending is None:
+            self._emit_end(step)
+            return True
+        # Resumable: the conversation goes on. Host calls wait from here on; the old
+        # connection's last events are delivered before ConversationReconnecting.
+        self._reconnecting = True
+        self._live = trio.Event()
+        self._respond_after_resume = follow.was_responding or self.state.responses.active
+        if step.forward:
+            if self._g711 is not None:
+                to_host_g711(self._g711, step.forward, self.state.ledger.is_truncated)
+            await host.push(generation, step.forward)
+        self._end_connection(ending)
+        return True
 
     def _end_connection(self, ending: Ending) -> None:
         """End this connection's tasks; ``run`` then resumes from ``ending``.
@@ -734,3 +784,16 @@ def _frame_type(text: str) -> str:
     start += 8
     end = text.find('"', start)
     return text[start:end] if 0 < end - start < 80 else "?"
+
+
+class _FollowUp:
+    """What a batch left for the reader task (``Conversation._follow_up``): its step (an
+    end, or host events the full queue did not take yet), whether a response was active
+    before it, and whether the writer had stalled."""
+
+    __slots__ = ("stalled_writer", "step", "was_responding")
+
+    def __init__(self, step: Step, was_responding: bool, stalled_writer: bool) -> None:
+        self.step = step
+        self.was_responding = was_responding
+        self.stalled_writer = stalled_writer

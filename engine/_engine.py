@@ -62,6 +62,7 @@ from ._errors import (
 )
 from ._history import ConversationHistory, HistoryItem
 from ._host_events import HostEvent
+from ._loop_reads import LoopReads
 from ._queues import HostQueue
 from ._reconnect import TransportCounts
 from ._resume import seed_events
@@ -192,6 +193,7 @@ class Engine:
         self._started = 0
         self._host_events = 0
         self._closed = False  # the open_engine block has exited
+        self._loop_reads: LoopReads | None = None  # duplex.aio: the host's loop reads
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -259,6 +261,7 @@ class Engine:
                 history=ledger,
                 seed=seed,
                 session=settings,
+                loop_reads=self._loop_reads,
             )
             url = self._display_url()
             scope = self._starting = trio.CancelScope()
@@ -748,6 +751,11 @@ class Engine:
         undelivered events dropped (``duplex.aio``'s cancelled ``start()``)."""
         async with self._lock:
             await self._replace_current()
+
+    def _read_on_loop(self, loop_reads: LoopReads | None) -> None:
+        """Let the host's loop read the connections of conversations started from now on
+        (``duplex.aio`` in guest mode; ``_loop_reads.py``); None: trio reads."""
+        self._loop_reads = loop_reads
 
     def _on_purge(self, listener: Callable[[int], object] | None) -> None:
         """Call ``listener(generation)`` when a replaced conversation's undelivered events

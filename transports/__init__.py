@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from ._abc import Inbound, Transport, TransportEnded, TransportKind, TransportStatistics
+from ._abc import Inbound, LoopWatch, Transport, TransportEnded, TransportKind, TransportStatistics
 from ._bridge import AsyncioBridge, TrioPort, get_bridge
 from ._calls import CallAnswer, create_call
 from ._errors import (
@@ -36,6 +36,7 @@ logging.getLogger("duplex").addHandler(logging.NullHandler())
 __all__ = [
     # the interface
     "Inbound",
+    "LoopWatch",
     "Transport",
     "TransportEnded",
     "TransportKind",

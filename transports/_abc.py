@@ -38,7 +38,8 @@ How a transport ended — one rule for every transport (``TransportEnded``):
 from __future__ import annotations
 
 import abc
-from typing import Final, Literal, TypeAlias, final
+from collections.abc import Callable
+from typing import Final, Literal, Protocol, TypeAlias, final
 
 import attrs
 
@@ -46,6 +47,7 @@ from duplex.protocol._audio import AudioFrame
 
 __all__ = [
     "Inbound",
+    "LoopWatch",
     "Transport",
     "TransportEnded",
     "TransportKind",
@@ -184,6 +186,18 @@ class Counters:
         )
 
 
+class LoopWatch(Protocol):
+    """A host event loop that watches a descriptor for readability (``duplex.aio``: the
+    asyncio loop that hosts the trio run). Called only on the loop's own thread."""
+
+    def watch(self, fd: int, ready: Callable[[], object]) -> bool:
+        """Call ``ready()`` on the loop whenever ``fd`` is readable (level-triggered);
+        False when this loop cannot watch descriptors."""
+
+    def unwatch(self, fd: int) -> None:
+        """Stop calling for ``fd`` (idempotent)."""
+
+
 class Transport(abc.ABC):
     """One realtime connection, as the engine's transport actor sees it.
 
@@ -241,6 +255,28 @@ class Transport(abc.ABC):
         Raises:
             TransportClosed: the ``TransportEnded`` item was already delivered.
         """
+
+    # ---- reading on the host's event loop (``duplex.aio`` in guest mode) ----------------
+    # The consumer of ``receive_batch`` may instead be called by the host's loop when the
+    # connection is readable and take what is there without waiting, so no trio wake-up is
+    # spent per event. A transport that cannot (the default) says so and the consumer
+    # stays with ``receive_batch``.
+
+    def read_on(self, loop: LoopWatch, ready: Callable[[], object]) -> bool:
+        """Have ``loop`` call ``ready()`` whenever data may be there to take with
+        ``receive_batch_nowait``, until ``stop_reading_on()`` (or the transport closes, which
+        stops it and calls ``ready()`` once more). False when this transport cannot, or has
+        something a ``receive_batch`` must deliver first."""
+        return False
+
+    def stop_reading_on(self) -> None:  # noqa: B027 — nothing to stop unless read_on can start
+        """Stop what ``read_on`` started (idempotent)."""
+
+    def receive_batch_nowait(self) -> list[Inbound] | None:
+        """What ``receive_batch`` would return at once, without waiting and without a
+        checkpoint: ``[]`` when nothing is there yet, ``None`` when only ``receive_batch`` can
+        go on (the end, a control frame to answer, another reader). Never raises."""
+        return None
 
     @abc.abstractmethod
     async def aclose(self) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["TOO_BIG", "FrameSplitter"]
+__all__ = ["TOO_BIG", "FrameSplitter", "Part"]
 
 
 class _TooBig:

@@ -18,6 +18,12 @@ as ``trio.SocketStream`` translates them (``BrokenResourceError`` for a reset co
 ``ClosedResourceError`` after ``aclose``) so the WebSocket code and ``trio.SSLStream`` layered
 on top see the same contract.
 
+A host loop may watch the descriptor instead of trio (``watch``; ``duplex.aio`` in guest mode,
+``_abc.Transport.read_on``): its reader then takes data with ``read_nowait`` as the loop
+reports readability. The stream owns the descriptor, so it ends the watch before the
+descriptor is closed and calls the watcher's callback once more, which then finds the stream
+closed: a loop never watches a closed or reused descriptor, and its reader learns of the end.
+
 Only POSIX: reading uses ``os.read`` on the socket's descriptor (trio's socket object keeps
 its stdlib socket private). On Windows ``wrap_stream`` returns trio's own stream unchanged.
 """
@@ -27,9 +33,12 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Callable
 from typing import Final
 
 import trio
+
+from ._abc import LoopWatch
 
 __all__ = ["LeanSocketStream", "wrap_stream"]
 
@@ -40,13 +49,15 @@ class LeanSocketStream(trio.abc.HalfCloseableStream):
     """A ``trio.SocketStream`` with the cheaper read described in the module docstring;
     everything else is delegated to the wrapped stream."""
 
-    __slots__ = ("_fd", "_inner", "_reading", "_wait_first")
+    __slots__ = ("_fd", "_inner", "_reading", "_wait_first", "_watch")
 
     def __init__(self, inner: trio.SocketStream) -> None:
         self._inner = inner
         self._fd = inner.socket.fileno()
         self._wait_first = True  # nothing read yet: the socket is most likely empty
         self._reading = False
+        # The host loop watching the descriptor, and whom it calls (``watch``).
+        self._watch: tuple[LoopWatch, int, Callable[[], object]] | None = None
 
     @property
     def socket(self) -> trio.socket.SocketType:
@@ -85,6 +96,31 @@ class LeanSocketStream(trio.abc.HalfCloseableStream):
             if data is not None:
                 return data
 
+    def read_nowait(self, max_bytes: int) -> bytes | None:
+        """One read without waiting (no checkpoint): the data (``b""`` at EOF), or None when
+        nothing is there yet. Raises as ``receive_some`` does (``ClosedResourceError``,
+        ``BrokenResourceError``)."""
+        if self._fd < 0:
+            raise trio.ClosedResourceError("the stream is closed")
+        if self._reading:  # a trio task waits in ``receive_some``: only it may read now
+            raise trio.BusyResourceError("another task is already receiving on this stream")
+        return self._read(max_bytes)
+
+    def watch(self, loop: LoopWatch, ready: Callable[[], object]) -> bool:
+        """Have ``loop`` call ``ready()`` while the descriptor is readable (module
+        docstring); False when the stream is closed or the loop cannot watch."""
+        self.unwatch()
+        if self._fd < 0 or not loop.watch(self._fd, ready):
+            return False
+        self._watch = (loop, self._fd, ready)
+        return True
+
+    def unwatch(self) -> None:
+        watch = self._watch
+        if watch is not None:
+            self._watch = None
+            watch[0].unwatch(watch[1])
+
     def _read(self, max_bytes: int) -> bytes | None:
         """One non-blocking read: the data, or None when nothing is there yet."""
         try:
@@ -110,6 +146,12 @@ class LeanSocketStream(trio.abc.HalfCloseableStream):
 
     async def aclose(self) -> None:
         self._fd = -1
+        watch = self._watch
+        if watch is not None:
+            # Before the descriptor is closed (it may be reused at once); the reader learns
+            # of the end from its next read.
+            self.unwatch()
+            watch[2]()
         await self._inner.aclose()
 
 

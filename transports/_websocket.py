@@ -77,6 +77,7 @@ from ._abc import (
     ENDED_REQUESTED,
     Counters,
     Inbound,
+    LoopWatch,
     Transport,
     TransportEnded,
     TransportKind,
@@ -91,7 +92,7 @@ from ._errors import (
     redact,
     server_text,
 )
-from ._lean_stream import wrap_stream
+from ._lean_stream import LeanSocketStream, wrap_stream
 from ._ws_connection import CloseReason, WsClosed, WsConnection
 from ._ws_reader import Receiver
 
@@ -187,6 +188,11 @@ class WebSocketTransport(Transport):
                     lock.release()
             finally:
                 receiver.consumer_in = False
+        return self._take_batch()
+
+    def _take_batch(self) -> list[Inbound]:
+        """The batch of what was read: the messages, then the end once there is one."""
+        receiver = self._receiver
         counters = self._counters
         if receiver.binary:
             counters.binary_frames_dropped += receiver.binary
@@ -205,6 +211,48 @@ class WebSocketTransport(Transport):
             self._finished = True
         counters.count_batch(len(batch))
         return batch
+
+    # ---- reading on the host's loop (``Transport.read_on``) -----------------------------
+    # Plain TCP only: a TLS stream decrypts in trio's ``SSLStream``, which reads only by
+    # awaiting, so ``wss://`` keeps ``receive_batch``.
+
+    def read_on(self, loop: LoopWatch, ready: Callable[[], object]) -> bool:
+        stream = self._stream
+        receiver = self._receiver
+        if (
+            type(stream) is not LeanSocketStream
+            or self._finished
+            or self._ended()
+            or receiver.items
+            or receiver.backlog
+        ):
+            return False
+        if not stream.watch(loop, ready):
+            return False
+        # The idle reader stays away: this consumer is reading.
+        receiver.consumer_in = True
+        return True
+
+    def stop_reading_on(self) -> None:
+        stream = self._stream
+        if type(stream) is LeanSocketStream:
+            stream.unwatch()
+        self._receiver.consumer_in = False
+
+    def receive_batch_nowait(self) -> list[Inbound] | None:
+        receiver = self._receiver
+        if self._finished or self._closing or receiver.backlog or self._ended():
+            return None
+        if not receiver.items:
+            if not receiver.read_lock.acquire_nowait():
+                return None  # a keepalive or close waits for the peer's answer
+            try:
+                got = receiver.read_nowait()
+            finally:
+                receiver.read_lock.release()
+            if not receiver.items:
+                return None if got is None else []
+        return self._take_batch()
 
     async def _read_until(self, done: Callable[[], bool], *, yielding: bool = False) -> None:
         """Read (when no one else is) until ``done()``; for waits that need the peer's answer

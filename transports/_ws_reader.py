@@ -17,7 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, cast
 
 import trio
@@ -26,7 +26,8 @@ import wsproto.utilities
 from wsproto.connection import ConnectionState
 
 from ._errors import ConnectError, server_text
-from ._frames import FrameSplitter
+from ._frames import FrameSplitter, Part
+from ._lean_stream import LeanSocketStream
 from ._ws_connection import WsClosed, WsConnection
 
 __all__ = ["IDLE_READ_LIMIT", "RECEIVE_BUFFER_SIZE", "ReadGate", "Receiver"]
@@ -101,6 +102,9 @@ class Receiver:
         self.consumer_in = False  # receive_batch is reading (or waiting to)
         self.reads = 0  # socket reads that brought data
         self.idle_scope: trio.CancelScope | None = None  # the idle reader's current read
+        # Parts a read on the host's loop took from the socket but could not dispatch
+        # without waiting (``read_nowait``); ``read_once`` dispatches them first.
+        self.backlog: list[Part | BaseException | None] = []
         self._parts: list[str | bytes] = []
         self._size = 0
         self.peer_closed = False  # a close frame arrived
@@ -176,16 +180,19 @@ class Receiver:
     async def _read_once(self) -> None:
         ws = self._ws
         assert ws is not None
+        if self.backlog:
+            # What a read on the host's loop (``read_nowait``) could not dispatch without
+            # waiting, in stream order, before anything newer.
+            backlog, self.backlog = self.backlog, []
+            await self._dispatch(backlog)
+            return
         try:
             data = await self._stream.receive_some(RECEIVE_BUFFER_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            ws.abort()
-            self.reader_done = True
+            self._lost()
             return
         if not data:
-            if ws.proto.state is not ConnectionState.CLOSED:
-                ws.abort()  # TCP closed before the WebSocket: 1006
-            self.reader_done = True
+            self._eof()
             return
         self.reads += 1  # the peer spoke: the keepalive need not ask (``_keepalive``)
         data = bytes(data) if type(data) is not bytes else data  # TLS may hand a bytearray
@@ -211,17 +218,76 @@ class Receiver:
             splitter = self._splitter = FrameSplitter(self._max_message_size)
             if not data:
                 return
-        for part in splitter.feed(data):
+        await self._dispatch(splitter.feed(data))
+
+    async def _dispatch(self, parts: Sequence[Part | BaseException | None]) -> None:
+        """Hand what one read brought on, in order: text messages to ``items``, other frames
+        to wsproto; (from ``backlog`` only) ``None`` is the end of the stream, an exception
+        a failed read."""
+        for part in parts:
             if type(part) is str:
                 if not self.discard and not self.peer_closed:
                     self.items.append(part)
             elif type(part) is bytes:
                 if not await self._to_wsproto(part):
                     return
+            elif part is None:
+                self._eof()
+                return
+            elif isinstance(part, BaseException):
+                self._lost()
+                return
             else:  # TOO_BIG
                 await self._too_big()
                 self.reader_done = True
                 return
+
+    def read_nowait(self) -> bool | None:
+        """One read without waiting, for a consumer on the host's loop
+        (``Transport.read_on``): True when it brought data and every frame in it was a
+        whole text message (now in ``items``), False when nothing was there. None when the
+        rest needs ``read_once`` (a control or binary frame, the end, a failed read): it is
+        kept in ``backlog``, which the next ``read_once`` dispatches first, so nothing is
+        lost or reordered. The caller holds ``read_lock``; only after the handshake."""
+        stream = self._stream
+        splitter = self._splitter
+        assert isinstance(stream, LeanSocketStream)
+        assert splitter is not None
+        try:
+            data = stream.read_nowait(RECEIVE_BUFFER_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError) as exc:
+            self.backlog.append(exc)
+            return None
+        if data is None:
+            return False
+        if not data:
+            self.backlog.append(None)
+            return None
+        self.reads += 1
+        parts = splitter.feed(data)
+        items = self.items
+        keep = not self.discard and not self.peer_closed
+        for index, part in enumerate(parts):
+            if type(part) is not str:
+                self.backlog.extend(parts[index:])
+                return None
+            if keep:
+                items.append(part)
+        return True
+
+    def _lost(self) -> None:
+        """The stream broke or was closed under the reader."""
+        ws = self._ws
+        assert ws is not None
+        ws.abort()
+        self.reader_done = True
+
+    def _eof(self) -> None:
+        ws = self._ws
+        assert ws is not None
+        if ws.proto.state is not ConnectionState.CLOSED:
+            ws.abort()  # TCP closed before the WebSocket: 1006
+        self.reader_done = True
 
     async def _to_wsproto(self, data: bytes) -> bool:
         """Feed wsproto and dispatch its events; False once reading is over."""

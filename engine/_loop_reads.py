@@ -1,0 +1,141 @@
+"""``LoopReads``: a conversation's reader, driven by the host's event loop instead of trio.
+
+Why (SPEC §3.6, §7; docs/aio.md): under ``duplex.aio`` trio runs as a guest on the asyncio
+loop, and every time trio wakes from idle it costs a round trip through trio's I/O thread
+(the blocking poll handed to the thread, its ``call_soon_threadsafe`` back, the loop's
+wake-up, the GIL passing between the threads). At a realtime pace that is one round trip for
+most server events. Here the asyncio loop watches the connection itself and runs the
+reader's synchronous part (read, split frames, parse, the state machine, the host queue) in
+its readiness callback: no trio wake-up per event. Everything that needs to wait, or trio's
+own reading, goes back to the reader task: a control frame to answer, the end of the
+connection, a full host queue, an ending step, a check the reader makes at the top of its
+loop, a fault. The reader then does exactly what it does without this.
+
+Invariants:
+- One reader at a time: while the loop reads, the reader task is parked in ``read`` and does
+  nothing else; the loop's callback runs only while it is parked (``_parked``) and the
+  watch is on. Trio code and loop callbacks run on the same thread (guest mode), never
+  interleaved inside a synchronous step, so the state machine sees the same sequence of
+  batches as it would from the task.
+- Hand-back is synchronous on the loop's side (the watch ends before the callback returns,
+  so a level-triggered loop does not call again for data left unread) and reaches the task
+  through trio's thread-safe entry (``to_trio``). A cancellation of the parked task ends
+  the watch at once (in trio's abort callback), before any later loop callback could read
+  for a connection that is being ended.
+- Nothing escapes the loop's callback into the loop: a fault (a bug, or an interrupt landing
+  there) is handed to the task and raised there, where the reader's own handling applies.
+- What a batch wakes in trio (the writer, for a message the state machine answers with) is
+  rescheduled from the loop's callback on the run's own thread; trio then ticks through its
+  usual guest wake-up, as for any call from the host. Only a batch that needs it pays that.
+
+Scope: transports that can be read without waiting (``Transport.read_on``): the WebSocket
+transport over plain TCP. ``wss://`` (trio's ``SSLStream`` reads only by awaiting), WebRTC
+and the thread mechanism keep trio's reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final, TypeVar, final
+
+import trio
+
+from duplex.transports import Inbound, LoopWatch, Transport
+
+__all__ = ["RECEIVE", "LoopReads"]
+
+T = TypeVar("T")
+
+
+class _Receive:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RECEIVE"
+
+
+#: ``LoopReads.read``'s answer when the reader must take the next batch with
+#: ``Transport.receive_batch`` (the transport needs trio, or the loop cannot watch it).
+RECEIVE: Final = _Receive()
+
+
+@final
+class LoopReads:
+    """Reading on the host's loop for the conversations of one engine (module docstring).
+
+    ``loop`` watches descriptors; ``to_trio(fn)`` runs ``fn()`` in trio context soon, from
+    the loop's callbacks (``TrioToken.run_sync_soon``)."""
+
+    __slots__ = ("_loop", "_to_trio")
+
+    def __init__(self, loop: LoopWatch, to_trio: Callable[[Callable[[], object]], object]) -> None:
+        self._loop = loop
+        self._to_trio = to_trio
+
+    async def read(
+        self,
+        transport: Transport,
+        consume: Callable[[list[Inbound]], T | None],
+        may_go: Callable[[], bool],
+    ) -> T | _Receive | None:
+        """Let the loop read ``transport`` and ``consume`` each batch until something needs
+        the task. Returns what ``consume`` returned when it was not None (a follow-up for
+        the task), ``None`` when ``may_go()`` turned false (the reader's own checks decide),
+        or ``RECEIVE`` (take the next batch with ``receive_batch``). A fault in the loop's
+        callback is raised here."""
+        task = trio.lowlevel.current_task()
+        outcome: list[object] = []  # what the loop's side hands back (one item)
+        parked = True
+
+        def hand_back(result: object) -> None:
+            # On the loop: stop at once (no further callback), wake the task via trio.
+            transport.stop_reading_on()
+            outcome.append(result)
+            self._to_trio(wake)
+
+        def wake() -> None:
+            nonlocal parked
+            if parked:  # not cancelled meanwhile (then the abort below woke it)
+                parked = False
+                trio.lowlevel.reschedule(task)
+
+        def ready() -> None:
+            if not parked or outcome:
+                return  # a call already queued when the watch ended
+            try:
+                if not may_go():
+                    hand_back(None)
+                    return
+                batch = transport.receive_batch_nowait()
+                if batch is None:
+                    hand_back(RECEIVE)
+                elif batch:
+                    follow = consume(batch)
+                    if follow is not None:
+                        hand_back(follow)
+                    elif not may_go():  # the batch ended a response a rotation waits for
+                        hand_back(None)
+            except BaseException as exc:
+                hand_back(_Fault(exc))
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            nonlocal parked
+            parked = False
+            transport.stop_reading_on()
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        if not transport.read_on(self._loop, ready):
+            return RECEIVE
+        await trio.lowlevel.wait_task_rescheduled(abort)
+        result = outcome[0]
+        if type(result) is _Fault:
+            raise result.exc
+        return result  # type: ignore[return-value]
+
+
+@final
+class _Fault:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc

@@ -1,0 +1,162 @@
+"""In guest mode the asyncio loop reads a WebSocket conversation itself (engine/_loop_reads.py):
+the engine's socket is watched with ``add_reader`` while the conversation runs and never
+after, the thread mechanism leaves reading to trio, and what must go back to trio's reader
+(a keepalive's pong, a full host queue) still works."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from duplex.aio import EVENT_WINDOW, Mechanism, open_engine
+from duplex.engine import (
+    ConversationClosed,
+    EngineConfig,
+    OutputTranscriptDone,
+    ResponseDone,
+    SessionUpdated,
+)
+from duplex.simulator import SimulatorConfig
+
+from ._hosts import TRIO, Host, poll_until, run_on, simulator_thread, until, visible_types
+
+TIMEOUT_S = 20
+
+
+class WatchingLoop(asyncio.SelectorEventLoop):
+    """A selector loop that records the descriptors watched through the public
+    ``add_reader`` (the loop's own self-pipe uses a private door) and counts the calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched: set[int] = set()
+        self.ever: set[int] = set()
+        self.calls = 0
+
+    def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:  # type: ignore[override]
+        def counted() -> None:
+            self.calls += 1
+            callback(*args)
+
+        self.watched.add(fd)
+        self.ever.add(fd)
+        super().add_reader(fd, counted)
+
+    def remove_reader(self, fd: Any) -> bool:
+        self.watched.discard(fd)
+        return super().remove_reader(fd)
+
+
+@contextmanager
+def watching_runner() -> Iterator[tuple[asyncio.Runner, list[WatchingLoop]]]:
+    loops: list[WatchingLoop] = []
+
+    def factory() -> WatchingLoop:
+        loops.append(WatchingLoop())
+        return loops[-1]
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        yield runner, loops
+
+
+async def text_turn(config: EngineConfig, mechanism: Mechanism, loop: WatchingLoop) -> list[Any]:
+    log: list[Any] = []
+    async with open_engine(config, mechanism=mechanism) as engine:
+        events = engine.events()
+        async with asyncio.timeout(TIMEOUT_S):
+            await engine.start(prompt="be brief")
+            await until(events, log, SessionUpdated)
+            watched_while_running = set(loop.watched)
+            await engine.send_text("hello")
+            await until(events, log, ResponseDone)
+            await engine.close()
+            await until(events, log, ConversationClosed)
+    log.append(watched_while_running)
+    return log
+
+
+def test_a_guest_engine_reads_its_websocket_on_the_loop_and_stops_watching_at_the_end() -> None:
+    with simulator_thread() as server, watching_runner() as (runner, loops):
+        log = runner.run(text_turn(server.config(), "guest", loops[0]))
+        loop = loops[0]
+        watched_while_running = log.pop()
+        assert len(watched_while_running) == 1  # the conversation's socket
+        assert loop.calls >= 3  # the handshake's answers and the reply came that way
+        assert loop.watched == set()  # nothing left registered after the block
+        assert [e.text for e in log if isinstance(e, OutputTranscriptDone)] == ["You said: hello."]
+
+
+def test_the_thread_mechanism_leaves_reading_to_trio() -> None:
+    with simulator_thread() as server, watching_runner() as (runner, loops):
+        log = runner.run(text_turn(server.config(), "thread", loops[0]))
+        assert log.pop() == set()
+        assert loops[0].ever == set()
+        assert any(isinstance(e, ResponseDone) for e in log)
+
+
+def test_keepalive_pongs_are_read_while_the_loop_reads_an_idle_conversation() -> None:
+    # liveness 0.6 s: a ping after 0.3 s of silence, its pong due within 0.3 s. A pong the
+    # loop's reader took and lost would end the connection within 0.6 s.
+    with simulator_thread() as server, watching_runner() as (runner, loops):
+
+        async def scenario() -> list[Any]:
+            log: list[Any] = []
+            config = server.config(liveness_timeout=0.6)
+            async with open_engine(config) as engine:
+                events = engine.events()
+                async with asyncio.timeout(TIMEOUT_S):
+                    await engine.start()
+                    await until(events, log, SessionUpdated)
+                    for _ in range(4):  # 2 s idle: several pings, each answered
+                        with suppress(TimeoutError):
+                            log.append(await asyncio.wait_for(events.__anext__(), 0.5))
+                    await engine.send_text("still there?")
+                    await until(events, log, ResponseDone)
+            return log
+
+        log = runner.run(scenario())
+        assert loops[0].calls > 0
+        assert not any(isinstance(e, ConversationClosed) for e in log)
+        assert [e.text for e in log if isinstance(e, OutputTranscriptDone)] == [
+            "You said: still there?."
+        ]
+
+
+def test_a_host_that_stops_reading_stops_the_loops_reading_and_loses_nothing() -> None:
+    # One batch of room in the engine's queue, the consumer away: the loop's reader meets a
+    # full queue, hands the batch to trio's reader (which waits for room) and stops watching;
+    # reading resumes once the host reads again, and the events are those the trio host gets.
+    paused: list[set[int]] = []
+
+    def make(server: Any, loop: WatchingLoop | None) -> Callable[[Host], Any]:
+        async def scenario(host: Host) -> list[Any]:
+            log: list[Any] = []
+            config = server.config(event_queue_size=1)
+            async with host.open_engine(config) as engine:
+                events = engine.events()
+                await host.within(TIMEOUT_S, engine.start(prompt="be brief"))
+                await host.within(TIMEOUT_S, until(events, log, SessionUpdated))
+                await engine.send_text("a longer question, for a reply of many events")
+                if loop is not None:
+                    # The hand-over window and the engine's one batch are full.
+                    await host.within(
+                        TIMEOUT_S,
+                        poll_until(lambda: engine.statistics().queue_depths["host"] >= 1),
+                    )
+                    paused.append(set(loop.watched))
+                await host.within(TIMEOUT_S, until(events, log, ResponseDone))
+            return log
+
+        return scenario
+
+    with simulator_thread(SimulatorConfig(speech_transcript="ok")) as server:
+        trio_log = run_on(TRIO, make(server, None))
+        with watching_runner() as (runner, loops):
+            aio_log = runner.run(make(server, loops[0])(Host("asyncio", "asyncio")))
+    assert paused == [set()]  # nothing watched while the host was away
+    assert visible_types(aio_log) == visible_types(trio_log)
+    done = [e.text for e in aio_log if isinstance(e, OutputTranscriptDone)]
+    assert done == [e.text for e in trio_log if isinstance(e, OutputTranscriptDone)]
+    assert len(aio_log) > EVENT_WINDOW // 2  # enough to have filled what the host allows

@@ -1,0 +1,148 @@
+"""The WebSocket transport read by a host's loop (``read_on`` / ``receive_batch_nowait``,
+as ``duplex.aio`` uses it in guest mode): text messages are taken without waiting, and
+everything else (a control frame, the end) goes back to ``receive_batch`` with nothing lost
+or reordered. The "loop" here is the test, polling as a loop's readiness callback would."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import trio
+import trio.testing
+
+from duplex.transports import Inbound, TransportEnded, WebSocketTransport, connect_websocket
+
+from .._support import wait_until
+from ._ws_server import client_frames, frame, serve, serve_raw, upgrade_then
+
+HEADERS = {"authorization": "Bearer sk-test-secret-key-123456"}
+TIMEOUT_S = 5
+
+
+class RecordingLoop:
+    def __init__(self) -> None:
+        self.watched: dict[int, Callable[[], object]] = {}
+        self.log: list[tuple[str, int]] = []
+
+    def watch(self, fd: int, ready: Callable[[], object]) -> bool:
+        self.watched[fd] = ready
+        self.log.append(("watch", fd))
+        return True
+
+    def unwatch(self, fd: int) -> None:
+        self.watched.pop(fd, None)
+        self.log.append(("unwatch", fd))
+
+
+def fd_of(transport: WebSocketTransport) -> int:
+    return transport._stream.socket.fileno()  # type: ignore[attr-defined,no-any-return]
+
+
+async def take_nowait(transport: WebSocketTransport, count: int) -> list[Inbound | None]:
+    """Poll ``receive_batch_nowait`` (as readiness callbacks would) until ``count`` items or
+    a ``None`` came; the items in order, then the ``None`` if one came."""
+    got: list[Inbound | None] = []
+
+    def enough() -> bool:
+        batch = transport.receive_batch_nowait()
+        if batch is None:
+            got.append(None)
+        else:
+            got.extend(batch)
+        return len(got) >= count or None in got
+
+    await wait_until(enough)
+    return got
+
+
+async def test_text_messages_are_taken_without_waiting_while_the_loop_watches() -> None:
+    loop = RecordingLoop()
+    with trio.fail_after(TIMEOUT_S):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport = await connect_websocket(nursery, server.url(), HEADERS)
+            conn = await server.accept()
+            assert transport.read_on(loop, lambda: None)
+            fd = fd_of(transport)
+            assert list(loop.watched) == [fd]
+            assert transport.receive_batch_nowait() == []  # nothing yet, no wait
+            for text in ("a", "b", "c"):
+                await conn.ws.send_message(text)
+            assert await take_nowait(transport, 3) == ["a", "b", "c"]
+            assert transport.statistics().messages_in == 3
+            transport.stop_reading_on()
+            assert loop.watched == {}
+            await conn.ws.send_message("d")
+            assert await transport.receive_batch() == ["d"]  # trio's reading goes on
+            await transport.aclose()
+
+
+async def test_a_ping_between_messages_goes_back_to_receive_batch_in_order() -> None:
+    frames = frame(0x1, b"one") + frame(0x9, b"are you there") + frame(0x1, b"two")
+    go = trio.Event()
+
+    async def talk(stream: trio.SocketStream) -> None:
+        await go.wait()
+        await stream.send_all(frames)  # in one write: one read takes all three
+
+    with trio.fail_after(TIMEOUT_S):
+        async with (
+            serve_raw(upgrade_then(b""), talk=talk) as server,
+            trio.open_nursery() as nursery,
+        ):
+            transport = await connect_websocket(nursery, server.url(), HEADERS, ping_interval=None)
+            loop = RecordingLoop()
+            assert transport.read_on(loop, lambda: None)
+            go.set()
+            # What came before the ping is taken here; the ping (and what follows it) is
+            # kept for receive_batch, which answers it and then delivers "two".
+            assert await take_nowait(transport, 3) == ["one", None]
+            assert transport.receive_batch_nowait() is None  # still receive_batch's turn
+            assert not transport.read_on(loop, lambda: None)  # nor will the loop watch again
+            transport.stop_reading_on()
+            assert await transport.receive_batch() == ["two"]
+            conn = server.conns[0]
+            await wait_until(lambda: (0xA, b"are you there") in client_frames(conn.received))
+            await transport.aclose()
+
+
+async def test_the_end_of_the_stream_goes_back_to_receive_batch_which_reports_it() -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport = await connect_websocket(nursery, server.url(), HEADERS)
+            conn = await server.accept()
+            loop = RecordingLoop()
+            assert transport.read_on(loop, lambda: None)
+            await conn.ws.send_message("last")
+            sock = conn.ws._stream.socket  # type: ignore[attr-defined]
+            await trio.testing.wait_all_tasks_blocked()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x00" * 8)
+            await conn.drop()
+            got = await take_nowait(transport, 2)
+            assert got == ["last", None]
+            transport.stop_reading_on()
+            items = await transport.receive_batch()
+            assert isinstance(items[-1], TransportEnded)
+            assert (items[-1].reason, items[-1].code) == ("error", 1006)
+            await transport.aclose()
+
+
+async def test_closing_ends_the_watch_before_the_socket_closes_and_tells_the_reader() -> None:
+    with trio.fail_after(TIMEOUT_S):
+        async with serve() as server, trio.open_nursery() as nursery:
+            transport = await connect_websocket(nursery, server.url(), HEADERS)
+            await server.accept()
+            loop = RecordingLoop()
+            fd = fd_of(transport)
+            seen: list[object] = []
+
+            def ready() -> None:
+                # The socket is still open when the watch ends; the reader then finds the
+                # transport unable to go on without receive_batch.
+                seen.append((loop.watched.copy(), transport.receive_batch_nowait()))
+
+            assert transport.read_on(loop, ready)
+            await transport.aclose()
+            assert loop.log == [("watch", fd), ("unwatch", fd)]
+            assert seen == [({}, None)]
+            assert not transport.read_on(loop, ready)
