@@ -18,14 +18,15 @@ Public surface:
 - ``synthesize`` / ``tone``: the deterministic audio helpers tests use to make "speech".
 
 See ``_server`` for routes and dialect selection, ``_model`` for the scripted behaviour and
-strictness rules, ``_session`` for fault injection.
+strictness rules (and the modules it is layered on), ``_session`` for fault injection.
 """
 
 from __future__ import annotations
 
 from ._audio import synthesize, tone
 from ._config import FaultConfig, GarbageKind, IdGenerator, SimulatorConfig
-from ._model import MIN_COMMIT_MS, ScriptedModel
+from ._input_audio import MIN_COMMIT_MS
+from ._model import ScriptedModel
 from ._run import open_simulator, run_server, serve_simulator
 from ._scenario import RecordedEvent, Scenario, ScenarioStep, SessionRecord
 from ._serve_cli import add_serve_arguments, config_from_args, run_serve

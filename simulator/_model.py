@@ -26,6 +26,15 @@ Behaviour (the simulator contract, SPEC §5):
   ``response_cancel_not_active``, ``response.create`` values (``conversation``,
   ``metadata`` limits, ``output_modalities``, ``input``).
 
+Layers: ``ScriptedModel`` is a chain of mixins, one concept a module, each using the ones before
+it: ``ResponseClock`` (``_response_clock``: the timeline that releases queued events, WebRTC
+playout, the event constructors) ← ``ResponseBuilders`` (``_response_builders``: each
+response's wire sequence) ← ``ResponseStreams`` (``_responses``: starting and cancelling
+responses) ← ``ConversationItems`` (``_items``) ← ``InputAudio`` (``_input_audio``: buffer,
+VAD, commits, idle timer) ← ``ScriptedModel`` (this module: the state, the client-event
+dispatch, the ``session.update`` and ``response.create`` rules). Each layer declares the state
+it reads; ``__init__`` here sets all of it.
+
 Invariants:
 - no I/O and no clock: identical inputs and ``now`` values give identical outputs, ids included;
 - every response ends with ``response.done`` (completed or cancelled), after which its slot
@@ -60,10 +69,11 @@ from duplex.protocol import (
     SessionUpdate,
 )
 
-from ._audio import SAMPLE_RATE, EnergyVad, G711Decoder, g711_law
+from ._audio import EnergyVad, G711Decoder
 from ._config import IdGenerator, SimulatorConfig
+from ._input_audio import MAX_APPEND_BYTES, InputAudio
 from ._mcp import list_tools_item, mcp_servers
-from ._responses import Event, ResponseStreams, _Playout, _Response, _Spec
+from ._response_clock import Event, _Playout, _Response
 from ._session_shape import (
     GA_RESPONSE_KEYS,
     config_patch,
@@ -72,15 +82,17 @@ from ._session_shape import (
 )
 from ._session_values import refusal
 
-__all__ = ["MIN_COMMIT_MS", "ScriptedModel"]
+__all__ = ["ScriptedModel"]
 
-MIN_COMMIT_MS: Final = 100
-MAX_APPEND_BYTES: Final = 15 * 1024 * 1024
 _READ_ONLY_SESSION_KEYS: Final = frozenset({"id", "object", "expires_at"})
 
 
-class ScriptedModel(ResponseStreams):
-    """One session's deterministic model. See the module docstring."""
+class ScriptedModel(InputAudio):
+    """One session's deterministic model. See the module docstring.
+
+    Its public methods come from its layers too: ``poll``, ``next_deadline``, ``take_audio``
+    and ``error`` from ``_response_clock``, ``append_audio`` from ``_input_audio``.
+    """
 
     def __init__(
         self,
@@ -141,27 +153,6 @@ class ScriptedModel(ResponseStreams):
         self._created_sent = True
         return [self._ev("session.created", session=copy.deepcopy(self.session))]
 
-    def error(
-        self,
-        code: str | None,
-        message: str,
-        *,
-        param: str | None = None,
-        client_event_id: str | None = None,
-        error_type: str = "invalid_request_error",
-    ) -> Event:
-        """An ``error`` event in the real server's shape (openai-realtime-protocol.md §3.2)."""
-        return self._ev(
-            "error",
-            error={
-                "type": error_type,
-                "code": code,
-                "message": message,
-                "param": param,
-                "event_id": client_event_id,
-            },
-        )
-
     def receive(
         self, event: ClientEvent, now: float, raw: dict[str, Any] | None = None
     ) -> list[Event]:
@@ -210,71 +201,6 @@ class ScriptedModel(ResponseStreams):
             case HandoffAppend():
                 return self._on_handoff_append(event, now, eid)
         return [self.error("invalid_value", f"Unsupported event: {event.TYPE}", param="type")]
-
-    def append_audio(self, pcm: bytes, now: float) -> list[Event]:
-        """Input audio (WebSocket appends or decoded RTP): buffer it and run server VAD."""
-        self._buffer_bytes += len(pcm)
-        if not self._vad_enabled():
-            # Without VAD the timeline still advances so a later VAD sees absolute times.
-            self._vad.feed(pcm)
-            self._vad.reset_turn()
-            return []
-        out: list[Event] = []
-        for edge in self._vad.feed(pcm):
-            if edge.kind == "start":
-                out.extend(self._on_speech_started(edge.ms))
-            else:
-                out.extend(self._on_speech_stopped(edge.ms, now))
-        return out
-
-    def _not_found(self, item_id: str, eid: str | None) -> Event:
-        return self.error(
-            "item_not_found",
-            f"Item with item_id not found: {item_id}",
-            param="item_id",
-            client_event_id=eid,
-        )
-
-    def _too_large(self, size: int, eid: str | None) -> Event:
-        return self.error(
-            "string_above_max_length",
-            f"Invalid 'audio': string too long. Expected at most {MAX_APPEND_BYTES} bytes of "
-            f"audio, but got {size} instead.",
-            param="audio",
-            client_event_id=eid,
-        )
-
-    def _turn_detection(self) -> dict[str, Any] | None:
-        audio = self.session.get("audio") or {}
-        td = (audio.get("input") or {}).get("turn_detection")
-        if self.version is ProtocolVersion.V1:
-            # The quicksilver backend always takes turns itself (codex-realtime.md §4.4).
-            return {"type": "server_vad", "create_response": True, "interrupt_response": True}
-        return td if isinstance(td, dict) else None
-
-    def _vad_enabled(self) -> bool:
-        return self._turn_detection() is not None
-
-    def _sync_vad(self) -> None:
-        td = self._turn_detection() or {}
-        threshold = td.get("threshold")
-        scale = (threshold / 0.5) if isinstance(threshold, int | float) and threshold > 0 else 1.0
-        self._vad.rms_threshold = self.config.vad_rms_threshold * scale
-        self._vad.prefix_padding_ms = int(td.get("prefix_padding_ms") or 300)
-        self._vad.silence_duration_ms = int(td.get("silence_duration_ms") or 200)
-        audio = self.session.get("audio") or {}
-        fmt = (audio.get("input") or {}).get("format") or {}
-        law = g711_law(fmt.get("type")) if isinstance(fmt, dict) else None
-        if law is None:
-            self._input_decoder = None
-        elif self._input_decoder is None or self._input_decoder.law != law:
-            self._input_decoder = G711Decoder(law)
-
-    def _transcription_enabled(self) -> bool:
-        if self.mode is SessionMode.TRANSCRIPTION or self.version is ProtocolVersion.V1:
-            return True
-        audio = self.session.get("audio") or {}
-        return (audio.get("input") or {}).get("transcription") is not None
 
     # ------------------------------------------------------------------ session
 
@@ -388,287 +314,6 @@ class ScriptedModel(ResponseStreams):
             out.append(self._ev("mcp_list_tools.completed", item_id=item["id"]))
             out.append(done)
         return out
-
-    # ------------------------------------------------------------------ input audio
-
-    def _arm_idle(self, at: float) -> None:
-        """The last response finished (playing) at ``at``: with server VAD's
-        ``idle_timeout_ms`` the idle timer starts then (protocol §3.2)."""
-        td = self._turn_detection() or {}
-        ms = td.get("idle_timeout_ms")
-        if td.get("type") != "server_vad" or not isinstance(ms, int) or ms <= 0:
-            self._idle_deadline = None
-            return
-        self._idle_deadline = at + ms / 1000.0
-        self._idle_since_ms = self._vad.total_ms
-
-    def _on_idle(self, now: float) -> list[Event]:
-        """``idle_timeout_ms`` passed without speech since the last response finished: the
-        silent span is committed as a user audio item and the model prompts the user."""
-        item_id = self.ids.item()
-        end_ms = max(self._vad.total_ms, self._idle_since_ms)
-        out = [
-            self._ev(
-                "input_audio_buffer.timeout_triggered",
-                audio_start_ms=self._idle_since_ms,
-                audio_end_ms=end_ms,
-                item_id=item_id,
-            )
-        ]
-        self._vad.reset_turn()
-        self._turn_item_id = None
-        out.extend(
-            self._commit(item_id, (end_ms - self._idle_since_ms) / 1000.0, now, transcript="")
-        )
-        self._unanswered.clear()
-        if self.mode is SessionMode.CONVERSATIONAL and self._active is None:
-            out.extend(
-                self._message_response(self.config.idle_prompt, self._modality(None), now, _Spec())
-            )
-        return out
-
-    def _on_speech_started(self, audio_start_ms: int) -> list[Event]:
-        out: list[Event] = []
-        self._idle_deadline = None
-        self._turn_item_id = self.ids.item()
-        self._turn_start_ms = audio_start_ms
-        out.append(
-            self._ev(
-                "input_audio_buffer.speech_started",
-                audio_start_ms=audio_start_ms,
-                item_id=self._turn_item_id,
-            )
-        )
-        td = self._turn_detection() or {}
-        if td.get("interrupt_response", True):
-            if self._active is not None:
-                out.extend(self._cancel_active("turn_detected"))
-            # Audio of a finished response may still be playing on the WebRTC track.
-            out.extend(self._clear_playout(None))
-        return out
-
-    def _on_speech_stopped(self, audio_end_ms: int, now: float) -> list[Event]:
-        item_id = self._turn_item_id or self.ids.item()
-        self._turn_item_id = None
-        out = [
-            self._ev(
-                "input_audio_buffer.speech_stopped", audio_end_ms=audio_end_ms, item_id=item_id
-            )
-        ]
-        duration_s = max(0, audio_end_ms - self._turn_start_ms) / 1000.0
-        out.extend(self._commit(item_id, duration_s, now))
-        td = self._turn_detection() or {}
-        if (
-            self.mode is SessionMode.CONVERSATIONAL
-            and td.get("create_response", True)
-            and self._active is None
-        ):
-            out.extend(self._start_response(None, now))
-        return out
-
-    def _on_commit(self, now: float, eid: str | None) -> list[Event]:
-        buffered_ms = self._buffer_bytes * 1000.0 / (2 * SAMPLE_RATE)
-        if buffered_ms < MIN_COMMIT_MS:
-            return [
-                self.error(
-                    "input_audio_buffer_commit_empty",
-                    "Error committing input audio buffer: buffer too small. Expected at least "
-                    f"{MIN_COMMIT_MS}ms of audio, but buffer only has {buffered_ms:.2f}ms of "
-                    "audio.",
-                    client_event_id=eid,
-                )
-            ]
-        item_id = self._turn_item_id or self.ids.item()
-        self._turn_item_id = None
-        self._vad.reset_turn()
-        return self._commit(item_id, buffered_ms / 1000.0, now)
-
-    def _commit(
-        self, item_id: str, duration_s: float, now: float, *, transcript: str | None = None
-    ) -> list[Event]:
-        self._buffer_bytes = 0
-        previous = self._order[-1] if self._order else None
-        if transcript is None:
-            transcript = self.speech_transcript or f"[speech {duration_s:.2f}s]"
-        item: Event = {
-            "id": item_id,
-            "type": "message",
-            "status": "completed",
-            "role": "user",
-            "content": [{"type": "input_audio", "transcript": None}],
-        }
-        out = [
-            self._ev("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id),
-            *self._add_item(item, previous),
-        ]
-        if self._transcription_enabled():
-            delta_type = (
-                "conversation.input_transcript.delta"
-                if self.version is ProtocolVersion.V1
-                else "conversation.item.input_audio_transcription.delta"
-            )
-            transcription = [
-                self._ev(delta_type, item_id=item_id, content_index=0, delta=transcript),
-                self._ev(
-                    "conversation.item.input_audio_transcription.completed",
-                    item_id=item_id,
-                    content_index=0,
-                    transcript=transcript,
-                    usage={"type": "duration", "seconds": round(duration_s, 3)},
-                ),
-            ]
-            delay_ms = self.config.transcript_delay_ms
-            if delay_ms > 0:
-                self._late_transcripts.append((now + delay_ms / 1000.0, transcription))
-            else:
-                out.extend(transcription)
-        # The model "hears" the transcript: it is what the reply and handoffs are based on.
-        self.items[item_id]["content"][0]["transcript"] = transcript
-        self._unanswered.append(self.items[item_id])
-        return out
-
-    # ------------------------------------------------------------------ items
-
-    def _add_item(self, item: Event, previous: str | None) -> list[Event]:
-        item_id = str(item["id"])
-        self.items[item_id] = item
-        if item_id in self._order:
-            self._order.remove(item_id)
-        # Inserted right after ``previous`` (``None``: at the start, GA's ``"root"``).
-        at = self._order.index(previous) + 1 if previous in self._order else 0
-        self._order.insert(at, item_id)
-        return [
-            self._ev(
-                "conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item)
-            ),
-            self._ev("conversation.item.done", previous_item_id=previous, item=copy.deepcopy(item)),
-        ]
-
-    def _on_item_create(
-        self, event: ConversationItemCreate, raw_item: Any, now: float, eid: str | None
-    ) -> list[Event]:
-        item = copy.deepcopy(raw_item) if isinstance(raw_item, dict) else _item_dict(event)
-        prev = event.previous_item_id
-        if prev is not None and prev != "root" and prev not in self.items:
-            return [self._not_found(prev, eid)]
-        if item.get("type") == "message" and item.get("role") == "assistant":
-            for part in item.get("content") or []:
-                if isinstance(part, dict) and part.get("type") in ("audio", "output_audio"):
-                    return [
-                        self.error(
-                            "invalid_value",
-                            "Assistant messages cannot contain audio content.",
-                            param="item.content",
-                            client_event_id=eid,
-                        )
-                    ]
-        if item.get("type") == "function_call_output":
-            call_id = item.get("call_id")
-            if not any(
-                i.get("type") == "function_call" and i.get("call_id") == call_id
-                for i in self.items.values()
-            ):
-                return [
-                    self.error(
-                        "invalid_value",
-                        f"No function call found with call_id '{call_id}'.",
-                        param="item.call_id",
-                        client_event_id=eid,
-                    )
-                ]
-        if item.get("type") == "mcp_approval_response":
-            refused = self._approval_problem(item, eid)
-            if refused is not None:
-                return [refused]
-        item.setdefault("id", None)
-        if not item["id"]:
-            item["id"] = self.ids.item()
-        item["status"] = "completed"
-        if self.version is ProtocolVersion.V2:
-            item["object"] = "realtime.item"
-        previous = (
-            None if prev == "root" else prev if prev else (self._order[-1] if self._order else None)
-        )
-        out = self._add_item(item, previous)
-        if item.get("type") in (
-            "message",
-            "function_call_output",
-            "mcp_approval_response",
-        ) and item.get("role") != ("assistant"):
-            self._unanswered.append(item)
-            if (
-                self.version is ProtocolVersion.V1
-                and self.config.v1_auto_response
-                and self.mode is SessionMode.CONVERSATIONAL
-                and item.get("role") == "user"
-                and self._active is None
-            ):
-                out.extend(self._start_response(None, now))
-        return out
-
-    def _approval_problem(self, item: Event, eid: str | None) -> Event | None:
-        """The error for an ``mcp_approval_response`` that answers no open request."""
-        request_id = item.get("approval_request_id")
-        request = self.items.get(str(request_id))
-        answered = any(
-            i.get("type") == "mcp_approval_response" and i.get("approval_request_id") == request_id
-            for i in self.items.values()
-        )
-        if request is None or request.get("type") != "mcp_approval_request" or answered:
-            return self.error(
-                "invalid_value",
-                f"No pending MCP approval request found with id '{request_id}'.",
-                param="item.approval_request_id",
-                client_event_id=eid,
-            )
-        return None
-
-    def _on_truncate(self, event: ConversationItemTruncate, eid: str | None) -> list[Event]:
-        item = self.items.get(event.item_id)
-        if item is None:
-            return [self._not_found(event.item_id, eid)]
-        if item.get("type") != "message" or item.get("role") != "assistant":
-            return [
-                self.error(
-                    "invalid_value",
-                    "Only assistant message items can be truncated.",
-                    param="item_id",
-                    client_event_id=eid,
-                )
-            ]
-        if event.content_index != 0:
-            return [
-                self.error(
-                    "invalid_value",
-                    f"Invalid content_index: {event.content_index}.",
-                    param="content_index",
-                    client_event_id=eid,
-                )
-            ]
-        audio_ms = self._assistant_audio_ms.get(event.item_id, 0)
-        if event.audio_end_ms > audio_ms or event.audio_end_ms < 0:
-            return [
-                self.error(
-                    "invalid_value",
-                    f"Audio content of {audio_ms}ms is already shorter than "
-                    f"{event.audio_end_ms}ms.",
-                    param="audio_end_ms",
-                    client_event_id=eid,
-                )
-            ]
-        self._assistant_audio_ms[event.item_id] = event.audio_end_ms
-        # The server forgets the transcript of what the user did not hear (§6).
-        for part in item.get("content") or []:
-            if isinstance(part, dict) and "transcript" in part:
-                part["transcript"] = ""
-        return [
-            self._ev(
-                "conversation.item.truncated",
-                item_id=event.item_id,
-                content_index=0,
-                audio_end_ms=event.audio_end_ms,
-            )
-        ]
 
     # ------------------------------------------------------------------ responses
 
@@ -817,8 +462,3 @@ def _override_problem(overrides: dict[str, Any]) -> tuple[str, str] | None:
     if inputs is not None and not isinstance(inputs, list):
         return ("response.input", "Invalid 'response.input': expected an array.")
     return None
-
-
-def _item_dict(event: ConversationItemCreate) -> Event:
-    """A wire dict for a typed item (used when no raw JSON accompanies the event)."""
-    return config_patch(event.item)

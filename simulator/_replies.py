@@ -1,9 +1,10 @@
 """What the scripted model answers: the reply rules, apart from how a reply is streamed.
 
-``ScriptedModel`` (``_model``) keeps the conversation; ``ResponseStreams`` (``_responses``)
-turns a decided ``Reply`` into wire events. This module holds the decision in between, as
-pure functions of the configuration, the session and the conversation's items, so each rule
-can be read (and tested) without a running model:
+``ScriptedModel`` (``_model``) keeps the conversation (``_items``); ``ResponseStreams``
+(``_responses``) asks for a ``Reply`` and hands it to the builder that turns it into wire
+events (``_response_builders``). This module holds the decision in between, as pure
+functions of the configuration, the session and the conversation's items, so each rule can be
+read (and tested) without a running model:
 
 - a text containing ``silence_phrase`` → ``silent`` (a v2 model calls the silence tool);
 - v2: declared tools the text names (``tool_triggers`` phrases, names after
