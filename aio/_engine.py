@@ -40,6 +40,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 from typing import Any, TypeVar, final, get_args
 
 import attrs
@@ -221,7 +222,8 @@ class AsyncioEngine:
                 self._engine, self._calls = engine, calls
                 if self._run.mechanism == "guest":
                     # The loop reads the connections itself: no trio wake-up per event.
-                    engine._read_on_loop(LoopReads(_LoopWatch(self._loop), self._run.submit))
+                    to_trio = partial(self._run.submit, retry=True)
+                    engine._read_on_loop(LoopReads(_LoopWatch(self._loop), to_trio))
                 engine._on_purge(lambda generation: deliver(self._drop, generation))
                 deliver(_settle, self._opened, None)
                 opened = True

@@ -96,6 +96,7 @@ from ._g711 import G711_FORMATS, G711Transcoder
 from ._history import HISTORY_EVENTS, ConversationHistory
 from ._host_audio import FLUSH, AudioInbox, PcmAligner, chain, check_host_frame, to_host_g711
 from ._host_calls import HostCalls
+from ._host_events import HostEvent
 from ._loop_reads import RECEIVE, LoopReads, _Receive
 from ._queues import HostQueue, Outbox
 from ._reconnect import TransportCounts
@@ -575,41 +576,55 @@ class Conversation(HostCalls):
                 step.end = stalled.end
                 stalled_writer = True
             if step.end is not None:
-                return _FollowUp(step, was_responding, stalled_writer)
+                return self._end_step(step, was_responding, stalled_writer)
             if step.forward:
                 if g711 is not None:
                     to_host_g711(g711, step.forward, state.ledger.is_truncated)
                 if not host.offer(generation, step.forward):
-                    return _FollowUp(step, was_responding, False)  # backpressure
+                    # Backpressure. The reader holds the batch's events until the host takes
+                    # them: a rotation due meanwhile must wait for them (``_rotation_timer``
+                    # ends only a reader that holds nothing), also when the loop took the
+                    # batch and the reader task has yet to wake for them.
+                    self._reading = False
+                    return _FollowUp(step.forward, None)
             return None
 
         return consume
 
-    async def _follow_up(self, follow: _FollowUp) -> bool:
-        """What a batch left to wait for: the host queue's room, or the connection's end.
-        True when the reader is done."""
-        step = follow.step
-        host = self._host
-        generation = self.generation
-        if step.end is None:
-            await host.push(generation, step.forward)  # backpressure
-            return False
+    def _end_step(self, step: Step, was_responding: bool, stalled_writer: bool) -> _FollowUp:
+        """A step that ends the connection, applied at once, in the step that read it (on the
+        loop too): from here on the conversation is ended or reconnecting for everyone
+        (host calls wait or are refused, ``running`` says so). Returns what must wait: the
+        last events, for the host queue's room, then the connection's end."""
+        self._reading = False
+        assert step.end is not None
         ending = None
-        if not self._ended and not follow.stalled_writer:  # an engine fault is not a drop
+        if not self._ended and not stalled_writer:  # an engine fault is not a drop
             ending = classify(self.policy, step.forward, step.end)
         if ending is None:
             self._emit_end(step)
-            return True
+            return _DONE
         # Resumable: the conversation goes on. Host calls wait from here on; the old
         # connection's last events are delivered before ConversationReconnecting.
         self._reconnecting = True
         self._live = trio.Event()
-        self._respond_after_resume = follow.was_responding or self.state.responses.active
+        self._respond_after_resume = was_responding or self.state.responses.active
         if step.forward:
             if self._g711 is not None:
                 to_host_g711(self._g711, step.forward, self.state.ledger.is_truncated)
-            await host.push(generation, step.forward)
+            if not self._host.offer(self.generation, step.forward):
+                return _FollowUp(step.forward, ending)
         self._end_connection(ending)
+        return _DONE
+
+    async def _follow_up(self, follow: _FollowUp) -> bool:
+        """What a batch left to wait for: the host queue's room for its events, then, if it
+        ended the connection, that end. True when the reader is done."""
+        if follow.forward:
+            await self._host.push(self.generation, follow.forward)
+        if follow.ending is None:
+            return follow is _DONE
+        self._end_connection(follow.ending)
         return True
 
     def _end_connection(self, ending: Ending) -> None:
@@ -787,13 +802,15 @@ def _frame_type(text: str) -> str:
 
 
 class _FollowUp:
-    """What a batch left for the reader task (``Conversation._follow_up``): its step (an
-    end, or host events the full queue did not take yet), whether a response was active
-    before it, and whether the writer had stalled."""
+    """What a batch left for the reader task (``Conversation._follow_up``): host events the
+    full queue did not take yet, and the connection's end to apply after them, if any."""
 
-    __slots__ = ("stalled_writer", "step", "was_responding")
+    __slots__ = ("ending", "forward")
 
-    def __init__(self, step: Step, was_responding: bool, stalled_writer: bool) -> None:
-        self.step = step
-        self.was_responding = was_responding
-        self.stalled_writer = stalled_writer
+    def __init__(self, forward: list[HostEvent], ending: Ending | None) -> None:
+        self.forward = forward
+        self.ending = ending
+
+
+#: The reader is done (the conversation ended, or the connection did with nothing waiting).
+_DONE: Final = _FollowUp([], None)

@@ -21,7 +21,12 @@ Invariants:
   so a level-triggered loop does not call again for data left unread) and reaches the task
   through trio's thread-safe entry (``to_trio``). A cancellation of the parked task ends
   the watch at once (in trio's abort callback), before any later loop callback could read
-  for a connection that is being ended.
+  for a connection that is being ended; if something was already handed back, the task
+  takes it first (nothing handed back is lost, an interrupt included) and meets the
+  cancellation at its next checkpoint.
+- What a batch changes is in effect when the callback returns, as when the task reads it:
+  an end of the connection is applied by ``consume`` itself (the conversation is ended or
+  reconnecting for every host call from then on); only waiting is left to the task.
 - Nothing escapes the loop's callback into the loop: a fault (a bug, or an interrupt landing
   there) is handed to the task and raised there, where the reader's own handling applies.
 - What a batch wakes in trio (the writer, for a message the state machine answers with) is
@@ -57,6 +62,8 @@ class _Receive:
 #: ``LoopReads.read``'s answer when the reader must take the next batch with
 #: ``Transport.receive_batch`` (the transport needs trio, or the loop cannot watch it).
 RECEIVE: Final = _Receive()
+#: Handed back when the reader's own checks no longer pass (``read`` returns None).
+_CHECK: Final = _Receive()
 
 
 @final
@@ -64,7 +71,8 @@ class LoopReads:
     """Reading on the host's loop for the conversations of one engine (module docstring).
 
     ``loop`` watches descriptors; ``to_trio(fn)`` runs ``fn()`` in trio context soon, from
-    the loop's callbacks (``TrioToken.run_sync_soon``)."""
+    the loop's callbacks (``TrioToken.run_sync_soon``), and again should an interrupt land
+    in it (``fn`` checks that it runs once)."""
 
     __slots__ = ("_loop", "_to_trio")
 
@@ -88,38 +96,48 @@ class LoopReads:
         parked = True
 
         def hand_back(result: object) -> None:
-            # On the loop: stop at once (no further callback), wake the task via trio.
-            transport.stop_reading_on()
+            # On the loop: the result first (an interrupt landing further on loses nothing
+            # the task needs), then stop at once (no further callback), then wake the task.
             outcome.append(result)
-            self._to_trio(wake)
+            try:
+                transport.stop_reading_on()
+            finally:
+                self._to_trio(wake)
 
         def wake() -> None:
+            # Submitted to run again if an interrupt lands in it: rescheduled exactly once.
             nonlocal parked
-            if parked:  # not cancelled meanwhile (then the abort below woke it)
-                parked = False
+            if parked:
                 trio.lowlevel.reschedule(task)
+                parked = False
 
         def ready() -> None:
             if not parked or outcome:
                 return  # a call already queued when the watch ended
+            result: object = None
             try:
                 if not may_go():
-                    hand_back(None)
-                    return
-                batch = transport.receive_batch_nowait()
-                if batch is None:
-                    hand_back(RECEIVE)
-                elif batch:
-                    follow = consume(batch)
-                    if follow is not None:
-                        hand_back(follow)
-                    elif not may_go():  # the batch ended a response a rotation waits for
-                        hand_back(None)
-            except BaseException as exc:
-                hand_back(_Fault(exc))
+                    result = _CHECK
+                else:
+                    batch = transport.receive_batch_nowait()
+                    if batch is None:
+                        result = RECEIVE
+                    elif batch:
+                        result = consume(batch)
+                        if result is None and not may_go():
+                            result = _CHECK  # the batch ended a response a rotation waits for
+            except BaseException as exc:  # raised in the task instead
+                result = _Fault(exc)
+            if result is not None:
+                hand_back(result)
 
         def abort(_: object) -> trio.lowlevel.Abort:
             nonlocal parked
+            if outcome:
+                # Handed back already, and the wake-up is on its way: the task takes what
+                # is waiting for it (a fault, an interrupt, events) and meets the
+                # cancellation at its next checkpoint.
+                return trio.lowlevel.Abort.FAILED
             parked = False
             transport.stop_reading_on()
             return trio.lowlevel.Abort.SUCCEEDED
@@ -130,7 +148,7 @@ class LoopReads:
         result = outcome[0]
         if type(result) is _Fault:
             raise result.exc
-        return result  # type: ignore[return-value]
+        return None if result is _CHECK else result  # type: ignore[return-value]
 
 
 @final

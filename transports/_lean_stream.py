@@ -115,6 +115,13 @@ class LeanSocketStream(trio.abc.HalfCloseableStream):
         self._watch = (loop, self._fd, ready)
         return True
 
+    def poke(self) -> None:
+        """Call the watcher's callback now, if a loop watches (data it will not see again
+        was read by someone else)."""
+        watch = self._watch
+        if watch is not None:
+            watch[2]()
+
     def unwatch(self) -> None:
         watch = self._watch
         if watch is not None:

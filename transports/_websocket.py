@@ -225,6 +225,9 @@ class WebSocketTransport(Transport):
             or self._ended()
             or receiver.items
             or receiver.backlog
+            # An idle reader or a keepalive is reading: what it reads, the loop would not
+            # see again. receive_batch takes over from it (``claim``).
+            or receiver.read_lock.locked()
         ):
             return False
         if not stream.watch(loop, ready):
@@ -250,8 +253,13 @@ class WebSocketTransport(Transport):
                 got = receiver.read_nowait()
             finally:
                 receiver.read_lock.release()
+            if got is None:
+                # Something after the messages needs receive_batch (a control frame, the
+                # end): it delivers the messages first. Handing them over here would leave
+                # the rest waiting for a readiness that a drained socket never reports.
+                return None
             if not receiver.items:
-                return None if got is None else []
+                return []
         return self._take_batch()
 
     async def _read_until(self, done: Callable[[], bool], *, yielding: bool = False) -> None:
@@ -268,13 +276,26 @@ class WebSocketTransport(Transport):
                     break
                 if not yielding:
                     await receiver.read_once()
-                    continue
-                with trio.CancelScope() as scope:
-                    receiver.idle_scope = scope
-                    try:
-                        await receiver.read_once()
-                    finally:
-                        receiver.idle_scope = None
+                else:
+                    with trio.CancelScope() as scope:
+                        receiver.idle_scope = scope
+                        try:
+                            await receiver.read_once()
+                        finally:
+                            receiver.idle_scope = None
+                self._tell_loop_reader()
+
+    def _tell_loop_reader(self) -> None:
+        """After a read by another task while the host's loop watches for the consumer
+        (``read_on``): what that read left for the consumer (messages, the end) came from
+        data the loop will not see again, so the loop's reader is called now (it hands over
+        to ``receive_batch``, as the read lock is held)."""
+        stream = self._stream
+        receiver = self._receiver
+        if type(stream) is LeanSocketStream and (
+            receiver.items or receiver.backlog or self._ended()
+        ):
+            stream.poke()
 
     def _ended_item(self) -> TransportEnded:
         """How the connection ended, by the rule in ``_abc`` (``TransportEnded``)."""

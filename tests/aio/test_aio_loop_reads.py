@@ -6,21 +6,36 @@ after, the thread mechanism leaves reading to trio, and what must go back to tri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
+import trio
+from outcome import Outcome
 
 from duplex.aio import EVENT_WINDOW, Mechanism, open_engine
+from duplex.aio._engine import _LoopWatch
 from duplex.engine import (
+    AudioFrame,
     ConversationClosed,
+    ConversationNotRunning,
+    ConversationResumed,
     EngineConfig,
     OutputTranscriptDone,
+    ReconnectPolicy,
     ResponseDone,
     SessionUpdated,
 )
-from duplex.simulator import SimulatorConfig
+from duplex.engine._loop_reads import RECEIVE, LoopReads
+from duplex.simulator import FaultConfig, SimulatorConfig
+from duplex.transports import Inbound, TransportEnded, connect_websocket
 
+from .._support import wait_until
+from ..transports._ws_server import client_frames, frame, serve_raw, upgrade_then
 from ._hosts import TRIO, Host, poll_until, run_on, simulator_thread, until, visible_types
+
+T = TypeVar("T")
 
 TIMEOUT_S = 20
 
@@ -160,3 +175,107 @@ def test_a_host_that_stops_reading_stops_the_loops_reading_and_loses_nothing() -
     done = [e.text for e in aio_log if isinstance(e, OutputTranscriptDone)]
     assert done == [e.text for e in trio_log if isinstance(e, OutputTranscriptDone)]
     assert len(aio_log) > EVENT_WINDOW // 2  # enough to have filled what the host allows
+
+
+def run_guest(trio_main: Callable[[asyncio.AbstractEventLoop], Awaitable[T]]) -> T:
+    """``trio_main(loop)`` as a trio guest of a fresh asyncio loop."""
+
+    async def host() -> T:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Outcome[T]] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            trio_main,
+            loop,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            run_sync_soon_not_threadsafe=loop.call_soon,
+            done_callback=done.set_result,
+            host_uses_signal_set_wakeup_fd=True,
+        )
+        return (await done).unwrap()
+
+    return asyncio.run(host())
+
+
+@pytest.mark.parametrize(
+    "control", [frame(0x8, b"\x03\xe8bye"), frame(0x9, b"alive?")], ids=["close", "ping"]
+)
+def test_a_control_frame_read_with_a_message_goes_back_to_trio_at_once(control: bytes) -> None:
+    # The server's last message and a close (or ping) in one write, then it waits for our
+    # answer: the socket is drained, so the loop will never call again. The reader must be
+    # handed back at once, get the message first, then answer the control frame.
+    async def trio_main(loop: asyncio.AbstractEventLoop) -> list[Any]:
+        go = trio.Event()
+
+        async def talk(stream: trio.SocketStream) -> None:
+            await go.wait()
+            await stream.send_all(frame(0x1, b"last") + control)
+
+        async with (
+            serve_raw(upgrade_then(b""), talk=talk) as server,
+            trio.open_nursery() as nursery,
+        ):
+            transport = await connect_websocket(
+                nursery, server.url(), {"authorization": "Bearer sk-test"}, ping_interval=None
+            )
+            reads = LoopReads(_LoopWatch(loop), trio.lowlevel.current_trio_token().run_sync_soon)
+            got: list[list[Inbound]] = []
+            go.set()
+            with trio.fail_after(TIMEOUT_S):
+                assert await reads.read(transport, got.append, lambda: True) is RECEIVE
+
+                async def rest() -> None:
+                    while not got or not isinstance(got[-1][-1], TransportEnded):
+                        got.append(await transport.receive_batch())
+
+                nursery.start_soon(rest)
+                conn = server.conns[0]
+                if control[0] == 0x89:  # the ping: answered
+                    await wait_until(lambda: (0xA, b"alive?") in client_frames(conn.received))
+                else:  # the close: reported (and replied to)
+                    await wait_until(lambda: len(got) >= 2)
+            await transport.aclose()
+            nursery.cancel_scope.cancel()
+        return got
+
+    got = run_guest(trio_main)
+    assert got[0] == ["last"]
+    if control[0] == 0x88:
+        assert got[1] == [TransportEnded("closed", 1000, None)]
+
+
+def test_audio_sent_around_a_session_expiry_is_held_not_refused() -> None:
+    # The batch that ends the connection resumably is read on the loop: from that moment the
+    # conversation is reconnecting for every call (a frame is held for the next connection),
+    # never "not running" (which duplex.aio would then remember past ConversationResumed).
+    frame_20ms = AudioFrame(b"\x00\x00" * 480, 24000, 1)
+    faults = FaultConfig(session_max_duration_s=0.3)
+    with simulator_thread(SimulatorConfig(faults=faults)) as server:
+
+        async def scenario() -> tuple[int, str]:
+            refused = 0
+            config = server.config(reconnect=ReconnectPolicy(initial_backoff=0))
+            async with open_engine(config) as engine:
+                events = engine.events()
+                stop = asyncio.Event()
+
+                async def mic() -> None:
+                    nonlocal refused
+                    while not stop.is_set():
+                        try:
+                            engine.send_audio(frame_20ms)
+                        except ConversationNotRunning:
+                            refused += 1
+                        await asyncio.sleep(0)
+
+                async with asyncio.timeout(TIMEOUT_S):
+                    await engine.start()
+                    task = asyncio.create_task(mic())
+                    end = await until(events, [], ConversationResumed, ConversationClosed)
+                    stop.set()
+                    await task
+                    assert engine.send_audio(frame_20ms) in (True, False)  # does not raise
+            return refused, type(end).__name__
+
+        refused, end = asyncio.run(scenario())
+    assert end == "ConversationResumed"
+    assert refused == 0

@@ -189,10 +189,12 @@ async def test_a_batch_that_makes_the_checks_fail_hands_back_after_it_is_consume
     assert result == [None]
 
 
+@pytest.mark.parametrize("cancelled", [False, True], ids=["", "then-cancelled"])
 @pytest.mark.parametrize("fault", [ValueError("bug"), KeyboardInterrupt()])
 async def test_a_fault_on_the_loop_is_raised_in_the_reader_task_not_in_the_loop(
-    fault: BaseException,
+    fault: BaseException, cancelled: bool
 ) -> None:
+    # Also when the reader is cancelled before it woke for it: an interrupt is the host's.
     loop = FakeLoop()
     transport = scripted([["a"]])
 
@@ -213,6 +215,8 @@ async def test_a_fault_on_the_loop_is_raised_in_the_reader_task_not_in_the_loop(
             await trio.testing.wait_all_tasks_blocked()
             loop.fire()  # returns: nothing escapes into the loop
             assert not transport.watched()
+            if cancelled:
+                nursery.cancel_scope.cancel()
     assert raised == [fault]
 
 

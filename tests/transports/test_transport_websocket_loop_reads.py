@@ -94,12 +94,15 @@ async def test_a_ping_between_messages_goes_back_to_receive_batch_in_order() -> 
             loop = RecordingLoop()
             assert transport.read_on(loop, lambda: None)
             go.set()
-            # What came before the ping is taken here; the ping (and what follows it) is
-            # kept for receive_batch, which answers it and then delivers "two".
-            assert await take_nowait(transport, 3) == ["one", None]
+            # The read took all three frames: the ping (and what follows it) is kept for
+            # receive_batch, which delivers "one" first, answers the ping, then gives "two".
+            # ("one" is not handed over here: the loop, its socket drained, would not call
+            # again for what waits behind it.)
+            assert await take_nowait(transport, 3) == [None]
             assert transport.receive_batch_nowait() is None  # still receive_batch's turn
             assert not transport.read_on(loop, lambda: None)  # nor will the loop watch again
             transport.stop_reading_on()
+            assert await transport.receive_batch() == ["one"]
             assert await transport.receive_batch() == ["two"]
             conn = server.conns[0]
             await wait_until(lambda: (0xA, b"are you there") in client_frames(conn.received))
@@ -134,7 +137,7 @@ async def test_closing_ends_the_watch_before_the_socket_closes_and_tells_the_rea
             await server.accept()
             loop = RecordingLoop()
             fd = fd_of(transport)
-            seen: list[object] = []
+            seen: list[tuple[dict[int, Callable[[], object]], list[Inbound] | None]] = []
 
             def ready() -> None:
                 # The socket is still open when the watch ends; the reader then finds the
@@ -144,5 +147,44 @@ async def test_closing_ends_the_watch_before_the_socket_closes_and_tells_the_rea
             assert transport.read_on(loop, ready)
             await transport.aclose()
             assert loop.log == [("watch", fd), ("unwatch", fd)]
-            assert seen == [({}, None)]
+            # Called once the watch has ended (possibly also before, for the close reply
+            # the closing task read), and never able to go on without receive_batch.
+            assert seen[-1] == ({}, None)
+            assert all(result is None for _, result in seen)
             assert not transport.read_on(loop, ready)
+
+
+async def test_a_message_read_by_the_keepalive_while_the_loop_watches_is_passed_on() -> None:
+    # The peer answers the keepalive's first ping with a message and then the pong, in one
+    # write (and every later ping with a pong): the keepalive's own read takes both, so the
+    # socket is drained and the loop will not call for the message; the transport calls the
+    # loop's reader itself.
+    async def talk(stream: trio.SocketStream) -> None:
+        conn = server.conns[0]
+        answered: list[bytes] = []
+        while True:
+            await wait_until(lambda: len(pings(conn.received)) > len(answered))
+            for payload in pings(conn.received)[len(answered) :]:
+                first = b"" if answered else frame(0x1, b"hello")
+                await stream.send_all(first + frame(0xA, payload))
+                answered.append(payload)
+
+    loop = RecordingLoop()
+    got: list[object] = []
+    with trio.fail_after(TIMEOUT_S):
+        async with (
+            serve_raw(upgrade_then(b""), talk=talk) as server,
+            trio.open_nursery() as nursery,
+        ):
+            transport = await connect_websocket(nursery, server.url(), HEADERS, ping_interval=0.2)
+            # This "loop" never reports readability: only the transport can bring the
+            # message, and a healthy keepalive never ends the transport to do it.
+            assert transport.read_on(loop, lambda: got.append(transport.receive_batch_nowait()))
+            await wait_until(lambda: bool(got))
+            assert got[0] == ["hello"]
+            transport.stop_reading_on()
+            await transport.aclose()
+
+
+def pings(received: bytes) -> list[bytes]:
+    return [payload for opcode, payload in client_frames(received) if opcode == 0x9]
