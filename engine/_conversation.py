@@ -16,10 +16,12 @@ nursery outside it so a close handshake can still complete)::
       host audio ─► audio channel ─► audio-mux task ─┴─► (WebSocket: JSON appends)
                                                   └────► transport.send_audio (WebRTC: RTP)
 
-- reader: pulls whole batches from the transport (over WebSocket the socket read happens
-  inside ``receive_batch()``), parses each text frame once, hands the batch to the state
-  machine and applies its ``Step``: control messages into the outbox without waiting, events
-  into the host queue (waiting there is the backpressure on a slow host), the end last.
+- reader (``_reading.ConnectionReader``, a mixin of this class): pulls whole batches from
+  the transport (over WebSocket the socket read happens inside ``receive_batch()``; under
+  ``duplex.aio`` the host's loop may read and hand the batches in, ``_loop_reads``), parses
+  each text frame once, hands the batch to the state machine and applies its ``Step``:
+  control messages into the outbox without waiting, events into the host queue (waiting
+  there is the backpressure on a slow host), the end last.
 - writer: the only task that sends text on the transport; drains the outbox in order. When
   a send fails it stops without deciding anything (``Outbox.orphan``): the end reaches the
   reader as the transport's ``TransportEnded``, and the reader decides.
@@ -66,21 +68,15 @@ import trio
 
 from duplex.protocol import (
     AudioFrame,
-    AudioOut,
     ClientEvent,
     Error,
-    ResponseCreate,
-    ServerEvent,
-    ServerEventParser,
     audio_append_text,
     dialect,
 )
 from duplex.transports import (
-    Inbound,
     MessageTooLarge,
     Transport,
     TransportClosed,
-    TransportEnded,
 )
 
 from ._config import EngineConfig
@@ -93,19 +89,18 @@ from ._errors import (
     ConversationStartError,
 )
 from ._g711 import G711_FORMATS, G711Transcoder
-from ._history import HISTORY_EVENTS, ConversationHistory
-from ._host_audio import FLUSH, AudioInbox, PcmAligner, chain, check_host_frame, to_host_g711
+from ._history import ConversationHistory
+from ._host_audio import FLUSH, AudioInbox, PcmAligner, chain, check_host_frame
 from ._host_calls import HostCalls
-from ._host_events import HostEvent
-from ._loop_reads import RECEIVE, LoopReads, _Receive
+from ._loop_reads import LoopReads
 from ._queues import HostQueue, Outbox
+from ._reading import ConnectionReader
 from ._reconnect import TransportCounts
 from ._resample import HostAudioConverter, ResamplerUnavailable
 from ._resume import (
     ROTATION,
     Ending,
     Unsent,
-    classify,
     created_ids,
     replay_events,
     rotation,
@@ -124,7 +119,7 @@ Connect = Callable[[trio.Nursery], Awaitable[Transport]]
 BYTES_PER_SAMPLE: Final = 2
 
 
-class Conversation(HostCalls):
+class Conversation(ConnectionReader, HostCalls):
     """A conversation; created by the engine and run with ``nursery.start(conv.run)``.
 
     The engine talks to it through ``run``/``go``, ``close``, ``replace``, ``running``, the
@@ -481,152 +476,6 @@ class Conversation(HostCalls):
 
     # ---- tasks ----------------------------------------------------------------------
 
-    async def _reader(self, transport: Transport) -> None:
-        """Batches of frames → the state machine → its decisions, applied in order. Under
-        ``duplex.aio`` the host's loop may take the batches instead (``_loop_reads``); what
-        needs to wait comes back here either way."""
-        consume = self._consumer(transport)
-        state = self.state
-        loop_reads = self._loop_reads
-        may_read = self._may_read
-        follow: _FollowUp | _Receive | None
-        while True:
-            if not state.running:
-                # Closed or replaced while this task was between reads: nothing it reads can
-                # reach anyone now. (A closed transport raises TransportClosed without a
-                # checkpoint, so looping here would never yield to the cancellation.)
-                return
-            if self._rotate_due and not state.responses.active:
-                self._respond_after_resume = False  # nothing was cut
-                self._end_connection(rotation())
-                return
-            self._reading = True
-            follow = RECEIVE
-            if loop_reads is not None:
-                follow = await loop_reads.read(transport, consume, may_read)
-            if follow is RECEIVE:
-                try:
-                    batch = await transport.receive_batch()
-                except TransportClosed:
-                    batch = [TransportEnded("error", None, "the transport closed without an end")]
-                self._reading = False
-                follow = consume(batch)
-            self._reading = False
-            if follow is not None and await self._follow_up(follow):  # type: ignore[arg-type]
-                return
-
-    def _may_read(self) -> bool:
-        """The reader's checks between batches (the top of its loop) pass."""
-        state = self.state
-        return state.running and not (self._rotate_due and not state.responses.active)
-
-    def _consumer(self, transport: Transport) -> Callable[[list[Inbound]], _FollowUp | None]:
-        """The synchronous part of reading a batch, for this connection: parse, the state
-        machine, its sends, the host queue. Returns what must wait (an end, a full host
-        queue) for ``_follow_up``; None when the batch is done."""
-        version = self._version
-        parse = ServerEventParser(
-            version,
-            handoff_tool_name=self.config.handoff_tool_name,
-            silence_tool_name=self.config.silence_tool_name,
-            # Over WebRTC the audio is the track, whatever the session's format.
-            audio_format="pcm16" if transport.audio_native else self.config.audio_format,
-        ).parse
-        g711 = self._g711
-        state = self.state
-        drop_event_audio = state.drop_event_audio
-        debug_wire = wire_logger.isEnabledFor(logging.DEBUG)
-        receive = state.receive
-        host = self._host
-        generation = self.generation
-        apply_history = self.history.apply
-        history_events = HISTORY_EVENTS
-
-        def consume(batch: list[Inbound]) -> _FollowUp | None:
-            events: list[ServerEvent] = []
-            ended: TransportEnded | None = None
-            for item in batch:
-                if type(item) is str:
-                    event = parse(item)
-                    if debug_wire:
-                        wire_logger.debug("← %s (%d chars)", event.TYPE, len(item))
-                    if drop_event_audio and type(event) is AudioOut:
-                        continue  # the state machine's rule: media audio only (WebRTC)
-                    if type(event) in history_events:
-                        apply_history(event)
-                    events.append(event)
-                elif type(item) is AudioFrame:
-                    events.append(AudioOut(item))
-                else:
-                    assert isinstance(item, TransportEnded)
-                    ended = item
-            was_responding = state.responses.active
-            step = receive(events, ended)
-            stalled_writer = False
-            if (
-                step.send
-                and not self._outbox.push_control(
-                    self._encode(step.send), _host_requests(step.send)
-                )
-                and step.end is None
-            ):
-                # Never dropped: a writer this far behind ends the conversation instead.
-                stalled = state.fail("the connection stopped accepting writes")
-                step.forward.extend(stalled.forward)
-                step.end = stalled.end
-                stalled_writer = True
-            if step.end is not None:
-                return self._end_step(step, was_responding, stalled_writer)
-            if step.forward:
-                if g711 is not None:
-                    to_host_g711(g711, step.forward, state.ledger.is_truncated)
-                if not host.offer(generation, step.forward):
-                    # Backpressure. The reader holds the batch's events until the host takes
-                    # them: a rotation due meanwhile must wait for them (``_rotation_timer``
-                    # ends only a reader that holds nothing), also when the loop took the
-                    # batch and the reader task has yet to wake for them.
-                    self._reading = False
-                    return _FollowUp(step.forward, None)
-            return None
-
-        return consume
-
-    def _end_step(self, step: Step, was_responding: bool, stalled_writer: bool) -> _FollowUp:
-        """A step that ends the connection, applied at once, in the step that read it (on the
-        loop too): from here on the conversation is ended or reconnecting for everyone
-        (host calls wait or are refused, ``running`` says so). Returns what must wait: the
-        last events, for the host queue's room, then the connection's end."""
-        self._reading = False
-        assert step.end is not None
-        ending = None
-        if not self._ended and not stalled_writer:  # an engine fault is not a drop
-            ending = classify(self.policy, step.forward, step.end)
-        if ending is None:
-            self._emit_end(step)
-            return _DONE
-        # Resumable: the conversation goes on. Host calls wait from here on; the old
-        # connection's last events are delivered before ConversationReconnecting.
-        self._reconnecting = True
-        self._live = trio.Event()
-        self._respond_after_resume = was_responding or self.state.responses.active
-        if step.forward:
-            if self._g711 is not None:
-                to_host_g711(self._g711, step.forward, self.state.ledger.is_truncated)
-            if not self._host.offer(self.generation, step.forward):
-                return _FollowUp(step.forward, ending)
-        self._end_connection(ending)
-        return _DONE
-
-    async def _follow_up(self, follow: _FollowUp) -> bool:
-        """What a batch left to wait for: the host queue's room for its events, then, if it
-        ended the connection, that end. True when the reader is done."""
-        if follow.forward:
-            await self._host.push(self.generation, follow.forward)
-        if follow.ending is None:
-            return follow is _DONE
-        self._end_connection(follow.ending)
-        return True
-
     def _end_connection(self, ending: Ending) -> None:
         """End this connection's tasks; ``run`` then resumes from ``ending``.
 
@@ -784,13 +633,6 @@ class Conversation(HostCalls):
         }
 
 
-def _host_requests(events: list[ClientEvent]) -> list[int]:
-    # The state machine's control messages answer this connection's events, but for the
-    # response requests it sends when their turn comes: those are the host's (or the
-    # user's, after a tool output), and a next connection must still get them.
-    return [index for index, event in enumerate(events) if type(event) is ResponseCreate]
-
-
 def _frame_type(text: str) -> str:
     # Wire logging names the event type without decoding the frame (and never logs audio).
     start = text.find('"type":"')
@@ -799,18 +641,3 @@ def _frame_type(text: str) -> str:
     start += 8
     end = text.find('"', start)
     return text[start:end] if 0 < end - start < 80 else "?"
-
-
-class _FollowUp:
-    """What a batch left for the reader task (``Conversation._follow_up``): host events the
-    full queue did not take yet, and the connection's end to apply after them, if any."""
-
-    __slots__ = ("ending", "forward")
-
-    def __init__(self, forward: list[HostEvent], ending: Ending | None) -> None:
-        self.forward = forward
-        self.ending = ending
-
-
-#: The reader is done (the conversation ended, or the connection did with nothing waiting).
-_DONE: Final = _FollowUp([], None)
