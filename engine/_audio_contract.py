@@ -349,6 +349,11 @@ class TrackAudio:
         return (items[0], playing.response_id) if items else None
 
     @property
+    def holding(self) -> bool:
+        """A reply's end (``ResponseDone``/``ResponseCancelled``) waits for its audio."""
+        return bool(self._held)
+
+    @property
     def sounding(self) -> bool:
         """A reply may still be sounding: one is playing, the server has not said it stopped,
         and it is not in a quiet spell after its ``response.done``. What comes after either

@@ -424,7 +424,7 @@ class Conversation(ConnectionReader, HostCalls):
         check at the top of its loop). The reader pays no cancel scope per batch for this."""
         await trio.sleep(seconds)
         self._rotate_due = True
-        if self._reading and not self.state.responses.active:
+        if self._reading and not self.state.replying:
             self._respond_after_resume = False  # nothing was cut
             self._end_connection(rotation())
 

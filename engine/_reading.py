@@ -100,7 +100,7 @@ class ConnectionReader:
                 # reach anyone now. (A closed transport raises TransportClosed without a
                 # checkpoint, so looping here would never yield to the cancellation.)
                 return
-            if self._rotate_due and not state.responses.active:
+            if self._rotate_due and not state.replying:
                 self._respond_after_resume = False  # nothing was cut
                 self._end_connection(rotation())
                 return
@@ -122,7 +122,7 @@ class ConnectionReader:
     def _may_read(self) -> bool:
         """The reader's checks between batches (the top of its loop) pass."""
         state = self.state
-        return state.running and not (self._rotate_due and not state.responses.active)
+        return state.running and not (self._rotate_due and not state.replying)
 
     def _consumer(self, transport: Transport) -> Callable[[list[Inbound]], _FollowUp | None]:
         """The synchronous part of reading a batch, for this connection: parse, the state

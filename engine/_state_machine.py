@@ -264,6 +264,12 @@ class ConversationState(TurnRules):
     def running(self) -> bool:
         return self.status == RUNNING
 
+    @property
+    def replying(self) -> bool:
+        """A reply is not over for the host: a response is active, or (WebRTC) its end waits
+        for its audio to be out. A rotation waits for neither to be so."""
+        return self.responses.active or (self.track is not None and self.track.holding)
+
     # ---- lifecycle ------------------------------------------------------------------
 
     def connected(
@@ -367,6 +373,11 @@ class ConversationState(TurnRules):
             if track is not None and track.has_ready:
                 self._release(track, forward)
             if self._fatal is not None:
+                if track is not None:
+                    # What the track held back (a reply's end) still reaches the host before
+                    # the end, as when the transport ends.
+                    track.flush()
+                    self._release(track, forward)
                 step.end = self._end(ConversationClosed("error", None, self._fatal.message))
                 return step
         if ended is not None:

@@ -37,6 +37,7 @@ from duplex.protocol import (
     ConversationItem,
     ConversationItemAdded,
     ConversationItemDone,
+    Error,
     InputAudioSpeechStarted,
     OutputAudioBufferCleared,
     OutputAudioBufferStarted,
@@ -183,6 +184,26 @@ def test_transport_end_releases_a_held_response_done_before_closing() -> None:
     step = state.receive([], TransportEnded("closed", 1000, None))
     assert [type(e) for e in step.forward] == [OutputAudioDone, ResponseDone]
     assert step.end == ConversationClosed("transport_closed", 1000, None)
+
+
+def test_a_fatal_error_releases_a_held_response_done_before_closing() -> None:
+    state = _speaking_reply_done_early()
+    _track(state, LOUD)
+    step = state.receive([Error("the server failed", "server_error", None, True)])
+    kinds = [type(e) for e in step.forward]
+    assert kinds[-2:] == [OutputAudioDone, ResponseDone]
+    assert Error in kinds
+    assert step.end == ConversationClosed("error", None, "the server failed")
+
+
+def test_the_reply_is_not_over_while_its_end_waits_for_its_audio() -> None:
+    # A rotation waits for this (``ConversationState.replying``): the host's ResponseDone.
+    state = _speaking_reply_done_early()
+    assert not state.responses.active  # the server's response.done came
+    assert state.replying
+    _track(state, LOUD)
+    assert _track(state, *[QUIET] * IMPLICIT_END_FRAMES)[-1] == ResponseDone("resp_1", "completed")
+    assert not state.replying
 
 
 def test_track_contract_alone_keeps_order_per_response() -> None:

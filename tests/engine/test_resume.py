@@ -133,11 +133,21 @@ async def test_session_expiry_rotates_to_a_new_session_with_the_history(
         assert replayed[0] == "my name is Ada"
 
 
-async def test_rotation_by_age_waits_for_idle_and_replays() -> None:
+@pytest.mark.parametrize(
+    "transport",
+    [
+        pytest.param({"transport": "websocket"}, id="websocket"),
+        pytest.param({"transport": "webrtc", "webrtc_control": "datachannel"}, id="datachannel"),
+    ],
+)
+async def test_rotation_by_age_waits_for_idle_and_replays(transport: dict[str, Any]) -> None:
+    # Idle means the reply is over for the host too: over WebRTC its audio plays on after the
+    # server's response.done, and its ResponseDone is held until then (SPEC §3.4).
     policy = ReconnectPolicy(max_session_s=0.5)
     async with open_simulator(SimulatorConfig()) as sim:
         with trio.fail_after(20):
-            async with engine_with_events(sim_config(sim, reconnect=policy)) as (engine, events):
+            config = sim_config(sim, reconnect=policy, **transport)
+            async with engine_with_events(config) as (engine, events):
                 await engine.start()
                 await engine.send_text("my name is Ada")
                 taken = await events.until(of_type(ConversationResumed))
