@@ -116,16 +116,20 @@ class LoopReads:
                 return  # a call already queued when the watch ended
             result: object = None
             try:
-                if not may_go():
-                    result = _CHECK
-                else:
+                # Until nothing more is there: a loop may call only once for data followed by
+                # an error (uvloop closes its poll handle on POLLERR, so a reset behind the
+                # last message would never be seen).
+                while result is None:
+                    if not may_go():
+                        result = _CHECK  # e.g. the batch ended a response a rotation waits for
+                        break
                     batch = transport.receive_batch_nowait()
                     if batch is None:
                         result = RECEIVE
-                    elif batch:
+                    elif not batch:
+                        break
+                    else:
                         result = consume(batch)
-                        if result is None and not may_go():
-                            result = _CHECK  # the batch ended a response a rotation waits for
             except BaseException as exc:  # raised in the task instead
                 result = _Fault(exc)
             if result is not None:

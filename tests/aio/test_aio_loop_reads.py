@@ -6,6 +6,8 @@ after, the thread mechanism leaves reading to trio, and what must go back to tri
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
@@ -177,8 +179,10 @@ def test_a_host_that_stops_reading_stops_the_loops_reading_and_loses_nothing() -
     assert len(aio_log) > EVENT_WINDOW // 2  # enough to have filled what the host allows
 
 
-def run_guest(trio_main: Callable[[asyncio.AbstractEventLoop], Awaitable[T]]) -> T:
-    """``trio_main(loop)`` as a trio guest of a fresh asyncio loop."""
+def run_guest(
+    trio_main: Callable[[asyncio.AbstractEventLoop], Awaitable[T]], *, uvloop: bool = False
+) -> T:
+    """``trio_main(loop)`` as a trio guest of a fresh asyncio (or uvloop) loop."""
 
     async def host() -> T:
         loop = asyncio.get_running_loop()
@@ -193,6 +197,11 @@ def run_guest(trio_main: Callable[[asyncio.AbstractEventLoop], Awaitable[T]]) ->
         )
         return (await done).unwrap()
 
+    if uvloop:
+        import uvloop as uvloop_module
+
+        with asyncio.Runner(loop_factory=uvloop_module.new_event_loop) as runner:
+            return runner.run(host())
     return asyncio.run(host())
 
 
@@ -279,3 +288,48 @@ def test_audio_sent_around_a_session_expiry_is_held_not_refused() -> None:
         refused, end = asyncio.run(scenario())
     assert end == "ConversationResumed"
     assert refused == 0
+
+
+@pytest.mark.parametrize("uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_a_reset_right_behind_the_last_message_reaches_the_reader(uvloop: bool) -> None:
+    # uvloop calls a reader once on POLLERR and then stops watching: the callback must read
+    # until nothing is left, or the reset behind the message would never be seen.
+    if uvloop:
+        pytest.importorskip("uvloop")
+
+    async def trio_main(loop: asyncio.AbstractEventLoop) -> tuple[object, list[list[Inbound]]]:
+        go, gone = trio.Event(), trio.Event()
+
+        async def talk(stream: trio.SocketStream) -> None:
+            await go.wait()
+            await stream.send_all(frame(0x1, b"last words"))
+            # A reset (RST), as a crashed server or a middlebox sends it.
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            stream.socket.close()
+            gone.set()
+
+        async with (
+            serve_raw(upgrade_then(b""), talk=talk) as server,
+            trio.open_nursery() as nursery,
+        ):
+            transport = await connect_websocket(
+                nursery, server.url(), {"authorization": "Bearer sk-test"}, ping_interval=None
+            )
+            reads = LoopReads(_LoopWatch(loop), trio.lowlevel.current_trio_token().run_sync_soon)
+            got: list[list[Inbound]] = []
+            go.set()
+            await gone.wait()  # the message and the reset are in this side's kernel (loopback)
+            with trio.fail_after(TIMEOUT_S):
+                result = await reads.read(transport, got.append, lambda: True)
+                if result is RECEIVE:
+                    got.append(await transport.receive_batch())
+            await transport.aclose()
+            nursery.cancel_scope.cancel()
+        return result, got
+
+    result, got = run_guest(trio_main, uvloop=uvloop)
+    assert result is RECEIVE
+    assert got[0] == ["last words"]
+    ended = got[-1][-1]
+    assert isinstance(ended, TransportEnded)
+    assert ended.reason == "error"
