@@ -95,15 +95,6 @@ class LoopReads:
         outcome: list[object] = []  # what the loop's side hands back (one item)
         parked = True
 
-        def hand_back(result: object) -> None:
-            # On the loop: the result first (an interrupt landing further on loses nothing
-            # the task needs), then stop at once (no further callback), then wake the task.
-            outcome.append(result)
-            try:
-                transport.stop_reading_on()
-            finally:
-                self._to_trio(wake)
-
         def wake() -> None:
             # Submitted to run again if an interrupt lands in it: rescheduled exactly once.
             nonlocal parked
@@ -114,26 +105,36 @@ class LoopReads:
         def ready() -> None:
             if not parked or outcome:
                 return  # a call already queued when the watch ended
-            result: object = None
             try:
-                # Until nothing more is there: a loop may call only once for data followed by
-                # an error (uvloop closes its poll handle on POLLERR, so a reset behind the
-                # last message would never be seen).
-                while result is None:
+                # Until nothing more is there: a loop may call only once for data followed
+                # by an error (uvloop closes its poll handle on POLLERR, so a reset behind
+                # the last message would never be seen). A result is stored the moment it
+                # exists: an interrupt landing after it loses nothing the task needs.
+                while True:
                     if not may_go():
-                        result = _CHECK  # e.g. the batch ended a response a rotation waits for
+                        outcome.append(_CHECK)  # e.g. a batch ended what a rotation waits for
                         break
                     batch = transport.receive_batch_nowait()
                     if batch is None:
-                        result = RECEIVE
-                    elif not batch:
+                        outcome.append(RECEIVE)
                         break
-                    else:
-                        result = consume(batch)
-            except BaseException as exc:  # raised in the task instead
-                result = _Fault(exc)
-            if result is not None:
-                hand_back(result)
+                    if not batch:
+                        break
+                    follow = consume(batch)
+                    if follow is not None:
+                        outcome.append(follow)
+                        break
+            except BaseException as exc:
+                if outcome:
+                    raise  # an interrupt after the result: the host's (handed back below)
+                outcome.append(_Fault(exc))  # raised in the task instead
+            finally:
+                if outcome:
+                    # Hand back: stop at once (no further callback), then wake the task.
+                    try:
+                        transport.stop_reading_on()
+                    finally:
+                        self._to_trio(wake)
 
         def abort(_: object) -> trio.lowlevel.Abort:
             nonlocal parked

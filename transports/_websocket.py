@@ -250,7 +250,11 @@ class WebSocketTransport(Transport):
             if not receiver.read_lock.acquire_nowait():
                 return None  # a keepalive or close waits for the peer's answer
             try:
+                # Until a whole message, nothing more, or something for receive_batch: a
+                # read that brought only part of a message says nothing of what is left.
                 got = receiver.read_nowait()
+                while got and not receiver.items:
+                    got = receiver.read_nowait()
             finally:
                 receiver.read_lock.release()
             if got is None:
@@ -274,22 +278,28 @@ class WebSocketTransport(Transport):
             async with receiver.read_lock:
                 if done() or receiver.reader_done:
                     break
-                if not yielding:
-                    await receiver.read_once()
-                else:
-                    with trio.CancelScope() as scope:
-                        receiver.idle_scope = scope
-                        try:
-                            await receiver.read_once()
-                        finally:
-                            receiver.idle_scope = None
-                self._tell_loop_reader()
+                try:
+                    if not yielding:
+                        await receiver.read_once()
+                    else:
+                        with trio.CancelScope() as scope:
+                            receiver.idle_scope = scope
+                            try:
+                                await receiver.read_once()
+                            finally:
+                                receiver.idle_scope = None
+                finally:
+                    # Also when this wait is cut short part-way through dispatching a read
+                    # (its pong came, and a handler was sending): what it read is passed on.
+                    self._tell_loop_reader()
 
     def _tell_loop_reader(self) -> None:
         """After a read by another task while the host's loop watches for the consumer
         (``read_on``): what that read left for the consumer (messages, the end) came from
-        data the loop will not see again, so the loop's reader is called now (it hands over
-        to ``receive_batch``, as the read lock is held)."""
+        data the loop will not see again, so the loop's reader is called now, in this task:
+        it takes the messages (``receive_batch_nowait`` hands out what is queued whoever
+        holds the lock) and applies them synchronously, or hands over to ``receive_batch``
+        for the rest (the lock is held, so it reads nothing itself)."""
         stream = self._stream
         receiver = self._receiver
         if type(stream) is LeanSocketStream and (

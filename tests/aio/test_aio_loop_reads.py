@@ -290,19 +290,26 @@ def test_audio_sent_around_a_session_expiry_is_held_not_refused() -> None:
     assert refused == 0
 
 
+@pytest.mark.parametrize("size", [10, 100_000], ids=["short", "longer-than-a-read"])
 @pytest.mark.parametrize("uvloop", [False, True], ids=["asyncio", "uvloop"])
-def test_a_reset_right_behind_the_last_message_reaches_the_reader(uvloop: bool) -> None:
+def test_a_reset_right_behind_the_last_message_reaches_the_reader(uvloop: bool, size: int) -> None:
     # uvloop calls a reader once on POLLERR and then stops watching: the callback must read
-    # until nothing is left, or the reset behind the message would never be seen.
+    # until nothing is left (also past a read that brought only part of a message), or the
+    # reset behind the message would never be seen.
     if uvloop:
         pytest.importorskip("uvloop")
+    message = b"w" * size
+    if size < 126:
+        data = frame(0x1, message)
+    else:  # a 64-bit length: longer than one 64 KiB read
+        data = bytes([0x81, 127]) + size.to_bytes(8, "big") + message
 
     async def trio_main(loop: asyncio.AbstractEventLoop) -> tuple[object, list[list[Inbound]]]:
         go, gone = trio.Event(), trio.Event()
 
         async def talk(stream: trio.SocketStream) -> None:
             await go.wait()
-            await stream.send_all(frame(0x1, b"last words"))
+            await stream.send_all(data)
             # A reset (RST), as a crashed server or a middlebox sends it.
             stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             stream.socket.close()
@@ -329,7 +336,7 @@ def test_a_reset_right_behind_the_last_message_reaches_the_reader(uvloop: bool) 
 
     result, got = run_guest(trio_main, uvloop=uvloop)
     assert result is RECEIVE
-    assert got[0] == ["last words"]
+    assert got[0] == [message.decode()]
     ended = got[-1][-1]
     assert isinstance(ended, TransportEnded)
     assert ended.reason == "error"

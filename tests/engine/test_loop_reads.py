@@ -4,7 +4,9 @@ would) and a scripted transport; trio only, no asyncio."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import trio
@@ -250,3 +252,39 @@ async def test_a_transport_the_loop_cannot_watch_is_read_by_receive_batch() -> N
         with trio.fail_after(TIMEOUT_S):
             assert await loop_reads(loop).read(target, lambda b: None, lambda: True) is RECEIVE
         assert loop.ready is None
+
+
+async def test_an_interrupt_right_after_the_loop_stored_its_result_loses_nothing() -> None:
+    # A SIGINT's KeyboardInterrupt lands where CPython checks for signals: here, the call
+    # that starts the hand-back. It is the host's (it escapes the loop's callback), and the
+    # reader still gets what the loop read (events waiting for the host queue's room).
+    loop = FakeLoop()
+    transport = scripted([["fills the host queue"]])
+    result: list[object] = []
+    consumed: list[list[Inbound]] = []
+
+    def consume(batch: list[Inbound]) -> str:
+        consumed.append(batch)
+        return "events waiting"
+
+    async def reader() -> None:
+        result.append(await loop_reads(loop).read(transport, consume, lambda: True))
+
+    def tracer(frame: Any, event: str, arg: object) -> Any:
+        # The first Python call once the batch was consumed: where a pending signal is raised.
+        if event == "call" and consumed:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return None
+
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+            sys.settrace(tracer)
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    loop.fire()
+            finally:
+                sys.settrace(None)
+    assert result == ["events waiting"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
+import pytest
 import trio
 import trio.testing
 
@@ -154,7 +155,13 @@ async def test_closing_ends_the_watch_before_the_socket_closes_and_tells_the_rea
             assert not transport.read_on(loop, ready)
 
 
-async def test_a_message_read_by_the_keepalive_while_the_loop_watches_is_passed_on() -> None:
+@pytest.mark.parametrize("behind", [b"", frame(0x9, b"yours")], ids=["", "and-a-ping-behind"])
+async def test_a_message_read_by_the_keepalive_while_the_loop_watches_is_passed_on(
+    behind: bytes,
+) -> None:
+    # With a ping of the server's behind the pong, the keepalive's wait ends (its pong came)
+    # while the read is still being dispatched (our pong is being sent): cut part-way, it
+    # must still pass the message on.
     # The peer answers the keepalive's first ping with a message and then the pong, in one
     # write (and every later ping with a pong): the keepalive's own read takes both, so the
     # socket is drained and the loop will not call for the message; the transport calls the
@@ -165,8 +172,10 @@ async def test_a_message_read_by_the_keepalive_while_the_loop_watches_is_passed_
         while True:
             await wait_until(lambda: len(pings(conn.received)) > len(answered))
             for payload in pings(conn.received)[len(answered) :]:
-                first = b"" if answered else frame(0x1, b"hello")
-                await stream.send_all(first + frame(0xA, payload))
+                if answered:
+                    await stream.send_all(frame(0xA, payload))
+                else:
+                    await stream.send_all(frame(0x1, b"hello") + frame(0xA, payload) + behind)
                 answered.append(payload)
 
     loop = RecordingLoop()
@@ -179,9 +188,18 @@ async def test_a_message_read_by_the_keepalive_while_the_loop_watches_is_passed_
             transport = await connect_websocket(nursery, server.url(), HEADERS, ping_interval=0.2)
             # This "loop" never reports readability: only the transport can bring the
             # message, and a healthy keepalive never ends the transport to do it.
-            assert transport.read_on(loop, lambda: got.append(transport.receive_batch_nowait()))
+            pinged: list[int] = []
+
+            def ready() -> None:
+                got.append(transport.receive_batch_nowait())
+                pinged.append(len(pings(server.conns[0].received)))
+
+            assert transport.read_on(loop, ready)
             await wait_until(lambda: bool(got))
             assert got[0] == ["hello"]
+            # At once, with the read that brought it, not at the keepalive's next read (after
+            # its next ping, 0.2 s on).
+            assert pinged[0] == 1
             transport.stop_reading_on()
             await transport.aclose()
 
