@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any, TypeVar
 
 import pytest
@@ -31,10 +31,10 @@ from duplex.engine import (
 )
 from duplex.engine._loop_reads import RECEIVE, LoopReads
 from duplex.simulator import FaultConfig, SimulatorConfig
-from duplex.transports import Inbound, TransportEnded, connect_websocket
+from duplex.transports import Inbound, TransportEnded, WebSocketTransport, connect_websocket
 
 from .._support import wait_until
-from ..transports._ws_server import client_frames, frame, serve_raw, upgrade_then
+from ..transports._ws_server import RawServer, client_frames, frame, serve_raw, upgrade_then
 from ._hosts import TRIO, Host, poll_until, run_on, simulator_thread, until, visible_types
 
 T = TypeVar("T")
@@ -205,6 +205,24 @@ def run_guest(
     return asyncio.run(host())
 
 
+@asynccontextmanager
+async def read_by_the_loop(
+    loop: asyncio.AbstractEventLoop, talk: Callable[[trio.SocketStream], Awaitable[object]]
+) -> AsyncIterator[tuple[WebSocketTransport, LoopReads, RawServer, trio.Nursery]]:
+    """A WebSocket to a raw server that runs ``talk``, and ``LoopReads`` on ``loop``."""
+    async with (
+        serve_raw(upgrade_then(b""), talk=talk) as server,
+        trio.open_nursery() as nursery,
+    ):
+        transport = await connect_websocket(
+            nursery, server.url(), {"authorization": "Bearer sk-test"}, ping_interval=None
+        )
+        reads = LoopReads(_LoopWatch(loop), trio.lowlevel.current_trio_token().run_sync_soon)
+        yield transport, reads, server, nursery
+        await transport.aclose()
+        nursery.cancel_scope.cancel()
+
+
 @pytest.mark.parametrize(
     "control", [frame(0x8, b"\x03\xe8bye"), frame(0x9, b"alive?")], ids=["close", "ping"]
 )
@@ -219,14 +237,7 @@ def test_a_control_frame_read_with_a_message_goes_back_to_trio_at_once(control: 
             await go.wait()
             await stream.send_all(frame(0x1, b"last") + control)
 
-        async with (
-            serve_raw(upgrade_then(b""), talk=talk) as server,
-            trio.open_nursery() as nursery,
-        ):
-            transport = await connect_websocket(
-                nursery, server.url(), {"authorization": "Bearer sk-test"}, ping_interval=None
-            )
-            reads = LoopReads(_LoopWatch(loop), trio.lowlevel.current_trio_token().run_sync_soon)
+        async with read_by_the_loop(loop, talk) as (transport, reads, server, nursery):
             got: list[list[Inbound]] = []
             go.set()
             with trio.fail_after(TIMEOUT_S):
@@ -242,8 +253,6 @@ def test_a_control_frame_read_with_a_message_goes_back_to_trio_at_once(control: 
                     await wait_until(lambda: (0xA, b"alive?") in client_frames(conn.received))
                 else:  # the close: reported (and replied to)
                     await wait_until(lambda: len(got) >= 2)
-            await transport.aclose()
-            nursery.cancel_scope.cancel()
         return got
 
     got = run_guest(trio_main)
@@ -315,14 +324,7 @@ def test_a_reset_right_behind_the_last_message_reaches_the_reader(uvloop: bool, 
             stream.socket.close()
             gone.set()
 
-        async with (
-            serve_raw(upgrade_then(b""), talk=talk) as server,
-            trio.open_nursery() as nursery,
-        ):
-            transport = await connect_websocket(
-                nursery, server.url(), {"authorization": "Bearer sk-test"}, ping_interval=None
-            )
-            reads = LoopReads(_LoopWatch(loop), trio.lowlevel.current_trio_token().run_sync_soon)
+        async with read_by_the_loop(loop, talk) as (transport, reads, _, _):
             got: list[list[Inbound]] = []
             go.set()
             await gone.wait()  # the message and the reset are in this side's kernel (loopback)
@@ -330,8 +332,6 @@ def test_a_reset_right_behind_the_last_message_reaches_the_reader(uvloop: bool, 
                 result = await reads.read(transport, got.append, lambda: True)
                 if result is RECEIVE:
                     got.append(await transport.receive_batch())
-            await transport.aclose()
-            nursery.cancel_scope.cancel()
         return result, got
 
     result, got = run_guest(trio_main, uvloop=uvloop)
