@@ -13,8 +13,8 @@ loop, a fault. The reader then does exactly what it does without this.
 
 Invariants:
 - One reader at a time: while the loop reads, the reader task is parked in ``read`` and does
-  nothing else; the loop's callback runs only while it is parked (``_parked``) and the
-  watch is on. Trio code and loop callbacks run on the same thread (guest mode), never
+  nothing else; the loop's callback reads only while it is parked (``parked``) and nothing
+  has been handed back yet. Trio code and loop callbacks run on the same thread (guest mode), never
   interleaved inside a synchronous step, so the state machine sees the same sequence of
   batches as it would from the task.
 - Hand-back is synchronous on the loop's side (the watch ends before the callback returns,
@@ -27,8 +27,10 @@ Invariants:
 - What a batch changes is in effect when the callback returns, as when the task reads it:
   an end of the connection is applied by ``consume`` itself (the conversation is ended or
   reconnecting for every host call from then on); only waiting is left to the task.
-- Nothing escapes the loop's callback into the loop: a fault (a bug, or an interrupt landing
-  there) is handed to the task and raised there, where the reader's own handling applies.
+- A fault in the loop's callback (a bug, or an interrupt landing before anything was handed
+  back) is handed to the task and raised there, where the reader's own handling applies; an
+  interrupt landing after the hand-back's result was stored escapes to the host, as in any
+  loop callback, and the task still gets the result.
 - What a batch wakes in trio (the writer, for a message the state machine answers with) is
   rescheduled from the loop's callback on the run's own thread; trio then ticks through its
   usual guest wake-up, as for any call from the host. Only a batch that needs it pays that.
@@ -63,7 +65,7 @@ class _Receive:
 #: ``Transport.receive_batch`` (the transport needs trio, or the loop cannot watch it).
 RECEIVE: Final = _Receive()
 #: Handed back when the reader's own checks no longer pass (``read`` returns None).
-_CHECK: Final = _Receive()
+_CHECK: Final = object()
 
 
 @final
